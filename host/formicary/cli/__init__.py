@@ -1,0 +1,47 @@
+"""The `formicary` command line: a thin layer that parses options, calls a stage's API and renders the result.
+
+Each command lives in its own `*_cmd.py` module exposing `register(app)`; heavy libraries (TensorFlow above
+all) are imported inside command bodies so that light commands such as `inspect` start fast.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import typer
+
+from formicary.errors import FormicaryError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Shrink, compile, flash and benchmark deep-learning models on microcontrollers.")
+
+# Order here is the order in `formicary --help`.
+_COMMAND_MODULES = ["demo", "compile", "inspect", "codegen", "verify", "boards", "build", "flash", "bench",
+                    "runs", "report", "fleet", "mlperf"]
+
+for _name in _COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"formicary.cli.{_name}_cmd")
+    except ModuleNotFoundError as exc:  # a command not built yet must not break the others
+        if exc.name != f"formicary.cli.{_name}_cmd":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point: runs the app and turns a FormicaryError into one clear message and exit code 2."""
+    try:
+        app()
+    except FormicaryError as err:
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"error": err.to_dict()}, indent=2, default=str))
+        else:
+            print(f"error: {err.cause}", file=sys.stderr)
+            if err.fix:
+                print(f"  fix: {err.fix}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,181 @@
+"""The oracle: the TFLite Micro interpreter (`tflite-micro` on PyPI), i.e. what a microcontroller computes.
+
+TFLM reports real causes only on the C-level stderr, while Python sees a bare "failed to allocate tensors";
+every call here captures fd 2 so that errors can name the actual reason. No TensorFlow import.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from formicary.errors import FormicaryError
+
+# Big enough for any model we expect on a microcontroller; only used when no arena size is asked for.
+DEFAULT_ARENA_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class CapturedStderr:
+    text: str = ""
+
+
+@contextlib.contextmanager
+def capture_c_stderr() -> Iterator[CapturedStderr]:
+    """Redirect the process's fd 2 (where TFLM's C++ code prints) into a buffer for the duration."""
+    captured = CapturedStderr()
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.text = tmp.read().decode("utf-8", "replace")
+
+
+def _model_bytes(model: bytes | str | Path) -> bytes:
+    return Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+
+
+def _tflm_reason(stderr: str) -> str:
+    """The lines of TFLM's stderr that explain a failure, without allocator chatter."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "RecordingMicroAllocator" not in ln]
+    return "; ".join(lines[:6]) if lines else "no reason printed by TFLM"
+
+
+_FIXES = [
+    (re.compile(r"[Hh]ybrid|dynamic range|Type FLOAT32.*INT8|not supported.*weight", re.S),
+     "quantize to full integer (`--quantize int8` with `--calib DATA`): TFLM does not run dynamic-range models."),
+    (re.compile(r"FLOAT16|float16", re.S), "do not use float16 weights: quantize to int8 or keep float32."),
+    (re.compile(r"[Ss]parsity|sparse", re.S), "strip the sparse tensor format; TFLM only runs dense tensors."),
+    (re.compile(r"[Dd]idn't find op|not found in|unsupported op|Failed to get registration", re.S),
+     "replace the unsupported op (see `formicary inspect` for the op list) or export without it."),
+]
+
+
+def _fix_for(reason: str) -> str:
+    for pattern, fix in _FIXES:
+        if pattern.search(reason):
+            return fix
+    return "run `formicary inspect MODEL` to see the ops and quantization TFLM refused."
+
+
+def _make_interpreter(data: bytes, arena_size: int):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+
+
+def _zero_inputs(interp) -> list[np.ndarray]:
+    inputs = []
+    i = 0
+    while True:
+        try:
+            d = interp.get_input_details(i)
+        except Exception:  # noqa: BLE001 - the binding signals "no such input" by raising
+            return inputs
+        inputs.append(np.zeros(tuple(d["shape"]), dtype=d["dtype"]))
+        i += 1
+
+
+def _invoke(interp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    for i, x in enumerate(inputs):
+        interp.set_input(np.ascontiguousarray(x), i)
+    interp.invoke()
+    outputs = []
+    i = 0
+    while True:
+        try:
+            outputs.append(np.array(interp.get_output(i), copy=True))
+        except Exception:  # noqa: BLE001
+            return outputs
+        i += 1
+
+
+def check_tflm(model: bytes | str | Path) -> None:
+    """Load the model in TFLM and invoke it once on zeros; FormicaryError with TFLM's own reason if it cannot."""
+    data = _model_bytes(model)
+    with capture_c_stderr() as err:
+        try:
+            interp = _make_interpreter(data, DEFAULT_ARENA_BYTES)
+            _invoke(interp, _zero_inputs(interp))
+            return
+        except Exception as exc:  # noqa: BLE001
+            python_msg = str(exc)
+    reason = _tflm_reason(err.text)
+    raise FormicaryError(f"TFLite Micro cannot run this model: {reason} ({python_msg}).", _fix_for(reason),
+                         details={"tflm_stderr": err.text})
+
+
+def run_tflm(model: bytes | str | Path, batches: Sequence[Sequence[np.ndarray]] | Sequence[np.ndarray]
+             ) -> list[list[np.ndarray]]:
+    """Run each input set through TFLM. `batches` is a list of per-invocation input lists (or single arrays)."""
+    data = _model_bytes(model)
+    with capture_c_stderr() as err:
+        try:
+            interp = _make_interpreter(data, DEFAULT_ARENA_BYTES)
+            results = []
+            for item in batches:
+                inputs = [item] if isinstance(item, np.ndarray) else list(item)
+                results.append(_invoke(interp, inputs))
+            return results
+        except Exception as exc:  # noqa: BLE001
+            python_msg = str(exc)
+    reason = _tflm_reason(err.text)
+    raise FormicaryError(f"TFLite Micro failed running the model: {reason} ({python_msg}).", _fix_for(reason))
+
+
+def tflm_input_details(model: bytes | str | Path) -> list[dict]:
+    data = _model_bytes(model)
+    with capture_c_stderr():
+        interp = _make_interpreter(data, DEFAULT_ARENA_BYTES)
+    out = []
+    i = 0
+    while True:
+        try:
+            out.append(interp.get_input_details(i))
+        except Exception:  # noqa: BLE001
+            return out
+        i += 1
+
+
+def _runs_with_arena(data: bytes, arena: int) -> bool:
+    try:
+        interp = _make_interpreter(data, arena)
+        _invoke(interp, _zero_inputs(interp))
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def measure_arena(model: bytes | str | Path) -> int:
+    """Smallest `arena_size` (bytes) with which the TFLM interpreter allocates and invokes the model.
+
+    This is what a TFLM deployment must reserve on the host build (pointer sizes and alignment differ a
+    little on a 32-bit target). Found by bisection, since TFLM has no getter for it.
+    """
+    data = _model_bytes(model)
+    check_tflm(data)
+    with capture_c_stderr():
+        lo, hi = 0, 1024
+        while not _runs_with_arena(data, hi):
+            lo, hi = hi, hi * 2
+            if hi > DEFAULT_ARENA_BYTES:
+                raise FormicaryError("TFLM needs more than 64 MB of arena for this model.",
+                                     "shrink or quantize the model.")
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _runs_with_arena(data, mid):
+                hi = mid
+            else:
+                lo = mid
+    return hi

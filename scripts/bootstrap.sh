@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything formicary needs on a fresh machine, idempotently:
+#   apt packages (arm-none-eabi-gcc, newlib, qemu-system-arm) when root, else one message naming what is missing;
+#   a virtualenv at .venv with formicary and its pinned dependencies;
+#   PlatformIO's core package tool-scons, offline, into .pio-core (the registry is not reachable from here).
+# Sourced by scripts/demo.sh and scripts/test.sh; exports FORMICARY_ROOT, VENV, PLATFORMIO_* and PATH.
+set -euo pipefail
+FORMICARY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$FORMICARY_ROOT/.venv"
+export FORMICARY_ROOT VENV
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- system packages -------------------------------------------------------------------------------------
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm gcc python3-venv)
+missing=()
+command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib)
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v cc >/dev/null || missing+=(gcc)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing apt packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install --no-install-recommends -y -qq "${APT_PACKAGES[@]}" >/dev/null
+  else
+    echo "formicary needs these system packages and cannot install them (not root or no apt-get):" >&2
+    echo "  ${missing[*]}" >&2
+    echo "install them, e.g.: sudo apt-get install --no-install-recommends ${APT_PACKAGES[*]}" >&2
+    exit 1
+  fi
+fi
+
+# --- Python virtualenv --------------------------------------------------------------------------------------
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "formicary needs Python 3.11 (TensorFlow 2.21 wheels); found $("$PYTHON" --version 2>&1)." >&2
+  echo "set PYTHON=/path/to/python3.11 and run again." >&2
+  exit 1
+fi
+[ -x "$VENV/bin/python" ] || { log "creating virtualenv $VENV"; "$PYTHON" -m venv "$VENV"; }
+stamp="$VENV/.formicary-installed"
+want="$(sha256sum "$FORMICARY_ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python packages into $VENV (first time: ~2 min)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test]"
+  echo "$want" > "$stamp"
+fi
+
+# --- PlatformIO, offline ---------------------------------------------------------------------------------
+export PLATFORMIO_CORE_DIR="${PLATFORMIO_CORE_DIR:-$FORMICARY_ROOT/.pio-core}"
+export PLATFORMIO_DISABLE_UPGRADE_CHECK=true PLATFORMIO_SETTING_ENABLE_TELEMETRY=No
+export PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL=3650
+"$VENV/bin/python" -m formicary.toolchain install-scons >/dev/null
+
+export PATH="$VENV/bin:$PATH"
