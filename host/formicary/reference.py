@@ -157,25 +157,31 @@ def _runs_with_arena(data: bytes, arena: int) -> bool:
         return False
 
 
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
 def measure_arena(model: bytes | str | Path) -> int:
     """Smallest `arena_size` (bytes) with which the TFLM interpreter allocates and invokes the model.
 
-    This is what a TFLM deployment must reserve on the host build (pointer sizes and alignment differ a
-    little on a 32-bit target). Found by bisection, since TFLM has no getter for it.
+    TFLM has no getter for it: its recording allocator prints the total to fd 2, which we read after one
+    run with a large arena, then confirm by allocating and invoking with exactly that size (stepping up by the
+    arena's 16-byte alignment if needed). We never probe below the recorded total: the TFLM constructor
+    segfaults for some arena sizes that are too small, so a bisection would crash the process.
     """
     data = _model_bytes(model)
     check_tflm(data)
+    with capture_c_stderr() as err:
+        interp = _make_interpreter(data, DEFAULT_ARENA_BYTES)
+        _invoke(interp, _zero_inputs(interp))
+        interp.print_allocations()
+    match = _ARENA_TOTAL.search(err.text)
+    if not match:
+        raise FormicaryError("the TFLM interpreter did not report its arena use.",
+                             "this tflite-micro build lacks the recording allocator; pin the version in pyproject.toml.")
+    total = int(match.group(1))
     with capture_c_stderr():
-        lo, hi = 0, 1024
-        while not _runs_with_arena(data, hi):
-            lo, hi = hi, hi * 2
-            if hi > DEFAULT_ARENA_BYTES:
-                raise FormicaryError("TFLM needs more than 64 MB of arena for this model.",
-                                     "shrink or quantize the model.")
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _runs_with_arena(data, mid):
-                hi = mid
-            else:
-                lo = mid
-    return hi
+        for size in range(total, total + 64, 4):
+            if _runs_with_arena(data, size):
+                return size
+    raise FormicaryError(f"TFLM reported a {total} B arena but did not run with up to {total + 64} B.",
+                         "report this model as a bug.")

@@ -1,0 +1,311 @@
+/*
+ * formicary-rt kernels: one declaration block per op. Every kernel returns FM_OK (0) or an FM_ERR_* code,
+ * takes a const parameter struct (generated into flash by `formicary codegen`) and tensor data pointers,
+ * never allocates, and matches TFLM's reference kernel bit for bit (int8) or within tolerance (float32).
+ *
+ * Naming: fm_<op>_<type>() implemented in firmware/kernels/<op>_<type>.c (s8 = int8, f32 = float32).
+ * Layout: NHWC activations; CONV filters [out_c, kh, kw, in_c]; DEPTHWISE filters [1, kh, kw, out_c];
+ * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged).
+ */
+#ifndef FM_KERNELS_H
+#define FM_KERNELS_H
+
+#include "fm_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================= core int8 kernels (codegen worker) ======================= */
+
+/* ---- CONV_2D int8, per-channel requantization (conv2d_s8.c) ----
+ * Grouped convolution when filter_dims.c < input_dims.c (groups = input c / filter c). */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t filter_dims;  /* [out_c, kh, kw, in_c / groups] */
+    fm_dims4_t output_dims;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_h, pad_w;     /* leading padding as tflite::ComputePaddingHeightWidth */
+    int32_t input_offset;     /* -input zero point */
+    int32_t output_offset;    /* output zero point */
+    int32_t act_min, act_max; /* fused activation clamp, quantized */
+    const int8_t *filter;
+    const int32_t *bias;      /* [out_c] or NULL */
+    const int32_t *multiplier; /* [out_c] */
+    const int32_t *shift;      /* [out_c] */
+} fm_conv_s8_params_t;
+int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- DEPTHWISE_CONV_2D int8, per-channel (depthwise_conv2d_s8.c) ----
+ * output channel = in_channel * depth_multiplier + m. */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t filter_dims;   /* [1, kh, kw, out_c] */
+    fm_dims4_t output_dims;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_h, pad_w;
+    int32_t depth_multiplier;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min, act_max;
+    const int8_t *filter;
+    const int32_t *bias;      /* [out_c] or NULL */
+    const int32_t *multiplier; /* [out_c] */
+    const int32_t *shift;      /* [out_c] */
+} fm_depthwise_conv_s8_params_t;
+int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- FULLY_CONNECTED int8, per-tensor or per-channel (fully_connected_s8.c) ---- */
+typedef struct {
+    int32_t batches;          /* product of all output dims but the last */
+    int32_t accum_depth;      /* filter dims[1] */
+    int32_t output_depth;     /* filter dims[0] */
+    int32_t input_offset;     /* -input zero point */
+    int32_t filter_offset;    /* -filter zero point */
+    int32_t output_offset;    /* output zero point */
+    int32_t act_min, act_max;
+    int32_t per_channel;      /* 0: multiplier[0]/shift[0] for all outputs */
+    const int8_t *filter;
+    const int32_t *bias;      /* [output_depth] or NULL */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} fm_fully_connected_s8_params_t;
+int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- pooling parameters, shared by AVERAGE_POOL_2D and MAX_POOL_2D ---- */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t output_dims;
+    int32_t filter_h, filter_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t act_min, act_max; /* quantized clamp (int8) */
+    float act_min_f, act_max_f; /* float clamp (f32 kernels) */
+} fm_pool_params_t;
+
+/* ---- AVERAGE_POOL_2D int8 (average_pool2d_s8.c): TFLM rounding (half away from zero) of the average ---- */
+int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- SOFTMAX int8 -> int8 (softmax_s8.c): TFLM reference integer softmax, output scale 1/256, zp -128 ---- */
+typedef struct {
+    int32_t outer_size;       /* rows */
+    int32_t depth;            /* last dimension */
+    int32_t input_multiplier; /* from PreprocessSoftmaxScaling(beta, input_scale, 5) */
+    int32_t input_left_shift;
+    int32_t diff_min;         /* -CalculateInputRadius(5, input_left_shift) */
+} fm_softmax_s8_params_t;
+int fm_softmax_s8(const fm_softmax_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* RESHAPE has no kernel: the output aliases the input in the arena. */
+
+/* ======================= end of core int8 kernels ======================= */
+
+/* ======================= kernels-2 block: element-wise, activations, data movement, float32 =======================
+ * Owned by the kernels-2 worker (issue 3). int8 kernels are bit-exact with the TFLM reference kernels of the
+ * pinned tflite-micro wheel; f32 kernels follow TFLM's reference float kernels (tolerance-checked).
+ */
+
+/* Broadcast description shared by binary element-wise kernels (ADD, MUL). Shapes are extended to 6 dims;
+ * a stride of 0 repeats an input along a broadcast dimension. When `broadcast` is 0 both inputs have the
+ * output's shape and kernels run one flat loop of `flat_size` elements. */
+#define FM_BCAST_DIMS 6
+typedef struct {
+    int32_t flat_size;
+    int32_t broadcast;
+    int32_t out_dims[FM_BCAST_DIMS];
+    int32_t in1_strides[FM_BCAST_DIMS];
+    int32_t in2_strides[FM_BCAST_DIMS];
+} fm_broadcast_t;
+
+/* Walks the output in row-major order, keeping each input's element offset (broadcast dims have stride 0). */
+typedef struct {
+    int32_t idx[FM_BCAST_DIMS];
+    int32_t off1, off2;
+} fm_bcast_iter_t;
+FM_INLINE void fm_bcast_next(const fm_broadcast_t *b, fm_bcast_iter_t *it)
+{
+    for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
+        it->off1 += b->in1_strides[d];
+        it->off2 += b->in2_strides[d];
+        if (++it->idx[d] < b->out_dims[d]) {
+            return;
+        }
+        it->off1 -= b->in1_strides[d] * b->out_dims[d];
+        it->off2 -= b->in2_strides[d] * b->out_dims[d];
+        it->idx[d] = 0;
+    }
+}
+
+/* ---- ADD int8 (add_s8.c): TFLM's general rescaling add (left_shift 20, three multipliers) ---- */
+typedef struct {
+    fm_broadcast_t shape;
+    int32_t input1_offset, input2_offset; /* -zero points */
+    int32_t output_offset;                /* output zero point */
+    int32_t left_shift;
+    int32_t input1_multiplier, input1_shift;
+    int32_t input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} fm_add_s8_params_t;
+int fm_add_s8(const fm_add_s8_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* ---- MUL int8 (mul_s8.c) ---- */
+typedef struct {
+    fm_broadcast_t shape;
+    int32_t input1_offset, input2_offset; /* -zero points */
+    int32_t output_offset;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} fm_mul_s8_params_t;
+int fm_mul_s8(const fm_mul_s8_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* ---- LOGISTIC / TANH int8 (logistic_s8.c, tanh_s8.c): gemmlowp fixed point, input in Q4.27 ---- */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t input_range_radius;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+} fm_sigmoid_s8_params_t;
+int fm_logistic_s8(const fm_sigmoid_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_tanh_s8(const fm_sigmoid_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- RELU int8 (relu_s8.c): requantize input->output, clamp at quantized 0 ---- */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} fm_relu_s8_params_t;
+int fm_relu_s8(const fm_relu_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- RELU6 int8 (relu6_s8.c): clamp to [zero, six] in the input's quantization (TFLM ignores the output's) ---- */
+typedef struct {
+    int32_t size;
+    int32_t zero, six;
+} fm_relu6_s8_params_t;
+int fm_relu6_s8(const fm_relu6_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- QUANTIZE (quantize_s8.c): float32 -> int8 and int8 -> int8 requantization ---- */
+typedef struct {
+    int32_t size;
+    float scale;
+    int32_t zero_point;
+} fm_quantize_f32_s8_params_t;
+int fm_quantize_f32_s8(const fm_quantize_f32_s8_params_t *p, const float *input, int8_t *output);
+
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point, output_zero_point;
+    int32_t multiplier, shift;
+} fm_requantize_s8_params_t;
+int fm_requantize_s8(const fm_requantize_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- DEQUANTIZE int8 -> float32 (dequantize_s8.c) ---- */
+typedef struct {
+    int32_t size;
+    float scale;
+    int32_t zero_point;
+} fm_dequantize_s8_params_t;
+int fm_dequantize_s8(const fm_dequantize_s8_params_t *p, const int8_t *input, float *output);
+
+/* ---- PAD (pad_s8.c, pad_f32.c): up to 4 dims, pad value = output zero point (int8) or 0.0f ---- */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t output_dims;
+    int32_t before[4];        /* leading pad per dim (n, h, w, c) */
+    int32_t pad_value;        /* int8 kernels */
+    float pad_value_f;        /* f32 kernels */
+} fm_pad_params_t;
+int fm_pad_s8(const fm_pad_params_t *p, const int8_t *input, int8_t *output);
+int fm_pad_f32(const fm_pad_params_t *p, const float *input, float *output);
+
+/* ---- CONCATENATION (concatenation_s8.c, concatenation_f32.c) ----
+ * Output viewed as [outer][sum of inputs' axis*inner]; input i contributes copy_size[i] contiguous elements
+ * per outer step. Like TFLM, int8 copies bytes: inputs must share the output quantization (codegen checks). */
+#define FM_CONCAT_MAX_INPUTS 10
+typedef struct {
+    int32_t num_inputs;
+    int32_t outer_size;
+    int32_t copy_size[FM_CONCAT_MAX_INPUTS];
+} fm_concat_params_t;
+int fm_concatenation_s8(const fm_concat_params_t *p, const int8_t *const *inputs, int8_t *output);
+int fm_concatenation_f32(const fm_concat_params_t *p, const float *const *inputs, float *output);
+
+/* ---- MEAN (mean_s8.c, mean_f32.c) over any set of axes ----
+ * Output element o walks kept dims (kept_dims/kept_strides, input strides) and sums the reduced dims
+ * (red_dims/red_strides). Unused dims have size 1. */
+typedef struct {
+    int32_t out_size;
+    int32_t red_count;         /* number of elements reduced into one output */
+    int32_t kept_dims[FM_BCAST_DIMS];
+    int32_t kept_strides[FM_BCAST_DIMS];
+    int32_t red_dims[FM_BCAST_DIMS];
+    int32_t red_strides[FM_BCAST_DIMS];
+    int32_t input_zero_point, output_zero_point;
+    int32_t multiplier, shift; /* input_scale / output_scale, already folded with 1/red_count as TFLM does */
+} fm_mean_params_t;
+int fm_mean_s8(const fm_mean_params_t *p, const int8_t *input, int8_t *output);
+int fm_mean_f32(const fm_mean_params_t *p, const float *input, float *output);
+
+/* ---- MAX_POOL_2D int8 / f32 (max_pool2d_s8.c, max_pool2d_f32.c), fm_pool_params_t above ---- */
+int fm_max_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
+int fm_max_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
+int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
+
+/* ---- float32 core set ---- */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t filter_dims;   /* CONV: [out_c, kh, kw, in_c / groups]; DEPTHWISE: [1, kh, kw, out_c] */
+    fm_dims4_t output_dims;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_h, pad_w;
+    int32_t depth_multiplier; /* DEPTHWISE only */
+    float act_min, act_max;
+    const float *filter;
+    const float *bias;        /* [out_c] or NULL */
+} fm_conv_f32_params_t;
+int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output);
+int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output);
+
+typedef struct {
+    int32_t batches, accum_depth, output_depth;
+    float act_min, act_max;
+    const float *filter;      /* [output_depth, accum_depth] */
+    const float *bias;        /* [output_depth] or NULL */
+} fm_fully_connected_f32_params_t;
+int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output);
+
+typedef struct {
+    fm_broadcast_t shape;
+    float act_min, act_max;
+} fm_binary_f32_params_t;
+int fm_add_f32(const fm_binary_f32_params_t *p, const float *input1, const float *input2, float *output);
+int fm_mul_f32(const fm_binary_f32_params_t *p, const float *input1, const float *input2, float *output);
+
+typedef struct {
+    int32_t outer_size, depth;
+    float beta;
+} fm_softmax_f32_params_t;
+int fm_softmax_f32(const fm_softmax_f32_params_t *p, const float *input, float *output);
+
+/* Unary float kernels: LOGISTIC, TANH, RELU (clamp [0, inf)), RELU6 (clamp [0, 6]). */
+typedef struct {
+    int32_t size;
+} fm_unary_f32_params_t;
+int fm_logistic_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
+int fm_tanh_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
+int fm_relu_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
+int fm_relu6_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
+
+/* ======================= end of kernels-2 block ======================= */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FM_KERNELS_H */

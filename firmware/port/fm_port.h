@@ -1,0 +1,45 @@
+/*
+ * The porting layer: what a board family has to provide (firmware/port/<family>/), at most five functions.
+ * Timing, reset and the fault handler are common to every Cortex-M core (firmware/port/cortexm/).
+ *
+ * The family is chosen by one preprocessor symbol from the board definition (FM_PORT_CMSDK,
+ * FM_PORT_STM32F4, FM_PORT_STM32L4, FM_PORT_NRF52); FM_UART_BASE, FM_UART_BAUD and FM_CLOCK_HZ come from
+ * boards/<board>.toml too. FM_VIRTUAL marks a QEMU board (no clock tree to set up, SysTick under -icount).
+ */
+#ifndef FM_PORT_H
+#define FM_PORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- per board family ---- */
+void fm_port_init(void);                                /* clocks, pins, UART at FM_UART_BAUD */
+int fm_port_uart_getc(uint8_t *byte);                   /* non-blocking: 1 and *byte when a byte waits */
+void fm_port_uart_write(const uint8_t *data, size_t n); /* blocking */
+void fm_port_uart_flush(void);                          /* wait until the last byte has left the pin */
+
+#define FM_POWER_NOT_AVAILABLE (-1)
+typedef struct {
+    uint32_t microvolts;
+    uint32_t microamps;
+} fm_power_sample_t;
+int fm_port_power_sample(fm_power_sample_t *out);       /* 0, or FM_POWER_NOT_AVAILABLE */
+
+/* ---- common to all Cortex-M cores (port/cortexm) ---- */
+#define FM_TIMER_KIND_SYSTICK 1u /* SysTick at the core clock; on QEMU with -icount shift=0: 1 ns per instr. */
+#define FM_TIMER_KIND_DWT 2u     /* DWT CYCCNT: core clock cycles */
+void fm_timer_init(void);
+uint32_t fm_timer_now(void);    /* free-running 32-bit tick count, wraps */
+void fm_timer_sync(void);       /* spin until the next tick edge so measurements start in phase */
+uint32_t fm_timer_kind(void);
+uint32_t fm_timer_hz(void);
+void fm_system_reset(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

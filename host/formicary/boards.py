@@ -1,0 +1,235 @@
+"""Board definitions: one TOML file per board in `boards/`, loaded into frozen, typed dataclasses.
+
+The TOML files are the single source of truth; the PlatformIO board manifests in
+`boards/platform/boards/*.json` are generated from them (`python -m formicary.boards --write-platform`), and a
+test checks that the two agree.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from formicary.errors import FormicaryError
+
+BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+PLATFORM_DIR = BOARDS_DIR / "platform"
+
+# Firmware port families in firmware/port/<family>: the preprocessor symbol selects one at build time.
+PORT_FAMILIES = ("cmsdk", "stm32f4", "stm32l4", "nrf52")
+CYCLE_COUNTERS = ("dwt", "systick-icount", "systick", "ccount")
+UPLOAD_PROTOCOLS = ("qemu", "stlink", "openocd", "jlink", "picotool", "nrfjprog", "esptool")
+
+
+@dataclass(frozen=True)
+class Uart:
+    kind: str       # cmsdk | stm32-usart | stm32l4-lpuart | nrf-uart | ...
+    base: int       # peripheral base address
+    baud: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    flash_origin: int
+    flash_bytes: int
+    ram_origin: int
+    ram_bytes: int
+
+
+@dataclass(frozen=True)
+class PowerModel:
+    """Datasheet active current at the board's clock: enough for an energy estimate, not a measurement."""
+    supply_v: float
+    active_current_ma: float
+    source: str
+    checked: bool = False  # True once the figure has been compared with the cited datasheet table
+
+    @property
+    def active_power_mw(self) -> float:
+        return self.supply_v * self.active_current_ma
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    vendor: str
+    core: str
+    cpu_flags: tuple[str, ...]
+    clock_hz: int
+    cycle_counter: str
+    port: str
+    virtual: bool
+    buildable: bool
+    memory: Memory
+    uart: Uart
+    upload_protocol: str
+    qemu_machine: str | None = None
+    power: PowerModel | None = None
+
+    # Short names used all over the code base.
+    @property
+    def flash_bytes(self) -> int:
+        return self.memory.flash_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.memory.ram_bytes
+
+    @property
+    def timing_unit(self) -> str:
+        """What a latency on this board counts: retired instructions on QEMU, core cycles with DWT."""
+        return "instructions" if self.cycle_counter == "systick-icount" else "cycles"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cpu_flags"] = list(self.cpu_flags)
+        out["flash_bytes"] = self.flash_bytes
+        out["ram_bytes"] = self.ram_bytes
+        out["timing_unit"] = self.timing_unit
+        return out
+
+    def firmware_defines(self) -> dict[str, str]:
+        """Preprocessor symbols the firmware's port layer and app read (see firmware/port/fm_port.h)."""
+        if not self.buildable:
+            raise FormicaryError(f"board {self.name!r} ({self.core}) cannot be built with formicary's Cortex-M platform.",
+                                 "pick a Cortex-M board from `formicary boards`.")
+        defines = {
+            f"FM_PORT_{self.port.upper()}": "1",
+            "FM_CLOCK_HZ": f"{self.clock_hz}u",
+            "FM_UART_BASE": f"0x{self.uart.base:08X}u",
+            "FM_UART_BAUD": f"{self.uart.baud}u",
+            "FM_TIMER_DWT" if self.cycle_counter == "dwt" else "FM_TIMER_SYSTICK": "1",
+        }
+        if self.virtual:
+            defines["FM_VIRTUAL"] = "1"
+        return defines
+
+    def platformio_manifest(self) -> dict[str, Any]:
+        """The PlatformIO board JSON (boards/platform/boards/<name>.json) generated from this definition."""
+        mcpu = next((f.split("=", 1)[1] for f in self.cpu_flags if f.startswith("-mcpu=")), self.core)
+        return {
+            "name": self.description,
+            "vendor": self.vendor,
+            "url": "https://github.com/formicary/formicary/tree/main/boards",
+            "frameworks": [],
+            "build": {
+                "core": self.core,
+                "cpu": mcpu,
+                "f_cpu": f"{self.clock_hz}L",
+                "cpu_flags": list(self.cpu_flags),
+                "formicary_defines": self.firmware_defines(),
+                "formicary_memory": {
+                    "flash_origin": self.memory.flash_origin, "flash_bytes": self.memory.flash_bytes,
+                    "ram_origin": self.memory.ram_origin, "ram_bytes": self.memory.ram_bytes,
+                },
+            },
+            "upload": {
+                "maximum_size": self.memory.flash_bytes,
+                "maximum_ram_size": self.memory.ram_bytes,
+                "protocol": self.upload_protocol,
+                "protocols": [self.upload_protocol],
+            },
+            "debug": {"qemu_machine": self.qemu_machine} if self.qemu_machine else {},
+        }
+
+
+def _require(data: dict, key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise FormicaryError(f"board file {where} has no `{key}`.", "add it (see boards/qemu-m4.toml for the format).")
+    value = data[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise FormicaryError(f"board file {where}: `{key}` has type {type(value).__name__}.",
+                             f"make it a {getattr(typ, '__name__', typ)}.")
+    return value
+
+
+def _parse(path: Path) -> Board:
+    where = path.name
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise FormicaryError(f"board file {path} is not valid TOML: {exc}", "fix the syntax.") from exc
+    mem = _require(data, "memory", dict, where)
+    uart = _require(data, "uart", dict, where)
+    upload = _require(data, "upload", dict, where)
+    power = data.get("power")
+    board = Board(
+        name=_require(data, "name", str, where),
+        description=_require(data, "description", str, where),
+        vendor=data.get("vendor", ""),
+        core=_require(data, "core", str, where),
+        cpu_flags=tuple(_require(data, "cpu_flags", list, where)),
+        clock_hz=_require(data, "clock_hz", int, where),
+        cycle_counter=_require(data, "cycle_counter", str, where),
+        port=_require(data, "port", str, where),
+        virtual=_require(data, "virtual", bool, where),
+        buildable=_require(data, "buildable", bool, where),
+        memory=Memory(**{k: _require(mem, k, int, where) for k in
+                         ("flash_origin", "flash_bytes", "ram_origin", "ram_bytes")}),
+        uart=Uart(kind=_require(uart, "kind", str, where), base=_require(uart, "base", int, where),
+                  baud=_require(uart, "baud", int, where)),
+        upload_protocol=_require(upload, "protocol", str, where),
+        qemu_machine=data.get("qemu_machine"),
+        power=PowerModel(supply_v=float(_require(power, "supply_v", (int, float), where)),
+                         active_current_ma=float(_require(power, "active_current_ma", (int, float), where)),
+                         source=_require(power, "source", str, where),
+                         checked=bool(power.get("checked", False))) if power else None,
+    )
+    if board.name != path.stem:
+        raise FormicaryError(f"board file {where} names itself {board.name!r}.", f"rename the file or set name = {path.stem!r}.")
+    if board.cycle_counter not in CYCLE_COUNTERS:
+        raise FormicaryError(f"board {board.name}: unknown cycle_counter {board.cycle_counter!r}.",
+                             f"use one of {', '.join(CYCLE_COUNTERS)}.")
+    if board.upload_protocol not in UPLOAD_PROTOCOLS:
+        raise FormicaryError(f"board {board.name}: unknown upload protocol {board.upload_protocol!r}.",
+                             f"use one of {', '.join(UPLOAD_PROTOCOLS)}.")
+    if board.buildable and board.port not in PORT_FAMILIES:
+        raise FormicaryError(f"board {board.name}: no firmware port {board.port!r}.",
+                             f"use one of {', '.join(PORT_FAMILIES)} or set buildable = false.")
+    if board.virtual and not board.qemu_machine:
+        raise FormicaryError(f"board {board.name} is virtual but has no qemu_machine.", "add qemu_machine = \"…\".")
+    return board
+
+
+def list_boards(boards_dir: Path | None = None) -> list[Board]:
+    """Every board definition, virtual boards first, then by name."""
+    folder = boards_dir or BOARDS_DIR
+    boards = [_parse(p) for p in sorted(folder.glob("*.toml"))]
+    return sorted(boards, key=lambda b: (not b.virtual, b.name))
+
+
+def load_board(name: str, boards_dir: Path | None = None) -> Board:
+    """The board called `name`; an unknown name raises FormicaryError listing the known ones."""
+    folder = boards_dir or BOARDS_DIR
+    path = folder / f"{name}.toml"
+    if "/" in name or not path.is_file():
+        known = ", ".join(b.name for b in list_boards(folder))
+        raise FormicaryError(f"unknown board {name!r}.", f"use one of: {known}.", details={"board": name})
+    return _parse(path)
+
+
+def write_platform_manifests(boards_dir: Path | None = None) -> list[Path]:
+    """Regenerate boards/platform/boards/*.json from the TOML definitions of buildable boards."""
+    out_dir = (boards_dir or BOARDS_DIR) / "platform" / "boards"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for board in list_boards(boards_dir):
+        if not board.buildable:
+            continue
+        path = out_dir / f"{board.name}.json"
+        path.write_text(json.dumps(board.platformio_manifest(), indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-platform"]:
+        for p in write_platform_manifests():
+            print(p)
+    else:
+        print("usage: python -m formicary.boards --write-platform", file=sys.stderr)
+        sys.exit(2)

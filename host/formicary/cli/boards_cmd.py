@@ -1,0 +1,32 @@
+"""`formicary boards`: list the board definitions in boards/*.toml."""
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from formicary.cli._output import JSON_OPTION, emit
+
+
+def _human(console, result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="formicary boards")
+    for col in ("name", "core", "clock", "flash", "RAM", "timing", "upload", "kind"):
+        table.add_column(col)
+    for b in result["boards"]:
+        kind = f"virtual ({b['qemu_machine']})" if b["virtual"] else "real"
+        if not b["buildable"]:
+            kind += ", not buildable"
+        table.add_row(b["name"], b["core"], f"{b['clock_hz'] / 1e6:g} MHz", f"{b['flash_bytes'] // 1024} KiB",
+                      f"{b['ram_bytes'] // 1024} KiB", b["timing_unit"], b["upload_protocol"], kind)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("boards")
+    def boards(as_json: bool = JSON_OPTION) -> None:
+        """List the boards formicary knows (virtual QEMU boards and real ones)."""
+        from formicary.boards import list_boards
+
+        emit({"boards": [b.to_dict() for b in list_boards()]}, as_json, _human)

@@ -1,0 +1,31 @@
+"""`formicary build MODEL --board B -o PROJECT`: codegen + PlatformIO project + `pio run`, with fit check."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from formicary.cli._output import JSON_OPTION, emit
+
+
+def _human(console, r: dict[str, Any]) -> None:
+    console.print(f"built {r['elf']}")
+    console.print(f"flash: {r['flash_bytes']:,} of {r['flash_capacity_bytes']:,} bytes "
+                  f"({100 * r['flash_bytes'] / r['flash_capacity_bytes']:.1f} %); "
+                  f"RAM: {r['ram_bytes']:,} of {r['ram_capacity_bytes']:,} bytes "
+                  f"({100 * r['ram_bytes'] / r['ram_capacity_bytes']:.1f} %, incl. stack)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build")
+    def build(model: Path = typer.Argument(..., help="Model: .tflite (or a Keras model, compiled first)."),
+              board: str = typer.Option(..., "--board", "-b", help="Board name (see `formicary boards`)."),
+              out: Path = typer.Option(..., "-o", "--out", help="Folder for the PlatformIO project."),
+              as_json: bool = JSON_OPTION) -> None:
+        """Generate C for the model, a PlatformIO project for the board, and build the firmware offline."""
+        from formicary.build import build_model
+
+        result = build_model(model, board, out).to_dict()
+        result["units"] = {"flash_bytes": "bytes", "ram_bytes": "bytes", "method": "arm-none-eabi-size -A"}
+        emit(result, as_json, _human)

@@ -1,0 +1,36 @@
+"""`formicary codegen MODEL.tflite -o DIR`: ahead-of-time compile a .tflite to C for formicary-rt."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from formicary.cli._output import JSON_OPTION, emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("codegen")
+    def codegen(model: Path = typer.Argument(..., help="Quantized .tflite model."),
+                out: Path = typer.Option(..., "-o", "--out", help="Output folder for fm_model.h / fm_model.c."),
+                preserve_inputs: bool = typer.Option(
+                    False, "--preserve-inputs",
+                    help="Keep inputs intact across fm_invoke() calls (costs their size in RAM)."),
+                as_json: bool = JSON_OPTION) -> None:
+        """Generate C (weights in flash, planned static arena, fm_invoke) for formicary-rt. No TensorFlow."""
+        from formicary import progress
+        from formicary.codegen import generate
+
+        with progress.step(f"codegen {model.name}"):
+            result = generate(model, out, preserve_inputs=preserve_inputs).to_dict()
+        result["units"] = {"arena_bytes": "bytes", "arena_lower_bound_bytes": "bytes", "const_bytes": "bytes",
+                           "macs": "multiply-accumulates"}
+        emit(result, as_json, _human)
+
+
+def _human(console, r: dict) -> None:
+    console.print(f"wrote {', '.join(r['files'])}")
+    ratio = r["arena_bytes"] / r["arena_lower_bound_bytes"] if r["arena_lower_bound_bytes"] else 1.0
+    console.print(f"arena: {r['arena_bytes']} bytes (lower bound {r['arena_lower_bound_bytes']}, x{ratio:.3f}); "
+                  f"constants in flash: ~{r['const_bytes']} bytes")
+    console.print(f"{len(r['ops'])} ops, {sum(o['macs'] for o in r['ops'])} MACs; link with firmware/"
+                  f"{{{', '.join(r['kernel_sources'])}}}")

@@ -1,0 +1,96 @@
+"""`formicary compile MODEL -o OUTDIR`: shrink, quantize and TFLM-check a model; write model.tflite + report.json."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from formicary.cli._output import JSON_OPTION, emit
+
+
+def render_report(console: Console, result: dict[str, Any]) -> None:
+    """A readable summary of a compile report (shared with `formicary demo`)."""
+    report = result["report"]
+    info = report.get("compile", {})
+    console.print(f"[bold]model.tflite[/] {result['model_path']}  ({_kib(report.get('model_bytes'))})")
+    if info.get("reoptimised") is False:
+        console.print(f"[yellow]{info.get('note')}[/]")
+    steps = [f"prune {info['prune']['structure']} {info['prune']['achieved']:.1%}" if info.get("prune") else None,
+             f"cluster {info['cluster']['clusters']}" if info.get("cluster") else None,
+             info["qat"]["scheme"] if info.get("qat") else None,
+             f"quantize {info['quantize']}" if info.get("quantize") else None]
+    if any(steps):
+        console.print("pipeline: " + " → ".join(s for s in steps if s))
+    console.print(f"weights: {_kib(report.get('weights_bytes'))}, params: {_num(report.get('params'))}, "
+                  f"MACs: {_num(report.get('macs'))}, sparsity: {_sparsity(report.get('sparsity'))}")
+    console.print(f"TFLM arena: {_kib(report.get('tflm_arena_bytes'))} (measured by the TFLM interpreter); "
+                  f"TFLM check: {info.get('tflm_check', '?')}")
+    energy = report.get("energy_floor_uj") or {}
+    if energy:
+        console.print("energy floor per inference: " + ", ".join(
+            f"{v:.4g} µJ @ {k}" for k, v in energy.items() if isinstance(v, (int, float))))
+    acc = report.get("accuracy")
+    if acc:
+        parts = []
+        if acc.get("float") is not None:
+            parts.append(f"float {acc['float']:.2%} (TensorFlow)")
+        if acc.get("float_after_shrink") is not None:
+            parts.append(f"shrunk float {acc['float_after_shrink']:.2%}")
+        parts.append(f"{info.get('quantize') or 'model'} {acc['quantized']:.2%} (TFLM)")
+        drop = (f"; {info.get('quantize')} vs float: {0.0 - acc['drop_points']:+.2f} points"
+                if acc.get("drop_points") is not None else "")
+        console.print(f"accuracy on {acc['samples']} samples: " + ", ".join(parts) + drop)
+    fit = report.get("board_fit")
+    if fit:
+        console.print(f"board fit: {fit}")
+    for w in info.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] {w}")
+    console.print(f"report: {result['report_path']}  (compile {info.get('wall_seconds', 0):.1f} s)")
+
+
+def _kib(n: Any) -> str:
+    return f"{n / 1024:.1f} KiB" if isinstance(n, (int, float)) else "?"
+
+
+def _num(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def _sparsity(s: Any) -> str:
+    if isinstance(s, (int, float)):
+        return f"{s:.1%}"
+    if isinstance(s, dict):
+        for key in ("overall", "weights", "total"):
+            if isinstance(s.get(key), (int, float)):
+                return f"{s[key]:.1%}"
+    return "?"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compile")
+    def compile_command(
+        model: Path = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir) or .tflite."),
+        out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for model.tflite and report.json."),
+        train: Optional[str] = typer.Option(None, "--train", help="Fine-tuning data: .npz (x, y) or .bin folder."),
+        calib: Optional[str] = typer.Option(None, "--calib", help="Calibration data, or 'synthetic' (warns)."),
+        val: Optional[str] = typer.Option(None, "--val", help="Validation data with labels: reports accuracy."),
+        prune: Optional[float] = typer.Option(None, "--prune", help="Target sparsity, e.g. 0.5."),
+        prune_structure: str = typer.Option("unstructured", "--prune-structure", help="unstructured or 2:4."),
+        cluster: Optional[int] = typer.Option(None, "--cluster", help="Weight clusters per kernel, e.g. 16."),
+        qat: bool = typer.Option(False, "--qat", help="Quantization-aware training (int8)."),
+        quantize: str = typer.Option("int8", "--quantize", help="int8, int16x8 or float32."),
+        epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs for prune/cluster/QAT."),
+        seed: int = typer.Option(0, "--seed", help="Random seed: same seed, byte-identical model.tflite."),
+        board: Optional[str] = typer.Option(None, "--board", help="Check that the model fits this board."),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Shrink, quantize and convert a model to a TFLite Micro flatbuffer checked by the TFLM interpreter."""
+        from formicary.compile import CompileOptions, compile_model
+
+        opts = CompileOptions(train=train, calib=calib, val=val, prune=prune, prune_structure=prune_structure,
+                              cluster=cluster, qat=qat, quantize=quantize, epochs=epochs, seed=seed, board=board)
+        result = compile_model(model, out_dir, opts)
+        emit({"model_path": str(result.model_path), "report_path": str(result.report_path),
+              "report": result.report}, as_json, render_report)

@@ -1,0 +1,11 @@
+"""Ahead-of-time compiler from .tflite to C for formicary-rt: lifetimes + arena planner, per-op lowering
+registry (ops/), C emitter. Public API: `generate(model, out_dir) -> CodegenResult`."""
+from formicary.codegen.generate import (
+    FIRMWARE_DIR,
+    CodegenResult,
+    generate,
+    lower_model,
+    plan_memory,
+)
+
+__all__ = ["FIRMWARE_DIR", "CodegenResult", "generate", "lower_model", "plan_memory"]

@@ -1,0 +1,203 @@
+"""`generate(model, out_dir)`: .tflite → fm_model.h / fm_model.c for formicary-rt.
+
+Order: read → lower every op (collecting every unsupported op) → lifetimes/buffers → plan → emit into a
+temporary folder → move into place. Nothing is written unless the whole model compiles.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from formicary.codegen import lifetimes, planner
+from formicary.codegen.emitter import emit_header, emit_source
+from formicary.codegen.ops import (
+    LowerContext,
+    LoweredOp,
+    Unsupported,
+    lowering_for,
+    supported_opcodes,
+)
+from formicary.errors import FormicaryError
+from formicary.tflite import ModelIR, read_model
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# The C runtime and kernels live in the repo's firmware/ (editable install); override for other layouts.
+FIRMWARE_DIR = Path(os.environ.get("FORMICARY_FIRMWARE_DIR", REPO_ROOT / "firmware"))
+RUNTIME_SOURCES = ("runtime/src/fm_runtime.c",)
+INCLUDE_DIRS = ("runtime/include", "kernels/include")
+
+
+@dataclass
+class OpPlan:
+    index: int
+    opcode: str
+    kernel: str
+    macs: int
+    inputs: list[int]
+    outputs: list[int]
+
+
+@dataclass
+class CodegenResult:
+    out_dir: str
+    files: list[str]
+    model_hash: str
+    arena_bytes: int
+    arena_lower_bound_bytes: int
+    const_bytes: int                 # weights + per-op const arrays (flash); parameter structs not counted
+    ops: list[OpPlan]
+    kernel_sources: list[str]        # paths under firmware/ needed to link (runtime + kernels used)
+    include_dirs: list[str]          # absolute include paths for a build
+    tensors: list[dict] = field(default_factory=list)  # arena placement per activation tensor
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ops"] = [asdict(o) for o in self.ops]
+        return d
+
+    def firmware_sources(self) -> list[Path]:
+        return [FIRMWARE_DIR / s for s in self.kernel_sources]
+
+
+@dataclass
+class Lowered:
+    model: ModelIR
+    model_hash: str
+    ops: list[LoweredOp]
+    decls: list[list[str]]
+    constant_tensors: list[int]
+    array_bytes: int = 0
+
+
+def lower_model(model_bytes: bytes) -> Lowered:
+    """Lower every op; one FormicaryError naming every op that cannot be compiled."""
+    model = read_model(model_bytes)
+    problems: list[dict] = []
+    if model.subgraph_count != 1:
+        problems.append({"layer": -1, "op": "(model)", "reason": f"{model.subgraph_count} subgraphs",
+                         "fix": "export a single-subgraph model (no control flow ops)."})
+    if not model.operators or not model.inputs or not model.outputs:
+        problems.append({"layer": -1, "op": "(model)", "reason": "the model has no operators, inputs or outputs",
+                         "fix": "export a model with at least one op, one input and one output."})
+    for role, ids in (("input", model.inputs), ("output", model.outputs)):
+        for t in ids:
+            if model.tensors[t].is_constant:
+                problems.append({"layer": -1, "op": f"(model {role})", "reason": f"model {role} "
+                                 f"'{model.tensors[t].name}' is a constant tensor",
+                                 "fix": "export the model without constant inputs/outputs."})
+    lowered: list[LoweredOp] = []
+    decls: list[list[str]] = []
+    consts: list[int] = []
+    array_bytes = 0
+    for op in model.operators:
+        first_in = next((model.tensors[t] for t in op.inputs if t >= 0), None)
+        fn = lowering_for(op.opcode, first_in.dtype if first_in is not None else None)
+        ctx = LowerContext(model, op)
+        try:
+            if fn is None:
+                raise Unsupported(f"no formicary-rt kernel for {op.opcode}",
+                                  f"replace this layer with supported ones ({', '.join(supported_opcodes())}).")
+            if any(model.tensors[t].is_variable for t in (*op.inputs, *op.outputs) if t >= 0):
+                raise Unsupported("stateful (variable) tensors are not supported",
+                                  "export a stateless model.")
+            low = fn(op, ctx)
+        except Unsupported as exc:
+            problems.append({"layer": op.index, "op": op.opcode, "reason": exc.reason, "fix": exc.fix})
+            lowered.append(LoweredOp(call=None))
+            decls.append([])
+            continue
+        lowered.append(low)
+        decls.append(ctx.decls)
+        array_bytes += ctx.array_bytes
+        consts.extend(t for t in sorted(ctx.constant_tensors) if t not in consts)
+    if problems:
+        listing = "; ".join(f"layer {p['layer']} {p['op']}: {p['reason']}" for p in problems)
+        fixes = sorted({p["fix"] for p in problems})
+        raise FormicaryError(
+            f"formicary codegen cannot compile {len(problems)} op(s): {listing}.",
+            " ".join(fixes), details={"unsupported": problems})
+    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes)
+
+
+def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[lifetimes.Buffer], dict[int, int],
+                                                                           int, int]:
+    model = lowered.model
+    alias: dict[int, int] = {}
+    inplace: dict[int, tuple[int, int]] = {}
+    for op, low in zip(model.operators, lowered.ops):
+        alias.update(low.alias)
+        inplace.update({o: (i, op.index) for o, i in low.inplace.items()})
+    buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs)
+    scratch: dict[int, int] = {}
+    for op, low in zip(model.operators, lowered.ops):
+        if low.scratch_bytes:
+            b = lifetimes.Buffer(id=len(buffers), tensors=[], size=low.scratch_bytes, first=op.index,
+                                 last=op.index, names=[f"scratch op {op.index}"])
+            buffers.append(b)
+            scratch[op.index] = b.id
+    bound = lifetimes.lower_bound(buffers, len(model.operators))
+    arena = planner.plan(buffers, bound)
+    planner.check(buffers)
+    for op_index, bid in scratch.items():
+        lowered.ops[op_index].scratch_offset = buffers[bid].offset
+    return buffers, owner, arena, bound
+
+
+def read_model_bytes(model: str | Path | bytes) -> bytes:
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise FormicaryError(f"model file {path} does not exist.", "check the path.")
+        return path.read_bytes()
+    return bytes(model)
+
+
+def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False) -> CodegenResult:
+    """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file).
+
+    By default input bytes are reused for later activations (smallest arena): write the inputs before every
+    fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
+    cost of their size in RAM."""
+    data = read_model_bytes(model)
+    lowered = lower_model(data)
+    m = lowered.model
+    buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+    header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs)
+    source = emit_source(m, lowered.ops, lowered.decls, lowered.constant_tensors, buffers, owner, arena,
+                         lowered.model_hash)
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".fm-codegen-", dir=out.parent))
+    try:
+        (tmp / "fm_model.h").write_text(header)
+        (tmp / "fm_model.c").write_text(source)
+        if not out.exists():
+            os.replace(tmp, out)
+        else:
+            if not out.is_dir():
+                raise FormicaryError(f"{out} exists and is not a folder.", "choose another -o DIR.")
+            for f in ("fm_model.h", "fm_model.c"):
+                os.replace(tmp / f, out / f)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    sources = list(RUNTIME_SOURCES)
+    for low in lowered.ops:
+        sources.extend(f"kernels/{s}" for s in low.sources if f"kernels/{s}" not in sources)
+    const_bytes = sum(m.tensors[t].nbytes for t in lowered.constant_tensors) + lowered.array_bytes
+    by_id = {b.id: b for b in buffers}
+    return CodegenResult(
+        out_dir=str(out), files=[str(out / "fm_model.h"), str(out / "fm_model.c")],
+        model_hash=lowered.model_hash, arena_bytes=arena, arena_lower_bound_bytes=bound,
+        const_bytes=const_bytes,
+        ops=[OpPlan(op.index, op.opcode, low.kernel, int(low.macs), list(op.inputs), list(op.outputs))
+             for op, low in zip(m.operators, lowered.ops)],
+        kernel_sources=sources, include_dirs=[str(FIRMWARE_DIR / d) for d in INCLUDE_DIRS],
+        tensors=[{"index": t, "name": m.tensors[t].name, "bytes": m.tensors[t].nbytes,
+                  "offset": by_id[owner[t]].offset, "first_op": by_id[owner[t]].first,
+                  "last_op": by_id[owner[t]].last} for t in sorted(owner)])

@@ -1,0 +1,410 @@
+"""The host compiler pipeline: load → shrink (prune / cluster / QAT) → convert → prove it runs in TFLM → report.
+
+`compile_model` is the one public entry point (the CLI and `formicary demo` call it). Everything that can be
+checked without TensorFlow (options, model file, data files) is checked first, so mistakes fail in well under a
+second; TensorFlow is imported only when there is a Keras model to work on.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from formicary import progress
+from formicary.data import Dataset, as_float, fit_to_input, load_dataset, synthetic
+from formicary.errors import FormicaryError
+from formicary.keras_io import ModelFile, identify
+
+SYNTHETIC = "synthetic"
+ACCURACY_UNIT = "fraction of samples whose top-1 class matches the label"
+
+
+@dataclass
+class CompileOptions:
+    """What `formicary compile` was asked to do (the CLI options, one to one)."""
+
+    train: str | None = None
+    calib: str | None = None           # a data path, or "synthetic"
+    val: str | None = None
+    prune: float | None = None
+    prune_structure: str = "unstructured"
+    cluster: int | None = None
+    qat: bool = False
+    quantize: str = "int8"
+    epochs: int = 3
+    seed: int = 0
+    board: str | None = None
+    batch_size: int = 32
+
+
+@dataclass
+class CompileResult:
+    model_path: Path
+    report_path: Path
+    report: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Steps:
+    """Runs named steps with progress output and keeps their wall times for the report."""
+
+    def __init__(self) -> None:
+        self.timings: list[dict[str, Any]] = []
+
+    def __call__(self, name: str):
+        steps = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.start = time.perf_counter()
+                self.cm = progress.step(name)
+                self.cm.__enter__()
+
+            def __exit__(self, *exc):
+                self.cm.__exit__(*exc)
+                steps.timings.append({"step": name, "seconds": round(time.perf_counter() - self.start, 3)})
+                return False
+
+        return _Ctx()
+
+
+def validate_options(opts: CompileOptions) -> None:
+    """Option errors that need neither TensorFlow nor the files."""
+    from formicary.convert import QUANTIZE_MODES
+
+    if opts.quantize not in QUANTIZE_MODES:
+        raise FormicaryError(f"unknown --quantize {opts.quantize!r}", f"use one of {', '.join(QUANTIZE_MODES)}.")
+    if opts.prune_structure not in ("unstructured", "2:4"):
+        raise FormicaryError(f"unknown --prune-structure {opts.prune_structure!r}", "use unstructured or 2:4.")
+    if opts.prune is not None and not 0.0 < opts.prune < 1.0:
+        raise FormicaryError(f"--prune {opts.prune} is not a sparsity in (0, 1)", "pass e.g. --prune 0.5 for 50 %.")
+    if opts.prune is not None and opts.prune_structure == "2:4" and abs(opts.prune - 0.5) > 1e-9:
+        raise FormicaryError(f"2:4 pruning zeroes exactly half of every group of 4; --prune {opts.prune} "
+                             "contradicts it", "use --prune 0.5 (or omit --prune) with --prune-structure 2:4.")
+    if opts.cluster is not None and opts.cluster < 2:
+        raise FormicaryError(f"--cluster {opts.cluster}: need at least 2 clusters", "pass e.g. --cluster 16.")
+    if opts.qat and opts.quantize != "int8":
+        raise FormicaryError(f"--qat trains for 8-bit quantization but --quantize is {opts.quantize}",
+                             "use --qat with --quantize int8, or drop --qat.")
+    if opts.epochs < 1:
+        raise FormicaryError(f"--epochs {opts.epochs}: need at least 1", "pass --epochs 1 or more.")
+    if opts.batch_size < 1:
+        raise FormicaryError(f"batch size {opts.batch_size}: need at least 1", "use a positive batch size.")
+
+
+def _pruning(opts: CompileOptions) -> float | None:
+    # `--prune-structure 2:4` alone means 2:4 pruning (always 50 %).
+    if opts.prune is None and opts.prune_structure == "2:4":
+        return 0.5
+    return opts.prune
+
+
+def compile_model(model: str | Path, out_dir: str | Path, options: CompileOptions | None = None,
+                  **overrides: Any) -> CompileResult:
+    """Compile `model` into OUT_DIR/model.tflite and OUT_DIR/report.json; FormicaryError on any failure.
+
+    `overrides` set CompileOptions fields directly (e.g. `compile_model(p, out, prune=0.5, calib="c.npz")`).
+    """
+    opts = options or CompileOptions()
+    if overrides:
+        opts = CompileOptions(**{**asdict(opts), **overrides})
+    validate_options(opts)
+    if opts.board is not None:
+        from formicary.boards import load_board
+
+        load_board(opts.board)  # an unknown board fails now, not after minutes of fine-tuning
+    started = time.perf_counter()
+    steps = _Steps()
+    warnings: list[str] = []
+    model_file = identify(model)
+    if any((opts.train, opts.val, opts.calib not in (None, SYNTHETIC))):
+        with steps("loading data"):
+            data = _load_data(opts, model_file)
+    else:
+        data = _load_data(opts, model_file)
+
+    if model_file.kind == "tflite":
+        model_bytes, compile_info, accuracy = _tflite_input(model_file, opts, data, steps, warnings)
+    else:
+        model_bytes, compile_info, accuracy = _keras_input(model_file, opts, data, steps, warnings)
+
+    from formicary.analysis import analyse
+
+    with steps("analysing the model (sizes, MACs, arena, energy floor)"):
+        report = dict(analyse(model_bytes, opts.board))
+    if accuracy is not None:
+        report["accuracy"] = accuracy
+    compile_info.update({"steps": steps.timings, "wall_seconds": round(time.perf_counter() - started, 3),
+                         "warnings": warnings})
+    report["compile"] = compile_info
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "model.tflite"
+    report_path = out / "report.json"
+    model_path.write_bytes(model_bytes)
+    report_path.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    return CompileResult(model_path, report_path, report, warnings)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+@dataclass
+class _Data:
+    train: Dataset | None = None
+    calib: Dataset | None = None
+    val: Dataset | None = None
+    calib_synthetic: bool = False
+
+
+def _load_data(opts: CompileOptions, model_file: ModelFile) -> _Data:
+    """Load every data file up front (no TensorFlow needed) and check what the options require."""
+    data = _Data()
+    shrinking = [name for name, on in (("--prune", _pruning(opts) is not None), ("--cluster", opts.cluster),
+                                       ("--qat", opts.qat)) if on]
+    reoptimise = model_file.kind != "tflite"
+    if opts.train:
+        data.train = load_dataset(opts.train)
+    elif shrinking and reoptimise:
+        raise FormicaryError(f"{', '.join(shrinking)} fine-tunes the model but no --train data was given",
+                             "pass --train DATA (an .npz with x and y, or a .bin folder with y_labels.csv).")
+    if opts.calib == SYNTHETIC:
+        data.calib_synthetic = True
+    elif opts.calib:
+        data.calib = load_dataset(opts.calib)
+    elif reoptimise and opts.quantize != "float32":
+        raise FormicaryError(f"--quantize {opts.quantize} needs calibration data to set activation ranges, "
+                             "and none was given",
+                             "pass --calib DATA (a few hundred representative inputs), or --calib synthetic "
+                             "to calibrate on random inputs (usually costs accuracy).")
+    if opts.val:
+        data.val = load_dataset(opts.val)
+        if not data.val.has_labels:
+            raise FormicaryError(f"--val data {opts.val} has no labels `y`, so accuracy cannot be measured",
+                                 "save labels as `y` in the .npz (or use a .bin folder with y_labels.csv).")
+    return data
+
+
+def _check_labels(ds: Dataset | None, classes: int, role: str) -> None:
+    if ds is None or ds.y is None or classes < 2:
+        return
+    if ds.y.min() < 0 or ds.y.max() >= classes:
+        raise FormicaryError(f"{role} labels run from {ds.y.min()} to {ds.y.max()} but the model has {classes} "
+                             "outputs", "give labels that are class indices 0 … outputs-1 for this model.")
+
+
+# -------------------------------------------------------------------------------------------- .tflite in
+
+def _tflite_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps: _Steps,
+                  warnings: list[str]) -> tuple[bytes, dict, dict | None]:
+    from formicary.reference import check_tflm
+    from formicary.tflite import read_model
+
+    model_bytes = model_file.path.read_bytes()
+    try:
+        ir = read_model(model_bytes)
+    except FormicaryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a TFL3 header with a broken body
+        raise FormicaryError(f"{model_file.path.name} is not a readable .tflite flatbuffer (truncated or corrupt): "
+                             f"{exc}", "re-export the model; check that the file was copied completely.") from exc
+    ignored = [f"--{name.replace('_', '-')}" for name in ("train", "calib", "prune", "cluster", "qat")
+               if getattr(opts, name) not in (None, False)]
+    note = ("input is already a .tflite flatbuffer: analysed and validated with TFLM, not re-optimised "
+            "(pass a Keras model to prune, cluster, quantize)")
+    progress.info(f"note: {note}")
+    if ignored:
+        warnings.append(f"ignored for a .tflite input: {', '.join(ignored)}")
+        progress.warn(warnings[-1])
+    with steps("checking the model runs in the TFLM interpreter"):
+        check_tflm(model_bytes)
+    accuracy = None
+    if data.val is not None:
+        tin = ir.tensors[ir.inputs[0]]
+        tout = ir.tensors[ir.outputs[0]]
+        val = fit_to_input(data.val, (None,) + tuple(tin.shape[1:]), "--val")
+        _check_labels(val, int(tout.shape[-1]), "--val")
+        with steps(f"measuring accuracy with TFLM ({len(val)} samples)"):
+            quantized = tflm_accuracy(model_bytes, val)
+        accuracy = {"float": None, "quantized": quantized, "samples": len(val), "unit": ACCURACY_UNIT,
+                    "method": {"float": "not measured: no Keras model was given",
+                               "quantized": "TFLM Python interpreter on the given .tflite"}}
+    info = {"input": str(model_file.path), "input_kind": "tflite", "reoptimised": False, "note": note,
+            "quantize": None, "board": opts.board, "tflm_check": "passed",
+            "val": _describe(data.val)}
+    return model_bytes, info, accuracy
+
+
+# ---------------------------------------------------------------------------------------------- Keras in
+
+def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps: _Steps,
+                 warnings: list[str]) -> tuple[bytes, dict, dict | None]:
+    import sys
+
+    from formicary import keras_io
+
+    if "tensorflow" not in sys.modules:
+        with steps("loading TensorFlow"):
+            keras_io.import_tensorflow()
+    from formicary.convert import convert
+    from formicary.reference import check_tflm
+    from formicary.shrink import FineTune, sparsity_of
+
+    keras_io.make_deterministic(opts.seed)
+    with steps(f"loading {model_file.path.name}"):
+        model = keras_io.load_keras_model(model_file)
+    in_shape = keras_io.input_shape(model)
+    classes = int(model.outputs[0].shape[-1] or 0)
+    # A Keras model works on float values: raw int8 .bin samples are taken as those values (they are
+    # quantized for the produced model's int8 input like any float data, see quantize_input).
+    train = _floats(fit_to_input(data.train, in_shape, "--train")) if data.train else None
+    calib = _floats(fit_to_input(data.calib, in_shape, "--calib")) if data.calib else None
+    val = _floats(fit_to_input(data.val, in_shape, "--val")) if data.val else None
+    _check_labels(train, classes, "--train")
+    _check_labels(val, classes, "--val")
+    if data.calib_synthetic and opts.quantize != "float32":
+        calib = synthetic(in_shape, seed=opts.seed)
+        warnings.append("CALIBRATING ON SYNTHETIC RANDOM INPUTS (--calib synthetic): activation ranges do not "
+                        "come from real data, so the quantized model may be badly wrong. Use --calib DATA for "
+                        "anything real.")
+        progress.warn(warnings[-1])
+
+    float_acc = None
+    if val is not None:
+        with steps(f"measuring float accuracy with TensorFlow ({len(val)} samples)"):
+            float_acc = keras_accuracy(model, val)
+
+    info: dict[str, Any] = {"input": str(model_file.path), "input_kind": model_file.kind,
+                            "keras_version": model_file.keras_version, "reoptimised": True,
+                            "quantize": opts.quantize, "epochs": opts.epochs, "seed": opts.seed,
+                            "batch_size": opts.batch_size, "board": opts.board,
+                            "train": _describe(train), "calib": _describe(calib), "val": _describe(val),
+                            "calibration": None if opts.quantize == "float32" else
+                            "synthetic random inputs" if data.calib_synthetic else "representative samples of --calib",
+                            "prune": None, "cluster": None, "qat": None}
+    tune = FineTune(train, opts.epochs, opts.batch_size) if train is not None else None
+    sparsity = _pruning(opts)
+    if sparsity is not None:
+        from formicary.shrink.prune import prune
+
+        label = "2:4" if opts.prune_structure == "2:4" else f"{sparsity:.0%}"
+        with steps(f"pruning to {label} sparsity and fine-tuning ({opts.epochs} epochs)"):
+            model, pruned = prune(model, tune, sparsity, opts.prune_structure)  # type: ignore[arg-type]
+        info["prune"] = pruned.to_dict()
+    if opts.cluster is not None:
+        from formicary.shrink.cluster import cluster
+
+        with steps(f"clustering weights into {opts.cluster} centroids and fine-tuning ({opts.epochs} epochs)"):
+            model, clustered = cluster(model, tune, opts.cluster, preserve_sparsity=sparsity is not None)  # type: ignore[arg-type]
+        info["cluster"] = clustered.to_dict()
+    if sparsity is not None or opts.cluster is not None:
+        info["sparsity_after_shrink"] = round(sparsity_of(model)["overall"], 4)
+    shrunk_acc = None
+    if val is not None and (sparsity is not None or opts.cluster is not None):
+        with steps("measuring float accuracy after shrinking"):
+            shrunk_acc = keras_accuracy(model, val)
+    if opts.qat:
+        from formicary.shrink.qat import qat
+
+        with steps(f"quantization-aware training ({opts.epochs} epochs)"):
+            model, info["qat"] = qat(model, tune, pruned=sparsity is not None,  # type: ignore[arg-type]
+                                     clustered=opts.cluster is not None)
+    with steps(f"converting to TFLite ({opts.quantize})"):
+        model_bytes = convert(model, opts.quantize,  # type: ignore[arg-type]
+                              calib.x if calib is not None else None)
+    with steps("checking the model runs in the TFLM interpreter"):
+        check_tflm(model_bytes)
+    info["tflm_check"] = "passed"
+    info["versions"] = _versions()
+
+    accuracy = None
+    if val is not None:
+        with steps(f"measuring {opts.quantize} accuracy with TFLM ({len(val)} samples)"):
+            quantized = tflm_accuracy(model_bytes, val)
+        accuracy = {"float": float_acc, "quantized": quantized, "samples": len(val), "unit": ACCURACY_UNIT,
+                    "method": {"float": "TensorFlow on the Keras model as given (before shrinking)",
+                               "quantized": f"TFLM Python interpreter on the produced {opts.quantize} .tflite"},
+                    "drop_points": round((float_acc - quantized) * 100, 2)}
+        if shrunk_acc is not None:
+            accuracy["float_after_shrink"] = shrunk_acc
+    return model_bytes, info, accuracy
+
+
+def _floats(ds: Dataset) -> Dataset:
+    return Dataset(as_float(ds.x), ds.y, ds.source)
+
+
+def _describe(ds: Dataset | None) -> dict | None:
+    return None if ds is None else {"source": ds.source, "samples": len(ds)}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tflite-micro"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+# -------------------------------------------------------------------------------------------- accuracy
+
+def _top1(outputs: np.ndarray, y: np.ndarray) -> float:
+    outputs = outputs.reshape(len(y), -1)
+    pred = (outputs[:, 0] > 0.5).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+    return round(float((pred == y).mean()), 4)
+
+
+def keras_accuracy(model: Any, val: Dataset) -> float:
+    """Top-1 accuracy of a Keras model measured with TensorFlow."""
+    from formicary.keras_io import quiet_native_logs
+
+    with quiet_native_logs():
+        out = model.predict(val.x.astype(np.float32, copy=False), batch_size=256, verbose=0)
+    return _top1(np.asarray(out), val.y)
+
+
+def quantize_input(x: np.ndarray, dtype: str, quant) -> np.ndarray:
+    """Samples as the model's input tensor expects them: float data affine-quantized for an integer input,
+    integer data passed through (given for a .tflite, MLPerf .bin tensors are already quantized), and
+    anything cast to float32 for a float input."""
+    if dtype in ("int8", "int16", "uint8"):
+        info = np.iinfo(dtype)
+        if np.issubdtype(x.dtype, np.integer):
+            return x.astype(dtype)
+        scale, zp = float(quant.scale[0]), int(quant.zero_point[0])
+        return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dtype)
+    return x.astype(np.float32)
+
+
+def _dequantize(y: np.ndarray, quant) -> np.ndarray:
+    if quant is None or not np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.float32)
+    return (y.astype(np.float32) - float(quant.zero_point[0])) * float(quant.scale[0])
+
+
+def tflm_accuracy(model_bytes: bytes, val: Dataset) -> float:
+    """Top-1 accuracy of a .tflite model measured with the TFLM interpreter, one sample per invocation."""
+    from formicary.reference import run_tflm
+    from formicary.tflite import read_model
+
+    ir = read_model(model_bytes)
+    tin, tout = ir.tensors[ir.inputs[0]], ir.tensors[ir.outputs[0]]
+    x = quantize_input(val.x, tin.dtype, tin.quant)
+    shape = (1,) + tuple(tin.shape[1:])
+    results = run_tflm(model_bytes, [x[i].reshape(shape) for i in range(len(x))])
+    outputs = np.stack([_dequantize(np.asarray(r[0]), tout.quant).reshape(-1) for r in results])
+    return _top1(outputs, val.y)

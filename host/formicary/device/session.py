@@ -1,0 +1,531 @@
+"""Protocol client for the benchmark firmware (docs/protocol.md).
+
+Robustness rules: every response is matched by type and sequence number and protected by CRC-32; damaged
+frames and garbage are skipped (resynchronising at the next 0x00); idempotent commands are retried after a
+timeout, and RUN is retried with the same sequence number so the firmware answers from its cache instead of
+running twice. A boot banner or a frame counter that goes backwards means the device reset: that is an error,
+never silently accepted. Results collected before a failure are attached to the error (`partial`).
+"""
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from formicary.device import frames
+from formicary.device.frames import ErrorCode, Frame, FrameError, FrameReader, Msg
+from formicary.device.transport import Transport
+from formicary.errors import FormicaryError
+
+# TFLite TensorType numbering (as in fm_runtime.h) -> numpy dtype name.
+DTYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8"}
+TIMER_KINDS = {1: "systick", 2: "dwt"}
+LOAD_CHUNK = frames.MAX_PAYLOAD - 5
+OUTPUT_CHUNK = frames.MAX_PAYLOAD - 5
+
+
+class DeviceError(FormicaryError):
+    """A device-side failure (base class, so callers can catch all of them)."""
+
+
+class DeviceTimeout(DeviceError):
+    pass
+
+
+class DeviceResetError(DeviceError):
+    pass
+
+
+class ModelMismatchError(DeviceError):
+    pass
+
+
+class DeviceCommandError(DeviceError):
+    """The firmware answered with an error frame."""
+
+    def __init__(self, cause: str, fix: str | None, code: int, detail: int, message: str, **kw) -> None:
+        super().__init__(cause, fix, **kw)
+        self.code = code
+        self.detail = detail
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    dtype: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    protocol_version: int
+    board: str
+    runtime_version: str
+    model_hash: str
+    arena_bytes: int
+    timer: str           # "systick" or "dwt"
+    timer_hz: int
+    clock_hz: int
+    virtual: bool
+    num_ops: int
+    max_payload: int
+    max_runs: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def timing_unit(self) -> str:
+        return "instructions" if (self.virtual and self.timer == "systick") else "cycles"
+
+    @property
+    def timing_method(self) -> str:
+        if self.timing_unit == "instructions":
+            return f"qemu-icount: SysTick at {self.timer_hz} Hz under -icount shift=0 (1 instruction = 1 ns)"
+        return "dwt-cyccnt" if self.timer == "dwt" else f"systick at {self.timer_hz} Hz"
+
+    def ticks_to_unit(self, ticks: int) -> int:
+        """Timer ticks -> instructions (virtual boards) or cycles (real boards)."""
+        if self.timing_unit == "instructions":
+            return round(ticks * 1_000_000_000 / self.timer_hz)
+        return ticks
+
+
+@dataclass(frozen=True)
+class LayerTiming:
+    index: int
+    op_type: str
+    name: str
+    ticks: int
+    value: int
+    macs: int
+
+
+@dataclass
+class RunResult:
+    ticks: list[int]
+    values: list[int]
+    unit: str
+    method: str
+    warmup: int
+    profiled: bool
+
+
+@dataclass
+class LinkStats:
+    damaged_frames: int = 0        # frames from the device that failed COBS/CRC/length checks
+    device_framing_errors: int = 0  # error frames: the device received damaged bytes from us
+    stale_frames: int = 0          # valid frames that answered an older request
+    retries: int = 0
+
+
+def _msg_name(type_: int) -> str:
+    try:
+        return Msg(type_).name
+    except ValueError:
+        return f"message 0x{type_:02X}"
+
+
+class _Reader:
+    def __init__(self, r: bytes) -> None:
+        self.b, self.i = r, 0
+
+    def take(self, n: int) -> bytes:
+        if self.i + n > len(self.b):
+            raise DeviceError("the device sent a truncated response.", "update the firmware and host to the same version.")
+        out = self.b[self.i:self.i + n]
+        self.i += n
+        return out
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return struct.unpack("<H", self.take(2))[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def i32(self) -> int:
+        return struct.unpack("<i", self.take(4))[0]
+
+    def f32(self) -> float:
+        return struct.unpack("<f", self.take(4))[0]
+
+    def s(self) -> str:
+        return self.take(self.u8()).decode("utf-8", errors="replace")
+
+
+def _tensor(r: _Reader) -> TensorSpec:
+    dtype = r.u8()
+    ndim = r.u8()
+    shape = tuple(r.i32() for _ in range(ndim))
+    return TensorSpec(dtype=DTYPES.get(dtype, f"type{dtype}"), shape=shape, scale=r.f32(), zero_point=r.i32(),
+                      bytes=r.u32())
+
+
+class Session:
+    """One conversation with the firmware over a Transport.
+
+    `watchdog`, when given, is called on timeouts and transport errors; it raises a clearer error (e.g. "QEMU
+    was killed") which then carries the partial results.
+    """
+
+    def __init__(self, transport: Transport, *, timeout: float = 2.0, retries: int = 3,
+                 run_timeout: float = 30.0, expect_model_hash: str | None = None,
+                 watchdog: Callable[[], None] | None = None) -> None:
+        self.t = transport
+        self.timeout = timeout
+        self.retries = retries
+        self.run_timeout = run_timeout
+        self.expect_model_hash = expect_model_hash
+        self.watchdog = watchdog
+        self.stats = LinkStats()
+        self.info: DeviceInfo | None = None
+        self._reader = FrameReader()
+        self._pending: list[Frame | FrameError] = []
+        self._seq = 0
+        self._last_counter: int | None = None
+        self._booted_seen = False
+
+    # ---- low level ----------------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFF or 1
+        return self._seq
+
+    def _fail(self, err: DeviceError, partial: dict | None = None) -> None:
+        if self.watchdog is not None:
+            try:
+                self.watchdog()
+            except FormicaryError as exc:
+                exc.partial = partial if partial is not None else exc.partial
+                raise exc from err
+        if partial is not None:
+            err.partial = partial
+        raise err
+
+    def _recv(self, deadline: float) -> Frame | None:
+        """Next valid frame before `deadline`, or None. Damaged frames are counted and skipped."""
+        while True:
+            while self._pending:
+                item = self._pending.pop(0)
+                if isinstance(item, FrameError):
+                    self.stats.damaged_frames += 1
+                    continue
+                self._check_reset(item)
+                return item
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                data = self.t.read(4096, min(left, 0.25))
+            except FormicaryError as exc:
+                self._fail(DeviceError(exc.cause, exc.fix))
+                raise
+            if data:
+                self._pending.extend(self._reader.feed(data))
+
+    def _check_reset(self, f: Frame) -> None:
+        if f.type == Msg.BOOT:
+            if self.info is not None or self._booted_seen:
+                raise DeviceResetError(
+                    "the device reset during the session (it sent its boot banner again).",
+                    "check power and the firmware's stack/arena size; results after the reset are discarded.",
+                    details={"board": self.info.board if self.info else None})
+            self._booted_seen = True
+            self._last_counter = f.counter
+            return
+        last = self._last_counter
+        self._last_counter = f.counter
+        if last is not None and f.counter <= last and not (last > 0xFF00 and f.counter < 0x0100):
+            raise DeviceResetError(
+                f"the device reset during the session (frame counter went from {last} to {f.counter}).",
+                "check power and the firmware; results after the reset are discarded.")
+
+    def _send(self, type_: int, seq: int, payload: bytes) -> None:
+        self.t.write(frames.encode(type_, seq, payload))
+
+    def _error_from(self, f: Frame, request: int) -> DeviceCommandError:
+        r = _Reader(f.payload)
+        code, req, detail, message = r.u8(), r.u8(), r.u32(), r.s()
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = f"code {code}"
+        return DeviceCommandError(
+            f"the device refused {_msg_name(request)}: {message} ({name}, detail {detail}).",
+            "this is a host/firmware disagreement; rebuild and flash the firmware that matches this formicary.",
+            code=code, detail=detail, message=message,
+            details={"error": name, "detail": detail, "request": _msg_name(request)})
+
+    def _request(self, type_: int, payload: bytes = b"", *, timeout: float | None = None,
+                 on_progress: Callable[[Frame], bool] | None = None, progress_timeout: float | None = None,
+                 partial: Callable[[], dict] | None = None) -> Frame:
+        seq = self._next_seq()
+        timeout = self.timeout if timeout is None else timeout
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            self._send(type_, seq, payload)
+            progressed = False
+            fast_resends = 0
+            deadline = time.monotonic() + timeout
+            while True:
+                f = self._recv(deadline)
+                if f is None:
+                    break  # timeout: resend the same request with the same seq
+                if f.type == Msg.ERROR:
+                    if f.seq == seq and f.payload[:1] and f.payload[0] not in {int(c) for c in frames.FRAMING_ERRORS}:
+                        raise self._error_from(f, type_)
+                    self.stats.device_framing_errors += 1
+                    if f.seq == 0 and not progressed and fast_resends < 2:
+                        # the device got damaged bytes after we sent: maybe our request; resend at once
+                        # rather than after the timeout (safe: every command is idempotent, and RUN is
+                        # de-duplicated by seq on the device). The deadline stays: garbage that came
+                        # before our request must not use up the attempts.
+                        fast_resends += 1
+                        self.stats.retries += 1
+                        self._send(type_, seq, payload)
+                    continue
+                if f.seq != seq:
+                    self.stats.stale_frames += 1
+                    continue
+                if f.type == Msg.RUN_PROGRESS and on_progress is not None:
+                    progressed = True
+                    last = on_progress(f)
+                    # the final answer follows the last inference at once: do not wait a whole inference for it
+                    deadline = time.monotonic() + (timeout if last else (progress_timeout or timeout))
+                    continue
+                if f.type == (type_ | Msg.RESPONSE):
+                    return f
+                self.stats.stale_frames += 1
+        self._fail(DeviceTimeout(
+            f"no answer from the device to {_msg_name(type_)} after {self.retries + 1} attempts "
+            f"({timeout:.1f} s each).",
+            "check that the board runs formicary firmware, the --port URL and the baud rate.",
+            details={"request": _msg_name(type_)}), partial() if partial else None)
+        raise AssertionError("unreachable")
+
+    # ---- commands -----------------------------------------------------------------------------------
+    def wait_boot(self, timeout: float = 5.0) -> bool:
+        """Wait for the boot banner (virtual boards just started); False when none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self._recv(deadline)
+            if f is None:
+                return False
+            if f.type == Msg.BOOT:
+                return True
+
+    def hello(self) -> DeviceInfo:
+        f = self._request(Msg.HELLO)
+        r = _Reader(f.payload)
+        proto, n_in, n_out, timer, timer_hz, clock_hz, arena = r.u8(), r.u8(), r.u8(), r.u8(), r.u32(), r.u32(), r.u32()
+        num_ops, max_payload, max_runs, virtual = r.u16(), r.u16(), r.u16(), bool(r.u8())
+        board, runtime, model_hash = r.s(), r.s(), r.s()
+        inputs = tuple(_tensor(r) for _ in range(n_in))
+        outputs = tuple(_tensor(r) for _ in range(n_out))
+        info = DeviceInfo(protocol_version=proto, board=board, runtime_version=runtime, model_hash=model_hash,
+                          arena_bytes=arena, timer=TIMER_KINDS.get(timer, f"timer{timer}"), timer_hz=timer_hz,
+                          clock_hz=clock_hz, virtual=virtual, num_ops=num_ops, max_payload=max_payload,
+                          max_runs=max_runs, inputs=inputs, outputs=outputs)
+        if proto != frames.PROTO_VERSION:
+            raise DeviceError(f"the device speaks protocol {proto}, this formicary speaks {frames.PROTO_VERSION}.",
+                              "rebuild and flash the firmware with this formicary.")
+        if self.expect_model_hash is not None and model_hash != self.expect_model_hash:
+            raise ModelMismatchError(
+                f"the board runs a different model (hash {model_hash[:16]}…, expected "
+                f"{self.expect_model_hash[:16]}…).",
+                "flash the firmware built for this model (`formicary flash`), or pass the matching model.",
+                details={"device_model_hash": model_hash, "expected_model_hash": self.expect_model_hash})
+        self.info = info
+        return info
+
+    def _need_info(self) -> DeviceInfo:
+        if self.info is None:
+            return self.hello()
+        return self.info
+
+    def load_input(self, index: int, data: bytes) -> None:
+        info = self._need_info()
+        if not 0 <= index < len(info.inputs):
+            raise FormicaryError(f"the model has {len(info.inputs)} input(s), not input {index}.")
+        want = info.inputs[index].bytes
+        if len(data) != want:
+            raise FormicaryError(f"input {index} must be {want} bytes ({info.inputs[index].dtype} "
+                                 f"{list(info.inputs[index].shape)}), got {len(data)}.",
+                                 "quantize the input to the model's input type and shape.")
+        chunk = min(LOAD_CHUNK, info.max_payload - 5)
+        for offset in range(0, len(data), chunk):
+            part = data[offset:offset + chunk]
+            f = self._request(Msg.LOAD_INPUT, struct.pack("<BI", index, offset) + part)
+            _, loaded, total = struct.unpack_from("<BII", f.payload)
+            if loaded != offset + len(part) or total != want:
+                raise DeviceError(f"the device acknowledged {loaded}/{total} bytes of input {index}, "
+                                  f"expected {offset + len(part)}/{want}.", "run again.")
+
+    def run(self, runs: int = 1, warmup: int = 0, profile: bool = False,
+            on_result: Callable[[int, int], None] | None = None) -> RunResult:
+        """Run `warmup` + `runs` inferences on the loaded inputs; returns per-inference timings."""
+        info = self._need_info()
+        if not 1 <= runs <= info.max_runs:
+            raise FormicaryError(f"runs must be 1..{info.max_runs} per RUN command, got {runs}.")
+        streamed: dict[int, int] = {}
+
+        def progress(f: Frame) -> bool:
+            measured, index, ticks = struct.unpack_from("<BII", f.payload)
+            if measured == 1:
+                streamed[index] = ticks
+                if on_result is not None:
+                    on_result(index, info.ticks_to_unit(ticks))
+            return measured == 1 and index == runs - 1
+
+        def partial() -> dict:
+            done = [streamed[i] for i in sorted(streamed)]
+            return {"runs_completed": len(done), "ticks": done, "values": [info.ticks_to_unit(t) for t in done],
+                    "unit": info.timing_unit}
+
+        try:
+            # Short timeout until the device accepts the RUN (it answers at once), then run_timeout per inference.
+            f = self._request(Msg.RUN, struct.pack("<IIB", runs, warmup, 1 if profile else 0),
+                              on_progress=progress, progress_timeout=self.run_timeout, partial=partial)
+            done_runs = struct.unpack_from("<I", f.payload)[0]
+            ticks = self._read_timings(done_runs)
+        except FormicaryError as exc:  # includes the watchdog's "QEMU was killed": keep what we have
+            if exc.partial is None:
+                exc.partial = partial()
+            raise
+        for i, t in streamed.items():  # both arrived CRC-checked; a disagreement means a firmware bug
+            if i < len(ticks) and ticks[i] != t:
+                raise DeviceError(f"run {i}: streamed timing {t} != stored timing {ticks[i]}.", "report this bug.")
+        return RunResult(ticks=ticks, values=[info.ticks_to_unit(t) for t in ticks], unit=info.timing_unit,
+                         method=info.timing_method, warmup=warmup, profiled=profile)
+
+    def _read_timings(self, count: int) -> list[int]:
+        out: list[int] = []
+        page = (frames.MAX_PAYLOAD - 6) // 4
+        while len(out) < count:
+            n = min(page, count - len(out))
+            f = self._request(Msg.READ_TIMINGS, struct.pack("<IH", len(out), n))
+            first, got = struct.unpack_from("<IH", f.payload)
+            if first != len(out) or got == 0:
+                raise DeviceError("the device returned timings out of order.", "run again.")
+            out.extend(struct.unpack_from(f"<{got}I", f.payload, 6))
+        return out
+
+    def read_output(self, index: int) -> bytes:
+        info = self._need_info()
+        if not 0 <= index < len(info.outputs):
+            raise FormicaryError(f"the model has {len(info.outputs)} output(s), not output {index}.")
+        total = info.outputs[index].bytes
+        out = bytearray()
+        while len(out) < total:
+            n = min(OUTPUT_CHUNK, total - len(out))
+            f = self._request(Msg.READ_OUTPUT, struct.pack("<BIH", index, len(out), n))
+            idx, offset = struct.unpack_from("<BI", f.payload)
+            data = f.payload[5:]
+            if idx != index or offset != len(out) or len(data) != n:
+                raise DeviceError("the device returned an output chunk that was not asked for.", "run again.")
+            out += data
+        return bytes(out)
+
+    def read_layer_timings(self) -> list[LayerTiming]:
+        info = self._need_info()
+        layers: list[LayerTiming] = []
+        while len(layers) < info.num_ops:
+            f = self._request(Msg.READ_LAYER_TIMINGS, struct.pack("<HH", len(layers), info.num_ops - len(layers)))
+            r = _Reader(f.payload)
+            first, got = r.u16(), r.u16()
+            if first != len(layers) or got == 0:
+                raise DeviceError("the device returned layer timings out of order.", "run again.")
+            for i in range(got):
+                ticks, macs, op_type, name = r.u32(), r.u32(), r.s(), r.s()
+                layers.append(LayerTiming(index=first + i, op_type=op_type, name=name, ticks=ticks,
+                                          value=info.ticks_to_unit(ticks), macs=macs))
+        return layers
+
+    def infer(self, inputs: list[bytes], *, runs: int = 1, warmup: int = 0,
+              profile: bool = False) -> tuple[list[bytes], RunResult]:
+        """Load every input, run, read every output."""
+        info = self._need_info()
+        for i, data in enumerate(inputs):
+            self.load_input(i, data)
+        result = self.run(runs=runs, warmup=warmup, profile=profile)
+        return [self.read_output(i) for i in range(len(info.outputs))], result
+
+    def reset(self, boot_timeout: float = 5.0) -> DeviceInfo:
+        """Reset the device on purpose and start a fresh session with it."""
+        self._request(Msg.RESET)
+        self.info = None
+        self._booted_seen = False
+        self._last_counter = None
+        if not self.wait_boot(boot_timeout):
+            self._fail(DeviceTimeout("the device did not come back after RESET.", "power-cycle the board."))
+        return self.hello()
+
+    def close(self) -> None:
+        self.t.close()
+
+
+@dataclass
+class Connection:
+    """A session plus what it runs on; `close()` closes both (and kills QEMU for virtual boards)."""
+    session: Session
+    qemu: object | None = None
+    url: str = ""
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        try:
+            self.session.close()
+        finally:
+            if self.qemu is not None:
+                self.qemu.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def connect_qemu(board: str, elf, *, expect_model_hash: str | None = None, timeout: float = 2.0,
+                 run_timeout: float = 30.0, boot_timeout: float = 10.0) -> Connection:
+    """Start a virtual board with `elf`, attach, release the CPU, wait for the banner and say HELLO."""
+    from formicary.device import qemu as qemu_mod
+    from formicary.device.transport import SerialTransport
+
+    inst = qemu_mod.launch(board, elf)
+    try:
+        transport = SerialTransport(inst.url)
+        session = Session(transport, timeout=timeout, run_timeout=run_timeout, expect_model_hash=expect_model_hash,
+                          watchdog=inst.watchdog)
+        inst.resume()
+        if not session.wait_boot(boot_timeout):
+            inst.check_alive()
+            raise DeviceTimeout(f"virtual board {inst.board.name} sent no boot banner within {boot_timeout:.0f} s.",
+                                "check that the ELF was built for this board.",
+                                details={"qemu_log": inst.log_tail()})
+        session.hello()
+        return Connection(session=session, qemu=inst, url=inst.url)
+    except BaseException:
+        inst.close()
+        raise
+
+
+def connect_serial(url: str, *, baud: int = 115200, expect_model_hash: str | None = None,
+                   timeout: float = 2.0, run_timeout: float = 30.0) -> Connection:
+    """Attach to a real board (or a detached QEMU) by pyserial URL and say HELLO."""
+    from formicary.device.transport import SerialTransport
+
+    session = Session(SerialTransport(url, baud=baud), timeout=timeout, run_timeout=run_timeout,
+                      expect_model_hash=expect_model_hash)
+    try:
+        session.hello()
+    except BaseException:
+        session.close()
+        raise
+    return Connection(session=session, url=url)

@@ -1,0 +1,217 @@
+"""One self-contained HTML report from stored runs: tables with every figure's unit and method, plots inline.
+
+No external resources: CSS is inline and plots are PNG data URIs, so the file can be mailed or attached to CI.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from formicary.errors import FormicaryError
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1150px;color:#222;
+padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.86em;margin:.6em 0;width:100%}
+th,td{border:1px solid #ddd;padding:.3em .5em;vertical-align:top;text-align:left}
+th{background:#f3f5f7} td.num{text-align:right} td b{white-space:nowrap} small,.meta{color:#666}
+.status-complete{color:#2a7d2a}.status-incomplete,.status-interrupted{color:#b02a2a}.status-running{color:#b07a00}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{color:#555;font-size:.86em}
+.scroll{overflow-x:auto} .warn{background:#fff4e0;border-left:4px solid #f0a000;padding:.4em .8em}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not value.is_integer() or digits:
+        return f"{value:,.{digits or 2}f}"
+    return f"{int(value):,}"
+
+
+def _with(value_html: str, unit: str, method: str | None = None) -> str:
+    """A figure next to its unit, and the method on a second line."""
+    if value_html == "—":
+        return "—"
+    out = f"<b>{value_html}</b> {_e(unit)}"
+    if method:
+        out += f"<br><small>{_e(method)}</small>"
+    return out
+
+
+def _latency_cell(run: dict[str, Any], key: str) -> str:
+    lat = run["latency"]
+    return _with(_num(lat.get(key)), lat.get("unit") or "(unit unknown)",
+                 f"{lat.get('method') or 'method unknown'}, n={lat.get('count', 0)}")
+
+
+def _accuracy_cell(run: dict[str, Any]) -> str:
+    if run.get("accuracy") is None:
+        return "—<br><small>no labelled data</small>"
+    labelled = [o for o in run.get("outputs") or [] if o.get("label") is not None]
+    basis = (f"{sum(o['predicted'] == o['label'] for o in labelled)}/{len(labelled)} labelled inputs"
+             if labelled else f"{run.get('inputs') or '?'} inputs")
+    return _with(f"{100 * run['accuracy']:.2f}", "%", f"top-1 on device, {basis}")
+
+
+def _energy_cell(run: dict[str, Any]) -> str:
+    energy = run.get("energy")
+    if not energy:
+        return "—<br><small>no power source</small>"
+    return _with(_num(float(energy["uj_per_inference"]), 3), "µJ/inference",
+                 f"{energy['method']}: {energy.get('source') or 'source not recorded'}")
+
+
+def _sizes_cell(run: dict[str, Any]) -> str:
+    lines = [f"{what} {_with(_num(run.get(key)), unit)}" for what, key, unit in (
+        ("flash", "flash_bytes", "bytes"), ("RAM", "ram_bytes", "bytes"), ("arena", "arena_bytes", "bytes"),
+        ("model", "model_bytes", "bytes"), ("", "macs", "MACs")) if run.get(key) is not None]
+    if not lines:
+        return "—"
+    return "<br>".join(lines) + ("<br><small>flash/RAM: firmware ELF sections reported by bench; arena: "
+                                 "tensor arena; model: flatbuffer; MACs: counted from the graph</small>")
+
+
+def _bit_exact_cell(run: dict[str, Any]) -> str:
+    if run.get("bit_exact") is None:
+        return "—<br><small>not compared</small>"
+    verdict = "yes" if run["bit_exact"] else "NO"
+    return (f"<b>{verdict}</b><br><small>vs TFLM interpreter, {_num(run.get('mismatches'))} mismatching of "
+            f"{_num(run.get('inputs'))} inputs</small>")
+
+
+def _summary_table(runs: list[dict[str, Any]]) -> str:
+    head = ("<tr><th>run</th><th>model / variant</th><th>board</th><th>status</th><th>latency median / p90</th>"
+            "<th>accuracy</th><th>bit-exact</th><th>energy</th><th>flash / RAM / model</th></tr>")
+    rows = []
+    for r in runs:
+        variant = r["model"]["variant"]
+        vdesc = ", ".join(str(x) for x in (
+            variant.get("quantization"), variant.get("sparsity") and f"sparsity {variant['sparsity']:.0%}",
+            variant.get("clusters") and f"{variant['clusters']} clusters", variant.get("qat") and "QAT") if x)
+        status = f"<span class='status-{_e(r['status'])}'>{_e(r['status'])}</span>"
+        if r.get("incomplete_reason"):
+            status += f"<br><small>{_e(r['incomplete_reason'])}</small>"
+        virtual = "virtual" if r.get("virtual") else "real" if r.get("virtual") is not None else ""
+        rows.append(
+            f"<tr><td>#{r['id']}<br><small>{_e(r['uid'][:10])}<br>{_e(r['started_at'])}</small></td>"
+            f"<td>{_e(r['model'].get('name'))} <b>{_e(variant.get('label'))}</b><br><small>{_e(vdesc)}<br>"
+            f"sha256 {_e((r['model'].get('sha256') or '')[:12])}</small></td>"
+            f"<td>{_e(r['board'])}<br><small>{virtual}</small></td><td>{status}</td>"
+            f"<td class=num>{_latency_cell(r, 'median')}{_estimate(r)}<br>p90 {_latency_cell(r, 'p90')}</td>"
+            f"<td class=num>{_accuracy_cell(r)}</td><td>{_bit_exact_cell(r)}</td>"
+            f"<td class=num>{_energy_cell(r)}{_floor(r)}</td>"
+            f"<td class=num>{_sizes_cell(r)}</td></tr>")
+    return f"<div class=scroll><table>{head}{''.join(rows)}</table></div>"
+
+
+def _estimate(run: dict[str, Any]) -> str:
+    ms = run["latency"].get("estimate_ms")
+    if ms is None:
+        return ""
+    return f"<br><small>≈ {ms:,.3f} ms (estimate from {_e(run['latency'].get('unit'))} at the board clock)</small>"
+
+
+def _floor(run: dict[str, Any]) -> str:
+    floor = run.get("energy_floor_uj")
+    if not floor:
+        return ""
+    parts = ", ".join(f"{_num(float(v), 3)} µJ @{_e(k)}" for k, v in floor.items())
+    return f"<br><small>floor (MAC energy, modelled): {parts}</small>"
+
+
+def _details(run: dict[str, Any]) -> str:
+    lat = run["latency"]
+    stats = "".join(f"<td class=num>{_with(_num(lat.get(k)), lat.get('unit') or '')}</td>"
+                    for k in ("min", "median", "p90", "p99", "max", "mean"))
+    fw = run.get("firmware") or {}
+    settings = run.get("settings") or {}
+    host = run.get("host") or {}
+    return (f"<h3>Run #{run['id']} — {_e(run['model'].get('name'))} {_e(run['model']['variant'].get('label'))} "
+            f"on {_e(run['board'])}</h3>"
+            f"<p class=meta>method: {_e(lat.get('method'))} · samples: {lat.get('count', 0)} · "
+            f"started {_e(run['started_at'])} · finished {_e(run.get('finished_at') or 'never')} · "
+            f"runtime {_e(fw.get('runtime_version'))} (protocol {_e(fw.get('protocol_version'))}) · "
+            f"settings: runs={_e(settings.get('runs'))}, warmup={_e(settings.get('warmup'))}, "
+            f"profile={_e(settings.get('profile'))}, data={_e(settings.get('data'))} · "
+            f"host: {_e(', '.join(f'{k}={v}' for k, v in host.items()))}</p>"
+            f"<table><tr><th>min</th><th>median</th><th>p90</th><th>p99</th><th>max</th><th>mean</th></tr>"
+            f"<tr>{stats}</tr></table>")
+
+
+def _figure(plot) -> str:
+    data = base64.b64encode(plot.png).decode("ascii")
+    return (f"<figure id='{_e(plot.name)}'><img alt='{_e(plot.title)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{_e(plot.caption)}</figcaption></figure>")
+
+
+def _figures(plots: list, empty: str) -> str:
+    return "".join(_figure(p) for p in plots) if plots else f"<p>{_e(empty)}</p>"
+
+
+def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | Path | None = None,
+                 title: str = "formicary benchmark report") -> dict[str, Any]:
+    """Write one self-contained HTML report for `runs` (full dicts from ResultStore.get_run).
+
+    Returns {"path", "bytes", "runs": [ids], "plots": [{"name", "title", "png": path|None}]}.
+    """
+    if not runs:
+        raise FormicaryError("no runs to report on", "run `formicary bench` first, or pick runs from "
+                             "`formicary runs list`")
+    from formicary.report import plots as P
+
+    plots_latency = P.latency_distributions(runs)
+    plots_layers = [p for p in (P.layer_breakdown(r) for r in runs) if p is not None]
+    plots_variants = P.variant_tradeoffs(runs)
+    warnings = []
+    units = sorted({r["latency"].get("unit") for r in runs if r["latency"].get("unit")})
+    if len(units) > 1:
+        warnings.append("These runs measured latency in different units (" + ", ".join(units) + "): "
+                        "instructions (QEMU -icount) and cycles (DWT) are plotted separately and never compared.")
+    if any(r["status"] != "complete" for r in runs):
+        warnings.append("Some runs are not complete: their figures cover only what was collected before they "
+                        "stopped (see the status column).")
+    if any(r.get("virtual") for r in runs):
+        warnings.append("Virtual boards (QEMU) count instructions, not time; their energy can only be modelled.")
+
+    parts = [
+        "<!DOCTYPE html><html lang=en><head><meta charset='utf-8'>",
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        (f"<h1>{_e(title)}</h1><p class=meta>{len(runs)} run(s) · generated "
+         f"{datetime.now(UTC).isoformat(timespec='seconds')} by formicary</p>"),
+        *(f"<p class=warn>{_e(w)}</p>" for w in warnings),
+        "<h2>Summary</h2>", _summary_table(runs),
+        "<h2>Latency distribution</h2>",
+        _figures(plots_latency, "No latency samples recorded."),
+        "<h2>Per-layer breakdown</h2>",
+        _figures(plots_layers, "No per-layer timings (bench with --profile)."),
+        "<h2>Variants: accuracy vs size vs latency/energy</h2>",
+        _figures(plots_variants, "No run has an accuracy (bench with labelled --data), so there is no "
+                 "trade-off plot."),
+        "<h2>Runs</h2>", *(_details(r) for r in runs),
+        "</body></html>",
+    ]
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(parts)
+    output.write_text(text, encoding="utf-8")
+    all_plots = plots_latency + plots_layers + plots_variants
+    exported = []
+    if png_dir is not None:
+        png_dir = Path(png_dir)
+        png_dir.mkdir(parents=True, exist_ok=True)
+        for p in all_plots:
+            (png_dir / f"{p.name}.png").write_bytes(p.png)
+    for p in all_plots:
+        exported.append({"name": p.name, "title": p.title, "caption": p.caption,
+                         "png": str(Path(png_dir) / f"{p.name}.png") if png_dir is not None else None})
+    return {"path": str(output), "bytes": len(text.encode("utf-8")), "runs": [r["id"] for r in runs],
+            "plots": exported}

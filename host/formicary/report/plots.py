@@ -1,0 +1,199 @@
+"""The report's plots, drawn with matplotlib's Agg backend (no display needed) and returned as PNG bytes.
+
+Every axis names its unit and method: latencies in instructions (QEMU -icount) are never drawn on the same axis
+as cycles (DWT), and energy says whether it was measured or modelled.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import EngFormatter
+
+from formicary.report.pareto import pareto_front
+
+DPI = 110
+
+
+@dataclass
+class Plot:
+    name: str      # file-name-safe id, also the PNG file name
+    title: str
+    caption: str   # unit and method of what is drawn
+    png: bytes
+
+
+def run_label(run: dict[str, Any]) -> str:
+    variant = run["model"]["variant"].get("label") or run["model"]["variant"].get("quantization") or ""
+    status = "" if run.get("status") in (None, "complete") else f" [{run['status']}]"
+    return f"#{run['id']} {run['model'].get('name') or '?'} {variant} @{run['board']}{status}".replace("  ", " ")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _methods(runs: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted({r["latency"].get("method") or "unknown method" for r in runs}))
+
+
+def _eng(ax, axis: str = "x") -> None:
+    # 3.05M instead of 3050000: instruction and cycle counts run to millions.
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(EngFormatter(sep=""))
+
+
+def latency_distributions(runs: list[dict[str, Any]]) -> list[Plot]:
+    """One figure per latency unit, one row per run: histogram of every sample, median and p90 marked.
+
+    Rows keep their own x range so a 2 % spread stays visible next to a run 3x slower.
+    """
+    plots = []
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        if run["latency"].get("samples"):
+            by_unit.setdefault(run["latency"].get("unit") or "unknown unit", []).append(run)
+    for unit, group in by_unit.items():
+        fig, axes = plt.subplots(len(group), 1, figsize=(9, 0.4 + 1.25 * len(group)), squeeze=False)
+        method = _methods(group)
+        for ax, run in zip(axes[:, 0], group):
+            values = np.asarray(run["latency"]["samples"], dtype=float)
+            lat = run["latency"]
+            distinct = len(np.unique(values))
+            if distinct == 1:  # deterministic (QEMU -icount): one bar, centred, with a sensible width
+                v = values[0]
+                ax.bar([v], [len(values)], width=max(abs(v) * 0.002, 1), color="#1f77b4")
+                ax.set_xlim(v - max(abs(v) * 0.01, 5), v + max(abs(v) * 0.01, 5))
+            else:
+                ax.hist(values, bins=min(40, distinct), color="#1f77b4", alpha=0.85)
+            ax.axvline(lat["median"], color="#d62728", linewidth=2, label="median")
+            ax.axvline(lat["p90"], color="#ff7f0e", linestyle="--", linewidth=1.5, label="p90")
+            ax.set_title(f"{run_label(run)} — median {lat['median']:,.0f}, p90 {lat['p90']:,.0f}, "
+                         f"n={len(values)}", fontsize=8.5, loc="left")
+            ax.set_ylabel("count", fontsize=8)
+            ax.tick_params(labelsize=8)
+            _eng(ax)
+            ax.grid(axis="x", alpha=0.3)
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+        axes[-1, 0].set_xlabel(f"latency per inference [{unit}] — method: {method}")
+        fig.tight_layout()
+        caption = (f"Histogram of every per-inference latency in {unit} ({method}), one row per run with its own "
+                   f"x range; red = median, orange dashed = p90.")
+        plots.append(Plot(f"latency-{unit}", f"Latency distribution ({unit})", caption, _png(fig)))
+    return plots
+
+
+def layer_breakdown(run: dict[str, Any]) -> Plot | None:
+    """Per-layer median time of one run, largest share first labelled with its percentage."""
+    layers = [layer for layer in run.get("layers") or [] if layer.get("median") is not None]
+    if not layers:
+        return None
+    unit = layers[0].get("unit") or run["latency"].get("unit") or "unknown unit"
+    method = run["latency"].get("method") or "unknown method"
+    medians = np.array([float(layer["median"]) for layer in layers])
+    total = medians.sum() or 1.0
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(layers)))
+    ypos = np.arange(len(layers))
+    ax.barh(ypos, medians, color="#2ca02c")
+    ax.set_yticks(ypos, [f"{layer['index']} {layer.get('op') or '?'}" for layer in layers], fontsize=8)
+    ax.invert_yaxis()
+    for y, value in zip(ypos, medians):
+        ax.text(value, y, f" {100 * value / total:.1f}%", va="center", fontsize=7)
+    ax.set_xlabel(f"median time per layer [{unit}] — method: {method}")
+    ax.set_title(f"Per-layer breakdown — {run_label(run)}")
+    _eng(ax)
+    ax.margins(x=0.12)
+    ax.grid(axis="x", alpha=0.3)
+    caption = (f"Median time of each layer in {unit} ({method}) over the profiled inferences; "
+               f"percentages are shares of the sum of layer medians ({total:,.0f} {unit}).")
+    return Plot(f"layers-run{run['id']}", f"Per-layer breakdown — run #{run['id']}", caption, _png(fig))
+
+
+def _size(run: dict[str, Any]) -> tuple[float | None, str]:
+    if run.get("model_bytes"):
+        return float(run["model_bytes"]), "model size [bytes, flatbuffer]"
+    if run.get("flash_bytes"):
+        return float(run["flash_bytes"]), "flash used [bytes, firmware ELF]"
+    return None, ""
+
+
+def variant_tradeoffs(runs: list[dict[str, Any]]) -> list[Plot]:
+    """Accuracy vs latency / size / energy across the variants of each model on each board, Pareto front marked.
+
+    Grouped by (model name, board, latency unit) so that only comparable numbers share an axis.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        if run.get("accuracy") is None:
+            continue
+        key = (run["model"].get("name") or "?", run["board"], run["latency"].get("unit") or "unknown unit")
+        groups.setdefault(key, []).append(run)
+    plots = []
+    for (model, board, unit), group in groups.items():
+        panels: list[tuple[str, list[float | None], str]] = [
+            ("latency", [r["latency"].get("median") for r in group],
+             f"median latency [{unit}] — {_methods(group)}")]
+        sizes = [_size(r) for r in group]
+        size_label = next((s[1] for s in sizes if s[0] is not None), "")
+        if size_label:
+            panels.append(("size", [s[0] for s in sizes], size_label))
+        energies = [(r.get("energy") or {}).get("uj_per_inference") for r in group]
+        if any(e is not None for e in energies):
+            methods = sorted({(r.get("energy") or {}).get("method") for r in group if r.get("energy")})
+            panels.append(("energy", energies, f"energy per inference [µJ] — {'/'.join(methods)}"))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
+        acc = [100.0 * r["accuracy"] for r in group]
+        # Points on the 3-D front (accuracy up, latency down, size down) get a black ring in every panel.
+        # Incomplete runs are drawn hollow but never put on a front: their figures are partial.
+        done = [r.get("status") in (None, "complete") for r in group]
+        full = [i for i, r in enumerate(group) if done[i] and all(p[1][i] is not None for p in panels)]
+        front3 = {full[i] for i in pareto_front([(acc[j], *[p[1][j] for p in panels]) for j in full],
+                                                ("max", *["min"] * len(panels)))} if full else set()
+        size_pts = None
+        if size_label:
+            s = np.array([v if v is not None else np.nan for v in panels[1][1]], dtype=float)
+            lo, hi = np.nanmin(s), np.nanmax(s)
+            size_pts = 40 + 260 * ((s - lo) / (hi - lo) if hi > lo else np.zeros_like(s))
+            size_pts = np.nan_to_num(size_pts, nan=40)
+        for ax, (kind, xs, xlabel) in zip(axes[0], panels):
+            idx = [i for i, x in enumerate(xs) if x is not None]
+            ranked = [i for i in idx if done[i]]
+            front = [ranked[k] for k in pareto_front([(float(xs[i]), acc[i]) for i in ranked], ("min", "max"))]
+            for i in idx:
+                incomplete = group[i].get("status") not in (None, "complete")
+                ax.scatter(xs[i], acc[i], s=size_pts[i] if (size_pts is not None and kind != "size") else 60,
+                           facecolors="none" if incomplete else ("#ff7f0e" if i in front else "#1f77b4"),
+                           edgecolors="black" if i in front3 else ("#ff7f0e" if i in front else "#1f77b4"),
+                           linewidths=1.8 if i in front3 else 1.0, alpha=0.85, zorder=3)
+                label = group[i]["model"]["variant"].get("label") or f"#{group[i]['id']}"
+                ax.annotate(label, (xs[i], acc[i]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            fx = sorted((float(xs[i]), acc[i]) for i in front)
+            if len(fx) > 1:
+                ax.step([p[0] for p in fx], [p[1] for p in fx], where="post", color="#ff7f0e", linestyle="--",
+                        label="Pareto front", zorder=2)
+            elif fx:
+                ax.plot([], [], color="#ff7f0e", linestyle="--", label="Pareto front")
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.set_ylabel("accuracy [% of labelled inputs, on device]", fontsize=9)
+            _eng(ax)
+            ax.margins(x=0.12, y=0.12)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="lower right")
+        fig.suptitle(f"Variants of {model} on {board}: accuracy vs " + " vs ".join(p[0] for p in panels))
+        fig.tight_layout()
+        caption = ("Each point is a run of a variant. Orange, dashed: Pareto front of that panel (higher "
+                   "accuracy, lower x); black ring: on the front of all axes together. "
+                   + ("In the latency/energy panels, marker area grows with size. " if size_label else "")
+                   + "Hollow markers: incomplete runs (never on a front).")
+        safe = "".join(c if c.isalnum() else "-" for c in f"{model}-{board}-{unit}")
+        plots.append(Plot(f"variants-{safe}", f"Variants of {model} on {board}", caption, _png(fig)))
+    return plots

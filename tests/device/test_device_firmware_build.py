@@ -1,0 +1,40 @@
+"""The firmware builds offline with PlatformIO on our dev-platform for every buildable board, warning-free,
+and a firmware that does not fit fails before flashing, saying by how much."""
+from __future__ import annotations
+
+import pytest
+
+from formicary.boards import list_boards
+from formicary.errors import FormicaryError
+from formicary.toolchain import run_pio
+
+BUILDABLE = [b.name for b in list_boards() if b.buildable]
+
+
+@pytest.mark.parametrize("board", BUILDABLE)
+def test_fake_model_firmware_builds(fake_firmware, board):
+    fw = fake_firmware(board)
+    assert fw.elf.is_file()
+    assert 2_000 < fw.flash_bytes < fw.flash_capacity
+    assert fw.ram_bytes < fw.ram_capacity
+    ini = (fw.project_dir / "platformio.ini").read_text()
+    assert "test_framework = custom" in ini and "symlink://" in ini and "@symlink:///usr" not in ini
+
+
+def test_build_is_warning_free(fake_firmware):
+    fw = fake_firmware("nucleo-l4r5zi")  # the board with the most port code compiled in
+    proc = run_pio(["run", "-e", "nucleo-l4r5zi", "-t", "clean"], cwd=fw.project_dir)
+    assert proc.returncode == 0
+    proc = run_pio(["run", "-e", "nucleo-l4r5zi"], cwd=fw.project_dir)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-2000:]
+    assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
+
+
+def test_firmware_too_big_for_the_board_fails_with_the_overflow(fake_firmware):
+    with pytest.raises(FormicaryError) as err:
+        fake_firmware("qemu-stm32f405", ("-DFM_FAKE_BALLAST_BYTES=200000",))
+    assert "does not fit qemu-stm32f405" in err.value.cause
+    overflow = err.value.details["overflow_bytes"]["RAM"]
+    # 200,000 bytes of ballast + ~12 KB of firmware RAM on a 128 KiB part
+    assert 200_000 + 11_000 - 131_072 <= overflow <= 200_000 + 14_000 - 131_072

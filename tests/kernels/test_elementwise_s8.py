@@ -1,0 +1,150 @@
+"""int8 element-wise kernels vs TFLM, bit for bit: ADD, MUL (with broadcasting), LOGISTIC, TANH, RELU, RELU6,
+QUANTIZE (float -> int8 and int8 -> int8) and DEQUANTIZE, over random shapes and quantization parameters."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_bit_exact, input_sets
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import (
+    ACTIVATIONS,
+    apply_activation,
+    seeds,
+    uniform_sampler,
+    value_range,
+)
+
+pytestmark = pytest.mark.tf
+
+N = 20  # examples per op
+
+
+@st.composite
+def broadcast_shapes(draw):
+    """Two input shapes that broadcast, as Keras models produce them: equal NHWC shapes, per-channel
+    ([1,1,1,C]), per-pixel ([1,H,W,1]), rank-2 [N,C] vs [1,C] and mixed-size broadcasts."""
+    h, w, c = draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 9))
+    kind = draw(st.sampled_from(["same", "same", "channel", "pixel", "rank2", "both", "scalar"]))
+    a = [1, h, w, c]
+    if kind == "same":
+        b = list(a)
+    elif kind == "channel":
+        b = [1, 1, 1, c]
+    elif kind == "pixel":
+        b = [1, h, w, 1]
+    elif kind == "rank2":
+        a, b = [draw(st.integers(1, 4)), c], [1, c]
+    elif kind == "both":
+        a, b = [1, h, 1, c], [1, 1, w, c]
+    else:
+        b = [1]
+    if draw(st.booleans()):
+        a, b = b, a
+    return a, b
+
+
+def _binary(opmodels, op, shapes, ranges, act, seed):
+    import tensorflow as tf
+
+    def fn(x, y):
+        return apply_activation(tf, x + y if op == "ADD" else x * y, act)
+
+    return opmodels.convert(fn, shapes, int8=True, calib=uniform_sampler(shapes, ranges), seed=seed)
+
+
+@settings(max_examples=N)
+@given(shapes=broadcast_shapes(), r1=value_range(), r2=value_range(), act=st.sampled_from(ACTIVATIONS), seed=seeds)
+def test_add_s8(opmodels, shapes, r1, r2, act, seed):
+    built = _binary(opmodels, "ADD", shapes, (r1, r2), act, seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "ADD")
+
+
+@settings(max_examples=N)
+@given(shapes=broadcast_shapes(), r1=value_range(), r2=value_range(), act=st.sampled_from(ACTIVATIONS), seed=seeds)
+def test_mul_s8(opmodels, shapes, r1, r2, act, seed):
+    built = _binary(opmodels, "MUL", shapes, (r1, r2), act, seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "MUL")
+
+
+def _unary(opmodels, fn, shape, rng_, seed, float_io=False):
+    return opmodels.convert(fn, [shape], int8=True, calib=uniform_sampler([shape], [rng_]), seed=seed,
+                            float_io=float_io)
+
+
+shapes_1to4d = st.lists(st.integers(1, 9), min_size=1, max_size=4)
+
+
+@settings(max_examples=N)
+@given(shape=shapes_1to4d, r=value_range(), seed=seeds)
+def test_logistic_s8(opmodels, shape, r, seed):
+    import tensorflow as tf
+
+    built = _unary(opmodels, tf.math.sigmoid, shape, r, seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "LOGISTIC")
+
+
+@settings(max_examples=N)
+@given(shape=shapes_1to4d, r=value_range(), seed=seeds)
+def test_tanh_s8(opmodels, shape, r, seed):
+    import tensorflow as tf
+
+    built = _unary(opmodels, tf.math.tanh, shape, r, seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "TANH")
+
+
+@settings(max_examples=N)
+@given(shape=shapes_1to4d, r=value_range(), seed=seeds)
+def test_relu_s8(opmodels, shape, r, seed):
+    import tensorflow as tf
+
+    built = _unary(opmodels, tf.nn.relu, shape, r, seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "RELU")
+
+
+@settings(max_examples=N)
+@given(shape=shapes_1to4d, r=value_range(), seed=seeds)
+def test_relu6_s8(opmodels, shape, r, seed):
+    import tensorflow as tf
+
+    built = _unary(opmodels, tf.nn.relu6, shape, r, seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "RELU6")
+
+
+@settings(max_examples=N)
+@given(shape=shapes_1to4d, r=value_range(), seed=seeds, scale=st.sampled_from([0.5, 3.0, 50.0]))
+def test_quantize_dequantize_float_io(opmodels, shape, r, seed, scale):
+    """float in -> QUANTIZE -> TANH -> DEQUANTIZE -> float out; inputs far beyond the calibration range
+    exercise saturation, and exact .5 steps the rounding of QUANTIZE."""
+    import tensorflow as tf
+
+    built = _unary(opmodels, tf.math.tanh, shape, r, seed, float_io=True)
+    assert "QUANTIZE" in built.opcodes and "DEQUANTIZE" in built.opcodes, built.opcodes
+    rng = np.random.default_rng(seed)
+    sets = input_sets(built, rng, float_scale=scale)
+    # Values on exact half steps of the input scale: the round-half-away-from-zero cases.
+    from formicary.tflite import read_model
+
+    q = read_model(built.model).tensors[read_model(built.model).operators[0].outputs[0]].quant
+    s = float(q.scale[0])
+    halves = ((rng.integers(-140, 140, size=shape) + 0.5) * s).astype(np.float32)
+    sets.append([halves])
+    assert_bit_exact(built, sets)
+
+
+@settings(max_examples=N)
+@given(s1=st.lists(st.integers(1, 6), min_size=4, max_size=4), c2=st.integers(1, 6), r1=value_range(),
+       r2=value_range(), seed=seeds)
+def test_requantize_s8(opmodels, s1, c2, r1, r2, seed):
+    """int8 -> int8 QUANTIZE: the converter inserts it where one tensor must take another's scale, e.g. the
+    inputs of a CONCATENATION quantized with different ranges."""
+    import tensorflow as tf
+
+    s1 = [1, *s1[1:]]
+    s2 = [1, s1[1], s1[2], c2]
+
+    def fn(x, y):
+        return tf.concat([tf.nn.relu(x), tf.math.tanh(y)], axis=3)
+
+    built = opmodels.convert(fn, [s1, s2], int8=True, calib=uniform_sampler([s1, s2], [r1, r2]), seed=seed)
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "QUANTIZE")

@@ -1,0 +1,101 @@
+"""The C DUT parser (firmware/mlperf/fm_mlperf.c) on the host with sanitizers: scripted sessions and garbage."""
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+MLPERF = HERE.parents[1] / "firmware" / "mlperf"
+
+
+def session(binary: Path, data: bytes, *args: str) -> list[str]:
+    proc = subprocess.run([str(binary), *args], input=data, capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return proc.stdout.decode("ascii").split("\r\n")[:-1]
+
+
+def test_scripted_session(dut_host_binary: Path) -> None:
+    lines = session(dut_host_binary, b"name%profile%help%timestamp%db load 4%db 0102%db 0304%db print%"
+                                     b"infer 2 1%results%bogus%", "4", "500")
+    assert lines[:2] == ["m-timestamp-mode-performance", "m-ready"]
+    assert "m-name-dut-[formicary-host]" in lines and "m-model-[fake-kws]" in lines
+    assert "m-[Expecting 4 bytes]" in lines and lines.count("m-load-done") == 1
+    assert "m-buffer-01020304" in lines
+    i = lines.index("m-infer-start-2")
+    assert lines[i - 2:i] == ["m-warmup-start-1", "m-warmup-done"]
+    t0, t1 = (int(re.match(r"m-lap-us-(\d+)", ln).group(1)) for ln in lines[i + 1:i + 3])
+    assert t1 - t0 == 2 * 500 + 7  # two invokes of the fake's 500 µs + one timestamp read
+    # input bytes sum to 10 -> class 10 of 12 at 127 -> (127 + 128) / 256
+    expected = "m-results-[" + ",".join("0.996" if k == 10 else "0.000" for k in range(12)) + "]"
+    assert lines[i + 3:i + 5] == ["m-infer-done", expected]
+    assert lines.count(expected) == 2
+    assert "e-[Unknown command: bogus]" in lines
+    # every command is answered with m-ready: banner + 11 commands
+    assert lines.count("m-ready") == 12
+
+
+@pytest.mark.parametrize("cmd,error", [
+    (b"infer 0%", "e-[infer: N must be at least 1]"),
+    (b"infer 2 x%", "e-[infer: W must be a number 0..10000000]"),
+    (b"infer 99999999999%", "e-[infer: N must be a number 1..10000000]"),
+    (b"infer 1 2 3%", "e-[infer: usage infer N W]"),
+    (b"db load 5%", "e-[db load: larger than the model input]"),
+    (b"db load%", "e-[db load: usage db load N]"),
+    (b"db 00%", "e-[db: no db load pending]"),
+    (b"db load 2%db 0g%", "e-[db: not a hex byte string]"),
+    (b"db load 2%db 001122%", "e-[db: more bytes than announced by db load]"),
+    (b"A" * 300 + b"%", "e-[Command too long]"),
+    (b"\x00\xff[]%", "e-[Unknown command: ????]"),
+])
+def test_errors_and_resync(dut_host_binary: Path, cmd: bytes, error: str) -> None:
+    lines = session(dut_host_binary, cmd + b"name%", "4")
+    assert error in lines
+    # the parser is back in step: the next command is answered normally
+    assert lines[-2:] == ["m-name-dut-[formicary-host]", "m-ready"]
+
+
+def test_rejected_hex_changes_nothing(dut_host_binary: Path) -> None:
+    lines = session(dut_host_binary, b"db load 4%db aabb%db 0z%db ccdd%db print%", "4")
+    assert "m-buffer-aabbccdd" in lines and "m-load-done" in lines
+
+
+def test_invoke_failure_is_reported(dut_host_binary: Path) -> None:
+    lines = session(dut_host_binary, b"infer 1 0%name%", "4", "10", "fail")
+    assert "e-[invoke failed]" in lines and "m-infer-done" not in lines
+    assert lines[-1] == "m-ready"
+
+
+def test_random_garbage_never_crashes(dut_host_binary: Path) -> None:
+    rng = random.Random(5)
+    for _ in range(20):
+        blob = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 5000)))
+        lines = session(dut_host_binary, blob + b"%name%", "490")
+        assert all(ln.startswith(("m-", "e-")) for ln in lines)
+        assert lines[-2:] == ["m-name-dut-[formicary-host]", "m-ready"]
+
+
+def test_fuzz_standalone(fuzz_standalone_binary: Path) -> None:
+    # 20k random sessions of valid commands, hex and garbage; sanitizers abort on any memory error
+    proc = subprocess.run([str(fuzz_standalone_binary), "20000", "7"], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok 20000 sessions"
+
+
+def test_libfuzzer_short_run(tmp_path: Path) -> None:
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang not installed: libFuzzer run skipped (the standalone fuzz driver still ran)")
+    exe = tmp_path / "fuzz_lf"
+    build = subprocess.run([clang, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", f"-I{MLPERF}",
+                            str(HERE / "fuzz_mlperf.c"), str(MLPERF / "fm_mlperf.c"), "-o", str(exe)],
+                           capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        pytest.skip(f"clang cannot build libFuzzer targets here: {build.stderr[-300:]}")
+    proc = subprocess.run([str(exe), "-runs=100000", "-max_len=2048", "-seed=1"], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,0 +1,157 @@
+"""The host runner (formicary.mlperf) against the C DUT parser with a fake model, over a real socket:// URL."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from formicary.errors import FormicaryError
+from formicary.mlperf.runner import (
+    open_dut,
+    read_labels,
+    run_accuracy,
+    run_mlperf,
+    run_performance,
+)
+
+
+def test_identify_and_performance(socket_dut) -> None:
+    dut_proc = socket_dut(input_bytes=16, lap_us=2500)
+    with open_dut(dut_proc.url) as dut:
+        assert dut.name() == "formicary-host"
+        assert dut.profile() == {"profile": "MLPerf Tiny formicary-rt", "model": "fake-kws"}
+        perf = run_performance(dut, bytes(range(16)), n=8, warmup=2)
+    assert perf["inferences"] == 8 and perf["warmup"] == 2
+    # 8 invokes x 2500 µs + 7 µs for the timestamp read, from the DUT's own clock
+    assert perf["latency"] == {"value": (8 * 2500 + 7) / 8, "unit": "us", "method": "dut m-lap-us / N"}
+    assert perf["meets_min_duration"] is False
+    assert len(perf["results"]) == 12 and perf["results"][sum(range(16)) % 12] == pytest.approx(0.996)
+
+
+def test_performance_picks_n_for_min_duration(socket_dut) -> None:
+    dut_proc = socket_dut(input_bytes=4, lap_us=20_000)
+    with open_dut(dut_proc.url) as dut:
+        perf = run_performance(dut, b"\x01\x02\x03\x04", n=None, warmup=1, min_duration_s=10.0)
+    assert perf["inferences"] == 500  # 10 s / 20 ms (the DUT's virtual clock)
+    assert perf["duration"]["value"] >= 10.0 and perf["meets_min_duration"] is True
+
+
+def test_accuracy_on_kws_inputs(socket_dut, kws_data_dir: Path) -> None:
+    # the fake model predicts (sum of input bytes) % 12: the expected accuracy follows from the files alone,
+    # so this checks the hex upload, the results parsing and the label handling end to end
+    rows = read_labels(kws_data_dir)[:40]
+    expected = sum(int(sum(p.read_bytes()) % 12 == label) for p, label in rows)
+    dut_proc = socket_dut(input_bytes=490)
+    with open_dut(dut_proc.url) as dut:
+        acc = run_accuracy(dut, kws_data_dir, limit=40)
+    assert acc["inputs"] == 40 and acc["correct"] == expected
+    assert [p["prediction"] for p in acc["predictions"]] == [sum(p.read_bytes()) % 12 for p, _ in rows]
+
+
+def test_run_mlperf_both_modes(socket_dut, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = []
+    for k in range(5):
+        blob = bytes([k] * 8)
+        (data / f"in{k}.bin").write_bytes(blob)
+        lines.append(f"in{k}.bin,12,{(8 * k) % 12 if k != 3 else 1}")
+    (data / "y_labels.csv").write_text("\n".join(lines) + "\n")
+    dut_proc = socket_dut(input_bytes=8, lap_us=100)
+    out = run_mlperf(dut_proc.url, data, mode="both", n=10, warmup=0)
+    assert out["dut"]["name"] == "formicary-host"
+    assert out["performance"]["latency"]["value"] == pytest.approx(100.7)
+    assert out["accuracy"]["correct"] == 4 and out["accuracy"]["accuracy"]["value"] == 0.8
+    json.dumps(out)  # plain data
+
+
+def test_resync_after_garbage_on_the_line(socket_dut) -> None:
+    dut_proc = socket_dut(input_bytes=4)
+    dut_proc.inject(b"\x00\x17garbage that never ends" * 30)  # an over-long unterminated line
+    with open_dut(dut_proc.url) as dut:
+        assert dut.name() == "formicary-host"
+        dut.load_input(b"\x00\x00\x00\x05")
+        _, results = dut.infer(1, 0, timeout_s=10)
+        assert results.index(max(results)) == 5
+
+
+def test_dut_errors_become_formicary_errors(socket_dut) -> None:
+    dut_proc = socket_dut(input_bytes=4, fail=True)
+    with open_dut(dut_proc.url) as dut:
+        with pytest.raises(FormicaryError, match="invoke failed"):
+            dut.infer(1, 0, timeout_s=10)
+        with pytest.raises(FormicaryError, match="larger than the model input"):
+            dut.load_input(b"\x00" * 5)
+
+
+def test_silent_port_times_out() -> None:
+    import socket
+    srv = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        with pytest.raises(FormicaryError, match="stopped answering"):
+            open_dut(f"socket://127.0.0.1:{srv.getsockname()[1]}", line_timeout_s=0.5).close()
+    finally:
+        srv.close()
+
+
+def test_cli_mlperf_with_port(socket_dut, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.bin").write_bytes(bytes([1, 2, 3, 4]))
+    (data / "y_labels.csv").write_text("a.bin,12,10\n")
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not really a model")
+    dut_proc = socket_dut(input_bytes=4, lap_us=300)
+    proc = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "mlperf", str(model),
+                           str(data), "--board", "qemu-m4", "--port", dut_proc.url, "--runs", "5", "--json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["accuracy"]["correct"] == 1 and out["performance"]["inferences"] == 5
+    assert out["board"] == "qemu-m4" and len(out["model"]["sha256"]) == 64
+    no_port = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "mlperf", str(model),
+                              str(data), "--board", "qemu-m4", "--json"], capture_output=True, text=True, timeout=120, check=False)
+    assert no_port.returncode == 2 and "--port" in json.loads(no_port.stdout)["error"]["fix"]
+
+
+class ConstantHostPower:
+    """A PowerSource stand-in sampling a constant 10 mW on the host clock (exercises the marker windows)."""
+    label = "measured"
+
+    def __init__(self) -> None:
+        from formicary.bench.power.sources import PowerSource
+
+        class _Src(PowerSource):
+            label = "measured"
+            name = "constant-10mW"
+
+            def start(self_inner) -> None:
+                import time as _t
+                self_inner._t0 = _t.perf_counter()
+                self_inner._marker_list = []
+                self_inner._running = True
+
+            def stop(self_inner):
+                import numpy as np
+
+                from formicary.bench.power.sources import PowerSamples
+                end = self_inner.now_s() + 1e-3
+                t = np.arange(0.0, end, 1e-4)
+                self_inner._running = False
+                return PowerSamples(self_inner.name, "measured", t, np.full(t.size, 0.010),
+                                    markers=list(self_inner._markers()))
+        self.src = _Src()
+
+
+def test_performance_with_power_source(socket_dut) -> None:
+    dut_proc = socket_dut(input_bytes=4, lap_us=100)
+    src = ConstantHostPower().src
+    with open_dut(dut_proc.url) as dut:
+        perf = run_performance(dut, b"\x00\x01\x02\x03", n=50, warmup=0, power_source=src, min_duration_s=0.0)
+    e = perf["energy"]
+    assert e["method"] == "measured" and e["source"] == "constant-10mW" and e["inferences"] == 50
+    # 10 mW over the marker window (the serial round trip, host clock) / 50
+    assert e["uj_per_inference"] == pytest.approx(10e-3 * e["duration_s"] / 50 * 1e6, rel=1e-6)
+    assert e["duration_s"] > 0 and perf["power_samples"]["method"] == "measured"
