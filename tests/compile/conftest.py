@@ -2,49 +2,16 @@
 `formicary demo` pipeline), compile runs cached by their options so several tests share one run."""
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-
-
-def _install_analysis_shim_if_missing() -> bool:
-    """Until formicary.analysis lands (another worker owns it), give compile_model a minimal stand-in so the
-    pipeline can run end to end. Test-only: never shipped. Returns True if the shim is in use."""
-    try:
-        importlib.import_module("formicary.analysis")
-        return False
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("formicary.analysis",):
-            raise
-    shim = types.ModuleType("formicary.analysis")
-
-    def analyse(model, board=None):
-        data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
-        return {"model_bytes": len(data), "analysis_shim": True, **({"board_fit": {"board": board}} if board else {})}
-
-    shim.analyse = analyse
-    sys.modules["formicary.analysis"] = shim
-    return True
-
-
-ANALYSIS_SHIM = _install_analysis_shim_if_missing()
-# Python code run by CLI subprocesses: the same shim when the real module is missing, then the CLI.
-CLI_PRELUDE = (
-    "import sys, types, importlib\n"
-    "try:\n    importlib.import_module('formicary.analysis')\n"
-    "except ModuleNotFoundError:\n"
-    "    m = types.ModuleType('formicary.analysis')\n"
-    "    m.analyse = lambda model, board=None: {'model_bytes': len(bytes(model)), 'analysis_shim': True}\n"
-    "    sys.modules['formicary.analysis'] = m\n"
-    "from formicary.cli import main\nsys.argv[0] = 'formicary'\nmain()\n"
-)
+# Python code run by CLI subprocesses: the real CLI entry point.
+CLI_PRELUDE = "import sys\nfrom formicary.cli import main\nsys.argv[0] = 'formicary'\nmain()\n"
 
 
 @pytest.fixture(scope="session")

@@ -58,8 +58,6 @@ def test_demo_prune50_int8_loses_at_most_2_points(digits, kernels_of):
 def test_report_has_the_contract_keys(digits):
     report = json.loads(digits.demo.report_path.read_text())
     assert {"accuracy", "compile"} <= set(report)
-    if report.get("analysis_shim"):
-        pytest.skip("formicary.analysis not available yet: its contract keys are checked once it lands")
     missing = [k for k in CONTRACT_KEYS if k not in report]
     assert not missing, missing
     assert report["model_bytes"] == digits.demo.model_path.stat().st_size

@@ -1,0 +1,3 @@
+from formicary.cli import main
+
+main()
