@@ -180,8 +180,19 @@ def measure_arena(model: bytes | str | Path) -> int:
                              "this tflite-micro build lacks the recording allocator; pin the version in pyproject.toml.")
     total = int(match.group(1))
     with capture_c_stderr():
-        for size in range(total, total + 64, 4):
-            if _runs_with_arena(data, size):
-                return size
-    raise FormicaryError(f"TFLM reported a {total} B arena but did not run with up to {total + 64} B.",
-                         "report this model as a bug.")
+        # Grow the margin until it runs, then bisect down to the recorded total (never below it, see above).
+        bad, margin = total - 1, 0
+        while not _runs_with_arena(data, total + margin):
+            bad = total + margin
+            margin = margin * 2 if margin else 16
+            if margin > max(total, 4096):
+                raise FormicaryError(f"TFLM reported a {total} B arena but did not run with {total + margin // 2} B.",
+                                     "report this model as a bug.")
+        good = total + margin
+        while good - bad > 1:
+            mid = (good + bad) // 2
+            if _runs_with_arena(data, mid):
+                good = mid
+            else:
+                bad = mid
+    return good

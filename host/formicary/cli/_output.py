@@ -10,7 +10,7 @@ from rich.console import Console
 
 console = Console()
 
-JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON (stable keys, see docs/cli-json.md).")
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON (stable keys, documented in docs/).")
 
 
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[Console, dict[str, Any]], None]) -> None:
