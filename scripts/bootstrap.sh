@@ -40,11 +40,11 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
 fi
 [ -x "$VENV/bin/python" ] || { log "creating virtualenv $VENV"; "$PYTHON" -m venv "$VENV"; }
 stamp="$VENV/.formicary-installed"
-want="$(sha256sum "$FORMICARY_ROOT/pyproject.toml" | cut -d' ' -f1)"
+want="$(cat "$FORMICARY_ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages into $VENV (first time: ~2 min)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test]"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test,power]"
   echo "$want" > "$stamp"
 fi
 
