@@ -29,6 +29,7 @@ class Dataset:
     y: np.ndarray | None
     source: str
     flat: bool = False
+    names: list[str] | None = None  # per-sample names (the .bin file names), for per-input results
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -116,7 +117,8 @@ def _load_bin_folder(p: Path) -> Dataset:
                              "every .bin must hold one tensor of the model's input shape.")
     # MLPerf Tiny stores raw int8 tensors; their shape comes from the model (see fit_to_input).
     x = np.stack([np.frombuffer(b, dtype=np.int8) for b in raw])
-    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), source=str(p), flat=True)
+    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), source=str(p), flat=True,
+                   names=[f.name for f in files])
 
 
 def fit_to_input(data: Dataset, input_shape: tuple[int | None, ...], role: str) -> Dataset:
@@ -136,11 +138,11 @@ def fit_to_input(data: Dataset, input_shape: tuple[int | None, ...], role: str) 
                 f"the model takes {sample_shape} = {want}",
                 "give data recorded for this model's input shape.",
                 details={"model_input": list(sample_shape), "data_sample": list(got_shape)})
-        return Dataset(x=data.x.reshape((len(data),) + sample_shape), y=data.y, source=data.source)
+        return Dataset(x=data.x.reshape((len(data),) + sample_shape), y=data.y, source=data.source, names=data.names)
     if got_shape != sample_shape:
         # A missing trailing channel axis of size 1 is a common, unambiguous difference: add it.
         if got_shape + (1,) == sample_shape:
-            return Dataset(x=data.x[..., None], y=data.y, source=data.source)
+            return Dataset(x=data.x[..., None], y=data.y, source=data.source, names=data.names)
         raise FormicaryError(
             f"{role} data does not match the model input: samples are {got_shape}, the model takes {sample_shape}",
             "give data shaped like the model input (first axis = samples).",

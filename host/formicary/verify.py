@@ -79,8 +79,9 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
     from formicary.tflite import read_model
 
     if target != "host":
-        raise FormicaryError(f"verify --target {target} is not available yet: only `host` is implemented.",
-                             "use --target host (board targets come with `formicary bench`).")
+        if sanitize or input_sets is not None:
+            raise FormicaryError("--sanitize runs on the host only.", f"drop --sanitize for --target {target}.")
+        return verify_on_board(model, target, inputs=inputs, data=data, seed=seed)
     from formicary.codegen.generate import read_model_bytes
 
     data_bytes = read_model_bytes(model)
@@ -90,6 +91,8 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         sets = [list(s) if not isinstance(s, np.ndarray) else [s] for s in input_sets]
     elif data is not None:
         sets, labels = dataset_inputs(ir, data)
+        if inputs is not None:
+            sets, labels = sets[:inputs], (None if labels is None else labels[:inputs])
     else:
         sets = random_inputs(ir, 10 if inputs is None else inputs, seed)
     if not sets:
@@ -151,4 +154,34 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         tflm_correct = sum(int(np.argmax(np.asarray(row[0]).reshape(-1))) == int(y) for row, y in zip(ref, labels))
         out["accuracy"] = {"correct": correct, "total": len(labels), "value": correct / len(labels),
                            "tflm_correct": tflm_correct, "method": "argmax of output 0 vs labels"}
+    return out
+
+
+def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None, data: str | Path | None = None,
+                    seed: int = 0, port: str | None = None) -> dict:
+    """The comparison part of `formicary bench` on a (virtual) board: one run per input, nothing recorded.
+
+    Same keys as the host verify where they apply; `latency` adds the on-device statistics."""
+    from formicary.bench.runner import run_bench
+
+    r = run_bench(model, board, port=port, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False)
+    first = next((i for i, o in enumerate(r["outputs"]) if not o["match_reference"]), None)
+    out: dict = {
+        "bit_exact": bool(r["bit_exact"]), "inputs": r["inputs"], "mismatches": r["mismatches"],
+        "max_abs_diff": max((o.get("max_abs_diff", 0.0) for o in r["outputs"]), default=0.0),
+        "accuracy": None, "target": board, "sanitize": False, "first_mismatch": first,
+        "model_hash": r["model"]["sha256"], "arena_bytes": r["arena_bytes"],
+        "flash_bytes": r["flash_bytes"], "ram_bytes": r["ram_bytes"],
+        "latency": {k: r["latency"][k] for k in ("unit", "method", "min", "median", "max", "estimate_ms", "clock_hz")},
+        "method": {"compare": f"every output byte read back from {board} vs the TFLM Python interpreter",
+                   "unit": "bytes"},
+    }
+    if r["model"]["variant"]["quantization"] == "float32":
+        out["tolerance"] = {"rtol": FLOAT_RTOL, "atol": FLOAT_ATOL, "ok": r["mismatches"] == 0}
+    labelled = [o for o in r["outputs"] if o["label"] is not None]
+    if labelled:
+        correct = sum(o["predicted"] == o["label"] for o in labelled)
+        out["accuracy"] = {"correct": correct, "total": len(labelled), "value": correct / len(labelled),
+                           "tflm_correct": sum(o["reference_predicted"] == o["label"] for o in labelled),
+                           "method": f"argmax of output 0 on {board} vs labels"}
     return out

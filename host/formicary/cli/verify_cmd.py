@@ -11,8 +11,10 @@ from formicary.cli._output import JSON_OPTION, emit
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify(model: Path = typer.Argument(..., help="Quantized .tflite model."),
-               target: str = typer.Option("host", "--target", help="Where to run formicary-rt (host)."),
-               inputs: int = typer.Option(None, "--inputs", help="Number of random input sets (default 10)."),
+               target: str = typer.Option("host", "--target",
+                                          help="Where to run formicary-rt: host, or a board (`formicary boards`)."),
+               inputs: int = typer.Option(None, "--inputs",
+                                          help="Number of random input sets (default 10), or the first N of --data."),
                data: Path = typer.Option(None, "--data", help=".npz or MLPerf .bin folder with y_labels.csv."),
                seed: int = typer.Option(0, "--seed", help="Seed for random inputs."),
                sanitize: bool = typer.Option(False, "--sanitize",
@@ -20,11 +22,8 @@ def register(app: typer.Typer) -> None:
                as_json: bool = JSON_OPTION) -> None:
         """Build the generated model for the host, run it and TFLM on the same inputs, compare every byte."""
         from formicary import progress
-        from formicary.errors import FormicaryError
         from formicary.verify import verify_model
 
-        if inputs is not None and data is not None:
-            raise FormicaryError("--inputs and --data are exclusive.", "pass one of them.")
         with progress.step(f"verify {model.name} on {target}"):
             result = verify_model(model, inputs=inputs, data=data, seed=seed, sanitize=sanitize, target=target)
         emit(result, as_json, _human)
@@ -41,8 +40,14 @@ def _human(console, r: dict) -> None:
     else:
         status = f"[red]{r['mismatches']} mismatching input(s)[/]"
     console.print(f"{status} with TFLM on {r['inputs']} input(s) (max abs diff {r['max_abs_diff']})")
-    console.print(f"arena: formicary-rt {r['arena_bytes']} B, lower bound {r['arena_lower_bound_bytes']} B, "
-                  f"TFLM {r['tflm_arena_bytes']} B (host, bisection)")
+    if r["target"] != "host":
+        from formicary.bench.runner import latency_line
+
+        console.print(f"on {r['target']}: arena {r['arena_bytes']:,} B, flash {r['flash_bytes']:,} B, "
+                      f"RAM {r['ram_bytes']:,} B; latency {latency_line(r)}")
+    else:
+        console.print(f"arena: formicary-rt {r['arena_bytes']} B, lower bound {r['arena_lower_bound_bytes']} B, "
+                      f"TFLM {r['tflm_arena_bytes']} B (host, bisection)")
     if r.get("accuracy"):
         a = r["accuracy"]
         console.print(f"accuracy: {a['correct']}/{a['total']} = {a['value']:.3f} (TFLM {a['tflm_correct']})")

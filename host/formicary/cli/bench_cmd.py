@@ -1,0 +1,84 @@
+"""`formicary bench MODEL|PROJECT --board B`: run on the board, stream timings, compare with TFLM, record."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from formicary.cli._output import JSON_OPTION, emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench(target: Path = typer.Argument(..., help="A model (.tflite/.keras/.h5) or a `formicary build` project."),
+              board: str = typer.Option(..., "--board", help="Board name (see `formicary boards`)."),
+              port: str = typer.Option(None, "--port", help="Serial port / pyserial URL (real boards, or a QEMU "
+                                                            "started by `formicary flash`); omit for virtual boards."),
+              runs: int = typer.Option(None, "--runs", help="Timed inferences in total (default: one per input, "
+                                                            "at least 10), spread over the inputs."),
+              warmup: int = typer.Option(1, "--warmup", help="Untimed inferences before the first timed one."),
+              data: Path = typer.Option(None, "--data", help="Labelled inputs: MLPerf .bin folder or .npz."),
+              inputs: int = typer.Option(None, "--inputs", help="Use the first N inputs of --data, or N random "
+                                                                "inputs without --data (default 10)."),
+              profile: bool = typer.Option(False, "--profile", help="Per-layer timings."),
+              store: Path = typer.Option(None, "--store", envvar="FORMICARY_STORE",
+                                         help="Results store (SQLite); default in the user data directory."),
+              no_store: bool = typer.Option(False, "--no-store", help="Do not record the run."),
+              label: str = typer.Option(None, "--label", help="Model name that groups variants in reports."),
+              build_dir: Path = typer.Option(None, "--build-dir", help="Where to build (default: a cache per "
+                                                                       "model and board)."),
+              rebuild: bool = typer.Option(False, "--rebuild", help="Build even if a cached build exists."),
+              seed: int = typer.Option(0, "--seed", help="Seed for random inputs."),
+              as_json: bool = JSON_OPTION) -> None:
+        """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
+        from formicary.bench.runner import run_bench
+        from formicary.progress import BoardProgress
+
+        with BoardProgress() as show:
+            result = run_bench(target, board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
+                               profile=profile, store=False if no_store else store, out_dir=build_dir,
+                               label=label, rebuild=rebuild, seed=seed, on_event=show)
+        emit(result, as_json, render)
+        if result["mismatches"]:
+            raise typer.Exit(1)
+
+
+def render(console, r: dict) -> None:
+    from formicary.bench.runner import latency_line
+
+    kind = "virtual board" if r["virtual"] else "board"
+    console.print(f"[bold]{r['model']['name']}[/] ({r['model']['variant']['label']}) on {kind} [bold]{r['board']}[/]"
+                  f", formicary-rt {r['firmware']['runtime_version']}")
+    console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
+                  f"{r['settings']['warmup']} warm-up)")
+    if r["layers"]:
+        from rich.table import Table
+
+        total = sum(layer["median"] or 0 for layer in r["layers"]) or 1
+        table = Table(title=f"per layer (median {r['latency']['unit']}, last inference of each input)")
+        for col in ("#", "op", "MACs", r["latency"]["unit"], "share"):
+            table.add_column(col, justify="left" if col == "op" else "right")
+        for layer in r["layers"]:
+            table.add_row(str(layer["index"]), layer["op"], f"{layer['macs']:,}", f"{layer['median']:,.0f}",
+                          f"{100 * layer['median'] / total:.1f} %")
+        console.print(table)
+    if r["bit_exact"]:
+        verdict = "[green]bit-exact[/]"
+    elif r["mismatches"] == 0:
+        verdict = "[green]within float tolerance[/]"
+    else:
+        verdict = f"[red]{r['mismatches']} input(s) differ[/]"
+    console.print(f"outputs vs TFLM interpreter: {verdict} on {r['inputs']} input(s)")
+    if r["accuracy"] is not None:
+        labelled = sum(1 for o in r["outputs"] if o["label"] is not None)
+        right = sum(1 for o in r["outputs"] if o["label"] is not None and o["label"] == o["predicted"])
+        console.print(f"accuracy on the device: {right}/{labelled} = {r['accuracy']:.3f}")
+    console.print(f"firmware: flash {r['flash_bytes']:,} B, RAM {r['ram_bytes']:,} B (from the ELF); "
+                  f"arena {r['arena_bytes']:,} B; {r['macs']:,} MACs")
+    e = r.get("energy")
+    if e:
+        floor = r.get("energy_floor_uj") or {}
+        console.print(f"energy: {e['uj_per_inference']:.2f} µJ/inference ([bold]{e['method']}[/]: {e['source']})"
+                      + (f"; MAC-energy floor {floor['45nm']:.2f} µJ at 45 nm (modelled)" if "45nm" in floor else ""))
+    if r.get("run_id") is not None:
+        console.print(f"recorded as run {r['run_id']} in {r['store_path']}")
