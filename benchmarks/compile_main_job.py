@@ -19,7 +19,7 @@ from pathlib import Path
 
 def run_once(out_dir: Path) -> dict:
     cmd = [sys.executable, "-c", "from formicary.cli import main; import sys; sys.argv[0] = 'formicary'; main()",
-           "demo", "-o", str(out_dir), "--json"]
+           "demo", "-o", str(out_dir), "--compile-only", "--json"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would mix in earlier runs).

@@ -65,7 +65,7 @@ def test_report_has_the_contract_keys(digits):
 
 def test_demo_cli_is_byte_identical_across_processes(digits, cli, tmp_path):
     """`formicary demo --json` in a fresh process (training included) gives the very same model.tflite."""
-    proc = cli("demo", "-o", str(tmp_path / "demo"), "--json")
+    proc = cli("demo", "-o", str(tmp_path / "demo"), "--compile-only", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["report"]["accuracy"] == json.loads(digits.demo.report_path.read_text())["accuracy"]

@@ -137,14 +137,27 @@ def load_inputs(tflite: Path, data: str | Path | None, count: int | None, seed: 
     t = model.input_tensors[0]
     ds = fit_to_input(load_dataset(data), (None, *t.shape[1:]), "--data")
     dt = np.dtype(t.np_dtype)
-    if np.issubdtype(dt, np.integer) and not np.issubdtype(ds.x.dtype, np.integer):
-        raise FormicaryError(f"--data holds {ds.x.dtype} samples but the model input is {dt}.",
-                             "give quantized samples (e.g. MLPerf .bin files) for a quantized model.")
     n = len(ds) if count is None else min(count, len(ds))
+    x = ds.x[:n]
+    if np.issubdtype(dt, np.integer) and not np.issubdtype(x.dtype, np.integer):
+        x = quantize_input(x, t)
     names = ds.names or [f"{Path(data).name}#{i}" for i in range(len(ds))]
     labels = [int(v) for v in ds.y[:n]] if ds.y is not None else [None] * n
-    sets = [[np.asarray(ds.x[i], dtype=dt).reshape(t.shape)] for i in range(n)]
+    sets = [[np.asarray(x[i], dtype=dt).reshape(t.shape)] for i in range(n)]
     return BenchInputs(sets=sets, labels=labels, names=names[:n], source=str(data))
+
+
+def quantize_input(x: np.ndarray, tensor) -> np.ndarray:
+    """Real-valued samples -> the model's integer input (q = round(x / scale) + zero_point, saturated), as the
+    TFLite converter's int8 input expects; the TFLM reference gets the very same integers."""
+    q = tensor.quant
+    if q is None or len(q.scale) == 0:
+        raise FormicaryError(f"--data holds {x.dtype} samples but the model input {tensor.name!r} is "
+                             f"{tensor.np_dtype} without quantization parameters.",
+                             "give samples already in the model's input type.")
+    info = np.iinfo(np.dtype(tensor.np_dtype))
+    scaled = np.round(np.asarray(x, np.float64) / float(q.scale[0])) + int(q.zero_point[0])
+    return np.clip(scaled, info.min, info.max).astype(np.dtype(tensor.np_dtype))
 
 
 def _variant(analysis: dict[str, Any]) -> dict[str, Any]:
