@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from formicary import __version__
+from formicary.bench.power.sources import InferenceWindow, PowerSource
 from formicary.boards import Board, load_board
 from formicary.errors import FormicaryError
 from formicary.store.stats import summarize
@@ -236,13 +237,16 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
               warmup: int = 1, data: str | Path | None = None, inputs: int | None = None, profile: bool = False,
               store: Any = None, out_dir: str | Path | None = None, label: str | None = None, seed: int = 0,
               rebuild: bool = False, timeout: float = 2.0, run_timeout: float = 60.0,
+              power: PowerSource | None = None,
               on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
     """Bench TARGET (model or built project) on BOARD and return the bench result (docs/bench-json.md).
 
     runs: timed inferences in total (default: one per input, at least 10), spread over the inputs in order;
     warmup: untimed inferences before the first timed one; store: a ResultStore, a path, None (the default
-    store) or False (do not record). `on_event` receives progress events (build, flash, connected, inference,
-    input, done) for progress bars and fleets.
+    store) or False (do not record). `power`: a host-side power monitor (Joulescope, PPK2, …) sampled for the
+    whole bench, synchronised with every RUN by its GPIO sync line when it recorded one, else by serial markers;
+    its energy (`measured`) replaces the board model's (`modelled`). `on_event` receives progress events (build,
+    flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
     from formicary.reference import run_tflm
@@ -287,6 +291,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     layer_samples: dict[int, dict[str, Any]] = {}
     correct = labelled = 0
     conn = None
+    window_counts: list[int] = []  # inferences (warm-ups included) per RUN, for a power monitor's windows
 
     def emit(event: Event) -> None:
         if on_event:
@@ -320,6 +325,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             run_id = st.begin_run({k: v for k, v in result.items() if k not in ("outputs", "layers")})
             result["run_id"], result["store_path"] = run_id, str(st.path)
         emit({"event": "start", "total": total_runs, "inputs": len(ins.sets), "run_id": run_id})
+        if power is not None:
+            power.start()
         done = 0
         for k, (x, ref, n_runs) in enumerate(zip(ins.sets, reference, per_input)):
             for i, tensor in enumerate(x):
@@ -328,10 +335,16 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             remaining, first = n_runs, True
             while remaining:
                 chunk = min(remaining, info.max_runs)
+                warm = warmup if (k == 0 and first) else 0
                 try:
-                    rr = session.run(runs=chunk, warmup=warmup if (k == 0 and first) else 0, profile=profile,
+                    if power is not None:
+                        power.mark("start")
+                    rr = session.run(runs=chunk, warmup=warm, profile=profile,
                                      on_result=lambda idx, v: emit({"event": "inference", "done": done + len(got)
                                                                     + idx + 1, "total": total_runs, "value": v}))
+                    if power is not None:
+                        power.mark("stop")
+                        window_counts.append(chunk + warm)
                 except FormicaryError as exc:  # keep the inferences that finished before the failure
                     lost = list((exc.partial or {}).get("values") or [])
                     if lost:
@@ -383,6 +396,11 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             emit({"event": "input", "done_inputs": k + 1, "inputs": len(ins.sets), "match": bool(exact or close)})
         snapshot()
         result["energy"] = _modelled_energy(b, samples, result["energy_floor_uj"])
+        if power is not None:
+            result["energy"], result["power_samples"] = _measured_energy(power, window_counts,
+                                                                         result["energy_floor_uj"])
+            if st is not None and run_id is not None:
+                st.add_power_samples(run_id, result["power_samples"])
         result["complete"], result["finished_at"] = True, now_iso()
         if st is not None and run_id is not None:
             layers_medians = [{"index": m["index"], "median": m["median"]} for m in result["layers"]]
@@ -409,6 +427,11 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             exc.details = {**(exc.details or {}), "kept": kept.strip(), "run_id": run_id}
         raise
     finally:
+        if power is not None and getattr(power, "_running", False):
+            try:
+                power.stop()
+            except Exception:  # the monitor's own failure must not hide the bench's
+                pass
         if conn is not None:
             conn.close()
         if owns_store and st is not None:
@@ -424,6 +447,36 @@ def _modelled_energy(board: Board, samples: list[int], floor: dict[str, float] |
     e = modelled_energy(board.power, board.clock_hz, samples, board.name,
                         energy_floor_uj=(floor or {}).get("45nm"))
     return e
+
+
+def _measured_energy(power: PowerSource, counts: list[int], floor: dict[str, float] | None
+                     ) -> tuple[dict[str, Any], list[list[float]]]:
+    """Energy per inference from a host-side monitor over the RUN windows: the sync line's windows when the
+    monitor recorded one per RUN, otherwise the host's serial markers (coarser: they include the serial
+    round trip, so the energy is an upper bound)."""
+    from formicary.bench.energy import energy_per_inference, windows_from_gpio
+
+    trace = power.stop()
+    sync = "serial markers around each RUN command (includes the serial round trip)"
+    windows: list[InferenceWindow] | None = None
+    if trace.gpio is not None and np.any(trace.gpio):
+        try:
+            windows = windows_from_gpio(trace, counts)
+            sync = "DUT GPIO sync line"
+        except FormicaryError:
+            windows = None
+    if windows is None:
+        starts = [t for name, t in trace.markers if name == "start"]
+        stops = [t for name, t in trace.markers if name == "stop"]
+        if len(starts) != len(counts) or len(stops) != len(counts):
+            raise FormicaryError(f"the {trace.source} trace has {len(starts)} start / {len(stops)} stop markers "
+                                 f"for {len(counts)} runs.", "report this bug with the trace.")
+        windows = [InferenceWindow(a, b, n) for a, b, n in zip(starts, stops, counts)]
+    e = energy_per_inference(trace, windows, energy_floor_uj=(floor or {}).get("45nm")).to_json()
+    e["sync"] = sync
+    j = trace.to_json()
+    pairs = [[t, mw / 1e3] for t, mw in zip(j["t"], j["power"])]
+    return e, pairs
 
 
 def latency_line(result: dict[str, Any]) -> str:

@@ -29,15 +29,19 @@ def register(app: typer.Typer) -> None:
                                                                        "model and board)."),
               rebuild: bool = typer.Option(False, "--rebuild", help="Build even if a cached build exists."),
               seed: int = typer.Option(0, "--seed", help="Seed for random inputs."),
+              power: str = typer.Option(None, "--power", help="Host-side power monitor: joulescope, ppk2 or "
+                                                              "ppk2:PORT (measured energy; see docs/power.md)."),
               as_json: bool = JSON_OPTION) -> None:
         """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
+        from formicary.bench.power import open_power_source
         from formicary.bench.runner import run_bench
         from formicary.progress import BoardProgress
 
+        monitor = open_power_source(power) if power else None
         with BoardProgress() as show:
             result = run_bench(target, board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
                                profile=profile, store=False if no_store else store, out_dir=build_dir,
-                               label=label, rebuild=rebuild, seed=seed, on_event=show)
+                               label=label, rebuild=rebuild, seed=seed, power=monitor, on_event=show)
         emit(result, as_json, render)
         if result["mismatches"]:
             raise typer.Exit(1)

@@ -8,5 +8,22 @@ Host-side monitors synchronise with inference windows by a GPIO line from the DU
 as the MLPerf Tiny EnergyRunner does) or by host serial markers.
 """
 from formicary.bench.power.sources import InferenceWindow, PowerSamples, PowerSource
+from formicary.errors import FormicaryError
 
-__all__ = ["InferenceWindow", "PowerSamples", "PowerSource"]
+POWER_SPECS = "joulescope, ppk2 or ppk2:PORT"
+
+__all__ = ["InferenceWindow", "PowerSamples", "PowerSource", "open_power_source", "POWER_SPECS"]
+
+
+def open_power_source(spec: str) -> PowerSource:
+    """`--power SPEC` -> a host-side monitor: `joulescope` (the one connected), `ppk2` or `ppk2:/dev/ttyACM1`."""
+    kind, _, arg = spec.partition(":")
+    if kind == "joulescope":
+        from formicary.bench.power.joulescope import JoulescopeSource
+
+        return JoulescopeSource()
+    if kind == "ppk2":
+        from formicary.bench.power.ppk2 import Ppk2Source
+
+        return Ppk2Source(port=arg or None)
+    raise FormicaryError(f"unknown power monitor {spec!r}.", f"use one of: {POWER_SPECS}.")
