@@ -161,11 +161,25 @@ def quantize_input(x: np.ndarray, tensor) -> np.ndarray:
     return np.clip(scaled, info.min, info.max).astype(np.dtype(tensor.np_dtype))
 
 
-def _variant(analysis: dict[str, Any]) -> dict[str, Any]:
+def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
+    """Quantization and sparsity read from the model itself; clusters and QAT from the `formicary compile`
+    report beside it when there is one (a bare .tflite does not say how it was made: null)."""
     quant = analysis["quantization"]["precision"]
     sparsity = round(float(analysis["sparsity"]["overall"]), 4)
-    label = quant + (f"-pruned{round(sparsity * 100)}" if sparsity >= 0.05 else "")
-    return {"quantization": quant, "sparsity": sparsity, "clusters": None, "qat": None, "label": label}
+    clusters = qat = None
+    report = tflite.parent / "report.json"
+    if report.is_file():
+        try:
+            info = json.loads(report.read_text()).get("compile") or {}
+        except (OSError, ValueError):
+            info = {}
+        if "cluster" in info:
+            clusters = (info["cluster"] or {}).get("clusters")
+        if "qat" in info:
+            qat = bool(info["qat"])
+    label = quant + (f"-pruned{round(sparsity * 100)}" if sparsity >= 0.05 else "") + \
+        (f"-clustered{clusters}" if clusters else "") + ("-qat" if qat else "")
+    return {"quantization": quant, "sparsity": sparsity, "clusters": clusters, "qat": qat, "label": label}
 
 
 def _host() -> dict[str, str]:
@@ -277,7 +291,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "schema": 1, "board": b.name, "virtual": b.virtual, "host": _host(),
         "started_at": None, "finished_at": None, "complete": False, "incomplete_reason": None,
         "model": {"path": str(fw.tflite), "sha256": _sha256(fw.tflite), "name": label or fw.tflite.stem,
-                  "variant": _variant(analysis)},
+                  "variant": _variant(analysis, fw.tflite)},
         "firmware": None,
         "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source},
         "latency": None, "layers": [], "bit_exact": None, "mismatches": 0, "inputs": 0, "accuracy": None,
