@@ -37,6 +37,85 @@ static uint16_t last_run_resp_len;
 static volatile uint8_t profiling;
 static uint32_t op_start;
 
+/* ---- power samples (builds with -DFM_POWER_INA=219|226 only) -------------------------------------
+ * During the measured part of a RUN the app reads the sensor between inferences (and between layers with
+ * RUN flag bit 1), never faster than FM_POWER_INTERVAL_US apart, into a fixed ring of FM_POWER_RECORDS: when
+ * it is full the oldest record is overwritten and counted in power_dropped. READ_POWER pages them out. */
+#define FM_RUN_FLAG_PROFILE 1u
+#define FM_RUN_FLAG_POWER_LAYERS 2u
+#if defined(FM_POWER_INA)
+#define FM_RUN_FLAGS_KNOWN (FM_RUN_FLAG_PROFILE | FM_RUN_FLAG_POWER_LAYERS)
+#ifndef FM_POWER_RECORDS
+#define FM_POWER_RECORDS 512u
+#endif
+#ifndef FM_POWER_INTERVAL_US
+#define FM_POWER_INTERVAL_US 1000u /* about one INA conversion: reading faster gives the same value again */
+#endif
+#if FM_POWER_RECORDS < 2 || FM_POWER_RECORDS > 65535
+#error "FM_POWER_RECORDS must be 2..65535"
+#endif
+typedef struct {
+    uint32_t t;
+    uint16_t bus;
+    int16_t shunt;
+    int16_t current;
+    uint16_t power;
+} power_rec_t;
+static power_rec_t power_ring[FM_POWER_RECORDS];
+static uint32_t power_head;    /* next slot to write */
+static uint32_t power_count;   /* records held, <= FM_POWER_RECORDS */
+static uint32_t power_dropped; /* oldest records overwritten because the ring was full */
+static uint32_t power_errors;  /* sensor reads that failed (bus error, timeout) */
+static uint32_t power_interval_ticks;
+static uint32_t power_last_t;
+static uint8_t power_have_last;
+static volatile uint8_t power_sampling; /* only during measured inferences of a RUN */
+static volatile uint8_t power_layers;
+static uint32_t run_start[FM_MAX_RUNS]; /* timer value when each measured inference started */
+
+static void power_reset(void)
+{
+    power_head = 0;
+    power_count = 0;
+    power_dropped = 0;
+    power_errors = 0;
+    power_have_last = 0;
+}
+
+/* One sample now unless the last one is younger than the interval (force: always, to bracket the run). */
+static void power_poll(int force)
+{
+    if (!power_sampling) {
+        return;
+    }
+    uint32_t now = fm_timer_now();
+    if (!force && power_have_last && now - power_last_t < power_interval_ticks) {
+        return;
+    }
+    fm_power_sample_t s;
+    power_last_t = now;
+    power_have_last = 1;
+    if (fm_port_power_sample(&s) != 0) {
+        power_errors++;
+        return;
+    }
+    power_rec_t *r = &power_ring[power_head];
+    r->t = now;
+    r->bus = s.raw_bus;
+    r->shunt = s.raw_shunt;
+    r->current = s.raw_current;
+    r->power = s.raw_power;
+    power_head = power_head + 1u == FM_POWER_RECORDS ? 0u : power_head + 1u;
+    if (power_count < FM_POWER_RECORDS) {
+        power_count++;
+    } else {
+        power_dropped++;
+    }
+}
+#else
+#define FM_RUN_FLAGS_KNOWN FM_RUN_FLAG_PROFILE
+#endif
+
 /* ---- little-endian helpers and a bounded writer ------------------------------------------------- */
 
 typedef struct {
@@ -150,6 +229,18 @@ static void put_tensor(writer_t *w, const fm_glue_tensor_t *t)
     w_u32(w, t->bytes);
 }
 
+/* HELLO capability bits: 0 = a power sensor answered at boot, 1 = this firmware was built for one. */
+static uint32_t capabilities(void)
+{
+#if defined(FM_POWER_INA)
+    fm_power_info_t pi;
+    fm_port_power_info(&pi);
+    return (pi.present ? 1u : 0u) | 2u;
+#else
+    return 0u;
+#endif
+}
+
 static void cmd_hello(const fm_frame_t *f)
 {
     if (f->len != 0) {
@@ -173,6 +264,7 @@ static void cmd_hello(const fm_frame_t *f)
 #else
     w_u8(&w, 0);
 #endif
+    w_u8(&w, capabilities());
     w_str(&w, FM_BOARD_NAME, 32);
     w_str(&w, fm_glue_runtime_version(), 32);
     w_str(&w, fm_glue_model_hash(), 64);
@@ -258,7 +350,7 @@ static void cmd_run(const fm_frame_t *f)
         send_error(f->seq, f->type, FM_E_RANGE, runs, "runs must be 1..256, warmup <= FM_MAX_WARMUP");
         return;
     }
-    if (flags & ~1u) {
+    if (flags & ~FM_RUN_FLAGS_KNOWN) {
         send_error(f->seq, f->type, FM_E_BAD_FLAGS, flags, "unknown RUN flags");
         return;
     }
@@ -284,14 +376,31 @@ static void cmd_run(const fm_frame_t *f)
         w_u32(&w, 0);
         send(FM_MSG_RUN_PROGRESS, f->seq, buf, w.n);
     }
+#if defined(FM_POWER_INA)
+    power_reset();
+#endif
     for (uint32_t k = 0; k < total; k++) {
         fm_glue_prepare();
-        profiling = (uint8_t)(flags & 1u);
+#if defined(FM_POWER_INA)
+        /* Sample only around measured inferences; the first one is bracketed whatever the interval. */
+        power_sampling = k >= warmup;
+        power_poll(k == warmup);
+        power_layers = (uint8_t)((flags & FM_RUN_FLAG_POWER_LAYERS) != 0u);
+#endif
+        profiling = (uint8_t)(flags & FM_RUN_FLAG_PROFILE);
         fm_timer_sync();
         uint32_t t0 = fm_timer_now();
         int status = fm_glue_invoke();
         uint32_t t1 = fm_timer_now();
         profiling = 0;
+#if defined(FM_POWER_INA)
+        power_layers = 0;
+        if (k >= warmup) {
+            run_start[run_count] = t0;
+            power_poll(k + 1u == total); /* the last inference is bracketed too */
+        }
+        power_sampling = 0;
+#endif
         if (status != 0) {
             send_error(f->seq, f->type, FM_E_INVOKE, (uint32_t)status, "model invoke failed");
             return;
@@ -309,7 +418,7 @@ static void cmd_run(const fm_frame_t *f)
         send(FM_MSG_RUN_PROGRESS, f->seq, buf, w.n);
     }
     outputs_valid = 1;
-    layers_valid = (uint8_t)(flags & 1u);
+    layers_valid = (uint8_t)(flags & FM_RUN_FLAG_PROFILE);
     writer_t w = {last_run_resp, 0, sizeof last_run_resp, 0};
     w_u32(&w, runs);
     w_u32(&w, warmup);
@@ -422,6 +531,81 @@ static void cmd_read_layers(const fm_frame_t *f)
     send_writer(FM_MSG_READ_LAYER_TIMINGS | FM_MSG_RESPONSE, f->seq, &w);
 }
 
+/*
+ * READ_POWER: kind u8 (0 samples, 1 start ticks of the measured inferences), first u32, count u16.
+ * Answer: kind u8, first u32, count u16, total u32, dropped u32, errors u32, chip u16, current_lsb_pa u32,
+ * then per item: kind 0 -> ticks u32, bus u16, shunt i16, current i16, power u16; kind 1 -> ticks u32.
+ */
+#define FM_POWER_HDR 25u
+#define FM_POWER_REC_BYTES 12u
+static void cmd_read_power(const fm_frame_t *f)
+{
+    if (f->len != 7) {
+        send_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, "READ_POWER needs kind u8, first u32, count u16");
+        return;
+    }
+    uint32_t kind = f->payload[0], first = r32(f->payload + 1), count = r16(f->payload + 5);
+    if (kind > 1u) {
+        send_error(f->seq, f->type, FM_E_RANGE, kind, "READ_POWER kind must be 0 (samples) or 1 (starts)");
+        return;
+    }
+#if !defined(FM_POWER_INA)
+    (void)first;
+    (void)count;
+    send_error(f->seq, f->type, FM_E_STATE, 0, "no power sensor in this firmware (build with FM_POWER_INA)");
+#else
+    fm_power_info_t pi;
+    fm_port_power_info(&pi);
+    if (!pi.present) {
+        send_error(f->seq, f->type, FM_E_STATE, (uint32_t)(uint8_t)pi.init_error,
+                   "the power sensor did not answer at boot");
+        return;
+    }
+    if (!outputs_valid) {
+        send_error(f->seq, f->type, FM_E_STATE, 0, "no completed RUN");
+        return;
+    }
+    uint32_t total = kind == 0u ? power_count : run_count;
+    if (first > total || count > total - first) {
+        send_error(f->seq, f->type, FM_E_RANGE, total, "power records out of range");
+        return;
+    }
+    uint32_t item = kind == 0u ? FM_POWER_REC_BYTES : 4u;
+    uint32_t fit = (uint32_t)((sizeof resp - FM_POWER_HDR) / item);
+    if (count > fit) {
+        count = fit;
+    }
+    writer_t w = {resp, 0, sizeof resp, 0};
+    w_u8(&w, kind);
+    w_u32(&w, first);
+    w_u16(&w, count);
+    w_u32(&w, total);
+    w_u32(&w, power_dropped);
+    w_u32(&w, power_errors);
+    w_u16(&w, pi.chip);
+    w_u32(&w, pi.current_lsb_pa);
+    /* index 0 is the oldest record still held */
+    uint32_t oldest = power_count < FM_POWER_RECORDS ? 0u : power_head;
+    for (uint32_t i = 0; i < count; i++) {
+        if (kind == 1u) {
+            w_u32(&w, run_start[first + i]);
+            continue;
+        }
+        uint32_t slot = oldest + first + i; /* < 2 * FM_POWER_RECORDS: no overflow */
+        if (slot >= FM_POWER_RECORDS) {
+            slot -= FM_POWER_RECORDS;
+        }
+        const power_rec_t *r = &power_ring[slot];
+        w_u32(&w, r->t);
+        w_u16(&w, r->bus);
+        w_u16(&w, (uint16_t)r->shunt);
+        w_u16(&w, (uint16_t)r->current);
+        w_u16(&w, r->power);
+    }
+    send_writer(FM_MSG_READ_POWER | FM_MSG_RESPONSE, f->seq, &w);
+#endif
+}
+
 static void dispatch(const fm_frame_t *f)
 {
     switch (f->type) {
@@ -431,6 +615,7 @@ static void dispatch(const fm_frame_t *f)
     case FM_MSG_READ_TIMINGS: cmd_read_timings(f); break;
     case FM_MSG_READ_OUTPUT: cmd_read_output(f); break;
     case FM_MSG_READ_LAYER_TIMINGS: cmd_read_layers(f); break;
+    case FM_MSG_READ_POWER: cmd_read_power(f); break;
     case FM_MSG_RESET:
         if (f->len != 0) {
             send_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, "RESET takes no payload");
@@ -447,15 +632,21 @@ static void dispatch(const fm_frame_t *f)
 
 void fm_app_op_event(int op_index, int phase)
 {
-    if (!profiling) {
-        return;
+    if (profiling) {
+        uint32_t now = fm_timer_now();
+        if (phase == 0) {
+            op_start = now;
+        } else if (op_index >= 0 && op_index < (int)fm_glue_num_ops()) {
+            fm_glue_op_ticks()[op_index] = now - op_start;
+        }
     }
-    uint32_t now = fm_timer_now();
-    if (phase == 0) {
-        op_start = now;
-    } else if (op_index >= 0 && op_index < (int)fm_glue_num_ops()) {
-        fm_glue_op_ticks()[op_index] = now - op_start;
+#if defined(FM_POWER_INA)
+    /* After the op's time is taken and before the next op starts its own: per-layer timings stay clean,
+       the inference total includes the I2C reads (docs/power.md). */
+    if (power_layers && phase == 1) {
+        power_poll(0);
     }
+#endif
 }
 
 void fm_app_init(void)
@@ -469,6 +660,13 @@ void fm_app_init(void)
     layers_valid = 0;
     last_run_valid = 0;
     run_count = 0;
+#if defined(FM_POWER_INA)
+    power_reset();
+    power_sampling = 0;
+    power_layers = 0;
+    (void)fm_port_power_init(); /* a missing sensor is reported by HELLO, not fatal */
+    power_interval_ticks = (uint32_t)(((uint64_t)FM_POWER_INTERVAL_US * fm_timer_hz()) / 1000000u);
+#endif
 }
 
 void fm_app_boot_banner(void)

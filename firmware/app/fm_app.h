@@ -17,6 +17,7 @@ enum {
     FM_MSG_READ_OUTPUT = 0x05,
     FM_MSG_READ_LAYER_TIMINGS = 0x06,
     FM_MSG_RESET = 0x07,
+    FM_MSG_READ_POWER = 0x08,
     FM_MSG_RESPONSE = 0x80,
     FM_MSG_RUN_PROGRESS = 0xA3, /* one per inference while RUN executes */
     FM_MSG_BOOT = 0xFE,         /* unsolicited, first frame after every reset */

@@ -25,9 +25,30 @@ void fm_port_uart_flush(void);                          /* wait until the last b
 #define FM_POWER_NOT_AVAILABLE (-1)
 typedef struct {
     uint32_t microvolts;
-    uint32_t microamps;
+    uint32_t microamps;   /* clamped at 0 (a reversed shunt reads negative: see raw_current) */
+    /* The sensor's registers as read (INA219/INA226 builds), streamed to the host as they are. */
+    uint16_t raw_bus;
+    int16_t raw_shunt;
+    int16_t raw_current;
+    uint16_t raw_power;
 } fm_power_sample_t;
-int fm_port_power_sample(fm_power_sample_t *out);       /* 0, or FM_POWER_NOT_AVAILABLE */
+int fm_port_power_sample(fm_power_sample_t *out);       /* 0, or FM_POWER_NOT_AVAILABLE / a negative error */
+
+/*
+ * Power sensor builds only (-DFM_POWER_INA=219|226, see docs/power.md): port/power/fm_power_ina.c implements
+ * the three functions below on top of firmware/sensors and the family's I2C master (fm_port_i2c_bus()).
+ * Builds without FM_POWER_INA never reference them.
+ */
+typedef struct {
+    uint16_t chip;           /* 219 or 226 */
+    uint8_t present;         /* 1: the sensor answered and is calibrated */
+    int8_t init_error;       /* FM_INA_* code of the failed bring-up, 0 when present */
+    uint32_t current_lsb_pa; /* Current_LSB in picoamps (what the host decodes raw registers with) */
+} fm_power_info_t;
+int fm_port_power_init(void);                   /* bring up I2C and the sensor; 0 when present */
+void fm_port_power_info(fm_power_info_t *info);
+struct fm_i2c_s;
+const struct fm_i2c_s *fm_port_i2c_bus(void);   /* the family's I2C master (initialised on first call) */
 
 /* ---- common to all Cortex-M cores (port/cortexm) ---- */
 #define FM_TIMER_KIND_SYSTICK 1u /* SysTick at the core clock; on QEMU with -icount shift=0: 1 ns per instr. */

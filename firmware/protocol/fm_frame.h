@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define FM_PROTO_VERSION 1u
+#define FM_PROTO_VERSION 2u /* 2: HELLO capabilities byte, READ_POWER */
 #define FM_HDR_BYTES 8u
 #define FM_CRC_BYTES 4u
 #define FM_MAX_PAYLOAD 512u

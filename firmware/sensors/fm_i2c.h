@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-typedef struct {
+typedef struct fm_i2c_s {
     void *ctx;
     int (*write_reg)(void *ctx, uint8_t addr, uint8_t reg, uint16_t value);
     int (*read_reg)(void *ctx, uint8_t addr, uint8_t reg, uint16_t *value);

@@ -41,6 +41,7 @@ def test_hello_describes_model_and_board(host_transport):
     assert info.protocol_version == frames.PROTO_VERSION and info.board == "host"
     assert info.model_hash.startswith(FAKE_HASH_PREFIX) and len(info.model_hash) == 64
     assert info.arena_bytes == 1060 and info.num_ops == 2 and info.runtime_version
+    assert not info.power_sensor and not info.power_configured  # HELLO capabilities (protocol 2): no sensor
     (inp,), (out,) = info.inputs, info.outputs
     assert (inp.dtype, inp.shape, inp.bytes, inp.scale, inp.zero_point) == ("int8", (1, 1000), 1000, 0.5, -3)
     assert (out.dtype, out.shape, out.bytes, out.scale, out.zero_point) == ("int8", (1, 12), 12, 0.25, 7)
@@ -83,6 +84,8 @@ def test_hostile_commands_get_error_frames(host_transport):
         (Msg.READ_OUTPUT, struct.pack("<BIH", 0, 0, 12), ErrorCode.STATE),             # nothing ran
         (Msg.READ_LAYER_TIMINGS, struct.pack("<HH", 0, 2), ErrorCode.STATE),
         (Msg.READ_TIMINGS, struct.pack("<IH", 0, 1), ErrorCode.STATE),
+        (Msg.READ_POWER, struct.pack("<BIH", 0, 0, 1), ErrorCode.STATE),                # no sensor here
+        (Msg.READ_POWER, b"\x00", ErrorCode.BAD_LENGTH),
         (Msg.HELLO, b"\x01", ErrorCode.BAD_LENGTH),
         (0x42, b"", ErrorCode.UNKNOWN_COMMAND),
         (0x81, b"", ErrorCode.UNKNOWN_COMMAND),                                        # a response type
@@ -94,6 +97,7 @@ def test_hostile_commands_get_error_frames(host_transport):
         (Msg.RUN, struct.pack("<IIB", 0, 0, 0), ErrorCode.RANGE),
         (Msg.RUN, struct.pack("<IIB", 257, 0, 0), ErrorCode.RANGE),
         (Msg.RUN, struct.pack("<IIB", 1, 0, 0x80), ErrorCode.BAD_FLAGS),
+        (Msg.RUN, struct.pack("<IIB", 1, 0, 0x02), ErrorCode.BAD_FLAGS),  # power-between-layers: no sensor
     ]
     for type_, payload, code in more:
         assert command_error(s, type_, payload).code == code

@@ -61,7 +61,10 @@ def default_build_dir(model: Path, board: Board) -> Path:
     """Builds are cached per model content, board and formicary version in the user cache directory."""
     from platformdirs import user_cache_dir
 
-    key = f"{model.stem}-{_sha256_of_target(model)[:12]}-{board.name}-{__version__}"
+    from formicary.device.frames import PROTO_VERSION
+
+    # the protocol version is in the key: a firmware speaking an older protocol must never be reused
+    key = f"{model.stem}-{_sha256_of_target(model)[:12]}-{board.name}-{__version__}-p{PROTO_VERSION}"
     return Path(user_cache_dir("formicary")) / "builds" / key
 
 
@@ -263,6 +266,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
+    from formicary.bench.power.ina import combine_device_energy, device_energy
     from formicary.reference import run_tflm
 
     b = load_board(board) if isinstance(board, str) else board
@@ -306,6 +310,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     correct = labelled = 0
     conn = None
     window_counts: list[int] = []  # inferences (warm-ups included) per RUN, for a power monitor's windows
+    ina_parts: list = []           # energy measured by an INA219/226 on the device, per RUN
 
     def emit(event: Event) -> None:
         if on_event:
@@ -359,6 +364,11 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
                     if power is not None:
                         power.mark("stop")
                         window_counts.append(chunk + warm)
+                    if info.power_sensor:  # read the device's samples before the next command overwrites them
+                        part = device_energy(session, rr,
+                                             energy_floor_uj=(result["energy_floor_uj"] or {}).get("45nm"))
+                        if part is not None:
+                            ina_parts.append(part)
                 except FormicaryError as exc:  # keep the inferences that finished before the failure
                     lost = list((exc.partial or {}).get("values") or [])
                     if lost:
@@ -410,6 +420,10 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             emit({"event": "input", "done_inputs": k + 1, "inputs": len(ins.sets), "match": bool(exact or close)})
         snapshot()
         result["energy"] = _modelled_energy(b, samples, result["energy_floor_uj"])
+        if power is None and ina_parts:
+            result["energy"], result["power_samples"] = combine_device_energy(ina_parts)
+            if st is not None and run_id is not None:
+                st.add_power_samples(run_id, result["power_samples"])
         if power is not None:
             result["energy"], result["power_samples"] = _measured_energy(power, window_counts,
                                                                          result["energy_floor_uj"])

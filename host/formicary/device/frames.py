@@ -10,7 +10,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-PROTO_VERSION = 1
+PROTO_VERSION = 2  # 2: HELLO capabilities byte, READ_POWER (docs/protocol.md)
 HEADER = struct.Struct("<BBBBHH")
 HDR_BYTES = HEADER.size
 CRC_BYTES = 4
@@ -27,6 +27,7 @@ class Msg(IntEnum):
     READ_OUTPUT = 0x05
     READ_LAYER_TIMINGS = 0x06
     RESET = 0x07
+    READ_POWER = 0x08
     RESPONSE = 0x80
     RUN_PROGRESS = 0xA3
     BOOT = 0xFE

@@ -76,6 +76,8 @@ class DeviceInfo:
     max_runs: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    power_sensor: bool = False      # HELLO capability bit 0: a power sensor answered at boot (READ_POWER works)
+    power_configured: bool = False  # bit 1: the firmware was built for one (-DFM_POWER_INA), present or not
 
     @property
     def timing_unit(self) -> str:
@@ -102,6 +104,37 @@ class LayerTiming:
     ticks: int
     value: int
     macs: int
+
+
+@dataclass(frozen=True)
+class PowerRecord:
+    """One sensor reading as the firmware took it: its timer value and the INA registers, undecoded."""
+    ticks: int
+    raw_bus: int
+    raw_shunt: int
+    raw_current: int
+    raw_power: int
+
+
+@dataclass
+class PowerRecords:
+    """READ_POWER after a RUN: the samples of the measured inferences and where each inference started.
+
+    `records` are oldest first (a full ring overwrote the oldest `dropped` ones); `starts[i]` is the timer value
+    when measured inference i began (its length is RunResult.ticks[i]). Timer values wrap at 2**32 and are in
+    `timer_hz` ticks, the same clock as the timings. `errors` counts sensor reads that failed (bus errors).
+    """
+    chip: int
+    current_lsb_pa: int
+    timer_hz: int
+    records: list[PowerRecord]
+    starts: list[int]
+    dropped: int
+    errors: int
+
+
+POWER_HEADER = struct.Struct("<BIHIIIHI")
+POWER_RECORD = struct.Struct("<IHhhH")  # same layout as bench.power.ina.INA_RECORD, with timer ticks
 
 
 @dataclass
@@ -325,13 +358,15 @@ class Session:
         r = _Reader(f.payload)
         proto, n_in, n_out, timer, timer_hz, clock_hz, arena = r.u8(), r.u8(), r.u8(), r.u8(), r.u32(), r.u32(), r.u32()
         num_ops, max_payload, max_runs, virtual = r.u16(), r.u16(), r.u16(), bool(r.u8())
+        caps = r.u8() if proto >= 2 else 0
         board, runtime, model_hash = r.s(), r.s(), r.s()
         inputs = tuple(_tensor(r) for _ in range(n_in))
         outputs = tuple(_tensor(r) for _ in range(n_out))
         info = DeviceInfo(protocol_version=proto, board=board, runtime_version=runtime, model_hash=model_hash,
                           arena_bytes=arena, timer=TIMER_KINDS.get(timer, f"timer{timer}"), timer_hz=timer_hz,
                           clock_hz=clock_hz, virtual=virtual, num_ops=num_ops, max_payload=max_payload,
-                          max_runs=max_runs, inputs=inputs, outputs=outputs)
+                          max_runs=max_runs, inputs=inputs, outputs=outputs, power_sensor=bool(caps & 1),
+                          power_configured=bool(caps & 2))
         if proto != frames.PROTO_VERSION:
             raise DeviceError(f"the device speaks protocol {proto}, this formicary speaks {frames.PROTO_VERSION}.",
                               "rebuild and flash the firmware with this formicary.")
@@ -368,11 +403,18 @@ class Session:
                                   f"expected {offset + len(part)}/{want}.", "run again.")
 
     def run(self, runs: int = 1, warmup: int = 0, profile: bool = False,
-            on_result: Callable[[int, int], None] | None = None) -> RunResult:
-        """Run `warmup` + `runs` inferences on the loaded inputs; returns per-inference timings."""
+            on_result: Callable[[int, int], None] | None = None, *, power_layers: bool = False) -> RunResult:
+        """Run `warmup` + `runs` inferences on the loaded inputs; returns per-inference timings.
+
+        Firmware with a power sensor samples it between inferences during every RUN (read_power() afterwards);
+        `power_layers` also samples between layers, which adds the I2C reads to the inference timings.
+        """
         info = self._need_info()
         if not 1 <= runs <= info.max_runs:
             raise FormicaryError(f"runs must be 1..{info.max_runs} per RUN command, got {runs}.")
+        if power_layers and not info.power_sensor:
+            raise FormicaryError(f"{info.board} has no power sensor to sample between layers.",
+                                 "build the firmware with -DFM_POWER_INA=219|226 (docs/power.md).")
         streamed: dict[int, int] = {}
 
         def progress(f: Frame) -> bool:
@@ -390,7 +432,7 @@ class Session:
 
         try:
             # Short timeout until the device accepts the RUN (it answers at once), then run_timeout per inference.
-            f = self._request(Msg.RUN, struct.pack("<IIB", runs, warmup, 1 if profile else 0),
+            f = self._request(Msg.RUN, struct.pack("<IIB", runs, warmup, (1 if profile else 0) | (2 if power_layers else 0)),
                               on_progress=progress, progress_timeout=self.run_timeout, partial=partial)
             done_runs = struct.unpack_from("<I", f.payload)[0]
             ticks = self._read_timings(done_runs)
@@ -446,6 +488,51 @@ class Session:
                 layers.append(LayerTiming(index=first + i, op_type=op_type, name=name, ticks=ticks,
                                           value=info.ticks_to_unit(ticks), macs=macs))
         return layers
+
+    def _read_power_pages(self, kind: int) -> tuple[tuple[int, ...], list[bytes]]:
+        """All items of one READ_POWER kind, paged like READ_TIMINGS. A first request for 0 items gives the
+        header (total, dropped, errors, chip, Current_LSB); every page must then carry the same header."""
+        size = POWER_RECORD.size if kind == 0 else 4
+        page = (frames.MAX_PAYLOAD - POWER_HEADER.size) // size
+        header: tuple[int, ...] | None = None
+        items: list[bytes] = []
+        while header is None or len(items) < header[0]:
+            n = 0 if header is None else min(page, header[0] - len(items))
+            f = self._request(Msg.READ_POWER, struct.pack("<BIH", kind, len(items), n))
+            if len(f.payload) < POWER_HEADER.size:
+                raise DeviceError("the device sent a truncated READ_POWER answer.",
+                                  "rebuild and flash the firmware with this formicary.")
+            got_kind, first, got, *rest = POWER_HEADER.unpack_from(f.payload)
+            if header is None:
+                header = tuple(rest)
+            elif got_kind != kind or tuple(rest) != header:
+                raise DeviceError("the power records changed while they were being read.",
+                                  "do not RUN while reading power; run again.")
+            body = f.payload[POWER_HEADER.size:]
+            if got_kind != kind or first != len(items) or got > n or len(body) != got * size or (n and not got):
+                raise DeviceError("the device returned power records out of order.", "run again.")
+            items.extend(body[i * size:(i + 1) * size] for i in range(got))
+        return header, items
+
+    def read_power(self) -> PowerRecords:
+        """The power sensor's samples from the last RUN (READ_POWER), with each measured inference's start.
+
+        Raises FormicaryError when the firmware has no power sensor (see `DeviceInfo.power_sensor`).
+        """
+        info = self._need_info()
+        if not info.power_sensor:
+            raise FormicaryError(
+                f"{info.board} has no power sensor" + (" (the firmware was built for one, but it did not answer "
+                                                      "at boot)" if info.power_configured else "") + ".",
+                "wire an INA219/INA226 to the board's I2C and build with -DFM_POWER_INA=219|226 (docs/power.md).")
+        head, recs = self._read_power_pages(0)
+        head_s, starts = self._read_power_pages(1)
+        if head_s[1:] != head[1:]:  # (total differs: samples vs inferences) dropped, errors, chip, LSB
+            raise DeviceError("the power records changed while they were being read.", "run again.")
+        _, dropped, errors, chip, lsb = head
+        return PowerRecords(chip=chip, current_lsb_pa=lsb, timer_hz=info.timer_hz,
+                            records=[PowerRecord(*POWER_RECORD.unpack(r)) for r in recs],
+                            starts=[struct.unpack("<I", b)[0] for b in starts], dropped=dropped, errors=errors)
 
     def infer(self, inputs: list[bytes], *, runs: int = 1, warmup: int = 0,
               profile: bool = False) -> tuple[list[bytes], RunResult]:
