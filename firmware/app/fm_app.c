@@ -9,6 +9,13 @@
 #include "fm_port.h"
 #include "model_glue.h"
 
+/* The energy-monitor sync line (docs/power.md): a real pin with -DFM_SYNC_PIN, nothing otherwise. */
+#if defined(FM_SYNC_PIN)
+#define SYNC_LINE(level) fm_port_sync(level)
+#else
+#define SYNC_LINE(level) ((void)0)
+#endif
+
 #define FM_APP_NAME "formicary"
 #define FM_RUN_STARTED 2u /* RUN_PROGRESS kind: 0 warm-up, 1 measured, 2 accepted */
 
@@ -379,6 +386,7 @@ static void cmd_run(const fm_frame_t *f)
 #if defined(FM_POWER_INA)
     power_reset();
 #endif
+    SYNC_LINE(1);
     for (uint32_t k = 0; k < total; k++) {
         fm_glue_prepare();
 #if defined(FM_POWER_INA)
@@ -402,6 +410,7 @@ static void cmd_run(const fm_frame_t *f)
         power_sampling = 0;
 #endif
         if (status != 0) {
+            SYNC_LINE(0);
             send_error(f->seq, f->type, FM_E_INVOKE, (uint32_t)status, "model invoke failed");
             return;
         }
@@ -417,6 +426,7 @@ static void cmd_run(const fm_frame_t *f)
         w_u32(&w, ticks);
         send(FM_MSG_RUN_PROGRESS, f->seq, buf, w.n);
     }
+    SYNC_LINE(0);
     outputs_valid = 1;
     layers_valid = (uint8_t)(flags & FM_RUN_FLAG_PROFILE);
     writer_t w = {last_run_resp, 0, sizeof last_run_resp, 0};
@@ -666,6 +676,9 @@ void fm_app_init(void)
     power_layers = 0;
     (void)fm_port_power_init(); /* a missing sensor is reported by HELLO, not fatal */
     power_interval_ticks = (uint32_t)(((uint64_t)FM_POWER_INTERVAL_US * fm_timer_hz()) / 1000000u);
+#endif
+#if defined(FM_SYNC_PIN)
+    fm_port_sync_init();
 #endif
 }
 

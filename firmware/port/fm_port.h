@@ -50,6 +50,10 @@ void fm_port_power_info(fm_power_info_t *info);
 struct fm_i2c_s;
 const struct fm_i2c_s *fm_port_i2c_bus(void);   /* the family's I2C master (initialised on first call) */
 
+/* Energy-monitor sync line, -DFM_SYNC_PIN builds only (port/sync/fm_sync_gpio.c): high during a RUN. */
+void fm_port_sync_init(void);
+void fm_port_sync(int level);
+
 /* ---- common to all Cortex-M cores (port/cortexm) ---- */
 #define FM_TIMER_KIND_SYSTICK 1u /* SysTick at the core clock; on QEMU with -icount shift=0: 1 ns per instr. */
 #define FM_TIMER_KIND_DWT 2u     /* DWT CYCCNT: core clock cycles */

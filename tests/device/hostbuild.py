@@ -23,7 +23,8 @@ def compiler() -> str | None:
     return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
-def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: tuple[str, ...] = ()) -> Path:
+def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: tuple[str, ...] = (),
+                      extra_sources: tuple[str, ...] = ()) -> Path:
     """The app + protocol + fake model as a stdin/stdout process.
 
     power_ina=219|226 builds it as firmware with -DFM_POWER_INA: the real power glue
@@ -49,7 +50,7 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
                    check=True, capture_output=True, text=True)
     cmd = [*common, str(HERE / "host_device.c"), str(port_obj), str(FW / "app" / "fm_app.c"),
            str(FW / "app" / "model_glue.c"), str(FW / "protocol" / "fm_frame.c"), str(FAKE / "fm_model.c"),
-           *power, "-lm", "-o", str(out)]
+           *power, *extra_sources, "-lm", "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"host device build failed:\n{' '.join(cmd)}\n{proc.stderr}")
