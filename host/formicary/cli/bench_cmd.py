@@ -59,7 +59,7 @@ def render(console, r: dict) -> None:
         from rich.table import Table
 
         total = sum(layer["median"] or 0 for layer in r["layers"]) or 1
-        table = Table(title=f"per layer (median {r['latency']['unit']}, last inference of each input)")
+        table = Table(title=f"per layer: median {r['latency']['unit']}")
         for col in ("#", "op", "MACs", r["latency"]["unit"], "share"):
             table.add_column(col, justify="left" if col == "op" else "right")
         for layer in r["layers"]:
