@@ -37,22 +37,8 @@
 #define RCC_GPIOBEN (1u << 1)
 #define RCC_I2C1 (1u << 21)
 
-#define GPIOB_BASE 0x40020400u
-#define GPIOB_MODER REG32(GPIOB_BASE + 0x00u)
-#define GPIOB_OTYPER REG32(GPIOB_BASE + 0x04u)
-#define GPIOB_OSPEEDR REG32(GPIOB_BASE + 0x08u)
-#define GPIOB_PUPDR REG32(GPIOB_BASE + 0x0Cu)
-#define GPIOB_IDR REG32(GPIOB_BASE + 0x10u)
-#define GPIOB_BSRR REG32(GPIOB_BASE + 0x18u)
-#define GPIOB_AFRL REG32(GPIOB_BASE + 0x20u)
-#define GPIOB_AFRH REG32(GPIOB_BASE + 0x24u)
-#if defined(FM_I2C_PB6_PB7)
-#define SCL_PIN 6u
-#define SDA_PIN 7u
-#else
-#define SCL_PIN 8u
-#define SDA_PIN 9u
-#endif
+#define FM_STM32_GPIOB_BASE 0x40020400u
+#include "fm_stm32_i2c_pins.h"
 
 #define I2C1_BASE 0x40005400u
 #define I2C_CR1 REG32(I2C1_BASE + 0x00u)
@@ -84,53 +70,11 @@ uint32_t fm_port_stm32f4_pclk1_hz(void); /* fm_port_stm32f4.c: APB1 clock after 
 
 static uint8_t need_init = 1;
 
-static void short_delay(void)
-{
-    /* about half an SCL period at 100 kHz or more: 5 us at any core clock up to 200 MHz */
-    for (volatile uint32_t i = 0; i < FM_CLOCK_HZ / 800000u + 1u; i++) {
-    }
-}
-
-static void pin_mode(uint32_t pin, uint32_t mode)
-{
-    GPIOB_MODER = (GPIOB_MODER & ~(3u << (2u * pin))) | (mode << (2u * pin));
-}
-
-/* A slave reset mid-transfer can hold SDA low forever: clock SCL until it lets go, then send a STOP. */
-static void bus_recover(void)
-{
-    GPIOB_BSRR = (1u << SCL_PIN) | (1u << SDA_PIN); /* release both (open drain high) */
-    pin_mode(SCL_PIN, 1u);                          /* general-purpose output */
-    pin_mode(SDA_PIN, 1u);
-    short_delay();
-    for (int i = 0; i < 9 && !(GPIOB_IDR & (1u << SDA_PIN)); i++) {
-        GPIOB_BSRR = 1u << (SCL_PIN + 16u);
-        short_delay();
-        GPIOB_BSRR = 1u << SCL_PIN;
-        short_delay();
-    }
-    GPIOB_BSRR = 1u << (SDA_PIN + 16u); /* STOP: SDA low -> high while SCL is high */
-    short_delay();
-    GPIOB_BSRR = 1u << SDA_PIN;
-    short_delay();
-}
-
 static void i2c_init(void)
 {
     RCC_AHB1ENR |= RCC_GPIOBEN;
     RCC_APB1ENR |= RCC_I2C1;
-    GPIOB_OTYPER |= (1u << SCL_PIN) | (1u << SDA_PIN);                       /* open drain */
-    GPIOB_OSPEEDR |= (3u << (2u * SCL_PIN)) | (3u << (2u * SDA_PIN));        /* very high speed */
-    GPIOB_PUPDR = (GPIOB_PUPDR & ~((3u << (2u * SCL_PIN)) | (3u << (2u * SDA_PIN)))) |
-                  (1u << (2u * SCL_PIN)) | (1u << (2u * SDA_PIN));          /* pull-up */
-    bus_recover();
-#if defined(FM_I2C_PB6_PB7)
-    GPIOB_AFRL = (GPIOB_AFRL & ~((0xFu << 24) | (0xFu << 28))) | (4u << 24) | (4u << 28); /* PB6, PB7 AF4 */
-#else
-    GPIOB_AFRH = (GPIOB_AFRH & ~0xFFu) | 0x44u; /* PB8, PB9 AF4 */
-#endif
-    pin_mode(SCL_PIN, 2u);
-    pin_mode(SDA_PIN, 2u);
+    fm_i2c_pins_init();
 
     RCC_APB1RSTR |= RCC_I2C1; /* a clean peripheral, whatever state the last failure left */
     RCC_APB1RSTR &= ~RCC_I2C1;
