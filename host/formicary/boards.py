@@ -46,6 +46,9 @@ class PowerModel:
     active_current_ma: float
     source: str
     checked: bool = False  # True once the figure has been compared with the cited datasheet table
+    # Where the figure comes from when it is not this board's own silicon (virtual boards: a representative
+    # production MCU with the same core) and how it was brought to the board's clock.
+    basis: str = ""
 
     @property
     def active_power_mw(self) -> float:
@@ -157,6 +160,9 @@ def _parse(path: Path) -> Board:
     uart = _require(data, "uart", dict, where)
     upload = _require(data, "upload", dict, where)
     power = data.get("power")
+    if power is not None and not isinstance(power, dict):
+        raise FormicaryError(f"board file {where}: `power` must be a table.", "write it as [power] with supply_v, "
+                             "active_current_ma, source.")
     board = Board(
         name=_require(data, "name", str, where),
         description=_require(data, "description", str, where),
@@ -174,10 +180,7 @@ def _parse(path: Path) -> Board:
                   baud=_require(uart, "baud", int, where)),
         upload_protocol=_require(upload, "protocol", str, where),
         qemu_machine=data.get("qemu_machine"),
-        power=PowerModel(supply_v=float(_require(power, "supply_v", (int, float), where)),
-                         active_current_ma=float(_require(power, "active_current_ma", (int, float), where)),
-                         source=_require(power, "source", str, where),
-                         checked=bool(power.get("checked", False))) if power else None,
+        power=_parse_power(power, where) if power else None,
     )
     if board.name != path.stem:
         raise FormicaryError(f"board file {where} names itself {board.name!r}.", f"rename the file or set name = {path.stem!r}.")
@@ -192,7 +195,26 @@ def _parse(path: Path) -> Board:
                              f"use one of {', '.join(PORT_FAMILIES)} or set buildable = false.")
     if board.virtual and not board.qemu_machine:
         raise FormicaryError(f"board {board.name} is virtual but has no qemu_machine.", "add qemu_machine = \"…\".")
+    if board.virtual and board.power is not None and not board.power.basis:
+        # QEMU models no power: a virtual board's figure always belongs to some real chip, and must say which.
+        raise FormicaryError(f"board {board.name} is virtual but its [power] has no `basis`.",
+                             "add basis = \"…\" naming the representative silicon and how the figure was scaled "
+                             "to clock_hz.")
     return board
+
+
+def _parse_power(power: dict, where: str) -> PowerModel:
+    checked = power.get("checked", False)
+    if not isinstance(checked, bool):  # a quoted "false" must not read as True
+        raise FormicaryError(f"board file {where}: [power] checked has type {type(checked).__name__}.",
+                             "write checked = true or checked = false.")
+    basis = power.get("basis", "")
+    if not isinstance(basis, str):
+        raise FormicaryError(f"board file {where}: [power] basis has type {type(basis).__name__}.",
+                             "make it a string.")
+    return PowerModel(supply_v=float(_require(power, "supply_v", (int, float), where)),
+                      active_current_ma=float(_require(power, "active_current_ma", (int, float), where)),
+                      source=_require(power, "source", str, where), checked=checked, basis=basis)
 
 
 def list_boards(boards_dir: Path | None = None) -> list[Board]:

@@ -16,6 +16,30 @@ class PowerModelLike(Protocol):
     supply_v: float
     active_current_ma: float
     source: str
+    # optional (formicary.boards.PowerModel has them): `basis` (the representative silicon a virtual board's figure
+    # belongs to, and how it was scaled to the clock) and `checked` (compared with the cited datasheet table)
+
+
+def _board_timing_unit(board_name: str) -> str | None:
+    """What the board's ticks count ('instructions' on QEMU, 'cycles' with DWT), from its definition if known."""
+    if not board_name:
+        return None
+    from formicary.boards import load_board
+
+    try:
+        return load_board(board_name).timing_unit
+    except FormicaryError:  # not a board in boards/ (e.g. a test double): say nothing rather than guess
+        return None
+
+
+def _time_basis(timing_unit: str | None, clock_hz: int) -> str:
+    mhz = f"{clock_hz / 1e6:g} MHz"
+    if timing_unit == "instructions":
+        return (f"time = QEMU retired instructions (-icount) at the board clock {mhz}, "
+                "assuming 1 instruction = 1 cycle")
+    if timing_unit == "cycles":
+        return f"time = on-device cycle count (DWT) at the board clock {mhz}"
+    return f"time = on-device ticks at the board clock {mhz} (1 tick = 1 cycle assumed)"
 
 
 def ticks_to_seconds(ticks: float, clock_hz: int) -> float:
@@ -34,20 +58,32 @@ class ModelledSource(PowerSource):
     label = "modelled"
     name = "board-power-model"
 
-    def __init__(self, power: PowerModelLike | None, clock_hz: int, board_name: str = "") -> None:
+    def __init__(self, power: PowerModelLike | None, clock_hz: int, board_name: str = "",
+                 timing_unit: str | None = None) -> None:
         if power is None:
             raise FormicaryError(f"board {board_name or '?'} has no power model, so no energy can be modelled",
                                  "add a [power] table (supply_v, active_current_ma, source) to its boards/*.toml.")
         self.power = power
         self.clock_hz = clock_hz
         self.board_name = board_name
+        # "instructions" (QEMU -icount) or "cycles" (DWT); looked up from the board definition when not given
+        self.timing_unit = timing_unit or _board_timing_unit(board_name)
         self._latencies: list[float] = []
         self._running = False
 
     @property
     def source(self) -> str:
-        return f"board power model {self.board_name}: {self.power.supply_v} V x {self.power.active_current_ma} mA " \
-               f"({self.power.source})"
+        """Every number's provenance in one line: the figure, its datasheet, whose silicon it is, how time was got."""
+        basis = getattr(self.power, "basis", "")
+        checked = getattr(self.power, "checked", None)
+        parts = [f"board power model {self.board_name}: {self.power.supply_v} V x {self.power.active_current_ma} mA "
+                 f"({self.power.source})"]
+        if basis:
+            parts.append(f"basis: {basis}")
+        parts.append(_time_basis(self.timing_unit, self.clock_hz))
+        if checked is False:
+            parts.append("datasheet figure not yet checked against the document")
+        return "; ".join(parts)
 
     @property
     def active_power_w(self) -> float:
@@ -81,16 +117,27 @@ class ModelledSource(PowerSource):
 
 
 def modelled_energy(power: PowerModelLike | None, clock_hz: int, latencies_ticks: Sequence[float],
-                    board_name: str = "", energy_floor_uj: float | None = None) -> dict[str, Any]:
-    """The bench JSON `energy` dict for a run whose only source is the board model."""
+                    board_name: str = "", energy_floor_uj: float | None = None,
+                    timing_unit: str | None = None) -> dict[str, Any]:
+    """The bench JSON `energy` dict for a run whose only source is the board model.
+
+    uj_per_inference = supply_v x active_current_ma x (ticks / clock_hz), averaged over the inferences. `source`
+    names the datasheet figure, the representative silicon (`basis`, virtual boards) and how time was obtained;
+    `timing_unit` ("instructions" | "cycles") defaults to the board definition's.
+    """
     from formicary.bench.energy import energy_per_inference
 
-    src = ModelledSource(power, clock_hz, board_name)
+    src = ModelledSource(power, clock_hz, board_name, timing_unit)
     src.start()
     src.add_inferences(latencies_ticks)
     samples = src.stop()
     result = energy_per_inference(samples, src.windows(), source=src.source, min_duration_s=0.0,
                                   energy_floor_uj=energy_floor_uj)
     out = result.to_json()
-    out["assumptions"] = "datasheet active current at the board clock; 1 tick = 1 cycle"
+    unit = "instruction" if src.timing_unit == "instructions" else "tick"
+    out["assumptions"] = (f"datasheet typical active current at the board clock, constant during inference; "
+                          f"1 {unit} = 1 cycle")
+    checked = getattr(power, "checked", None)
+    if checked is not None:
+        out["power_model_checked"] = bool(checked)
     return out
