@@ -507,6 +507,10 @@ def _measured_energy(power: PowerSource, counts: list[int], floor: dict[str, flo
     return e, pairs
 
 
+METHOD_TEXT = {"qemu-icount-systick": "retired instructions: QEMU -icount, read through SysTick",
+               "dwt-cyccnt": "core cycles: DWT CYCCNT"}
+
+
 def latency_line(result: dict[str, Any]) -> str:
     """min/median/p90/p99/max with the unit and method, for human views."""
     lat = result["latency"]
@@ -514,7 +518,8 @@ def latency_line(result: dict[str, Any]) -> str:
     parts = ", ".join(f"{k} {lat[k]:,.0f}" for k in ("min", "median", "p90", "p99", "max") if lat.get(k) is not None)
     est = f" (≈ {lat['estimate_ms']:.2f} ms at {result['latency'].get('clock_hz', 0) / 1e6:g} MHz, an estimate)" \
         if lat.get("estimate_ms") is not None and unit == "instructions" else ""
-    return f"{parts} {unit}/inference{est} [{lat['method']}]"
+    how = METHOD_TEXT.get(lat["method"], lat["method"])
+    return f"{parts} {unit}/inference{est} [{how}]"
 
 
 __all__ = ["run_bench", "prepare_firmware", "load_inputs", "Firmware", "latency_line", "default_build_dir"]

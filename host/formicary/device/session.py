@@ -86,7 +86,8 @@ class DeviceInfo:
     @property
     def timing_method(self) -> str:
         if self.timing_unit == "instructions":
-            return f"qemu-icount: SysTick at {self.timer_hz} Hz under -icount shift=0 (1 instruction = 1 ns)"
+            # SysTick at timer_hz under QEMU -icount shift=0, where 1 instruction = 1 ns (docs/bench-json.md)
+            return "qemu-icount-systick"
         return "dwt-cyccnt" if self.timer == "dwt" else f"systick at {self.timer_hz} Hz"
 
     def ticks_to_unit(self, ticks: int) -> int:
