@@ -48,7 +48,9 @@ def _human(console, r: dict) -> None:
                                                           else "in tol."),
                       f"{b['accuracy']:.2%}", f"{e['uj_per_inference']:.1f}" if e else "—")
     console.print(table)
-    console.print(f"latency: {first['latency']['method']}")
+    from formicary.bench.runner import METHOD_TEXT
+
+    console.print(f"latency: {METHOD_TEXT.get(first['latency']['method'], first['latency']['method'])}")
     console.print("* ≈ ms: median at the board clock, one instruction per cycle assumed: an estimate"
                   + ("; µJ: modelled (board power model x on-device time), not measured"
                      if any(b["energy"] for b in r["benches"]) else ""))
