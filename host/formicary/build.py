@@ -134,7 +134,7 @@ def build_model(model: str | Path, board: Board | str, out_dir: str | Path) -> B
     from formicary.codegen import generate
 
     b = _board(board)
-    model, out_dir = Path(model), Path(out_dir)
+    model, out_dir = Path(model).resolve(), Path(out_dir).resolve()  # recorded paths outlive the cwd
     if not model.exists():
         raise FormicaryError(f"model {model} does not exist.", "pass a .tflite or a Keras model file.")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -49,15 +49,21 @@ def info(message: str) -> None:
 class BoardProgress:
     """Live progress for bench events (`formicary.bench.runner` on_event), one bar per board.
 
+    Fleets add `device` (the inventory's worker id) and `model` to each event: the bar is then one per device,
+    labelled "device [board]", and its status names the model being benched.
     Thread-safe enough for fleets: rich's Progress locks internally; every board gets its own task.
     """
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Column
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=_console,
-                                  disable=not _console.is_terminal)
+        # the board/device label never shrinks; a long status (a failure message) is cut instead
+        self._progress = Progress(TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+                                  BarColumn(bar_width=16), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[status]}",
+                                             table_column=Column(no_wrap=True, overflow="ellipsis", max_width=32)),
+                                  TimeElapsedColumn(), console=_console, disable=not _console.is_terminal)
         self._tasks: dict[str, int] = {}
 
     def __enter__(self) -> "BoardProgress":
@@ -67,30 +73,39 @@ class BoardProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
-    def _task(self, board: str) -> int:
-        if board not in self._tasks:
-            self._tasks[board] = self._progress.add_task(board, total=None, status="")
-        return self._tasks[board]
+    def _task(self, key: str, label: str) -> int:
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(label, total=None, status="")
+        return self._tasks[key]
 
     def __call__(self, event: dict) -> None:
+        from rich.markup import escape
+
         board = str(event.get("board", "?"))
+        device = event.get("device")
+        key = str(device) if device else board
+        label = f"{device} [{board}]" if device else board
+        model = f"{escape(str(event['model']))}: " if event.get("model") else ""
         kind = event.get("event")
-        task = self._task(board)
+        task = self._task(key, escape(label))  # "[board]" is not rich markup
         if kind == "build":
-            self._progress.update(task, status="building firmware")
+            self._progress.update(task, status=f"{model}building firmware")
         elif kind == "flash":
-            self._progress.update(task, status=f"flashing ({event.get('how')})")
+            self._progress.update(task, status=f"{model}flashing ({event.get('how')})")
         elif kind == "start":
-            self._progress.update(task, total=event["total"], completed=0, status="running")
+            self._progress.update(task, total=event["total"], completed=0, status=f"{model}running")
         elif kind == "inference":
             self._progress.update(task, completed=event["done"])
         elif kind == "done":
-            self._progress.update(task, status="[green]done[/]")
+            self._progress.update(task, status=f"{model}[green]done[/]")
         elif kind == "failed":
-            self._progress.update(task, status=f"[red]failed[/]: {event.get('message', '')}")
+            self._progress.update(task, status=f"{model}[red]failed[/]: {escape(str(event.get('message', '')))}")
         elif kind == "warning":
-            self._progress.console.print(f"[bold yellow]warning:[/] {board}: {event.get('message')}")
+            self._progress.console.print(f"[bold yellow]warning:[/] {escape(label)}: "
+                                         f"{escape(str(event.get('message')))}")
         if not _console.is_terminal and kind in ("build", "flash", "start", "done", "failed"):
             # no live display (CI logs): one line per phase instead
-            print(f"{board}: {kind}" + (f" ({event.get('total')} inferences)" if kind == "start" else ""),
-                  file=sys.stderr)
+            extra = (f" ({event.get('total')} inferences)" if kind == "start" else
+                     f": {event.get('message', '')}" if kind == "failed" else "")
+            plain = f"{event['model']}: " if event.get("model") else ""
+            print(f"{label}: {plain}{kind}{extra}", file=sys.stderr)

@@ -91,12 +91,13 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
         if not rebuild and (project / "formicary-build.json").is_file():
             info = read_build_info(project)
             if info.get("board") != board.name or not Path(info.get("elf", "")).is_file() \
+                    or not Path(info.get("tflite", "")).is_absolute() or not Path(info["tflite"]).is_file() \
                     or info.get("model_sha256") != _sha256_of_target(target):
                 info = None
         if info is None:
             if on_event:
                 on_event({"event": "build", "board": board.name})
-            build_model(target, board, project)
+            build_model(target.resolve(), board, project.resolve())  # absolute: the cache outlives the cwd
             info = read_build_info(project)
             info["model_sha256"] = _sha256_of_target(target)
             (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")
