@@ -66,8 +66,10 @@ def _energy_cell(run: dict[str, Any]) -> str:
     energy = run.get("energy")
     if not energy:
         return "—<br><small>no power source</small>"
+    source = energy.get("source") or "source not recorded"
+    short = source.split(" (")[0]  # the full datasheet citation is in the run's details below
     return _with(_num(float(energy["uj_per_inference"]), 3), "µJ/inference",
-                 f"{energy['method']}: {energy.get('source') or 'source not recorded'}")
+                 f"{energy['method']}: {short}" + (" (source in the run details)" if short != source else ""))
 
 
 def _sizes_cell(run: dict[str, Any]) -> str:
@@ -149,6 +151,8 @@ def _details(run: dict[str, Any]) -> str:
             f"settings: runs={_e(settings.get('runs'))}, warmup={_e(settings.get('warmup'))}, "
             f"profile={_e(settings.get('profile'))}, data={_e(settings.get('data'))} · "
             f"host: {_e(', '.join(f'{k}={v}' for k, v in host.items()))}</p>"
+            + (f"<p class=meta>energy ({_e(run['energy'].get('method'))}): {_e(run['energy'].get('source'))}</p>"
+               if run.get("energy") else "") +
             f"<table><tr><th>min</th><th>median</th><th>p90</th><th>p99</th><th>max</th><th>mean</th></tr>"
             f"<tr>{stats}</tr></table>")
 
