@@ -1,6 +1,6 @@
-"""The MLPerf Tiny KWS model end to end on virtual boards: `formicary build` path (codegen + PlatformIO),
-QEMU, the serial protocol, and every output byte compared with the TFLM interpreter.
-FORMICARY_KWS_INPUTS=200 runs the whole set (about 30 s per board)."""
+"""The MLPerf Tiny KWS model on virtual boards through the lower layers: codegen variants, `formicary build` and
+`formicary flash`. All 200 inputs on both required boards run in tests/hil (through the HIL plugin).
+FORMICARY_KWS_INPUTS sets how many inputs these tests use (default 25)."""
 from __future__ import annotations
 
 import os
@@ -22,32 +22,6 @@ def kws_reference(kws_model_path, kws_data_dir):
     ref = [o[0].reshape(-1) for o in run_tflm(kws_model_path.read_bytes(), [[x] for x in xs])]
     labels = [int(f.stem.rsplit("_", 1)[1]) for f in files]
     return xs, ref, labels
-
-
-@pytest.mark.parametrize("board", ["qemu-m4", "qemu-stm32f405"])
-def test_kws_bit_exact_on_virtual_board(board, kws_model_path, kws_reference, tmp_path):
-    from formicary.build import build_model
-    from formicary.device import connect_qemu
-
-    if not __import__("shutil").which("qemu-system-arm"):
-        pytest.skip("qemu-system-arm not installed")
-    xs, ref, labels = kws_reference
-    fw = build_model(kws_model_path, board, tmp_path / "proj")
-    assert fw.ram_bytes < 32 * 1024  # 16.5 KB arena + 8 KB stack + protocol buffers
-    info = (tmp_path / "proj" / "formicary-build.json").read_text()
-    with connect_qemu(board, fw.elf, expect_model_hash=__import__("json").loads(info)["model_hash"]) as conn:
-        s = conn.session
-        mismatches, correct, counts = 0, 0, set()
-        for x, r, label in zip(xs, ref, labels):
-            (y,), result = s.infer([x.tobytes()], runs=1)
-            y = np.frombuffer(y, np.int8)
-            mismatches += int(not np.array_equal(y, r))
-            correct += int(y.argmax() == label)
-            counts.add(result.values[0])
-    assert mismatches == 0
-    assert correct >= int(0.85 * len(xs))
-    # the same straight-line kernels for every input: the instruction count does not depend on the data much
-    assert all(60e6 < c < 80e6 for c in counts), counts
 
 
 def test_kws_with_inputs_overwritten_by_the_model(kws_model_path, kws_reference, tmp_path):

@@ -1,0 +1,465 @@
+"""Hardware-in-the-loop pytest plugin (entry point `pytest11: formicary`): docs/hil.md.
+
+A test asks for `dut` and gets the model built for `--board`, flashed (a QEMU virtual board is started; a
+real board is uploaded with PlatformIO) and connected over serial, with "run this input and compare it with
+the TFLM interpreter" built in. Without `--board` every test that needs the device skips, so the plugin is
+harmless in projects that never use it. Importing this module must stay cheap: pytest loads it in every run,
+so formicary's heavy modules are only imported inside the fixtures.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+# option -> (ini name, environment variable); the command line wins over the environment, which wins over ini.
+_SETTINGS = {
+    "board": ("formicary_board", "FORMICARY_BOARD"),
+    "port": ("formicary_port", "FORMICARY_PORT"),
+    "model": ("formicary_model", "FORMICARY_MODEL"),
+    "build_dir": ("formicary_build_dir", "FORMICARY_BUILD_DIR"),
+}
+HIL_FIXTURES = ("dut", "dut_factory")
+# Float outputs: our float kernels may sum in a different order than TFLM's reference kernels (and use FMA),
+# so they are compared with np.allclose(device, tflm, rtol=FLOAT_RTOL, atol=FLOAT_ATOL). Integer outputs: exact.
+FLOAT_RTOL = 1e-4
+FLOAT_ATOL = 1e-5
+
+
+# --------------------------------------------------------------------------------------------- options
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("formicary", "formicary hardware-in-the-loop (docs/hil.md)")
+    g.addoption("--board", dest="formicary_board", default=None,
+                help="run `dut` tests on this board (a name from `formicary boards`); env FORMICARY_BOARD.")
+    g.addoption("--port", dest="formicary_port", default=None,
+                help="pyserial URL of the board (/dev/ttyACM0, socket://host:port, rfc2217://...). Required for "
+                     "real boards; for virtual boards omit it to let the plugin start QEMU, or give the URL of a "
+                     "QEMU started by `formicary flash`; env FORMICARY_PORT.")
+    g.addoption("--formicary-model", dest="formicary_model", default=None,
+                help="model the default `dut_model` fixture returns (.tflite or a Keras model); env FORMICARY_MODEL.")
+    g.addoption("--formicary-build-dir", dest="formicary_build_dir", default=None,
+                help="where firmware is built, one folder per model sha256 and board (default: pytest's cache "
+                     "folder); env FORMICARY_BUILD_DIR.")
+    g.addoption("--formicary-no-flash", dest="formicary_no_flash", action="store_true", default=False,
+                help="real boards: do not upload, the board at --port already runs this model's firmware "
+                     "(checked through the model hash).")
+    for name, (ini, env) in _SETTINGS.items():
+        flag = f"--{name}" if name in ("board", "port") else f"--formicary-{name.replace('_', '-')}"
+        parser.addini(ini, f"formicary hardware-in-the-loop: default for {flag} "
+                           f"(overridden by ${env} and the command line)", default=None)
+
+
+def _setting(config: pytest.Config, name: str) -> str | None:
+    ini, env = _SETTINGS[name]
+    value = config.getoption(f"formicary_{name}", default=None)
+    if value:
+        return str(value)
+    if os.environ.get(env):
+        return os.environ[env]
+    value = config.getini(ini)
+    return str(value) if value else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hil: hardware-in-the-loop test run on a board through the formicary "
+                                       "`dut`/`dut_factory` fixtures (select with -m hil)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # every test that talks to a board carries the marker, so `-m hil` / `-m "not hil"` select them
+    for item in items:
+        if any(f in getattr(item, "fixturenames", ()) for f in HIL_FIXTURES):
+            item.add_marker(pytest.mark.hil)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    board = _setting(config, "board")
+    if board is None:
+        return None
+    port = _setting(config, "port")
+    return f"formicary hil: board {board}" + (f", port {port}" if port else "")
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class DutResult:
+    """One inference on the board: outputs with the model's dtype and shape, and its latency.
+
+    `latency` is the first measured run, in `unit` ("instructions" on virtual boards, "cycles" on real cores
+    with DWT) measured by `method`; `latencies` has every measured run. `reference` is filled by `Dut.check`.
+    """
+    outputs: list[np.ndarray]
+    latency: int
+    unit: str
+    method: str
+    latencies: list[int]
+    inputs: list[np.ndarray]
+    reference: list[np.ndarray] | None = None
+
+    @property
+    def output(self) -> np.ndarray:
+        """The first (usually only) output."""
+        return self.outputs[0]
+
+    def latency_dict(self) -> dict[str, Any]:
+        return {"value": self.latency, "unit": self.unit, "method": self.method}
+
+
+def model_sha256(path: Path) -> str:
+    """sha256 of a model file, or of every file (name and bytes) of a model folder such as a SavedModel."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if f is not path:
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fp:
+            for block in iter(lambda: fp.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def prepare_inputs(inputs: Any, specs: Sequence[Any]) -> list[np.ndarray]:
+    """Inputs as the device takes them: one array per model input, in the tensor's dtype and shape.
+
+    Accepts one array (single-input models) or a list of arrays, or raw bytes. Arrays of the tensor's dtype
+    pass through; float arrays for an integer tensor are quantized with the tensor's scale and zero point
+    (round to nearest, saturate), the same bytes then go to the device and to TFLM. Anything else is an error.
+    """
+    if isinstance(inputs, (bytes, bytearray, memoryview, np.ndarray)):
+        items = [inputs]
+    else:
+        items = list(inputs)
+    if len(items) != len(specs):
+        raise ValueError(f"the model has {len(specs)} input(s), got {len(items)}.")
+    out = []
+    for i, (x, spec) in enumerate(zip(items, specs)):
+        dtype = np.dtype(spec.dtype)
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            arr = np.frombuffer(bytes(x), dtype=dtype)
+        else:
+            arr = np.asarray(x)
+            if arr.dtype != dtype:
+                if np.issubdtype(arr.dtype, np.floating) and np.issubdtype(dtype, np.integer):
+                    if not spec.scale:
+                        raise ValueError(f"input {i} is {dtype} without quantization: pass {dtype} data.")
+                    info = np.iinfo(dtype)
+                    arr = np.clip(np.round(arr / spec.scale) + spec.zero_point, info.min, info.max)
+                elif not (np.issubdtype(dtype, np.floating) and np.issubdtype(arr.dtype, np.floating)):
+                    raise ValueError(f"input {i} must be {dtype} (or float data to quantize), got {arr.dtype}.")
+                arr = arr.astype(dtype)
+        n = int(np.prod(spec.shape))
+        if arr.size != n:
+            raise ValueError(f"input {i} must have {n} elements (shape {list(spec.shape)}), got {arr.size} "
+                             f"(shape {list(arr.shape)}).")
+        out.append(np.ascontiguousarray(arr.reshape(spec.shape)))
+    return out
+
+
+def compare_outputs(device: Sequence[np.ndarray], reference: Sequence[np.ndarray], *,
+                    rtol: float = FLOAT_RTOL, atol: float = FLOAT_ATOL) -> list[str]:
+    """Readable differences between device and TFLM outputs; empty when they agree.
+
+    Integer outputs must be bit-exact; float32 outputs must satisfy np.allclose(device, ref, rtol, atol).
+    """
+    problems = []
+    if len(device) != len(reference):
+        return [f"the device returned {len(device)} output(s), TFLM {len(reference)}."]
+    for i, (d, r) in enumerate(zip(device, reference)):
+        d, r = np.asarray(d), np.asarray(r)
+        what = f"output {i} ({d.dtype}, shape {list(d.shape)})"
+        if d.size != r.size:
+            problems.append(f"{what}: {d.size} elements on the device, {r.size} in TFLM.")
+            continue
+        if d.dtype != r.dtype:
+            problems.append(f"{what}: TFLM's output is {r.dtype}.")
+            continue
+        df, rf = d.reshape(-1), r.reshape(-1)
+        if np.issubdtype(d.dtype, np.floating):
+            bad = ~np.isclose(df, rf, rtol=rtol, atol=atol, equal_nan=True)
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                worst = float(np.nanmax(np.abs(df.astype(np.float64) - rf)))
+                problems.append(f"{what}: {int(bad.sum())} of {df.size} elements outside rtol={rtol:g}, "
+                                f"atol={atol:g}; first at flat index {j}: device {df[j]!s}, TFLM {rf[j]!s} "
+                                f"(largest difference {worst:g}).")
+            continue
+        db, rb = df.view(np.uint8), rf.view(np.uint8)
+        bad_bytes = int((db != rb).sum())
+        if bad_bytes:
+            bad = df != rf
+            j = int(np.flatnonzero(bad)[0])
+            problems.append(f"{what} is not bit-exact with TFLM: {bad_bytes} of {db.size} bytes differ "
+                            f"({int(bad.sum())} of {df.size} elements); first at flat index {j}: "
+                            f"device {int(df[j])}, TFLM {int(rf[j])}.")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------- Dut
+class Dut:
+    """A device under test running one model: run inputs, compare with the TFLM reference, reset."""
+
+    def __init__(self, board: Any, model: Path, tflite: Path, model_hash: str, connection: Any,
+                 build: dict[str, Any] | None) -> None:
+        self.board = board            # formicary.boards.Board
+        self.model = model            # the model as given (.tflite or Keras)
+        self.tflite = tflite          # what the firmware runs and TFLM is given
+        self.model_hash = model_hash  # sha256 of the .tflite, checked against the device's HELLO
+        self.connection = connection
+        self.build = build            # formicary-build.json of the firmware (flash/RAM use, ELF path)
+        self.broken = False  # the link failed (timeout, reset, QEMU gone): the factory reconnects next time
+        self._tflite_bytes: bytes | None = None
+
+    @property
+    def info(self):
+        """formicary.device.DeviceInfo from the device's HELLO (board, model hash, tensors, timer)."""
+        return self.connection.session.info
+
+    @property
+    def session(self):
+        return self.connection.session
+
+    @property
+    def url(self) -> str:
+        return self.connection.url
+
+    def _model_bytes(self) -> bytes:
+        if self._tflite_bytes is None:
+            self._tflite_bytes = self.tflite.read_bytes()
+        return self._tflite_bytes
+
+    def prepare(self, inputs: Any) -> list[np.ndarray]:
+        """Inputs converted as `run` and `reference` convert them (see prepare_inputs)."""
+        return prepare_inputs(inputs, self.info.inputs)
+
+    def _shape_outputs(self, raw: Sequence[bytes]) -> list[np.ndarray]:
+        return [np.frombuffer(b, dtype=np.dtype(spec.dtype)).reshape(spec.shape).copy()
+                for b, spec in zip(raw, self.info.outputs)]
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        from formicary.errors import FormicaryError
+
+        try:
+            yield
+        except (FormicaryError, OSError):  # timeouts, resets, a dead QEMU, a serial port gone
+            self.broken = True
+            raise
+
+    def run(self, inputs: Any, *, runs: int = 1, warmup: int = 0) -> DutResult:
+        """Load `inputs`, run `warmup` + `runs` inferences, read the outputs (of the last run)."""
+        xs = self.prepare(inputs)
+        with self._guard():
+            raw, result = self.session.infer([x.tobytes() for x in xs], runs=runs, warmup=warmup)
+        return DutResult(outputs=self._shape_outputs(raw), latency=result.values[0], unit=result.unit,
+                         method=result.method, latencies=list(result.values), inputs=xs)
+
+    def reference(self, inputs: Any) -> list[np.ndarray]:
+        """What the TFLM interpreter computes for `inputs` (same conversion as `run`)."""
+        return self.reference_many([inputs])[0]
+
+    def reference_many(self, batch: Sequence[Any]) -> list[list[np.ndarray]]:
+        """TFLM outputs for many input sets in one interpreter (much faster than one `reference` each)."""
+        from formicary.reference import run_tflm
+
+        prepared = [self.prepare(x) for x in batch]
+        results = run_tflm(self._model_bytes(), prepared)
+        return [[np.asarray(o).reshape(spec.shape) for o, spec in zip(outs, self.info.outputs)]
+                for outs in results]
+
+    def check(self, inputs: Any, *, reference: Sequence[np.ndarray] | np.ndarray | None = None,
+              rtol: float = FLOAT_RTOL, atol: float = FLOAT_ATOL) -> DutResult:
+        """Run `inputs` on the device and assert the outputs equal TFLM's: bit-exact for integer outputs,
+        np.allclose(rtol, atol) for float32. `reference` skips the TFLM run (e.g. from `reference_many`)."""
+        __tracebackhide__ = True
+        result = self.run(inputs)
+        if reference is None:
+            ref = self.reference(result.inputs)
+        else:
+            ref = [reference] if isinstance(reference, np.ndarray) else list(reference)
+        result.reference = [np.asarray(r) for r in ref]
+        problems = compare_outputs(result.outputs, result.reference, rtol=rtol, atol=atol)
+        if problems:
+            raise AssertionError(self.describe() + ": device and TFLM disagree\n  " + "\n  ".join(problems))
+        return result
+
+    def describe(self) -> str:
+        return f"{self.board.name} running {self.model.name} (sha256 {self.model_hash[:12]}…)"
+
+    def reset(self):
+        """Reset the board (RESET command) and start a fresh session; returns the new DeviceInfo."""
+        with self._guard():
+            return self.session.reset()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"<Dut {self.describe()} at {self.url}>"
+
+
+# ---------------------------------------------------------------------------------------------- builds
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Exclusive lock on `path` so parallel pytest workers (xdist) never build into one folder at once."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no parallel-build protection
+        yield
+        return
+    with open(path, "a+b") as fp:
+        fcntl.flock(fp, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fp, fcntl.LOCK_UN)
+
+
+class DutFactory:
+    """`dut_factory(board, model)` -> Dut, one per (board, model, port) for the whole session.
+
+    Firmware is built once per session into BUILD_DIR/<model stem>-<sha256[:12]>-<board>/ (PlatformIO's own
+    build cache makes a rebuild of an unchanged model take well under a second). Virtual boards get a fresh
+    QEMU each; everything is closed (QEMU killed) at session end, and at interpreter exit as a last resort.
+    """
+
+    def __init__(self, build_dir: Path, *, default_port: str | None = None, default_board: str | None = None,
+                 no_flash: bool = False) -> None:
+        self.build_dir = Path(build_dir)
+        self.default_port = default_port
+        self.default_board = default_board
+        self.no_flash = no_flash
+        self._duts: dict[tuple[str, str, str | None], Dut] = {}
+        self._builds: dict[tuple[str, str], tuple[dict, Path]] = {}
+        atexit.register(self.close)
+
+    def __call__(self, board: str, model: str | Path, *, port: str | None = None) -> Dut:
+        from formicary.boards import load_board
+
+        b = load_board(board)
+        model = Path(model)
+        if not model.exists():
+            raise FileNotFoundError(f"model {model} does not exist")
+        if port is None and board == self.default_board:
+            port = self.default_port  # --port belongs to --board only
+        sha = model_sha256(model)
+        key = (b.name, sha, port)
+        dut = self._duts.get(key)
+        if dut is not None and not dut.broken:
+            return dut
+        if dut is not None:  # a device error left the session unusable: start over on a fresh connection
+            dut.close()
+            del self._duts[key]
+        info, tflite = self._build(b, model, sha)
+        self._duts[key] = dut = self._connect(b, model, info, tflite, port)
+        return dut
+
+    def _build(self, board: Any, model: Path, sha: str) -> tuple[dict, Path]:
+        from formicary.build import build_model, read_build_info
+
+        key = (board.name, sha)
+        if key not in self._builds:
+            out = self.build_dir / f"{model.stem}-{sha[:12]}-{board.name}"
+            out.mkdir(parents=True, exist_ok=True)
+            with _locked(out / ".formicary-hil.lock"):
+                build_model(model, board, out)
+                info = read_build_info(out)
+            self._builds[key] = (info, Path(info["tflite"]))
+        return self._builds[key]
+
+    def _connect(self, board: Any, model: Path, info: dict, tflite: Path, port: str | None) -> Dut:
+        from formicary.device import connect_qemu, connect_serial
+
+        expect = info["model_hash"]
+        if board.virtual and port is None:
+            conn = connect_qemu(board.name, info["elf"], expect_model_hash=expect)
+        elif port is None:
+            pytest.fail(f"{board.name} is a real board: pass its serial port with --port (or FORMICARY_PORT), "
+                        "e.g. --port /dev/ttyACM0.", pytrace=False)
+        else:
+            if not board.virtual and not self.no_flash:
+                from formicary.flash import flash
+
+                flash(info["project_dir"], board.name, port=port)
+            # a virtual board with --port is a QEMU from `formicary flash`: it already runs its ELF
+            conn = connect_serial(port, expect_model_hash=expect)
+        return Dut(board, model, tflite, expect, conn, info)
+
+    def close(self) -> None:
+        errors = []
+        for dut in self._duts.values():
+            try:
+                dut.close()
+            except Exception as exc:  # noqa: BLE001 - close every board even if one fails
+                errors.append(exc)
+        self._duts.clear()
+        if errors:
+            raise errors[0]
+
+
+# -------------------------------------------------------------------------------------------- fixtures
+def _default_build_dir(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = _setting(config, "build_dir")
+    if given:
+        return Path(given).expanduser().resolve()
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir("formicary-hil"))
+    return tmp_path_factory.mktemp("formicary-hil")
+
+
+@pytest.fixture(scope="session")
+def dut_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DutFactory]:
+    """`dut_factory(board, model, port=None) -> Dut`: several boards or models in one session."""
+    config = request.config
+    factory = DutFactory(_default_build_dir(config, tmp_path_factory), default_port=_setting(config, "port"),
+                         default_board=_setting(config, "board"),
+                         no_flash=bool(config.getoption("formicary_no_flash", default=False)))
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def dut_board(request: pytest.FixtureRequest) -> str:
+    """The board from --board / FORMICARY_BOARD / ini formicary_board; skips the test when none is set."""
+    board = _setting(request.config, "board")
+    if not board:
+        pytest.skip("no board to run on: hardware-in-the-loop tests need --board NAME (or FORMICARY_BOARD); "
+                    "`formicary boards` lists the names")
+    return board
+
+
+@pytest.fixture(scope="session")
+def dut_model(request: pytest.FixtureRequest) -> Path:
+    """The model `dut` runs: --formicary-model by default; override this fixture in your conftest.py."""
+    model = _setting(request.config, "model")
+    if not model:
+        pytest.skip("no model for the board: pass --formicary-model PATH (or FORMICARY_MODEL), or override "
+                    "the `dut_model` fixture in conftest.py")
+    return Path(model)
+
+
+@pytest.fixture()
+def dut(dut_board: str, dut_model: Path | str, dut_factory: DutFactory) -> Dut:
+    """The model flashed on the board and connected, shared by every test of the session with the same
+    board and model (so `dut_model` may be overridden at any scope)."""
+    return dut_factory(dut_board, dut_model)
+
+
+__all__: list[str] = [
+    "FLOAT_ATOL",
+    "FLOAT_RTOL",
+    "Dut",
+    "DutFactory",
+    "DutResult",
+    "compare_outputs",
+    "model_sha256",
+    "prepare_inputs",
+]
