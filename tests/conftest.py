@@ -28,3 +28,13 @@ def kws_data_dir() -> Path:
     if not (KWS_DATA / "y_labels.csv").is_file():
         pytest.skip(f"KWS test inputs not found at {KWS_DATA}: these tests need ../shared beside the repo")
     return KWS_DATA
+
+
+@pytest.fixture(scope="session")
+def arm_qemu_tools() -> None:
+    """Skip tests that build firmware and run it on a virtual board when the tools are not installed."""
+    import shutil
+
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("qemu-system-arm and arm-none-eabi-gcc are needed (apt-get install qemu-system-arm "
+                    "gcc-arm-none-eabi libnewlib-arm-none-eabi)")

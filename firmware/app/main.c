@@ -2,11 +2,17 @@
 #if defined(__arm__)
 #include "fm_app.h"
 #include "fm_port.h"
+#if defined(FM_MLPERF) && FM_MLPERF
+#include "fm_mlperf.h"
+#endif
 
 int main(void)
 {
     fm_port_init();
     fm_timer_init();
+#if defined(FM_MLPERF) && FM_MLPERF
+    fm_mlperf_app_main(); /* MLPerf Tiny / EEMBC DUT mode: serves that protocol instead, never returns */
+#endif
     fm_app_init();
     fm_app_boot_banner();
     for (;;) {

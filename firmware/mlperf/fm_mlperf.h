@@ -68,6 +68,10 @@ void fm_mlperf_feed(fm_mlperf_t *s, const uint8_t *data, size_t n);
 /* Execute one command line (without the '%'); exposed for tests. */
 void fm_mlperf_execute(fm_mlperf_t *s, const char *cmd, size_t n);
 
+/* Firmware built with -DFM_MLPERF=1 (mlperf/fm_mlperf_app.c): binds the parser to the board port and the
+   generated model and serves the DUT protocol forever. Called by app/main.c instead of the formicary loop. */
+void fm_mlperf_app_main(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /*
  * MLPerf Tiny firmware mode: binds the DUT protocol parser (fm_mlperf.c) to the board port (fm_port.h) and the
- * generated model (app/model_glue.h). The app's main() calls fm_mlperf_app_main() instead of its own loop when
- * built with -DFM_MLPERF=1 (see docs/mlperf.md for the two-line glue in firmware/app and library.json).
+ * generated model (app/model_glue.h). app/main.c calls fm_mlperf_app_main() instead of its own loop when the
+ * firmware is built with -DFM_MLPERF=1 (`formicary build --firmware mlperf`, docs/mlperf.md).
  */
 #if defined(FM_MLPERF) && FM_MLPERF
 
@@ -15,8 +15,26 @@
 #define FM_MLPERF_NAME "formicary"
 #endif
 
-/* Energy mode: the EnergyRunner's timestamp pin. A port with a spare GPIO overrides this weak no-op. */
-__attribute__((weak)) void fm_port_timestamp_pulse(void) {}
+/* Energy mode: the EnergyRunner's timestamp line. With -DFM_SYNC_PIN it is the sync pin (Arduino D7,
+ * port/sync/fm_sync_gpio.c): idle high, and a low pulse marks each timestamp (the EnergyRunner triggers on the
+ * falling edge). Without a pin the timestamp is a no-op and energy mode cannot be measured. */
+#if defined(FM_SYNC_PIN)
+static void timestamp_line_init(void)
+{
+    fm_port_sync_init();
+    fm_port_sync(1);
+}
+static void timestamp_line_pulse(void)
+{
+    fm_port_sync(0);
+    for (volatile uint32_t i = 0; i < 200u; i++) { /* >= 1 us low even at 480 MHz */
+    }
+    fm_port_sync(1);
+}
+#else
+static void timestamp_line_init(void) {}
+static void timestamp_line_pulse(void) {}
+#endif
 
 typedef struct {
     uint32_t last_ticks;
@@ -41,7 +59,7 @@ static uint32_t timestamp_us(void *ctx) {
 
 static void timestamp_pulse(void *ctx) {
     (void)ctx;
-    fm_port_timestamp_pulse();
+    timestamp_line_pulse();
 }
 
 static uint8_t *input(void *ctx, size_t *bytes) {
@@ -57,8 +75,8 @@ static uint8_t *input(void *ctx, size_t *bytes) {
 
 static int invoke(void *ctx) {
     (void)ctx;
-    /* the model may reuse its input bytes as scratch: restore them from the staging copy that "db" filled
-       (a memcpy of the input, included in the timed loop: a few hundred cycles for KWS) */
+    /* a model generated without preserved inputs reuses its input bytes as scratch: restore them from the
+       staging copy that "db" filled (inside the timed loop). `formicary build` preserves inputs: a no-op. */
     fm_glue_prepare();
     return fm_glue_invoke();
 }
@@ -76,14 +94,16 @@ static int output(void *ctx, int i, const uint8_t **data, size_t *bytes, int *dt
     return 0;
 }
 
-void fm_mlperf_app_main(void);
 void fm_mlperf_app_main(void) {
-    static const fm_mlperf_platform_t platform = {
+    /* m-model-[...] is the generated model's hash, so a host can tell which model the DUT runs */
+    static fm_mlperf_platform_t platform = {
         .ctx = &g_clock, .uart_write = uart_write, .timestamp_us = timestamp_us,
         .timestamp_pulse = timestamp_pulse, .input = input, .invoke = invoke, .output = output,
         .name = FM_MLPERF_NAME, .profile = "MLPerf Tiny v1.0 / formicary-rt", .model = 0,
     };
+    platform.model = fm_glue_model_hash();
     static fm_mlperf_t parser;
+    timestamp_line_init();
     g_clock.last_ticks = fm_timer_now();
 #if defined(FM_MLPERF_ENERGY) && FM_MLPERF_ENERGY
     fm_mlperf_init(&parser, &platform, FM_MLPERF_MODE_ENERGY);

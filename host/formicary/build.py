@@ -124,16 +124,35 @@ def build_project(project_dir: Path, board: Board | str) -> BuildResult:
                        flash_capacity=b.flash_bytes, ram_capacity=b.ram_bytes, seconds=seconds)
 
 
-def build_model(model: str | Path, board: Board | str, out_dir: str | Path) -> BuildResult:
+# What the firmware does after boot. "bench": formicary's framed protocol (docs/protocol.md), with per-layer
+# timers. "mlperf": the MLPerf Tiny / EEMBC DUT text protocol in performance mode (docs/mlperf.md);
+# "mlperf-energy": the same in EnergyRunner energy mode (timestamps on the sync pin, -DFM_SYNC_PIN).
+FIRMWARE_MODES: dict[str, list[str]] = {
+    "bench": ["-DFM_PROFILE=1"],
+    "mlperf": ["-DFM_MLPERF=1"],
+    "mlperf-energy": ["-DFM_MLPERF=1", "-DFM_MLPERF_ENERGY=1", "-DFM_SYNC_PIN=1"],
+}
+
+
+def firmware_mode_flags(mode: str) -> list[str]:
+    if mode not in FIRMWARE_MODES:
+        raise FormicaryError(f"unknown firmware mode {mode!r}.", f"use one of: {', '.join(FIRMWARE_MODES)}.")
+    return list(FIRMWARE_MODES[mode])
+
+
+def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
+                firmware_mode: str = "bench") -> BuildResult:
     """MODEL (.tflite, or anything `formicary compile` takes) -> generated C -> PlatformIO project -> ELF.
 
     The model is generated with inputs preserved across fm_invoke() so that N benchmark runs see the same
-    input without a staging copy in the firmware.
+    input without a staging copy in the firmware. `firmware_mode` is one of FIRMWARE_MODES; it is recorded in
+    formicary-build.json so that a project is only ever driven with the protocol its firmware speaks.
     """
     from formicary import progress
     from formicary.codegen import generate
 
     b = _board(board)
+    flags = firmware_mode_flags(firmware_mode)
     model, out_dir = Path(model).resolve(), Path(out_dir).resolve()  # recorded paths outlive the cwd
     if not model.exists():
         raise FormicaryError(f"model {model} does not exist.", "pass a .tflite or a Keras model file.")
@@ -146,13 +165,24 @@ def build_model(model: str | Path, board: Board | str, out_dir: str | Path) -> B
             tflite = Path(compile_model(model, out_dir / "compiled", board=b.name).model_path)
     with progress.step(f"codegen {tflite.name}"):
         gen = generate(tflite, out_dir / "model", preserve_inputs=True)
-    generate_project(b, out_dir / "model", out_dir)
-    with progress.step(f"pio run ({b.name})"):
+    generate_project(b, out_dir / "model", out_dir, profile=False, extra_flags=flags)
+    with progress.step(f"pio run ({b.name}, {firmware_mode} firmware)"):
         result = build_project(out_dir, b)
     (out_dir / "formicary-build.json").write_text(json.dumps(
         {**result.to_dict(), "model": str(model), "tflite": str(tflite), "model_hash": gen.model_hash,
-         "arena_bytes": gen.arena_bytes}, indent=2) + "\n")
+         "arena_bytes": gen.arena_bytes, "firmware_mode": firmware_mode}, indent=2) + "\n")
     return result
+
+
+def require_firmware_mode(info: dict, project_dir: str | Path, wanted: tuple[str, ...], command: str) -> None:
+    """Refuse to drive a project whose firmware speaks another protocol (builds before the field are bench)."""
+    mode = info.get("firmware_mode", "bench")
+    if mode not in wanted:
+        other = "formicary mlperf" if mode.startswith("mlperf") else "formicary bench"
+        raise FormicaryError(
+            f"{project_dir} holds {mode} firmware, which `{command}` cannot drive.",
+            f"use `{other}` with it, or build for {command} "
+            f"(`formicary build MODEL --board {info.get('board', 'B')} --firmware {wanted[0]} -o DIR`).")
 
 
 def read_build_info(project_dir: str | Path) -> dict:

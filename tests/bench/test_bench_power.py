@@ -2,26 +2,22 @@
 a pseudo-terminal while the virtual board runs; windows from the host's serial markers around every RUN."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.qemu]
+pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools")]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "power"))
 
 
 def test_bench_with_simulated_ppk2(kws_model_path, tmp_path):
     pytest.importorskip("ppk2_api.ppk2_api", reason="ppk2-api package not installed (pip install .[power])")
-    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("qemu-system-arm and arm-none-eabi-gcc are needed")
-    from power_fake_ppk2 import FakePpk2
-
     from formicary.bench.power.ppk2 import Ppk2Source
     from formicary.bench.runner import run_bench
     from formicary.store import ResultStore
+    from power_fake_ppk2 import FakePpk2
 
     amps = 12e-3
     fake = FakePpk2(lambda idx: (np.full(idx.size, amps), np.zeros(idx.size, np.uint8)))

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from formicary.errors import FormicaryError
 
-pytestmark = [pytest.mark.qemu]
+pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools")]
 REQUIRED_KEYS = {"board", "latency", "layers", "bit_exact", "mismatches", "accuracy", "inputs", "flash_bytes",
                  "ram_bytes", "energy", "schema", "model", "firmware", "settings", "outputs", "complete"}
-
-
-@pytest.fixture(autouse=True)
-def _need_tools():
-    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("qemu-system-arm and arm-none-eabi-gcc are needed (apt-get install qemu-system-arm "
-                    "gcc-arm-none-eabi libnewlib-arm-none-eabi)")
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +33,10 @@ def _json(output: str) -> dict:
 
 @pytest.mark.shared
 def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
-    from typer.testing import CliRunner
-
     from formicary.cli import app
     from formicary.reference import run_tflm
     from formicary.store import ResultStore
+    from typer.testing import CliRunner
 
     store = tmp_path / "runs.db"
     r = CliRunner().invoke(app, ["bench", str(kws_build), "--board", "qemu-m4", "--data", str(kws_data_dir),
@@ -182,9 +172,8 @@ def _big_fc_model(path: Path, n_in: int = 1200, n_out: int = 1000) -> Path:
 
 
 def test_model_larger_than_the_board_fails_before_flashing(tmp_path):
-    from typer.testing import CliRunner
-
     from formicary.cli import app
+    from typer.testing import CliRunner
 
     model = _big_fc_model(tmp_path / "big.tflite")
     store = tmp_path / "runs.db"

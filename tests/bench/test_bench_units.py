@@ -48,3 +48,22 @@ def test_bad_inputs_count_and_data_are_clear_errors(kws_model_path, tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((2, 7), np.float32))
     with pytest.raises(FormicaryError, match="does not match the model input"):
         load_inputs(kws_model_path, tmp_path / "d.npz", None)
+
+
+def test_bench_refuses_a_project_with_mlperf_firmware(tmp_path):
+    from formicary.bench.runner import prepare_firmware
+    from formicary.boards import load_board
+
+    (tmp_path / "formicary-build.json").write_text(
+        '{"board": "qemu-m4", "elf": "x.elf", "firmware_mode": "mlperf"}')
+    with pytest.raises(FormicaryError, match="holds mlperf firmware") as err:
+        prepare_firmware(tmp_path, load_board("qemu-m4"))
+    assert "formicary mlperf" in err.value.fix
+
+
+def test_build_cache_key_separates_firmware_modes(kws_model_path):
+    from formicary.bench.runner import default_build_dir
+    from formicary.boards import load_board
+
+    board = load_board("qemu-m4")
+    assert default_build_dir(kws_model_path, board) != default_build_dir(kws_model_path, board, "mlperf")

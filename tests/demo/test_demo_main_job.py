@@ -3,19 +3,16 @@ three variants, build, flash a virtual board, bench against TFLM, report. Checke
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.tf]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.tf, pytest.mark.usefixtures("arm_qemu_tools")]
 
 
 def test_demo_end_to_end(tmp_path):
-    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("qemu-system-arm and arm-none-eabi-gcc are needed")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "demo", "-o",
                            str(tmp_path / "demo"), "--json"], capture_output=True, text=True, timeout=600)

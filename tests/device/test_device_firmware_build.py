@@ -2,8 +2,10 @@
 and a firmware that does not fit fails before flashing, saying by how much."""
 from __future__ import annotations
 
-import pytest
+import shutil
+import subprocess
 
+import pytest
 from formicary.boards import list_boards
 from formicary.errors import FormicaryError
 from formicary.toolchain import run_pio
@@ -21,14 +23,33 @@ def test_fake_model_firmware_builds(fake_firmware, board):
     assert "test_framework = custom" in ini and "symlink://" in ini and "@symlink:///usr" not in ini
 
 
-def test_build_is_warning_free(fake_firmware):
-    fw = fake_firmware("nucleo-l4r5zi")  # the board with the most port code compiled in
+@pytest.mark.parametrize("mode", ["bench", "mlperf-energy"])
+def test_build_is_warning_free(fake_firmware, mode):
+    from formicary.build import firmware_mode_flags
+
+    # the board with the most port code compiled in; mlperf-energy adds the MLPerf DUT mode and the sync pin
+    fw = fake_firmware("nucleo-l4r5zi", tuple(firmware_mode_flags(mode)))
     proc = run_pio(["run", "-e", "nucleo-l4r5zi", "-t", "clean"], cwd=fw.project_dir)
     assert proc.returncode == 0
     proc = run_pio(["run", "-e", "nucleo-l4r5zi"], cwd=fw.project_dir)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-2000:]
     assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
+
+
+def test_mlperf_mode_is_only_in_mlperf_builds(fake_firmware):
+    from formicary.build import firmware_mode_flags
+
+    bench = fake_firmware("qemu-m4", tuple(firmware_mode_flags("bench")))
+    mlperf = fake_firmware("qemu-m4", tuple(firmware_mode_flags("mlperf")))
+    nm = shutil.which("arm-none-eabi-nm")
+
+    def symbols(elf) -> str:
+        return subprocess.run([nm, str(elf)], capture_output=True, text=True, check=True).stdout
+
+    # the parser is always compiled but only linked into MLPerf builds (--gc-sections)
+    assert "fm_mlperf_feed" not in symbols(bench.elf)
+    assert "fm_mlperf_feed" in symbols(mlperf.elf)
 
 
 def test_firmware_too_big_for_the_board_fails_with_the_overflow(fake_firmware):

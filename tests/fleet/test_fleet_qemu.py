@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,15 +14,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.qemu, pytest.mark.shared]
+pytestmark = [pytest.mark.qemu, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools")]
 CLI = "from formicary.cli import main; main()"
-
-
-@pytest.fixture(autouse=True)
-def _need_tools():
-    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("qemu-system-arm and arm-none-eabi-gcc are needed (apt-get install qemu-system-arm "
-                    "gcc-arm-none-eabi libnewlib-arm-none-eabi)")
 
 
 @pytest.fixture(scope="module")

@@ -104,16 +104,52 @@ def test_cli_mlperf_with_port(socket_dut, tmp_path: Path) -> None:
     model = tmp_path / "m.tflite"
     model.write_bytes(b"not really a model")
     dut_proc = socket_dut(input_bytes=4, lap_us=300)
-    proc = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "mlperf", str(model),
-                           str(data), "--board", "qemu-m4", "--port", dut_proc.url, "--runs", "5", "--json"],
+    cli = [sys.executable, "-c", "from formicary.cli import main; main()", "mlperf", str(model), str(data)]
+    # --port without --board: the DUT is used as it is (nothing built or flashed)
+    proc = subprocess.run(cli + ["--port", dut_proc.url, "--runs", "5", "--json"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["accuracy"]["correct"] == 1 and out["performance"]["inferences"] == 5
-    assert out["board"] == "qemu-m4" and len(out["model"]["sha256"]) == 64
-    no_port = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "mlperf", str(model),
-                              str(data), "--board", "qemu-m4", "--json"], capture_output=True, text=True, timeout=120, check=False)
-    assert no_port.returncode == 2 and "--port" in json.loads(no_port.stdout)["error"]["fix"]
+    assert out["board"] is None and len(out["model"]["sha256"]) == 64
+    neither = subprocess.run(cli + ["--json"], capture_output=True, text=True, timeout=120, check=False)
+    fix = json.loads(neither.stdout)["error"]["fix"]
+    assert neither.returncode == 2 and "--board" in fix and "--port" in fix
+
+
+def _one_input_data(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.bin").write_bytes(bytes([0, 0, 0, 7]))
+    (data / "y_labels.csv").write_text("a.bin,12,7\n")
+    return data
+
+
+def test_board_session_checks_the_model_the_dut_runs(socket_dut, tmp_path: Path) -> None:
+    from formicary.boards import load_board
+    from formicary.mlperf.board import _real_session
+
+    data = _one_input_data(tmp_path)
+    kwargs = {"mode": "accuracy", "n": None, "warmup": 0, "min_duration_s": 0.0, "limit": None, "progress": None}
+    board = load_board("qemu-m4")  # virtual: a mismatch is reported, never "fixed" by flashing
+    with pytest.raises(FormicaryError, match="runs model fake-kws") as err:
+        _real_session(board, tmp_path, "0123abcd" * 8, socket_dut(input_bytes=4).url, 115200, data, kwargs, 5.0)
+    assert err.value.details["dut_model"] == "fake-kws"
+    out = _real_session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4).url, 115200, data, kwargs, 5.0)
+    assert out["dut"]["model"] == "fake-kws" and out["accuracy"]["correct"] == 1
+
+
+def test_board_run_refuses_a_bench_project(tmp_path: Path) -> None:
+    from formicary.mlperf.board import run_mlperf_on_board
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "formicary-build.json").write_text(json.dumps({"board": "qemu-m4", "elf": "x.elf"}))
+    with pytest.raises(FormicaryError, match="holds bench firmware") as err:
+        run_mlperf_on_board(project, "qemu-m4", _one_input_data(tmp_path))
+    assert "--firmware mlperf" in err.value.fix
+    with pytest.raises(FormicaryError, match="real board and no --port"):
+        run_mlperf_on_board(project, "nucleo-f446re", tmp_path / "data")
 
 
 class ConstantHostPower:

@@ -57,22 +57,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def default_build_dir(model: Path, board: Board) -> Path:
-    """Builds are cached per model content, board and formicary version in the user cache directory."""
+def default_build_dir(model: Path, board: Board, firmware_mode: str = "bench") -> Path:
+    """Builds are cached per model content, board, firmware mode and formicary version in the user cache
+    directory."""
     from platformdirs import user_cache_dir
 
     from formicary.device.frames import PROTO_VERSION
 
     # the protocol version is in the key: a firmware speaking an older protocol must never be reused
     key = f"{model.stem}-{_sha256_of_target(model)[:12]}-{board.name}-{__version__}-p{PROTO_VERSION}"
+    if firmware_mode != "bench":
+        key += f"-{firmware_mode}"
     return Path(user_cache_dir("formicary")) / "builds" / key
 
 
 def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | None = None,
-                     rebuild: bool = False, on_event: Callable[[Event], None] | None = None) -> Firmware:
+                     rebuild: bool = False, on_event: Callable[[Event], None] | None = None,
+                     firmware_mode: str = "bench", command: str = "formicary bench") -> Firmware:
     """TARGET is a project from `formicary build` (used as is) or a model (built unless a build of the same
-    model for the same board already exists in OUT_DIR)."""
-    from formicary.build import build_model, read_build_info
+    model for the same board and firmware mode already exists in OUT_DIR)."""
+    from formicary.build import build_model, read_build_info, require_firmware_mode
 
     target = Path(target)
     if not target.exists():
@@ -85,19 +89,22 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
         if info["board"] != board.name:
             raise FormicaryError(f"{target} was built for {info['board']}, not {board.name}.",
                                  f"build it for {board.name}: `formicary build MODEL --board {board.name} -o DIR`.")
+        require_firmware_mode(info, project, (firmware_mode,), command)
     elif target.is_file() or (target / "saved_model.pb").is_file():
-        project = Path(out_dir) if out_dir else default_build_dir(target, board)
+        project = Path(out_dir) if out_dir else default_build_dir(target, board, firmware_mode)
         info = None
         if not rebuild and (project / "formicary-build.json").is_file():
             info = read_build_info(project)
             if info.get("board") != board.name or not Path(info.get("elf", "")).is_file() \
                     or not Path(info.get("tflite", "")).is_absolute() or not Path(info["tflite"]).is_file() \
-                    or info.get("model_sha256") != _sha256_of_target(target):
+                    or info.get("model_sha256") != _sha256_of_target(target) \
+                    or info.get("firmware_mode", "bench") != firmware_mode:
                 info = None
         if info is None:
             if on_event:
                 on_event({"event": "build", "board": board.name})
-            build_model(target.resolve(), board, project.resolve())  # absolute: the cache outlives the cwd
+            # absolute paths: the cache outlives the cwd
+            build_model(target.resolve(), board, project.resolve(), firmware_mode=firmware_mode)
             info = read_build_info(project)
             info["model_sha256"] = _sha256_of_target(target)
             (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -5,6 +5,13 @@ from pathlib import Path
 
 import typer
 
+from formicary.cli._bench_options import (
+    DATA_OPTION,
+    INPUTS_OPTION,
+    PROFILE_OPTION,
+    STORE_OPTION,
+    WARMUP_OPTION,
+)
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -16,13 +23,11 @@ def register(app: typer.Typer) -> None:
                                                             "started by `formicary flash`); omit for virtual boards."),
               runs: int = typer.Option(None, "--runs", help="Timed inferences in total (default: one per input, "
                                                             "at least 10), spread over the inputs."),
-              warmup: int = typer.Option(1, "--warmup", help="Untimed inferences before the first timed one."),
-              data: Path = typer.Option(None, "--data", help="Labelled inputs: MLPerf .bin folder or .npz."),
-              inputs: int = typer.Option(None, "--inputs", help="Use the first N inputs of --data, or N random "
-                                                                "inputs without --data (default 10)."),
-              profile: bool = typer.Option(False, "--profile", help="Per-layer timings."),
-              store: Path = typer.Option(None, "--store", envvar="FORMICARY_STORE",
-                                         help="Results store (SQLite); default in the user data directory."),
+              warmup: int = WARMUP_OPTION,
+              data: Path = DATA_OPTION,
+              inputs: int = INPUTS_OPTION,
+              profile: bool = PROFILE_OPTION,
+              store: Path = STORE_OPTION,
               no_store: bool = typer.Option(False, "--no-store", help="Do not record the run."),
               label: str = typer.Option(None, "--label", help="Model name that groups variants in reports."),
               build_dir: Path = typer.Option(None, "--build-dir", help="Where to build (default: a cache per "

@@ -8,9 +8,14 @@ import typer
 
 from formicary.cli._output import JSON_OPTION, emit
 
+FIRMWARE_OPTION = typer.Option(
+    "bench", "--firmware",
+    help="What the firmware speaks: bench (formicary's protocol, per-layer timers), mlperf (MLPerf Tiny / "
+         "EEMBC DUT protocol, performance mode) or mlperf-energy (EnergyRunner energy mode, timestamps on D7).")
+
 
 def _human(console, r: dict[str, Any]) -> None:
-    console.print(f"built {r['elf']}")
+    console.print(f"built {r['elf']} ({r['firmware_mode']} firmware)")
     console.print(f"flash: {r['flash_bytes']:,} of {r['flash_capacity_bytes']:,} bytes "
                   f"({100 * r['flash_bytes'] / r['flash_capacity_bytes']:.1f} %); "
                   f"RAM: {r['ram_bytes']:,} of {r['ram_capacity_bytes']:,} bytes "
@@ -22,10 +27,12 @@ def register(app: typer.Typer) -> None:
     def build(model: Path = typer.Argument(..., help="Model: .tflite (or a Keras model, compiled first)."),
               board: str = typer.Option(..., "--board", "-b", help="Board name (see `formicary boards`)."),
               out: Path = typer.Option(..., "-o", "--out", help="Folder for the PlatformIO project."),
+              firmware: str = FIRMWARE_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Generate C for the model, a PlatformIO project for the board, and build the firmware offline."""
         from formicary.build import build_model
 
-        result = build_model(model, board, out).to_dict()
+        result = build_model(model, board, out, firmware_mode=firmware).to_dict()
+        result["firmware_mode"] = firmware
         result["units"] = {"flash_bytes": "bytes", "ram_bytes": "bytes", "method": "arm-none-eabi-size -A"}
         emit(result, as_json, _human)

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from formicary.cli._output import JSON_OPTION, emit
+from formicary.cli.build_cmd import FIRMWARE_OPTION
 
 
 def _human(console, r: dict[str, Any]) -> None:
@@ -23,8 +24,9 @@ def register(app: typer.Typer) -> None:
               board: str = typer.Option(..., "--board", "-b", help="Board name (see `formicary boards`)."),
               port: str = typer.Option(None, "--port", help="Upload/serial port of a real board."),
               out: Path = typer.Option(None, "-o", "--out", help="Project folder when TARGET is a model."),
+              firmware: str = FIRMWARE_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Flash a firmware; for a virtual board, start QEMU and print the serial URL."""
         from formicary.flash import flash as do_flash
 
-        emit(do_flash(target, board, port=port, out_dir=out), as_json, _human)
+        emit(do_flash(target, board, port=port, out_dir=out, firmware_mode=firmware), as_json, _human)

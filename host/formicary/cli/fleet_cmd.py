@@ -5,6 +5,13 @@ from pathlib import Path
 
 import typer
 
+from formicary.cli._bench_options import (
+    DATA_OPTION,
+    INPUTS_OPTION,
+    PROFILE_OPTION,
+    STORE_OPTION,
+    WARMUP_OPTION,
+)
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -12,15 +19,13 @@ def register(app: typer.Typer) -> None:
     @app.command("fleet")
     def fleet(inventory: Path = typer.Argument(..., help="Inventory TOML: [[device]] tables (see docs/fleet.md)."),
               models: list[Path] = typer.Argument(..., help="Models to bench on every device, one after another."),
-              data: Path = typer.Option(None, "--data", help="Labelled inputs: MLPerf .bin folder or .npz."),
-              inputs: int = typer.Option(None, "--inputs", help="Use the first N inputs of --data, or N random "
-                                                                "inputs without --data (default 10)."),
+              data: Path = DATA_OPTION,
+              inputs: int = INPUTS_OPTION,
               runs: int = typer.Option(None, "--runs", help="Timed inferences per bench (a device's `runs` "
                                                             "in the inventory wins)."),
-              warmup: int = typer.Option(1, "--warmup", help="Untimed inferences before the first timed one."),
-              profile: bool = typer.Option(False, "--profile", help="Per-layer timings."),
-              store: Path = typer.Option(None, "--store", envvar="FORMICARY_STORE",
-                                         help="Results store (SQLite); default in the user data directory."),
+              warmup: int = WARMUP_OPTION,
+              profile: bool = PROFILE_OPTION,
+              store: Path = STORE_OPTION,
               jobs: int = typer.Option(None, "--jobs", "-j", help="Devices benched at once (default: all)."),
               build_dir: Path = typer.Option(None, "--build-dir", help="Root of the per-model-and-board builds "
                                                                        "(default: the bench build cache)."),

@@ -255,20 +255,35 @@ def run_accuracy(dut: MlperfDut, data_dir: Path, limit: int | None = None, timeo
             "predictions": predictions}
 
 
+def run_modes(dut: MlperfDut, data_dir: Path, mode: str = "both", n: int | None = None, warmup: int = 1,
+              min_duration_s: float = 10.0, limit: int | None = None, progress: Any = None) -> dict[str, Any]:
+    """Identify a connected DUT and run the requested modes: {"dut", "performance"?, "accuracy"?}."""
+    if mode not in ("performance", "accuracy", "both"):
+        raise FormicaryError(f"unknown mode {mode!r}", "use performance, accuracy or both.")
+    rows = read_labels(Path(data_dir))
+    out: dict[str, Any] = {"dut": {"name": dut.name(), **dut.profile()}}
+    if mode in ("performance", "both"):
+        out["performance"] = run_performance(dut, rows[0][0].read_bytes(), n=n, warmup=warmup,
+                                             min_duration_s=min_duration_s)
+    if mode in ("accuracy", "both"):
+        try:
+            out["accuracy"] = run_accuracy(dut, Path(data_dir), limit=limit, progress=progress)
+        except FormicaryError as err:  # keep the performance result and the predictions made so far
+            err.partial = {**out, "accuracy": err.partial}
+            raise
+    return out
+
+
 def run_mlperf(url: str, data_dir: Path | None, mode: str = "both", baud: int = DEFAULT_BAUD,
                n: int | None = None, warmup: int = 1, min_duration_s: float = 10.0, limit: int | None = None,
                progress: Any = None) -> dict[str, Any]:
-    """Connect, identify the DUT, and run the requested modes. Returns a plain dict (the CLI's JSON)."""
+    """Connect to the DUT at `url`, identify it, and run the requested modes. Returns a plain dict."""
     if mode not in ("performance", "accuracy", "both"):
         raise FormicaryError(f"unknown mode {mode!r}", "use performance, accuracy or both.")
     if data_dir is None:
         raise FormicaryError("no data given", "pass an MLPerf Tiny data folder (.bin files + y_labels.csv).")
-    rows = read_labels(Path(data_dir))
+    read_labels(Path(data_dir))  # a bad data folder fails before the port is touched
     with open_dut(url, baud) as dut:
-        out: dict[str, Any] = {"port": url, "baud": baud, "dut": {"name": dut.name(), **dut.profile()}}
-        if mode in ("performance", "both"):
-            out["performance"] = run_performance(dut, rows[0][0].read_bytes(), n=n, warmup=warmup,
-                                                 min_duration_s=min_duration_s)
-        if mode in ("accuracy", "both"):
-            out["accuracy"] = run_accuracy(dut, Path(data_dir), limit=limit, progress=progress)
-    return out
+        return {"port": url, "baud": baud, **run_modes(dut, Path(data_dir), mode, n=n, warmup=warmup,
+                                                        min_duration_s=min_duration_s, limit=limit,
+                                                        progress=progress)}

@@ -1,0 +1,14 @@
+"""Options shared by the commands that bench (`bench`, `fleet`): same names, same help, same defaults."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DATA_OPTION: Path = typer.Option(None, "--data", help="Labelled inputs: MLPerf .bin folder or .npz.")
+INPUTS_OPTION: int = typer.Option(None, "--inputs", help="Use the first N inputs of --data, or N random inputs "
+                                                         "without --data (default 10).")
+WARMUP_OPTION: int = typer.Option(1, "--warmup", help="Untimed inferences before the first timed one.")
+PROFILE_OPTION: bool = typer.Option(False, "--profile", help="Per-layer timings.")
+STORE_OPTION: Path = typer.Option(None, "--store", envvar="FORMICARY_STORE",
+                                  help="Results store (SQLite); default in the user data directory.")
