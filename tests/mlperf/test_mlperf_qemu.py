@@ -42,6 +42,10 @@ def test_kws_performance_mode_is_labelled_virtual(kws_both_modes: dict) -> None:
     # MLPerf loop's own overhead: a wide band, but one a wrong clock or a lost timestamp falls far outside
     assert 69_000_000 < perf["latency_instructions"]["value"] < 71_000_000
     assert perf["latency_estimate"]["value"] == pytest.approx(perf["latency_instructions"]["value"] / 25.0)
+    # energy: qemu-m4's power model (3.3 V x 6 mA, STM32F405 at 25 MHz) x that time, and labelled modelled
+    e = perf["energy"]
+    assert e["method"] == "modelled" and "qemu-m4" in e["source"]
+    assert e["uj_per_inference"] == pytest.approx(3.3 * 6.0e-3 * perf["latency_estimate"]["value"], rel=1e-6)
 
 
 def test_kws_performance_is_deterministic_across_boots(kws_both_modes: dict, mlperf_build_dir: Path,

@@ -119,7 +119,7 @@ def test_cli_mlperf_with_port(socket_dut, tmp_path: Path) -> None:
 
 def _one_input_data(tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(parents=True)
     (data / "a.bin").write_bytes(bytes([0, 0, 0, 7]))
     (data / "y_labels.csv").write_text("a.bin,12,7\n")
     return data
@@ -150,6 +150,30 @@ def test_board_run_refuses_a_bench_project(tmp_path: Path) -> None:
     assert "--firmware mlperf" in err.value.fix
     with pytest.raises(FormicaryError, match="real board and no --port"):
         run_mlperf_on_board(project, "nucleo-f446re", tmp_path / "data")
+    with pytest.raises(FormicaryError, match="cannot measure a QEMU virtual board"):
+        run_mlperf_on_board(project, "qemu-m4", tmp_path / "data", power_source=ConstantHostPower().src)
+
+
+def test_board_session_measures_energy_with_a_power_source(socket_dut, tmp_path: Path) -> None:
+    from formicary.boards import load_board
+    from formicary.mlperf.board import _add_modelled_energy, _real_session
+
+    kwargs = {"mode": "performance", "n": 20, "warmup": 0, "min_duration_s": 0.0, "limit": None,
+              "progress": None, "power_source": ConstantHostPower().src}
+    board = load_board("nucleo-l4r5zi")
+    out = _real_session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url, 115200,
+                        _one_input_data(tmp_path), kwargs, 5.0)
+    _add_modelled_energy(out, board)  # a measured figure is never replaced by the model
+    e = out["performance"]["energy"]
+    assert e["method"] == "measured" and e["source"] == "constant-10mW" and e["inferences"] == 20
+    # without a monitor: the board model x the DUT's µs at the board clock, as cycles
+    out = _real_session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url, 115200,
+                        _one_input_data(tmp_path / "b"), {**kwargs, "power_source": None}, 5.0)
+    _add_modelled_energy(out, board)
+    e, p = out["performance"]["energy"], board.power
+    assert e["method"] == "modelled"
+    assert e["uj_per_inference"] == pytest.approx(
+        p.supply_v * p.active_current_ma * 1e-3 * out["performance"]["latency"]["value"], rel=1e-6)
 
 
 class ConstantHostPower:

@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
                                                   help="Seconds the timed run must last (MLPerf Tiny: 10)."),
                limit: int = typer.Option(None, "--limit", help="Use only the first N inputs in accuracy mode."),
                rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the firmware even if cached."),
+               power: str = typer.Option(None, "--power", help="Host-side power monitor over the performance run: "
+                                                              "joulescope, ppk2 or ppk2:PORT (measured energy, "
+                                                              "serial-marker windows; see docs/power.md)."),
                as_json: bool = JSON_OPTION) -> None:
         """Run MLPerf Tiny's performance and accuracy modes over the DUT's UART (EEMBC DUT protocol)."""
         import hashlib
@@ -62,6 +65,11 @@ def register(app: typer.Typer) -> None:
             raise FormicaryError("neither --board nor --port given",
                                  "pass --board B to build, flash and run (virtual boards start in QEMU), "
                                  "or --port URL for a DUT that already runs the MLPerf firmware mode.")
+        monitor = None
+        if power:
+            from formicary.bench.power import open_power_source
+
+            monitor = open_power_source(power)
         bar = _AccuracyBar()
         try:
             if board is not None:
@@ -70,13 +78,14 @@ def register(app: typer.Typer) -> None:
                 with progress.step(f"mlperf {mode} on {board}" + (f" ({port})" if port else "")):
                     result = run_mlperf_on_board(target, board, data, port=port, baud=baud, mode=mode, n=runs,
                                                  warmup=warmup, min_duration_s=min_duration, limit=limit,
-                                                 rebuild=rebuild, progress=bar)
+                                                 rebuild=rebuild, progress=bar, power_source=monitor)
             else:
                 from formicary.mlperf.runner import DEFAULT_BAUD, run_mlperf
 
                 with progress.step(f"mlperf {mode} on {port}"):
                     result = run_mlperf(port, data, mode=mode, baud=baud or DEFAULT_BAUD, n=runs, warmup=warmup,
-                                        min_duration_s=min_duration, limit=limit, progress=bar)
+                                        min_duration_s=min_duration, limit=limit, progress=bar,
+                                        power_source=monitor)
                 result["board"] = None
         finally:
             bar.close()
@@ -101,6 +110,11 @@ def _human(console, r: dict) -> None:
             console.print(f"  = {p['latency_instructions']['value']:,} instructions/inference "
                           f"(≈ {est['value'] / 1000:.1f} ms {est['method']})")
         console.print(f"  [dim]how: {p['latency']['method']}[/]")
+        if "energy" in p:
+            e = p["energy"]
+            short = e["source"].split(" (")[0]  # the full datasheet citation is in --json
+            console.print(f"energy: {e['uj_per_inference']:.2f} µJ/inference ([bold]{e['method']}[/]: {short}; "
+                          "full source in --json)")
     if "accuracy" in r:
         a = r["accuracy"]
         console.print(f"accuracy: {a['correct']}/{a['inputs']} = {a['accuracy']['value']:.3f} top-1")

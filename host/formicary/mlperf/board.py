@@ -103,11 +103,29 @@ def _annotate_virtual_time(result: dict[str, Any], board: Board) -> None:
                   "1 instruction per cycle assumed"}
 
 
+def _add_modelled_energy(result: dict[str, Any], board: Board) -> None:
+    """Board power model x the DUT's time per inference, when nothing measured the energy."""
+    perf = result.get("performance")
+    if not perf or "energy" in perf or board.power is None:
+        return
+    from formicary.bench.power.modelled import modelled_energy
+
+    if "latency_instructions" in perf:  # virtual board: instructions, 1 per cycle at the board clock
+        ticks, unit = perf["latency_instructions"]["value"], "instructions"
+    else:  # real board: the DUT's µs at its clock
+        ticks, unit = perf["latency"]["value"] * board.clock_hz / 1e6, "cycles"
+    perf["energy"] = modelled_energy(board.power, board.clock_hz, [ticks], board.name, timing_unit=unit)
+
+
 def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | Path, *, port: str | None = None,
                         baud: int | None = None, mode: str = "both", n: int | None = None, warmup: int = 1,
                         min_duration_s: float = 10.0, limit: int | None = None, rebuild: bool = False,
-                        progress: Any = None, line_timeout_s: float | None = None) -> dict[str, Any]:
-    """Build (or reuse) the MLPerf firmware of TARGET for BOARD, run it and return the `formicary mlperf` JSON."""
+                        progress: Any = None, line_timeout_s: float | None = None,
+                        power_source: Any = None) -> dict[str, Any]:
+    """Build (or reuse) the MLPerf firmware of TARGET for BOARD, run it and return the `formicary mlperf` JSON.
+
+    Performance mode gets `energy`: measured with `power_source` (a host monitor, serial-marker windows), else
+    modelled from the board's power model x the DUT's time, labelled so."""
     from formicary.bench.runner import prepare_firmware
 
     b = load_board(board) if isinstance(board, str) else board
@@ -116,9 +134,12 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
     if not b.virtual and port is None:
         raise FormicaryError(f"{b.name} is a real board and no --port was given.",
                              "pass the DUT's serial port, e.g. --port /dev/ttyACM0 (or rfc2217://host:port).")
+    if power_source is not None and b.virtual and port is None:
+        raise FormicaryError("a power monitor cannot measure a QEMU virtual board.",
+                             "leave out --power: virtual boards get the board's modelled energy.")
     fw = prepare_firmware(target, b, rebuild=rebuild, firmware_mode="mlperf", command="formicary mlperf")
     kwargs = {"mode": mode, "n": n, "warmup": warmup, "min_duration_s": min_duration_s, "limit": limit,
-              "progress": progress}
+              "progress": progress, "power_source": power_source}
     if b.virtual and port is None:
         result = _virtual_session(b, fw.elf, fw.model_hash, data_dir, kwargs,
                                   line_timeout_s or VIRTUAL_LINE_TIMEOUT_S)
@@ -128,6 +149,7 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
                                line_timeout_s or (VIRTUAL_LINE_TIMEOUT_S if b.virtual else 5.0))
     if b.virtual:
         _annotate_virtual_time(result, b)
+    _add_modelled_energy(result, b)
     result.update({"board": b.name, "virtual": b.virtual,
                    "firmware": {"project_dir": str(fw.project_dir), "elf": str(fw.elf), "built": fw.built,
                                 "flash_bytes": fw.flash_bytes, "ram_bytes": fw.ram_bytes,

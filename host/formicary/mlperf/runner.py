@@ -256,15 +256,17 @@ def run_accuracy(dut: MlperfDut, data_dir: Path, limit: int | None = None, timeo
 
 
 def run_modes(dut: MlperfDut, data_dir: Path, mode: str = "both", n: int | None = None, warmup: int = 1,
-              min_duration_s: float = 10.0, limit: int | None = None, progress: Any = None) -> dict[str, Any]:
-    """Identify a connected DUT and run the requested modes: {"dut", "performance"?, "accuracy"?}."""
+              min_duration_s: float = 10.0, limit: int | None = None, progress: Any = None,
+              power_source: Any = None) -> dict[str, Any]:
+    """Identify a connected DUT and run the requested modes: {"dut", "performance"?, "accuracy"?}.
+    A `power_source` (formicary.bench.power) measures energy over the performance run."""
     if mode not in ("performance", "accuracy", "both"):
         raise FormicaryError(f"unknown mode {mode!r}", "use performance, accuracy or both.")
     rows = read_labels(Path(data_dir))
     out: dict[str, Any] = {"dut": {"name": dut.name(), **dut.profile()}}
     if mode in ("performance", "both"):
         out["performance"] = run_performance(dut, rows[0][0].read_bytes(), n=n, warmup=warmup,
-                                             min_duration_s=min_duration_s)
+                                             min_duration_s=min_duration_s, power_source=power_source)
     if mode in ("accuracy", "both"):
         try:
             out["accuracy"] = run_accuracy(dut, Path(data_dir), limit=limit, progress=progress)
@@ -276,7 +278,7 @@ def run_modes(dut: MlperfDut, data_dir: Path, mode: str = "both", n: int | None 
 
 def run_mlperf(url: str, data_dir: Path | None, mode: str = "both", baud: int = DEFAULT_BAUD,
                n: int | None = None, warmup: int = 1, min_duration_s: float = 10.0, limit: int | None = None,
-               progress: Any = None) -> dict[str, Any]:
+               progress: Any = None, power_source: Any = None) -> dict[str, Any]:
     """Connect to the DUT at `url`, identify it, and run the requested modes. Returns a plain dict."""
     if mode not in ("performance", "accuracy", "both"):
         raise FormicaryError(f"unknown mode {mode!r}", "use performance, accuracy or both.")
@@ -286,4 +288,4 @@ def run_mlperf(url: str, data_dir: Path | None, mode: str = "both", baud: int = 
     with open_dut(url, baud) as dut:
         return {"port": url, "baud": baud, **run_modes(dut, Path(data_dir), mode, n=n, warmup=warmup,
                                                         min_duration_s=min_duration_s, limit=limit,
-                                                        progress=progress)}
+                                                        progress=progress, power_source=power_source)}
