@@ -141,6 +141,36 @@ def test_qemu_dying_at_start_is_a_clear_error(tmp_path):
         connect_qemu("qemu-m4", tmp_path / "missing.elf")
 
 
+def test_qemu_dies_with_a_process_killed_hard(fake_firmware, tmp_path):
+    """A bench or fleet worker SIGKILLed right after starting QEMU must not leave the virtual board running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    fw = fake_firmware("qemu-m4")
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom formicary.device.qemu import launch\n"
+         f"q = launch('qemu-m4', {str(fw.elf)!r})\nprint(q.pid, flush=True)\ntime.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True)
+    qemu_pid = int(owner.stdout.readline())
+    os.kill(qemu_pid, 0)  # running, paused, waiting for its host
+    owner.send_signal(signal.SIGKILL)  # no clean-up code runs
+    owner.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(qemu_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(qemu_pid, signal.SIGKILL)
+    pytest.fail("QEMU outlived the process that launched it")
+
+
 class NoisyTransport:
     """Wraps a transport and damages the line both ways: random bit flips and bursts of random bytes."""
 

@@ -439,7 +439,7 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
         w.log.seek(0)
         log = [ln for ln in w.log.read().decode(errors="replace").splitlines() if ln.strip()][-15:]
         w.log.close()
-        for pid in w.qemu_pids:  # a worker killed hard could not close its QEMU
+        for pid in w.qemu_pids:  # a worker killed hard could not close its QEMU (non-Linux: no PDEATHSIG)
             try:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -43,6 +43,22 @@ def _listening(port: int) -> bool:
         return True
 
 
+def _die_with_parent() -> None:
+    """preexec_fn for QEMUs owned by this process: Linux kills them when their parent dies (SIGKILL included),
+    so a bench, fleet worker or test killed at any moment, even between launch and close, leaves no QEMU behind.
+    They run in their own process group (for clean kills), which group signals alone would not reach."""
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: close() and the fleet's pid list still apply
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -175,6 +191,8 @@ def launch(board: Board | str, elf: str | Path, *, start_timeout: float = 10.0, 
     """Start QEMU for a virtual board, paused, listening for the serial connection.
 
     Connect to `instance.url` first, then call `instance.resume()` (the Session does it via `on_connect`).
+    QEMU dies with the thread that launched it (Linux PR_SET_PDEATHSIG): launch from a thread that outlives the
+    session, e.g. the main thread; `launch_detached` is for QEMUs that must outlive this process.
     """
     board = load_board(board) if isinstance(board, str) else board
     if not board.virtual or not board.qemu_machine:
@@ -190,7 +208,8 @@ def launch(board: Board | str, elf: str | Path, *, start_timeout: float = 10.0, 
         log_fd, log_name = tempfile.mkstemp(prefix=f"formicary-qemu-{board.name}-", suffix=".log")
         cmd = qemu_command(board, elf, port)
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         os.close(log_fd)
         inst = QemuInstance(board=board, elf=elf, url=f"socket://127.0.0.1:{port}", port=port, process=proc,
                             log_path=Path(log_name))
