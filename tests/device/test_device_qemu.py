@@ -171,6 +171,33 @@ def test_qemu_dies_with_a_process_killed_hard(fake_firmware, tmp_path):
     pytest.fail("QEMU outlived the process that launched it")
 
 
+def test_pio_upload_target_starts_the_virtual_board(fake_firmware):
+    """`pio run -t upload` on a virtual board (what `formicary flash` does for real boards) goes through the
+    dev-platform's qemu protocol: a detached QEMU whose serial URL is printed and answers HELLO."""
+    import os
+    import re
+    import signal
+
+    from formicary.device.session import connect_serial
+    from formicary.toolchain import run_pio
+
+    fw = fake_firmware("qemu-m4")
+    proc = run_pio(["run", "-e", "qemu-m4", "-t", "upload"], cwd=fw.project_dir)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-2000:]
+    m = re.search(r"process group (\d+)\); serial: (socket://\S+)", log)
+    assert m, log[-2000:]
+    pgid, url = int(m.group(1)), m.group(2)
+    try:
+        conn = connect_serial(url, timeout=10.0)
+        try:
+            assert conn.session.info.board == "qemu-m4" and conn.session.info.virtual
+        finally:
+            conn.close()
+    finally:
+        os.killpg(pgid, signal.SIGKILL)
+
+
 class NoisyTransport:
     """Wraps a transport and damages the line both ways: random bit flips and bursts of random bytes."""
 
