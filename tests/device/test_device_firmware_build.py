@@ -59,3 +59,16 @@ def test_firmware_too_big_for_the_board_fails_with_the_overflow(fake_firmware):
     overflow = err.value.details["overflow_bytes"]["RAM"]
     # 200,000 bytes of ballast + ~12 KB of firmware RAM on a 128 KiB part
     assert 200_000 + 11_000 - 131_072 <= overflow <= 200_000 + 14_000 - 131_072
+
+
+def test_optimize_levels_reach_the_compiler(tmp_path):
+    from formicary.build import generate_project
+
+    from conftest import FAKE_MODEL_DIR
+
+    speed = (generate_project("qemu-m4", FAKE_MODEL_DIR, tmp_path / "speed") / "platformio.ini").read_text()
+    size = (generate_project("qemu-m4", FAKE_MODEL_DIR, tmp_path / "size", optimize="size")
+            / "platformio.ini").read_text()
+    assert "build_flags = -O2 " in speed and "-O2" not in size  # size: the platform's -Os stays in force
+    with pytest.raises(FormicaryError, match="unknown optimisation"):
+        generate_project("qemu-m4", FAKE_MODEL_DIR, tmp_path / "x", optimize="fast")

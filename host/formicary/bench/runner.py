@@ -43,6 +43,7 @@ class Firmware:
     ram_bytes: int
     arena_bytes: int
     built: bool  # False when an existing build was reused
+    optimize: str = "size"  # compiler optimisation (builds that predate the field were -Os)
 
 
 @dataclass
@@ -98,7 +99,8 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
             if info.get("board") != board.name or not Path(info.get("elf", "")).is_file() \
                     or not Path(info.get("tflite", "")).is_absolute() or not Path(info["tflite"]).is_file() \
                     or info.get("model_sha256") != _sha256_of_target(target) \
-                    or info.get("firmware_mode", "bench") != firmware_mode:
+                    or info.get("firmware_mode", "bench") != firmware_mode \
+                    or info.get("optimize") != "speed":
                 info = None
         if info is None:
             if on_event:
@@ -117,7 +119,8 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
         raise FormicaryError(f"the firmware {elf} of {project} is missing.", "rebuild it (`formicary build`).")
     return Firmware(project_dir=project, elf=elf, tflite=Path(info["tflite"]), model_hash=info["model_hash"],
                     flash_bytes=int(info["flash_bytes"]), ram_bytes=int(info["ram_bytes"]),
-                    arena_bytes=int(info.get("arena_bytes") or 0), built=built)
+                    arena_bytes=int(info.get("arena_bytes") or 0), built=built,
+                    optimize=str(info.get("optimize", "size")))
 
 
 def _sha256_of_target(target: Path) -> str:
@@ -345,7 +348,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         from formicary.store.results import now_iso
 
         result["started_at"] = now_iso()
-        result["firmware"] = {"runtime_version": info.runtime_version, "protocol_version": info.protocol_version}
+        result["firmware"] = {"runtime_version": info.runtime_version, "protocol_version": info.protocol_version,
+                              "optimize": fw.optimize}
         result["latency"] = {"unit": info.timing_unit, "method": info.timing_method, "estimate_ms": None,
                              "clock_hz": b.clock_hz, "samples": []}
         if st is not None:

@@ -15,7 +15,7 @@ FIRMWARE_OPTION = typer.Option(
 
 
 def _human(console, r: dict[str, Any]) -> None:
-    console.print(f"built {r['elf']} ({r['firmware_mode']} firmware)")
+    console.print(f"built {r['elf']} ({r['firmware_mode']} firmware, optimised for {r['optimize']})")
     console.print(f"flash: {r['flash_bytes']:,} of {r['flash_capacity_bytes']:,} bytes "
                   f"({100 * r['flash_bytes'] / r['flash_capacity_bytes']:.1f} %); "
                   f"RAM: {r['ram_bytes']:,} of {r['ram_capacity_bytes']:,} bytes "
@@ -28,11 +28,13 @@ def register(app: typer.Typer) -> None:
               board: str = typer.Option(..., "--board", "-b", help="Board name (see `formicary boards`)."),
               out: Path = typer.Option(..., "-o", "--out", help="Folder for the PlatformIO project."),
               firmware: str = FIRMWARE_OPTION,
+              optimize: str = typer.Option("speed", "--optimize",
+                                           help="speed (-O2, default) or size (-Os: smaller, slower kernels)."),
               as_json: bool = JSON_OPTION) -> None:
         """Generate C for the model, a PlatformIO project for the board, and build the firmware offline."""
         from formicary.build import build_model
 
-        result = build_model(model, board, out, firmware_mode=firmware).to_dict()
-        result["firmware_mode"] = firmware
+        result = build_model(model, board, out, firmware_mode=firmware, optimize=optimize).to_dict()
+        result["firmware_mode"], result["optimize"] = firmware, optimize
         result["units"] = {"flash_bytes": "bytes", "ram_bytes": "bytes", "method": "arm-none-eabi-size -A"}
         emit(result, as_json, _human)
