@@ -62,13 +62,14 @@ def test_firmware_too_big_for_the_board_fails_with_the_overflow(fake_firmware):
 
 
 def test_optimize_levels_reach_the_compiler(tmp_path):
+    from pathlib import Path
+
     from formicary.build import generate_project
 
-    from conftest import FAKE_MODEL_DIR
-
-    speed = (generate_project("qemu-m4", FAKE_MODEL_DIR, tmp_path / "speed") / "platformio.ini").read_text()
-    size = (generate_project("qemu-m4", FAKE_MODEL_DIR, tmp_path / "size", optimize="size")
+    fake_model = Path(__file__).resolve().parent / "fixtures" / "fake_model"
+    speed = (generate_project("qemu-m4", fake_model, tmp_path / "speed") / "platformio.ini").read_text()
+    size = (generate_project("qemu-m4", fake_model, tmp_path / "size", optimize="size")
             / "platformio.ini").read_text()
     assert "build_flags = -O2 " in speed and "-O2" not in size  # size: the platform's -Os stays in force
     with pytest.raises(FormicaryError, match="unknown optimisation"):
-        generate_project("qemu-m4", FAKE_MODEL_DIR, tmp_path / "x", optimize="fast")
+        generate_project("qemu-m4", fake_model, tmp_path / "x", optimize="fast")

@@ -112,8 +112,9 @@ port = "socket://127.0.0.1:{port}"
             assert [o["predicted"] for o in run["outputs"]] == ref_pred
         assert x["accuracy"] == pytest.approx(np.mean([p == int(f.stem.rsplit("_", 1)[1])
                                                        for p, f in zip(ref_pred, files)]))
-        # same core, same code: the M4 and the STM32F405 retire the same instructions per inference
-        assert runs["m4"]["latency"]["median"] == runs["f405"]["latency"]["median"]
+        # same core, same code: the M4 and the STM32F405 retire the same instructions per inference, read
+        # through SysTicks of 25 MHz (40 instructions a tick) and 168 MHz (~6): equal within both ticks
+        assert abs(runs["m4"]["latency"]["median"] - runs["f405"]["latency"]["median"]) <= 40 + 6
     # parallel, not one after another: every pair of runs overlapped in time
     spans = [_interval(runs[n]) for n in ("m4", "m7", "f405")]
     for i in range(3):
