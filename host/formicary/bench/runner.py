@@ -77,7 +77,7 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
                      firmware_mode: str = "bench", command: str = "formicary bench") -> Firmware:
     """TARGET is a project from `formicary build` (used as is) or a model (built unless a build of the same
     model for the same board and firmware mode already exists in OUT_DIR)."""
-    from formicary.build import build_model, read_build_info, require_firmware_mode
+    from formicary.build import DEFAULT_OPTIMIZE, build_model, read_build_info, require_firmware_mode
 
     target = Path(target)
     if not target.exists():
@@ -100,7 +100,7 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
                     or not Path(info.get("tflite", "")).is_absolute() or not Path(info["tflite"]).is_file() \
                     or info.get("model_sha256") != _sha256_of_target(target) \
                     or info.get("firmware_mode", "bench") != firmware_mode \
-                    or info.get("optimize") != "speed":
+                    or info.get("optimize") != DEFAULT_OPTIMIZE:
                 info = None
         if info is None:
             if on_event:
