@@ -53,7 +53,7 @@ def code_size(result, tmp: Path) -> dict | None:
 
 def measure(model: Path) -> dict:
     from formicary.codegen import generate
-    from formicary.verify import tflm_arena_isolated
+    from formicary.bench.verify import tflm_arena_isolated
 
     with tempfile.TemporaryDirectory(prefix="fm-bench-") as tmp:
         result = generate(model, Path(tmp) / "gen")

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from formicary.errors import FormicaryError
+from formicary import resources
 
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
-PLATFORM_DIR = BOARDS_DIR / "platform"
+BOARDS_DIR = resources.boards_dir()
+PLATFORM_DIR = resources.platform_dir()
 
 # Firmware port families in firmware/port/<family>: the preprocessor symbol selects one at build time.
 PORT_FAMILIES = ("cmsdk", "stm32f4", "stm32l4", "nrf52")

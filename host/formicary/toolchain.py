@@ -14,7 +14,6 @@ from pathlib import Path
 
 from formicary.errors import FormicaryError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # tool-scons version PlatformIO 6.2 asks for (platformio/dependencies.py pins ~4.41101.0, i.e. SCons 4.11.1).
 SCONS_PACKAGE_VERSION = "4.41101.0"
 
@@ -26,7 +25,17 @@ PIO_ENV = {
 
 
 def pio_core_dir() -> Path:
-    return Path(os.environ.get("PLATFORMIO_CORE_DIR", REPO_ROOT / ".pio-core"))
+    given = os.environ.get("PLATFORMIO_CORE_DIR")
+    if given:
+        return Path(given)
+    from formicary.resources import resource_root
+
+    root = resource_root()
+    if (root / ".git").exists() or (root / "scripts" / "bootstrap.sh").is_file():
+        return root / ".pio-core"  # a checkout: next to it, as scripts/bootstrap.sh sets up
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("formicary")) / "pio-core"
 
 
 def pio_environment() -> dict[str, str]:

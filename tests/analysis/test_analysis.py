@@ -10,7 +10,7 @@ import pytest
 from formicary.analysis import analyse
 from formicary.analysis.fit import board_fit
 from formicary.errors import FormicaryError
-from formicary.reference import measure_arena
+from formicary.oracle.tflm import measure_arena
 from formicary.tflite import read_model
 
 CONTRACT = ["model_bytes", "weights_bytes", "params", "macs", "ops", "layers", "sparsity", "quantization",

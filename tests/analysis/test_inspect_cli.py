@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,11 @@ def test_no_tensorflow_imported(kws_model_path):
     assert json.loads(res.stdout)["macs"] == 2_656_768
 
 
-def test_wall_time_under_2s(kws_model_path):
-    run(str(kws_model_path))  # warm the page cache
-    t0 = time.perf_counter()
+def test_inspect_with_a_board_says_it_fits(kws_model_path):
+    # its speed (a fresh process, no TensorFlow) is measured by benchmarks/inspect_speed.py, not asserted here
     res = run(str(kws_model_path), "--board", "nucleo-l4r5zi")
-    wall = time.perf_counter() - t0
     assert res.returncode == 0, res.stderr
-    assert wall < 2.0, f"inspect took {wall:.2f} s"
+    assert "nucleo-l4r5zi" in res.stdout and "fits" in res.stdout
 
 
 def test_human_view_units_and_methods(kws_model_path):

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "power"))
 
 def test_bench_with_simulated_ppk2(kws_model_path, tmp_path):
     pytest.importorskip("ppk2_api.ppk2_api", reason="ppk2-api package not installed (pip install .[power])")
-    from formicary.bench.power.ppk2 import Ppk2Source
+    from formicary.power.ppk2 import Ppk2Source
     from formicary.bench.runner import run_bench
     from formicary.store import ResultStore
     from power_fake_ppk2 import FakePpk2

@@ -34,7 +34,7 @@ def _json(output: str) -> dict:
 @pytest.mark.shared
 def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
     from formicary.cli import app
-    from formicary.reference import run_tflm
+    from formicary.oracle.tflm import run_tflm
     from formicary.store import ResultStore
     from typer.testing import CliRunner
 
@@ -200,7 +200,7 @@ def test_real_board_without_port_is_a_clear_error(tmp_path):
 def test_bench_over_the_port_of_a_flashed_virtual_board(kws_build):
     """`formicary flash` leaves a detached QEMU and prints its URL; bench talks to it like to a real board."""
     from formicary.bench.runner import run_bench
-    from formicary.flash import flash
+    from formicary.target.flash import flash
 
     flashed = flash(kws_build, "qemu-m4")
     try:

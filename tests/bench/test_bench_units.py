@@ -4,24 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from formicary.bench.runner import _split_runs, load_inputs, quantize_input
+from formicary.bench.runner import _split_runs, load_inputs
 from formicary.errors import FormicaryError
-from formicary.tflite import read_model
 
 
 @pytest.mark.parametrize("runs,k", [(10, 10), (24, 12), (7, 3), (1000, 7), (5, 1)])
 def test_split_runs_covers_every_input_and_sums(runs, k):
     parts = _split_runs(runs, k)
     assert len(parts) == k and sum(parts) == runs and min(parts) >= 1 and max(parts) - min(parts) <= 1
-
-
-def test_quantize_input_rounds_and_saturates(kws_model_path):
-    t = read_model(kws_model_path).input_tensors[0]
-    scale, zp = float(t.quant.scale[0]), int(t.quant.zero_point[0])
-    x = np.array([0.0, scale * 1.49, scale * 1.51, 1e6, -1e6], np.float32)
-    q = quantize_input(x, t)
-    assert q.dtype == np.int8
-    assert q.tolist() == [zp, zp + 1, zp + 2, 127, -128]
 
 
 def test_load_inputs_from_bin_folder_keeps_names_and_labels(kws_model_path, kws_data_dir):
@@ -48,22 +38,3 @@ def test_bad_inputs_count_and_data_are_clear_errors(kws_model_path, tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((2, 7), np.float32))
     with pytest.raises(FormicaryError, match="does not match the model input"):
         load_inputs(kws_model_path, tmp_path / "d.npz", None)
-
-
-def test_bench_refuses_a_project_with_mlperf_firmware(tmp_path):
-    from formicary.bench.runner import prepare_firmware
-    from formicary.boards import load_board
-
-    (tmp_path / "formicary-build.json").write_text(
-        '{"board": "qemu-m4", "elf": "x.elf", "firmware_mode": "mlperf"}')
-    with pytest.raises(FormicaryError, match="holds mlperf firmware") as err:
-        prepare_firmware(tmp_path, load_board("qemu-m4"))
-    assert "formicary mlperf" in err.value.fix
-
-
-def test_build_cache_key_separates_firmware_modes(kws_model_path):
-    from formicary.bench.runner import default_build_dir
-    from formicary.boards import load_board
-
-    board = load_board("qemu-m4")
-    assert default_build_dir(kws_model_path, board) != default_build_dir(kws_model_path, board, "mlperf")

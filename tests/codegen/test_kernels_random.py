@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from formicary.codegen import quant
-from formicary.verify import verify_model
+from formicary.bench.verify import verify_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tfl_builder import Op, T, build
@@ -204,7 +204,7 @@ def test_conv_saturates_like_tflm():
     import tempfile
     from pathlib import Path
 
-    from formicary import native
+    from formicary.target import host as native
     from formicary.codegen import generate
     from formicary.tflite import read_model
 
@@ -251,7 +251,7 @@ def test_softmax_wide_flat_row_has_no_undefined_shift():
     import tempfile
     from pathlib import Path
 
-    from formicary import native
+    from formicary.target import host as native
     from formicary.codegen import generate
     from formicary.tflite import read_model
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from formicary.codegen import FIRMWARE_DIR, generate
-from formicary.verify import verify_model
+from formicary.bench.verify import verify_model
 
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 pytestmark = pytest.mark.shared
@@ -107,7 +107,7 @@ def test_profile_hook_called_around_every_op(kws_model_path, host_cc, tmp_path):
 def test_codegen_and_verify_never_import_tensorflow(kws_model_path, tmp_path, host_cc, tflm):
     import sys
 
-    code = ("import sys; from formicary.codegen import generate; from formicary.verify import verify_model; "
+    code = ("import sys; from formicary.codegen import generate; from formicary.bench.verify import verify_model; "
             f"generate({str(kws_model_path)!r}, {str(tmp_path / 'g')!r}); "
             f"verify_model({str(kws_model_path)!r}, inputs=2, measure_tflm_arena=False); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]; "
@@ -140,7 +140,7 @@ def test_preserve_inputs_keeps_input_across_invocations(kws_model_path, kws_data
 
     import numpy as np
 
-    from formicary import native
+    from formicary.target import host as native
     from formicary.data import fit_to_input, load_dataset
     from formicary.tflite import read_model
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from formicary.codegen import lower_model, plan_memory
-from formicary.verify import verify_model
+from formicary.bench.verify import verify_model
 from tfl_builder import Op, T, build
 
 

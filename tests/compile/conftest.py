@@ -37,11 +37,11 @@ def digits(tmp_path_factory, tf) -> Digits:
     """Train the digits CNN once and compile it as `formicary demo` does (seed 0)."""
     import time
 
-    from formicary.models_zoo import run_demo
+    from formicary.workflows.demo import train_and_compile
 
     root = tmp_path_factory.mktemp("digits")
     start = time.perf_counter()
-    result = run_demo(root / "demo", seed=0)
+    result = train_and_compile(root / "demo", seed=0)
     seconds = time.perf_counter() - start
     d = root / "demo"
     return Digits(root, d / "digits_cnn.keras", d / "data" / "train.npz", d / "data" / "calib.npz",

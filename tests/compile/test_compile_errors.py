@@ -122,14 +122,14 @@ def test_labels_outside_the_model_classes(digits, tmp_path):
 
 def test_model_tflm_refuses_is_not_written(digits, tmp_path, monkeypatch, tf):
     """A converter result TFLM cannot run (dynamic-range int8) fails with TFLM's own reason, no output."""
-    import formicary.convert
+    import formicary.model.convert
 
     def dynamic_range(model, quantize, calib=None):
         conv = tf.lite.TFLiteConverter.from_keras_model(model)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: hybrid/dynamic-range
         return conv.convert()
 
-    monkeypatch.setattr(formicary.convert, "convert", dynamic_range)
+    monkeypatch.setattr(formicary.model.convert, "convert", dynamic_range)
     with pytest.raises(FormicaryError, match="TFLite Micro cannot run this model") as exc:
         compile_model(digits.model, tmp_path / "o", calib=str(digits.calib))
     assert "failed to allocate tensors" not in exc.value.cause.split("(")[0]

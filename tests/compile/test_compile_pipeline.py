@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from formicary.compile import compile_model
-from formicary.reference import run_tflm
+from formicary.oracle.tflm import run_tflm
 from formicary.tflite import read_model
 
 pytestmark = pytest.mark.tf

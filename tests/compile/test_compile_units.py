@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from formicary.compile import CompileOptions, quantize_input, validate_options
+from formicary.compile import CompileOptions, validate_options
 from formicary.data import Dataset
 from formicary.errors import FormicaryError
-from formicary.keras_io import identify
+from formicary.model.keras_io import identify
 from formicary.shrink import FineTune
 from formicary.shrink.prune import groups_of_four_ok, schedule_for
 
@@ -71,14 +71,3 @@ def test_identify_savedmodel_dir_rules(tmp_path):
         identify(tmp_path)
     (tmp_path / "keras_metadata.pb").write_bytes(b"\0")
     assert identify(tmp_path).kind == "savedmodel"
-
-
-def test_quantize_input_rounds_and_saturates():
-    class Q:
-        scale = np.array([0.5])
-        zero_point = np.array([-3])
-
-    x = np.array([0.0, 1.0, 1.26, 1000.0, -1000.0], np.float32)
-    assert quantize_input(x, "int8", Q).tolist() == [-3, -1, 0, 127, -128]
-    raw = np.array([5, -7], np.int8)            # already-quantized MLPerf tensors pass through
-    assert quantize_input(raw, "int8", Q).tolist() == [5, -7]

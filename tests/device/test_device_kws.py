@@ -4,7 +4,6 @@ FORMICARY_KWS_INPUTS sets how many inputs these tests use (default 25)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.shared]
 
 @pytest.fixture(scope="module")
 def kws_reference(kws_model_path, kws_data_dir):
-    from formicary.reference import run_tflm
+    from formicary.oracle.tflm import run_tflm
 
     n = int(os.environ.get("FORMICARY_KWS_INPUTS", "25"))
     files = sorted(kws_data_dir.glob("*.bin"))[:n]

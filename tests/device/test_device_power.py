@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 
 import hostbuild
-from formicary.bench.power.ina import decode_device_power, decode_registers, device_energy
+from formicary.power.ina import decode_device_power, decode_registers, device_energy
 from formicary.device.frames import ErrorCode, Msg
 from formicary.device.session import DeviceCommandError, Session
 from formicary.errors import FormicaryError
@@ -295,7 +295,7 @@ def test_power_firmware_without_i2c_never_hangs_on_qemu(fake_firmware):
 
 
 def test_energy_over_several_runs_combines(power_device):
-    from formicary.bench.power.ina import combine_device_energy
+    from formicary.power.ina import combine_device_energy
 
     s = power_device("226-fast", FM_SIM_INA_AMPS="0.1", FM_SIM_INA_VOLTS="5.0")
     parts, ticks = [], []

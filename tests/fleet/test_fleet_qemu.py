@@ -35,7 +35,7 @@ def _interval(run: dict) -> tuple[datetime, datetime]:
 
 
 def test_fleet_three_virtual_boards_and_a_dead_port(kws_model_path, kws_data_dir, tmp_path, build_root):
-    from formicary.reference import run_tflm
+    from formicary.oracle.tflm import run_tflm
     from formicary.store import ResultStore
 
     port = _closed_port()

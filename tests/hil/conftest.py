@@ -54,8 +54,8 @@ class DigitsInt8:
 def digits_int8(tmp_path_factory) -> DigitsInt8:
     """The digits CNN trained once (seed 0) and compiled to full int8 with TFLM-measured accuracy."""
     from formicary.compile import compile_model
-    from formicary.keras_io import import_tensorflow, save_keras_model
-    from formicary.models_zoo import digits_splits, train_digits_cnn
+    from formicary.model.keras_io import import_tensorflow, save_keras_model
+    from formicary.model.zoo import digits_splits, train_digits_cnn
 
     root = tmp_path_factory.mktemp("hil-digits")
     splits = digits_splits(seed=0)

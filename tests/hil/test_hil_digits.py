@@ -14,15 +14,15 @@ pytestmark = [pytest.mark.qemu, pytest.mark.tf, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def digits_reference(digits_int8):
     """The validation set quantized the way `formicary compile` measures accuracy, and TFLM's outputs."""
-    from formicary.compile import quantize_input
-    from formicary.reference import run_tflm
+    from formicary.oracle.inputs import tensor_quant, to_input_type
+    from formicary.oracle.tflm import run_tflm
     from formicary.tflite import read_model
 
     model = digits_int8.tflite.read_bytes()
     ir = read_model(model)
     tin = ir.tensors[ir.inputs[0]]
     assert tin.dtype == "int8"
-    xq = quantize_input(digits_int8.val_x, tin.dtype, tin.quant).reshape(-1, 1, 8, 8, 1)
+    xq = to_input_type(digits_int8.val_x, tin.np_dtype, *tensor_quant(tin)).reshape(-1, 1, 8, 8, 1)
     ref = [outs[0].reshape(1, 10) for outs in run_tflm(model, list(xq))]
     return xq, ref
 

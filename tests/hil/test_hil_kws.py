@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.shared]
 @pytest.fixture(scope="module")
 def kws_reference(kws_model_path, kws_set) -> list[np.ndarray]:
     """TFLM outputs for all inputs, in one interpreter (computed once for both boards)."""
-    from formicary.reference import run_tflm
+    from formicary.oracle.tflm import run_tflm
 
     return [outs[0].reshape(1, 12) for outs in run_tflm(kws_model_path.read_bytes(), kws_set.inputs)]
 

@@ -73,7 +73,7 @@ def test_board_and_model_from_environment_and_ini(user_test, hil_tools, kws_mode
 def test_port_of_a_flashed_virtual_board(user_test, hil_tools, kws_model_path, dut_factory, tmp_path):
     """`formicary flash` leaves a QEMU running; --port attaches to it instead of starting one. A model other
     than the one on the board is refused by its hash."""
-    from formicary.flash import flash
+    from formicary.target.flash import flash
 
     dut = dut_factory("qemu-m4", kws_model_path)  # the firmware (built once per session)
     flashed = flash(dut.build["project_dir"], "qemu-m4")
@@ -116,7 +116,7 @@ def test_check_failure_message_says_which_output_and_bytes(hil_tools, dut_factor
 
 
 def test_compare_outputs_float_tolerance_and_shapes():
-    from formicary.pytest_plugin import FLOAT_ATOL, FLOAT_RTOL, compare_outputs
+    from formicary.hil.plugin import FLOAT_ATOL, FLOAT_RTOL, compare_outputs
 
     ref = np.array([[1.0, -2.0, 0.0, 1e-7]], dtype=np.float32)
     close = ref * (1 + FLOAT_RTOL / 2) + np.float32(FLOAT_ATOL / 4)
@@ -135,7 +135,7 @@ def test_compare_outputs_float_tolerance_and_shapes():
 
 def test_prepare_inputs_quantizes_float_and_refuses_wrong_sizes():
     from formicary.device.session import TensorSpec
-    from formicary.pytest_plugin import prepare_inputs
+    from formicary.hil.plugin import prepare_inputs
 
     spec = TensorSpec(dtype="int8", shape=(1, 4), scale=0.5, zero_point=-3, bytes=4)
     (x,) = prepare_inputs(np.array([0.0, 1.2, 100.0, -100.0]), [spec])

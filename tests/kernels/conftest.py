@@ -110,7 +110,7 @@ def input_sets(built: Built, rng: np.random.Generator, n: int = 3, float_scale: 
 
 def assert_bit_exact(built: Built, sets: list[list[np.ndarray]], op: str | None = None) -> dict:
     """Generated C (sanitized host build) vs TFLM: every output byte equal."""
-    from formicary.verify import verify_model
+    from formicary.bench.verify import verify_model
 
     if op is not None:
         assert op in built.opcodes, f"converter did not produce {op}: {built.opcodes}"
@@ -126,7 +126,8 @@ def assert_close(built: Built, sets: list[list[np.ndarray]], op: str | None = No
     import tempfile
     from pathlib import Path
 
-    from formicary import native, reference
+    from formicary.oracle import tflm as reference
+    from formicary.target import host as native
     from formicary.codegen import generate
     from formicary.tflite import read_model
 

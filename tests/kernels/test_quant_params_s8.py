@@ -31,7 +31,7 @@ def check(model: bytes, seed: int, n: int = 3, exhaustive: bool = False) -> None
     """Random int8 inputs, all -128 and all 127; with `exhaustive` (single 256-element int8 input) also every
     int8 value once, so an element-wise op is checked on its whole input domain."""
     from formicary.tflite import read_model
-    from formicary.verify import verify_model
+    from formicary.bench.verify import verify_model
 
     rng = np.random.default_rng(seed)
     ir = read_model(model)
@@ -152,7 +152,7 @@ def test_concatenation_differing_quant_refused_like_tflm(base, axis, s, z, data)
     of silently copying or inventing a requantization TFLM does not do."""
     from formicary.codegen import lower_model
     from formicary.errors import FormicaryError
-    from formicary.reference import check_tflm
+    from formicary.oracle.tflm import check_tflm
 
     other = (float(np.float32(s * 1.5)), z) if data.draw(st.booleans()) else (s, (z + 1) if z < 127 else z - 1)
     model = _concat_model(base, axis, 2, data.draw, lambda i: other if i == 1 else (s, z))

@@ -181,7 +181,7 @@ class ConstantHostPower:
     label = "measured"
 
     def __init__(self) -> None:
-        from formicary.bench.power.sources import PowerSource
+        from formicary.power.sources import PowerSource
 
         class _Src(PowerSource):
             label = "measured"
@@ -196,7 +196,7 @@ class ConstantHostPower:
             def stop(self_inner):
                 import numpy as np
 
-                from formicary.bench.power.sources import PowerSamples
+                from formicary.power.sources import PowerSamples
                 end = self_inner.now_s() + 1e-3
                 t = np.arange(0.0, end, 1e-4)
                 self_inner._running = False

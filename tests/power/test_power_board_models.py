@@ -11,7 +11,7 @@ import tomllib
 import pytest
 
 from formicary.boards import BOARDS_DIR, list_boards, load_board
-from formicary.bench.power.modelled import modelled_energy
+from formicary.power.modelled import modelled_energy
 from formicary.errors import FormicaryError
 
 KWS_INSTRUCTIONS_QEMU_M4 = 69_775_120  # one KWS inference on qemu-m4, QEMU -icount (measured in session 1, -Os build)

@@ -5,15 +5,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from formicary.bench.energy import (
+from formicary.power.energy import (
     energy_per_inference,
     integrate_j,
     required_inferences,
     windows_from_gpio,
     windows_from_markers,
 )
-from formicary.bench.power.modelled import ModelledSource, modelled_energy
-from formicary.bench.power.sources import InferenceWindow, PowerSamples
+from formicary.power.modelled import ModelledSource, modelled_energy
+from formicary.power.sources import InferenceWindow, PowerSamples
 from formicary.errors import FormicaryError
 
 

@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from formicary.bench.energy import energy_per_inference
-from formicary.bench.power.ina import INA_RECORD, InaStreamSource, decode_registers
-from formicary.bench.power.sources import InferenceWindow
+from formicary.power.energy import energy_per_inference
+from formicary.power.ina import INA_RECORD, InaStreamSource, decode_registers
+from formicary.power.sources import InferenceWindow
 
 
 def test_c_driver_against_simulated_chips(ina_test_binary: Path) -> None:

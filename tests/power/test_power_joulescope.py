@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from formicary.bench.energy import energy_per_inference, windows_from_gpio
-from formicary.bench.power.joulescope import JoulescopeSource
+from formicary.power.energy import energy_per_inference, windows_from_gpio
+from formicary.power.joulescope import JoulescopeSource
 
 parameters_v1 = pytest.importorskip("joulescope.parameters_v1", reason="joulescope package not installed")
 

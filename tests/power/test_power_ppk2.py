@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 import pytest
-from formicary.bench.energy import energy_per_inference, windows_from_gpio
+from formicary.power.energy import energy_per_inference, windows_from_gpio
 
 pytest.importorskip("ppk2_api.ppk2_api", reason="ppk2-api package not installed")
 
-from formicary.bench.power.ppk2 import Ppk2Source
+from formicary.power.ppk2 import Ppk2Source
 from power_fake_ppk2 import FakePpk2
 
 FS = 100_000

@@ -6,6 +6,7 @@ floor and board fit. TensorFlow is never imported; the TFLM interpreter is impor
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from formicary.tflite import ModelIR, read_model
 ARENA_METHOD = "measured: smallest arena_size the TFLM interpreter allocates and invokes with (host build, bisection)"
 
 
-def analyse(model: bytes | str | Path, board: str | None = None, measure_arena: bool = True) -> dict[str, Any]:
-    """The report for `model` (.tflite path or bytes); with `board`, whether it fits that board.
+def analyse(model: bytes | str | Path, board: str | None = None, measure_arena: bool = True,
+            rt_ops: Iterable[str] | None = None) -> dict[str, Any]:
+    """The report for `model` (.tflite path or bytes); with `board`, whether it fits that board. `rt_ops`: the
+    opcodes formicary-rt lowers (`formicary.codegen.supported_opcodes()`, passed in by the caller because
+    analysis sits below codegen); without it, per-op `support.formicary_rt` is null (unknown).
 
     Raises FormicaryError for unreadable models or an unknown board. A model TFLM refuses is reported
     (tflm_compatible false, tflm_error) rather than raised.
@@ -29,14 +33,14 @@ def analyse(model: bytes | str | Path, board: str | None = None, measure_arena: 
     else:
         data = bytes(model)
         ir = read_model(data)
-    report = _static(ir, data)
+    report = _static(ir, data, None if rt_ops is None else set(rt_ops))
 
     compatible, error = compat.tflm_verdict(data)
     report["tflm_compatible"] = compatible
     report["tflm_error"] = error
     arena = None
     if compatible and measure_arena:
-        from formicary.reference import measure_arena as _measure
+        from formicary.oracle.tflm import measure_arena as _measure
 
         arena = _measure(data)
     report["tflm_arena_bytes"] = arena
@@ -58,8 +62,7 @@ def _fit(board: str, flash_needed: int, arena: int | None) -> dict:
     return fit
 
 
-def _static(ir: ModelIR, data: bytes) -> dict[str, Any]:
-    rt_ops = compat.formicary_rt_ops()
+def _static(ir: ModelIR, data: bytes, rt_ops: set[str] | None) -> dict[str, Any]:
     layers: list[dict] = []
     const_seen: set[int] = set()
     param_seen: set[int] = set()

@@ -9,15 +9,6 @@ TFLM_BUILTIN_OPS = frozenset(["ABS", "ADD", "ADD_N", "ARG_MAX", "ARG_MIN", "ASSI
 TFLM_CUSTOM_OPS = frozenset({"CUSTOM:TFLite_Detection_PostProcess", "CUSTOM:ethos-u"})
 
 
-def formicary_rt_ops() -> set[str] | None:
-    """Opcodes formicary-rt's code generator lowers, or None if the codegen package is not importable."""
-    try:
-        from formicary.codegen.ops import supported_opcodes
-    except ImportError:
-        return None
-    return set(supported_opcodes())
-
-
 def op_support(opcode: str, rt_ops: set[str] | None) -> dict:
     return {"tflm": opcode in TFLM_BUILTIN_OPS or opcode in TFLM_CUSTOM_OPS,
             "formicary_rt": None if rt_ops is None else opcode in rt_ops}
@@ -25,7 +16,7 @@ def op_support(opcode: str, rt_ops: set[str] | None) -> dict:
 
 def tflm_verdict(model_bytes: bytes) -> tuple[bool, dict | None]:
     """(compatible, error) from loading and invoking the model once in the TFLM interpreter."""
-    from formicary.reference import check_tflm  # imports tflite_micro: only when asked
+    from formicary.oracle.tflm import check_tflm  # imports tflite_micro: only when asked
 
     try:
         check_tflm(model_bytes)

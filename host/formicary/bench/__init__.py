@@ -1,1 +1,2 @@
-"""On-device benchmarking: `runner` (formicary bench), `energy` and `power` (power sources, energy per inference)."""
+"""On-device benchmarking: `runner` (formicary bench), `verify` (outputs vs TFLM, host or board), `fleet` (many
+boards at once)."""

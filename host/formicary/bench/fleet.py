@@ -289,7 +289,7 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
     """
     from multiprocessing.connection import wait
 
-    from formicary.bench.runner import default_build_dir, prepare_firmware
+    from formicary.target.firmware import prepare_firmware
     from formicary.boards import load_board
     from formicary.store import ResultStore
     from formicary.store.results import now_iso
@@ -350,13 +350,8 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
                     emit({**event, "device": d.name, "model": model.stem})
 
             board = load_board(board_name)
-            out = Path(build_dir) / default_build_dir(model, board).name if build_dir is not None else None
             try:
-                fw = prepare_firmware(model, board, out_dir=out, on_event=fan_out)
-                if not fw.tflite.is_absolute() or not fw.tflite.is_file():
-                    # a cached build made from a relative model path only works from its own cwd: the
-                    # workers need absolute paths, so build it again (same content, absolute paths)
-                    fw = prepare_firmware(model, board, out_dir=out, rebuild=True, on_event=fan_out)
+                fw = prepare_firmware(model, board, cache_dir=build_dir, on_event=fan_out)
             except FormicaryError as exc:
                 builds.append({"model": str(model), "board": board_name, "project_dir": None, "built": False,
                                "error": {"cause": exc.cause, "fix": exc.fix}})

@@ -10,169 +10,35 @@ the partial bench result (`partial`). The result dict is the contract in docs/be
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from formicary import __version__
-from formicary.bench.power.sources import InferenceWindow, PowerSource
 from formicary.boards import Board, load_board
+from formicary.device.session import TIMING_METHOD_TEXT
 from formicary.errors import FormicaryError
+from formicary.oracle.inputs import LabelledInputs
+from formicary.power.sources import InferenceWindow, PowerSource
 from formicary.store.stats import summarize
+from formicary.target.firmware import file_sha256, prepare_firmware
 
 Event = dict[str, Any]
 DEFAULT_RANDOM_INPUTS = 10
 MIN_DEFAULT_RUNS = 10
 
 
-@dataclass(frozen=True)
-class Firmware:
-    """A built firmware and the model it runs."""
-    project_dir: Path
-    elf: Path
-    tflite: Path
-    model_hash: str
-    flash_bytes: int
-    ram_bytes: int
-    arena_bytes: int
-    built: bool  # False when an existing build was reused
-    optimize: str = "size"  # compiler optimisation (builds that predate the field were -Os)
-
-
-@dataclass
-class BenchInputs:
-    sets: list[list[np.ndarray]]
-    labels: list[int | None]
-    names: list[str]
-    source: str | None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def default_build_dir(model: Path, board: Board, firmware_mode: str = "bench") -> Path:
-    """Builds are cached per model content, board, firmware mode and formicary version in the user cache
-    directory."""
-    from platformdirs import user_cache_dir
-
-    from formicary.device.frames import PROTO_VERSION
-
-    # the protocol version is in the key: a firmware speaking an older protocol must never be reused
-    key = f"{model.stem}-{_sha256_of_target(model)[:12]}-{board.name}-{__version__}-p{PROTO_VERSION}"
-    if firmware_mode != "bench":
-        key += f"-{firmware_mode}"
-    return Path(user_cache_dir("formicary")) / "builds" / key
-
-
-def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | None = None,
-                     rebuild: bool = False, on_event: Callable[[Event], None] | None = None,
-                     firmware_mode: str = "bench", command: str = "formicary bench") -> Firmware:
-    """TARGET is a project from `formicary build` (used as is) or a model (built unless a build of the same
-    model for the same board and firmware mode already exists in OUT_DIR)."""
-    from formicary.build import DEFAULT_OPTIMIZE, build_model, read_build_info, require_firmware_mode
-
-    target = Path(target)
-    if not target.exists():
-        raise FormicaryError(f"{target} does not exist.",
-                             "pass a model (.tflite/.keras/.h5) or a project made by `formicary build`.")
-    built = False
-    if target.is_dir() and (target / "formicary-build.json").is_file():
-        project = target
-        info = read_build_info(project)
-        if info["board"] != board.name:
-            raise FormicaryError(f"{target} was built for {info['board']}, not {board.name}.",
-                                 f"build it for {board.name}: `formicary build MODEL --board {board.name} -o DIR`.")
-        require_firmware_mode(info, project, (firmware_mode,), command)
-    elif target.is_file() or (target / "saved_model.pb").is_file():
-        project = Path(out_dir) if out_dir else default_build_dir(target, board, firmware_mode)
-        info = None
-        if not rebuild and (project / "formicary-build.json").is_file():
-            info = read_build_info(project)
-            if info.get("board") != board.name or not Path(info.get("elf", "")).is_file() \
-                    or not Path(info.get("tflite", "")).is_absolute() or not Path(info["tflite"]).is_file() \
-                    or info.get("model_sha256") != _sha256_of_target(target) \
-                    or info.get("firmware_mode", "bench") != firmware_mode \
-                    or info.get("optimize") != DEFAULT_OPTIMIZE:
-                info = None
-        if info is None:
-            if on_event:
-                on_event({"event": "build", "board": board.name})
-            # absolute paths: the cache outlives the cwd
-            build_model(target.resolve(), board, project.resolve(), firmware_mode=firmware_mode)
-            info = read_build_info(project)
-            info["model_sha256"] = _sha256_of_target(target)
-            (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")
-            built = True
-    else:
-        raise FormicaryError(f"{target} is a folder but not a project made by `formicary build`.",
-                             "pass a model file, or run `formicary build MODEL --board B -o DIR` first.")
-    elf = Path(info["elf"])
-    if not elf.is_file():
-        raise FormicaryError(f"the firmware {elf} of {project} is missing.", "rebuild it (`formicary build`).")
-    return Firmware(project_dir=project, elf=elf, tflite=Path(info["tflite"]), model_hash=info["model_hash"],
-                    flash_bytes=int(info["flash_bytes"]), ram_bytes=int(info["ram_bytes"]),
-                    arena_bytes=int(info.get("arena_bytes") or 0), built=built,
-                    optimize=str(info.get("optimize", "size")))
-
-
-def _sha256_of_target(target: Path) -> str:
-    if target.is_file():
-        return _sha256(target)
-    h = hashlib.sha256()
-    for p in sorted(target.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(target)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def load_inputs(tflite: Path, data: str | Path | None, count: int | None, seed: int = 0) -> BenchInputs:
+def load_inputs(tflite: Path, data: str | Path | None, count: int | None, seed: int = 0) -> LabelledInputs:
     """Labelled inputs from a data folder/.npz (the first COUNT), or COUNT seeded random tensors."""
-    from formicary.data import fit_to_input, load_dataset
+    from formicary.oracle.inputs import model_inputs
     from formicary.tflite import read_model
-    from formicary.verify import random_inputs
 
-    model = read_model(tflite)
-    if count is not None and count < 1:
-        raise FormicaryError(f"--inputs must be at least 1, got {count}.", "pass --inputs N with N >= 1.")
-    if data is None:
-        n = count or DEFAULT_RANDOM_INPUTS
-        return BenchInputs(sets=random_inputs(model, n, seed=seed), labels=[None] * n,
-                           names=[f"random-{seed}-{i}" for i in range(n)], source=None)
-    if len(model.inputs) != 1:
-        raise FormicaryError("--data works for single-input models only.", "use random inputs (omit --data).")
-    t = model.input_tensors[0]
-    ds = fit_to_input(load_dataset(data), (None, *t.shape[1:]), "--data")
-    dt = np.dtype(t.np_dtype)
-    n = len(ds) if count is None else min(count, len(ds))
-    x = ds.x[:n]
-    if np.issubdtype(dt, np.integer) and not np.issubdtype(x.dtype, np.integer):
-        x = quantize_input(x, t)
-    names = ds.names or [f"{Path(data).name}#{i}" for i in range(len(ds))]
-    labels = [int(v) for v in ds.y[:n]] if ds.y is not None else [None] * n
-    sets = [[np.asarray(x[i], dtype=dt).reshape(t.shape)] for i in range(n)]
-    return BenchInputs(sets=sets, labels=labels, names=names[:n], source=str(data))
-
-
-def quantize_input(x: np.ndarray, tensor) -> np.ndarray:
-    """Real-valued samples -> the model's integer input (q = round(x / scale) + zero_point, saturated), as the
-    TFLite converter's int8 input expects; the TFLM reference gets the very same integers."""
-    q = tensor.quant
-    if q is None or len(q.scale) == 0:
-        raise FormicaryError(f"--data holds {x.dtype} samples but the model input {tensor.name!r} is "
-                             f"{tensor.np_dtype} without quantization parameters.",
-                             "give samples already in the model's input type.")
-    info = np.iinfo(np.dtype(tensor.np_dtype))
-    scaled = np.round(np.asarray(x, np.float64) / float(q.scale[0])) + int(q.zero_point[0])
-    return np.clip(scaled, info.min, info.max).astype(np.dtype(tensor.np_dtype))
+    return model_inputs(read_model(tflite), data, count, seed=seed, default_count=DEFAULT_RANDOM_INPUTS)
 
 
 def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
@@ -211,57 +77,13 @@ def _open_store(store: Any):
     return ResultStore(store), True
 
 
-def _connect(board: Board, fw: Firmware, port: str | None, *, timeout: float, run_timeout: float,
-             on_event: Callable[[Event], None] | None):
-    """A Connection to the board running `fw`: QEMU for virtual boards without a port; otherwise the serial
-    port, flashing the board first when it answers with another model (or not at all)."""
-    from formicary.device import connect_qemu, connect_serial
-    from formicary.device.session import DeviceTimeout, ModelMismatchError
-
-    if board.virtual and port is None:
-        if on_event:
-            on_event({"event": "flash", "board": board.name, "how": "qemu"})
-        return connect_qemu(board.name, fw.elf, expect_model_hash=fw.model_hash, timeout=timeout,
-                            run_timeout=run_timeout)
-    if port is None:
-        raise FormicaryError(f"{board.name} is a real board and no --port was given.",
-                             "pass the board's serial port, e.g. --port /dev/ttyACM0 (or rfc2217://host:port).")
-    try:
-        return connect_serial(port, baud=board.uart.baud, expect_model_hash=fw.model_hash, timeout=timeout,
-                              run_timeout=run_timeout)
-    except (ModelMismatchError, DeviceTimeout) as exc:
-        if board.virtual:
-            raise  # a detached QEMU cannot be re-flashed over its serial port
-        from formicary.flash import flash
-
-        if on_event:
-            on_event({"event": "flash", "board": board.name, "how": board.upload_protocol, "why": exc.cause})
-        flash(fw.project_dir, board.name, port=port)
-        return connect_serial(port, baud=board.uart.baud, expect_model_hash=fw.model_hash, timeout=timeout,
-                              run_timeout=run_timeout)
-
-
-def _matches(device: list[np.ndarray], reference: list[np.ndarray]) -> tuple[bool, bool, float]:
-    """(bit-exact, within float tolerance, max abs diff) of one input's outputs."""
-    from formicary.verify import FLOAT_ATOL, FLOAT_RTOL
-
-    exact, close, diff = True, True, 0.0
-    for d, r in zip(device, reference):
-        r = np.asarray(r).reshape(d.shape)
-        same = d.tobytes() == r.astype(d.dtype).tobytes()
-        exact &= same
-        delta = np.abs(d.astype(np.float64) - r.astype(np.float64))
-        diff = max(diff, float(delta.max()) if delta.size else 0.0)
-        close &= same or (d.dtype.kind == "f" and bool(np.allclose(d, r, rtol=FLOAT_RTOL, atol=FLOAT_ATOL)))
-    return exact, close, diff
-
-
 def _split_runs(runs: int, k: int) -> list[int]:
     """N timed runs over K inputs, in input order: every input at least once, the rest spread evenly."""
     return [runs // k + (1 if i < runs % k else 0) for i in range(k)]
 
 
-def run_bench(target: str | Path, board: str | Board, *, port: str | None = None, runs: int | None = None,
+def run_bench(target: str | Path, board: str | Board, *, port: str | None = None, baud: int | None = None,
+              runs: int | None = None,
               warmup: int = 1, data: str | Path | None = None, inputs: int | None = None, profile: bool = False,
               store: Any = None, out_dir: str | Path | None = None, label: str | None = None, seed: int = 0,
               rebuild: bool = False, timeout: float = 2.0, run_timeout: float = 60.0,
@@ -277,17 +99,17 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
-    from formicary.bench.power.ina import combine_device_energy, device_energy
-    from formicary.reference import run_tflm
+    from formicary.power.ina import combine_device_energy, device_energy
+    from formicary.oracle.compare import match
+    from formicary.oracle.tflm import run_tflm
+    from formicary.target.bringup import LinkOptions, bring_up, target_for
 
     b = load_board(board) if isinstance(board, str) else board
     if warmup < 0:
         raise FormicaryError(f"--warmup must be >= 0, got {warmup}.", "pass --warmup 0 or more.")
     if runs is not None and runs < 1:
         raise FormicaryError(f"--runs must be >= 1, got {runs}.", "pass --runs 1 or more.")
-    if not b.virtual and port is None:
-        raise FormicaryError(f"{b.name} is a real board and no --port was given.",
-                             "pass the board's serial port, e.g. --port /dev/ttyACM0 (or rfc2217://host:port).")
+    target_for(b, port)  # a real board without a port fails before anything is built
     if data is None and inputs is None and runs is not None:
         inputs = min(DEFAULT_RANDOM_INPUTS, runs)  # random inputs: no more than there are runs
     fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event)
@@ -296,7 +118,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         if on_event:
             on_event({"event": "warning", "board": b.name,
                       "message": f"--runs {runs} < {len(ins.sets)} inputs: only the first {runs} inputs are used"})
-        ins = BenchInputs(ins.sets[:runs], ins.labels[:runs], ins.names[:runs], ins.source)
+        ins = LabelledInputs(ins.sets[:runs], ins.labels[:runs], ins.names[:runs], ins.source)
     total_runs = runs if runs is not None else max(len(ins.sets), MIN_DEFAULT_RUNS)
     per_input = _split_runs(total_runs, len(ins.sets))
 
@@ -305,7 +127,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     result: dict[str, Any] = {
         "schema": 1, "board": b.name, "virtual": b.virtual, "host": _host(),
         "started_at": None, "finished_at": None, "complete": False, "incomplete_reason": None,
-        "model": {"path": str(fw.tflite), "sha256": _sha256(fw.tflite), "name": label or fw.tflite.stem,
+        "model": {"path": str(fw.tflite), "sha256": file_sha256(fw.tflite), "name": label or fw.tflite.stem,
                   "variant": _variant(analysis, fw.tflite)},
         "firmware": None,
         "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source},
@@ -340,7 +162,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         return result
 
     try:
-        conn = _connect(b, fw, port, timeout=timeout, run_timeout=run_timeout, on_event=on_event)
+        conn = bring_up(b, fw, port=port, baud=baud, options=LinkOptions(timeout=timeout, run_timeout=run_timeout),
+                        on_event=on_event)
         session = conn.session
         info = session.info
         # `connection` is for in-process observers (fault-injection tests); fleets ignore it
@@ -399,7 +222,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             for j, spec in enumerate(info.outputs):
                 raw = session.read_output(j)
                 outs.append(np.frombuffer(raw, dtype=np.dtype(spec.dtype)).reshape(spec.shape))
-            exact, close, diff = _matches(outs, ref)
+            m = match(outs, ref)
+            exact, close, diff = m.bit_exact, m.within_tolerance, m.max_abs_diff
             predicted = int(np.argmax(outs[0]))
             verdict = {"input": ins.names[k], "label": ins.labels[k], "predicted": predicted,
                        "reference_predicted": int(np.argmax(np.asarray(ref[0]))),
@@ -482,7 +306,7 @@ def _modelled_energy(board: Board, samples: list[int], floor: dict[str, float] |
     """Energy per inference from the board's power model x the measured time; None without a power model."""
     if board.power is None or not samples:
         return None
-    from formicary.bench.power.modelled import modelled_energy
+    from formicary.power.modelled import modelled_energy
 
     e = modelled_energy(board.power, board.clock_hz, samples, board.name,
                         energy_floor_uj=(floor or {}).get("45nm"))
@@ -494,7 +318,7 @@ def _measured_energy(power: PowerSource, counts: list[int], floor: dict[str, flo
     """Energy per inference from a host-side monitor over the RUN windows: the sync line's windows when the
     monitor recorded one per RUN, otherwise the host's serial markers (coarser: they include the serial
     round trip, so the energy is an upper bound)."""
-    from formicary.bench.energy import energy_per_inference, windows_from_gpio
+    from formicary.power.energy import energy_per_inference, windows_from_gpio
 
     trace = power.stop()
     sync = "serial markers around each RUN command (includes the serial round trip)"
@@ -519,10 +343,6 @@ def _measured_energy(power: PowerSource, counts: list[int], floor: dict[str, flo
     return e, pairs
 
 
-METHOD_TEXT = {"qemu-icount-systick": "retired instructions: QEMU -icount, read through SysTick",
-               "dwt-cyccnt": "core cycles: DWT CYCCNT"}
-
-
 def latency_line(result: dict[str, Any]) -> str:
     """min/median/p90/p99/max with the unit and method, for human views."""
     lat = result["latency"]
@@ -530,8 +350,8 @@ def latency_line(result: dict[str, Any]) -> str:
     parts = ", ".join(f"{k} {lat[k]:,.0f}" for k in ("min", "median", "p90", "p99", "max") if lat.get(k) is not None)
     est = f" (≈ {lat['estimate_ms']:.2f} ms at {result['latency'].get('clock_hz', 0) / 1e6:g} MHz, an estimate)" \
         if lat.get("estimate_ms") is not None and unit == "instructions" else ""
-    how = METHOD_TEXT.get(lat["method"], lat["method"])
+    how = TIMING_METHOD_TEXT.get(lat["method"], lat["method"])
     return f"{parts} {unit}/inference{est} [{how}]"
 
 
-__all__ = ["run_bench", "prepare_firmware", "load_inputs", "Firmware", "latency_line", "default_build_dir"]
+__all__ = ["latency_line", "load_inputs", "run_bench"]

@@ -38,13 +38,14 @@ def register(app: typer.Typer) -> None:
                                                               "ppk2:PORT (measured energy; see docs/power.md)."),
               as_json: bool = JSON_OPTION) -> None:
         """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
-        from formicary.bench.power import open_power_source
+        from formicary.power import open_power_source
         from formicary.bench.runner import run_bench
+        from formicary.cli._models import model_for_board
         from formicary.progress import BoardProgress
 
         monitor = open_power_source(power) if power else None
         with BoardProgress() as show:
-            result = run_bench(target, board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
+            result = run_bench(model_for_board(target, board, build_dir), board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
                                profile=profile, store=False if no_store else store, out_dir=build_dir,
                                label=label, rebuild=rebuild, seed=seed, power=monitor, on_event=show)
         emit(result, as_json, render)

@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
               as_json: bool = JSON_OPTION) -> None:
         """Generate C for the model, a PlatformIO project for the board, and build the firmware offline."""
         from formicary.build import build_model
+        from formicary.cli._models import model_for_board
 
-        result = build_model(model, board, out, firmware_mode=firmware, optimize=optimize).to_dict()
+        result = build_model(model_for_board(model, board, out), board, out, firmware_mode=firmware, optimize=optimize).to_dict()
         result["firmware_mode"], result["optimize"] = firmware, optimize
         result["units"] = {"flash_bytes": "bytes", "ram_bytes": "bytes", "method": "arm-none-eabi-size -A"}
         emit(result, as_json, _human)

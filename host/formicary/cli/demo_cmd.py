@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a small CNN on scikit-learn digits, compile float32 / int8 / pruned int8 variants, flash each
         to a virtual board, bench them against TFLM and write an HTML report."""
-        from formicary.demo import run_main_job, summary
+        from formicary.workflows.demo import run_main_job, summary
 
         result = run_main_job(out_dir, seed=seed, board=board, compile_only=compile_only)
         emit(summary(result), as_json, _human)
@@ -48,9 +48,9 @@ def _human(console, r: dict) -> None:
                                                           else "in tol."),
                       f"{b['accuracy']:.2%}", f"{e['uj_per_inference']:.1f}" if e else "—")
     console.print(table)
-    from formicary.bench.runner import METHOD_TEXT
+    from formicary.device.session import TIMING_METHOD_TEXT
 
-    console.print(f"latency: {METHOD_TEXT.get(first['latency']['method'], first['latency']['method'])}")
+    console.print(f"latency: {TIMING_METHOD_TEXT.get(first['latency']['method'], first['latency']['method'])}")
     console.print("* ≈ ms: median at the board clock, one instruction per cycle assumed: an estimate"
                   + ("; µJ: modelled (board power model x on-device time), not measured"
                      if any(b["energy"] for b in r["benches"]) else ""))

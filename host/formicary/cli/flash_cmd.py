@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
               firmware: str = FIRMWARE_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Flash a firmware; for a virtual board, start QEMU and print the serial URL."""
-        from formicary.flash import flash as do_flash
+        from formicary.cli._models import model_for_board
+        from formicary.target.flash import flash as do_flash
 
-        emit(do_flash(target, board, port=port, out_dir=out, firmware_mode=firmware), as_json, _human)
+        emit(do_flash(model_for_board(target, board, out), board, port=port, out_dir=out, firmware_mode=firmware), as_json, _human)

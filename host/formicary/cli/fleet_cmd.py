@@ -35,10 +35,11 @@ def register(app: typer.Typer) -> None:
         """Bench MODELs on all devices in parallel (one worker process each); a failing device never stops the
         others. Exit code 1 when any device failed or any output differed from TFLM."""
         from formicary.bench.fleet import DEFAULT_DEVICE_TIMEOUT_S, run_fleet
+        from formicary.cli._models import model_for_board
         from formicary.progress import BoardProgress
 
         with BoardProgress() as show:
-            result = run_fleet(inventory, models, data=data, inputs=inputs, runs=runs, warmup=warmup,
+            result = run_fleet(inventory, [model_for_board(m) if m.exists() else m for m in models], data=data, inputs=inputs, runs=runs, warmup=warmup,
                                profile=profile, store=store, jobs=jobs, build_dir=build_dir,
                                timeout=timeout or DEFAULT_DEVICE_TIMEOUT_S, on_event=show)
         emit(result, as_json, render)

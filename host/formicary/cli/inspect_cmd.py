@@ -126,11 +126,12 @@ def register(app: typer.Typer) -> None:
                 as_json: bool = JSON_OPTION) -> None:
         """Ops, tensors, parameters, MACs, sparsity, quantization, TFLM verdict and arena, energy floor, board fit."""
         from formicary.analysis import analyse
+        from formicary.codegen.ops import supported_opcodes
         from formicary.errors import FormicaryError
 
         if require_fit and not board:
             raise FormicaryError("--require-fit needs --board.", "add `--board NAME` (see `formicary boards`).")
-        result = {"model_path": str(model), **analyse(model, board, measure_arena=not no_arena)}
+        result = {"model_path": str(model), **analyse(model, board, measure_arena=not no_arena, rt_ops=supported_opcodes())}
         fit = result.get("board_fit")
         if require_fit and not fit["fits"]:
             raise FormicaryError(f"model does not fit {fit['board']}: {fit['reason']}.",

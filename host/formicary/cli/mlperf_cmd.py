@@ -67,16 +67,17 @@ def register(app: typer.Typer) -> None:
                                  "or --port URL for a DUT that already runs the MLPerf firmware mode.")
         monitor = None
         if power:
-            from formicary.bench.power import open_power_source
+            from formicary.power import open_power_source
 
             monitor = open_power_source(power)
         bar = _AccuracyBar()
         try:
             if board is not None:
+                from formicary.cli._models import model_for_board
                 from formicary.mlperf.board import run_mlperf_on_board
 
                 with progress.step(f"mlperf {mode} on {board}" + (f" ({port})" if port else "")):
-                    result = run_mlperf_on_board(target, board, data, port=port, baud=baud, mode=mode, n=runs,
+                    result = run_mlperf_on_board(model_for_board(target, board), board, data, port=port, baud=baud, mode=mode, n=runs,
                                                  warmup=warmup, min_duration_s=min_duration, limit=limit,
                                                  rebuild=rebuild, progress=bar, power_source=monitor)
             else:

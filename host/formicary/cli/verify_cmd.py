@@ -19,13 +19,17 @@ def register(app: typer.Typer) -> None:
                seed: int = typer.Option(0, "--seed", help="Seed for random inputs."),
                sanitize: bool = typer.Option(False, "--sanitize",
                                              help="Run a -fsanitize=address,undefined build in a subprocess."),
+               port: str = typer.Option(None, "--port", help="With --target BOARD: serial port / pyserial URL of a "
+                                                             "real board (or of a QEMU from `formicary flash`)."),
+               baud: int = typer.Option(None, "--baud", help="With --port: baud rate (default: the board's)."),
                as_json: bool = JSON_OPTION) -> None:
         """Build the generated model for the host, run it and TFLM on the same inputs, compare every byte."""
         from formicary import progress
-        from formicary.verify import verify_model
+        from formicary.bench.verify import verify_model
 
         with progress.step(f"verify {model.name} on {target}"):
-            result = verify_model(model, inputs=inputs, data=data, seed=seed, sanitize=sanitize, target=target)
+            result = verify_model(model, inputs=inputs, data=data, seed=seed, sanitize=sanitize, target=target,
+                                  port=port, baud=baud)
         emit(result, as_json, _human)
         if not (result["bit_exact"] or result.get("tolerance", {}).get("ok")):
             raise typer.Exit(1)

@@ -22,11 +22,10 @@ from formicary.codegen.ops import (
     supported_opcodes,
 )
 from formicary.errors import FormicaryError
+from formicary.resources import firmware_dir
 from formicary.tflite import ModelIR, read_model
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-# The C runtime and kernels live in the repo's firmware/ (editable install); override for other layouts.
-FIRMWARE_DIR = Path(os.environ.get("FORMICARY_FIRMWARE_DIR", REPO_ROOT / "firmware"))
+FIRMWARE_DIR = firmware_dir()
 RUNTIME_SOURCES = ("runtime/src/fm_runtime.c",)
 INCLUDE_DIRS = ("runtime/include", "kernels/include")
 

@@ -51,6 +51,10 @@ class DeviceCommandError(DeviceError):
         self.message = message
 
 
+# Human wording of the `latency.method` values a device reports (docs/bench-json.md).
+TIMING_METHOD_TEXT = {"qemu-icount-systick": "retired instructions: QEMU -icount, read through SysTick",
+                      "dwt-cyccnt": "core cycles: DWT CYCCNT"}
+
 @dataclass(frozen=True)
 class TensorSpec:
     dtype: str

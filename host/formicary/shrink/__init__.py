@@ -68,7 +68,7 @@ def fit(model: Any, tune: FineTune, callbacks: list | None = None, original: Any
     loss, metrics = loss_and_metrics(original if original is not None else model)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=tune.learning_rate), loss=loss, metrics=metrics)
     x = tune.train.x.astype(np.float32, copy=False)
-    from formicary.keras_io import quiet_native_logs
+    from formicary.model.keras_io import quiet_native_logs
 
     with quiet_native_logs():
         model.fit(x, tune.train.y, epochs=tune.epochs, batch_size=tune.batch_size, shuffle=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from formicary.bench.power.sources import PowerSamples, PowerSource
+from formicary.power.sources import PowerSamples, PowerSource
 from formicary.errors import FormicaryError
 
 FIELDS = ["current", "voltage", "power", "current_lsb"]

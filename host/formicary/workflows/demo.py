@@ -32,11 +32,10 @@ class DemoResult:
 def run_main_job(out_dir: str | Path, *, seed: int = 0, board: str = DEMO_BOARD, compile_only: bool = False,
                  store: str | Path | None = None) -> DemoResult:
     from formicary.compile import compile_model
-    from formicary.models_zoo import run_demo
 
     start = time.perf_counter()
     out = Path(out_dir)
-    main = run_demo(out, seed=seed)  # trains, saves data + model, compiles pruned 50 % int8 into out/compiled
+    main = train_and_compile(out, seed=seed)  # trains, saves data + model, compiles pruned 50 % int8 into out/compiled
     result = DemoResult(out_dir=out, model_path=main.model_path, report_path=main.report_path, report=main.report)
     if compile_only:
         result.seconds = time.perf_counter() - start
@@ -68,6 +67,27 @@ def run_main_job(out_dir: str | Path, *, seed: int = 0, board: str = DEMO_BOARD,
                                                                          f"{board}")
     result.seconds = time.perf_counter() - start
     return result
+
+
+def train_and_compile(out_dir: str | Path, seed: int = 0, epochs: int = 15, prune: float = 0.5):
+    """The main job on the built-in default: train the digits CNN, save it and its data splits in `out_dir`,
+    then compile it (prune to 50 %, int8, TFLM-checked) with validation accuracy. Returns the CompileResult."""
+    from formicary.compile import CompileOptions, compile_model
+    from formicary.model.zoo import digits_splits, train_digits_cnn
+
+    out = Path(out_dir)
+    splits = digits_splits(seed)
+    paths = splits.save(out / "data")
+    from formicary.model.keras_io import import_tensorflow, save_keras_model
+
+    with progress.step("loading TensorFlow"):
+        import_tensorflow()
+    with progress.step(f"training the digits CNN ({epochs} epochs, {len(splits.train)} samples)"):
+        model = train_digits_cnn(splits, epochs=epochs, seed=seed)
+    model_path = save_keras_model(model, out / "digits_cnn.keras")
+    opts = CompileOptions(train=str(paths["train"]), calib=str(paths["calib"]), val=str(paths["val"]),
+                          prune=prune, quantize="int8", epochs=3, seed=seed)
+    return compile_model(model_path, out / "compiled", opts)
 
 
 def summary(result: DemoResult) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from formicary.bench.power.sources import InferenceWindow, PowerSamples, PowerSource
+from formicary.power.sources import InferenceWindow, PowerSamples, PowerSource
 from formicary.errors import FormicaryError
 
 
@@ -125,7 +125,7 @@ def modelled_energy(power: PowerModelLike | None, clock_hz: int, latencies_ticks
     names the datasheet figure, the representative silicon (`basis`, virtual boards) and how time was obtained;
     `timing_unit` ("instructions" | "cycles") defaults to the board definition's.
     """
-    from formicary.bench.energy import energy_per_inference
+    from formicary.power.energy import energy_per_inference
 
     src = ModelledSource(power, clock_hz, board_name, timing_unit)
     src.start()

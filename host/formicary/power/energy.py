@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from formicary.bench.power.sources import InferenceWindow, PowerSamples
+from formicary.power.sources import InferenceWindow, PowerSamples
 from formicary.errors import FormicaryError
 
 MLPERF_MIN_DURATION_S = 10.0

@@ -13,7 +13,7 @@ import time
 from typing import Any, Literal
 
 import numpy as np
-from formicary.bench.power.sources import PowerSamples, PowerSource
+from formicary.power.sources import PowerSamples, PowerSource
 from formicary.errors import FormicaryError
 
 SAMPLE_RATE_HZ = 100_000

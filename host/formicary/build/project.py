@@ -17,9 +17,10 @@ from pathlib import Path
 
 from formicary.boards import PLATFORM_DIR, Board, load_board
 from formicary.errors import FormicaryError
-from formicary.toolchain import REPO_ROOT, require, run_pio
+from formicary.resources import firmware_dir
+from formicary.toolchain import require, run_pio
 
-FIRMWARE_DIR = REPO_ROOT / "firmware"
+FIRMWARE_DIR = firmware_dir()
 FLASH_SECTIONS = (".text", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array", ".data")
 RAM_SECTIONS = (".data", ".bss", ".stack")
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes")
@@ -155,7 +156,7 @@ def build_project(project_dir: Path, board: Board | str) -> BuildResult:
 
 def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
                 firmware_mode: str = "bench", optimize: str = DEFAULT_OPTIMIZE) -> BuildResult:
-    """MODEL (.tflite, or anything `formicary compile` takes) -> generated C -> PlatformIO project -> ELF.
+    """MODEL (.tflite) -> generated C -> PlatformIO project -> ELF.
 
     The model is generated with inputs preserved across fm_invoke() so that N benchmark runs see the same
     input without a staging copy in the firmware. `firmware_mode` is one of FIRMWARE_MODES; it is recorded in
@@ -172,12 +173,10 @@ def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
     if not model.exists():
         raise FormicaryError(f"model {model} does not exist.", "pass a .tflite or a Keras model file.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tflite = model
     if model.suffix != ".tflite":
-        from formicary.compile import compile_model
-
-        with progress.step(f"compile {model.name}"):
-            tflite = Path(compile_model(model, out_dir / "compiled", board=b.name).model_path)
+        raise FormicaryError(f"{model.name} is not a .tflite model.",
+                             "compile it first (`formicary compile`, or `formicary.compile.to_tflite`).")
+    tflite = model
     with progress.step(f"codegen {tflite.name}"):
         gen = generate(tflite, out_dir / "model", preserve_inputs=True)
     generate_project(b, out_dir / "model", out_dir, firmware_mode=firmware_mode, optimize=optimize)

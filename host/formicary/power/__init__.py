@@ -7,7 +7,7 @@
 Host-side monitors synchronise with inference windows by a GPIO line from the DUT (level or timestamp pulses,
 as the MLPerf Tiny EnergyRunner does) or by host serial markers.
 """
-from formicary.bench.power.sources import InferenceWindow, PowerSamples, PowerSource
+from formicary.power.sources import InferenceWindow, PowerSamples, PowerSource
 from formicary.errors import FormicaryError
 
 POWER_SPECS = "joulescope, ppk2 or ppk2:PORT"
@@ -19,11 +19,11 @@ def open_power_source(spec: str) -> PowerSource:
     """`--power SPEC` -> a host-side monitor: `joulescope` (the one connected), `ppk2` or `ppk2:/dev/ttyACM1`."""
     kind, _, arg = spec.partition(":")
     if kind == "joulescope":
-        from formicary.bench.power.joulescope import JoulescopeSource
+        from formicary.power.joulescope import JoulescopeSource
 
         return JoulescopeSource()
     if kind == "ppk2":
-        from formicary.bench.power.ppk2 import Ppk2Source
+        from formicary.power.ppk2 import Ppk2Source
 
         return Ppk2Source(port=arg or None)
     raise FormicaryError(f"unknown power monitor {spec!r}.", f"use one of: {POWER_SPECS}.")

@@ -17,7 +17,7 @@ import numpy as np
 from formicary import progress
 from formicary.data import Dataset, as_float, fit_to_input, load_dataset, synthetic
 from formicary.errors import FormicaryError
-from formicary.keras_io import ModelFile, identify
+from formicary.model.keras_io import ModelFile, identify
 
 SYNTHETIC = "synthetic"
 ACCURACY_UNIT = "fraction of samples whose top-1 class matches the label"
@@ -74,7 +74,7 @@ class _Steps:
 
 def validate_options(opts: CompileOptions) -> None:
     """Option errors that need neither TensorFlow nor the files."""
-    from formicary.convert import QUANTIZE_MODES
+    from formicary.model.convert import QUANTIZE_MODES
 
     if opts.quantize not in QUANTIZE_MODES:
         raise FormicaryError(f"unknown --quantize {opts.quantize!r}", f"use one of {', '.join(QUANTIZE_MODES)}.")
@@ -133,9 +133,10 @@ def compile_model(model: str | Path, out_dir: str | Path, options: CompileOption
         model_bytes, compile_info, accuracy = _keras_input(model_file, opts, data, steps, warnings)
 
     from formicary.analysis import analyse
+    from formicary.codegen.ops import supported_opcodes
 
     with steps("analysing the model (sizes, MACs, arena, energy floor)"):
-        report = dict(analyse(model_bytes, opts.board))
+        report = dict(analyse(model_bytes, opts.board, rt_ops=supported_opcodes()))
     if accuracy is not None:
         report["accuracy"] = accuracy
     compile_info.update({"steps": steps.timings, "wall_seconds": round(time.perf_counter() - started, 3),
@@ -207,7 +208,7 @@ def _check_labels(ds: Dataset | None, classes: int, role: str) -> None:
 
 def _tflite_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps: _Steps,
                   warnings: list[str]) -> tuple[bytes, dict, dict | None]:
-    from formicary.reference import check_tflm
+    from formicary.oracle.tflm import check_tflm
     from formicary.tflite import read_model
 
     model_bytes = model_file.path.read_bytes()
@@ -251,13 +252,13 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
                  warnings: list[str]) -> tuple[bytes, dict, dict | None]:
     import sys
 
-    from formicary import keras_io
+    from formicary.model import keras_io
 
     if "tensorflow" not in sys.modules:
         with steps("loading TensorFlow"):
             keras_io.import_tensorflow()
-    from formicary.convert import convert
-    from formicary.reference import check_tflm
+    from formicary.model.convert import convert
+    from formicary.oracle.tflm import check_tflm
     from formicary.shrink import FineTune, sparsity_of
 
     keras_io.make_deterministic(opts.seed)
@@ -370,24 +371,11 @@ def _top1(outputs: np.ndarray, y: np.ndarray) -> float:
 
 def keras_accuracy(model: Any, val: Dataset) -> float:
     """Top-1 accuracy of a Keras model measured with TensorFlow."""
-    from formicary.keras_io import quiet_native_logs
+    from formicary.model.keras_io import quiet_native_logs
 
     with quiet_native_logs():
         out = model.predict(val.x.astype(np.float32, copy=False), batch_size=256, verbose=0)
     return _top1(np.asarray(out), val.y)
-
-
-def quantize_input(x: np.ndarray, dtype: str, quant) -> np.ndarray:
-    """Samples as the model's input tensor expects them: float data affine-quantized for an integer input,
-    integer data passed through (given for a .tflite, MLPerf .bin tensors are already quantized), and
-    anything cast to float32 for a float input."""
-    if dtype in ("int8", "int16", "uint8"):
-        info = np.iinfo(dtype)
-        if np.issubdtype(x.dtype, np.integer):
-            return x.astype(dtype)
-        scale, zp = float(quant.scale[0]), int(quant.zero_point[0])
-        return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dtype)
-    return x.astype(np.float32)
 
 
 def _dequantize(y: np.ndarray, quant) -> np.ndarray:
@@ -398,13 +386,38 @@ def _dequantize(y: np.ndarray, quant) -> np.ndarray:
 
 def tflm_accuracy(model_bytes: bytes, val: Dataset) -> float:
     """Top-1 accuracy of a .tflite model measured with the TFLM interpreter, one sample per invocation."""
-    from formicary.reference import run_tflm
+    from formicary.oracle.inputs import tensor_quant, to_input_type
+    from formicary.oracle.tflm import run_tflm
     from formicary.tflite import read_model
 
     ir = read_model(model_bytes)
     tin, tout = ir.tensors[ir.inputs[0]], ir.tensors[ir.outputs[0]]
-    x = quantize_input(val.x, tin.dtype, tin.quant)
+    x = to_input_type(val.x, tin.np_dtype, *tensor_quant(tin), what="--val")
     shape = (1,) + tuple(tin.shape[1:])
     results = run_tflm(model_bytes, [x[i].reshape(shape) for i in range(len(x))])
     outputs = np.stack([_dequantize(np.asarray(r[0]), tout.quant).reshape(-1) for r in results])
     return _top1(outputs, val.y)
+
+
+def to_tflite(model: str | Path, out_dir: str | Path | None = None, *, board: str | None = None) -> Path:
+    """MODEL as a .tflite for the stages below the compiler (codegen, build, targets): a .tflite passes through;
+    a Keras model or SavedModel is compiled with default options (int8, TFLM-checked) into OUT_DIR/compiled, or
+    into the cache keyed by the model's bytes, so a second bench of the same Keras file does not recompile."""
+    model = Path(model)
+    if not model.exists():
+        raise FormicaryError(f"model {model} does not exist.", "pass a .tflite or a Keras model file.")
+    if model.is_file() and model.suffix == ".tflite":
+        return model
+    if out_dir is None:
+        from formicary.target.firmware import cache_root, file_sha256
+
+        out = cache_root().parent / "compiled" / f"{model.stem}-{file_sha256(model)[:16]}-{board or 'any'}"
+    else:
+        out = Path(out_dir) / "compiled"
+    tflite = out / "model.tflite"
+    if out_dir is None and tflite.is_file():
+        return tflite
+    from formicary import progress
+
+    with progress.step(f"compile {model.name}"):
+        return Path(compile_model(model, out, board=board).model_path)

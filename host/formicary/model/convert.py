@@ -48,7 +48,7 @@ def convert(model: Any, quantize: Quantize, calib: np.ndarray | None = None) -> 
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
             converter.inference_input_type = tf.int16
             converter.inference_output_type = tf.int16
-    from formicary.reference import capture_c_stderr
+    from formicary.oracle.tflm import capture_c_stderr
 
     # The converter's C++ side chatters on fd 2; keep it for error details instead of the user's terminal.
     with capture_c_stderr() as chatter, warnings.catch_warnings():

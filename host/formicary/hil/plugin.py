@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+# light modules only: pytest imports this plugin in every run
+from formicary.oracle.compare import FLOAT_ATOL, FLOAT_RTOL
+from formicary.oracle.compare import describe_differences as compare_outputs
+from formicary.oracle.inputs import prepare_inputs
+from formicary.target.firmware import file_sha256 as model_sha256
+
 # option -> (ini name, environment variable); the command line wins over the environment, which wins over ini.
 _SETTINGS = {
     "board": ("formicary_board", "FORMICARY_BOARD"),
@@ -28,12 +33,6 @@ _SETTINGS = {
     "build_dir": ("formicary_build_dir", "FORMICARY_BUILD_DIR"),
 }
 HIL_FIXTURES = ("dut", "dut_factory")
-# Float outputs: our float kernels may sum in a different order than TFLM's reference kernels (and use FMA),
-# so they are compared with np.allclose(device, tflm, rtol=FLOAT_RTOL, atol=FLOAT_ATOL). Integer outputs: exact.
-FLOAT_RTOL = 1e-4
-FLOAT_ATOL = 1e-5
-
-
 # --------------------------------------------------------------------------------------------- options
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("formicary", "formicary hardware-in-the-loop (docs/hil.md)")
@@ -113,95 +112,6 @@ class DutResult:
         return {"value": self.latency, "unit": self.unit, "method": self.method}
 
 
-def model_sha256(path: Path) -> str:
-    """sha256 of a model file, or of every file (name and bytes) of a model folder such as a SavedModel."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if f is not path:
-            h.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fp:
-            for block in iter(lambda: fp.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def prepare_inputs(inputs: Any, specs: Sequence[Any]) -> list[np.ndarray]:
-    """Inputs as the device takes them: one array per model input, in the tensor's dtype and shape.
-
-    Accepts one array (single-input models) or a list of arrays, or raw bytes. Arrays of the tensor's dtype
-    pass through; float arrays for an integer tensor are quantized with the tensor's scale and zero point
-    (round to nearest, saturate), the same bytes then go to the device and to TFLM. Anything else is an error.
-    """
-    if isinstance(inputs, (bytes, bytearray, memoryview, np.ndarray)):
-        items = [inputs]
-    else:
-        items = list(inputs)
-    if len(items) != len(specs):
-        raise ValueError(f"the model has {len(specs)} input(s), got {len(items)}.")
-    out = []
-    for i, (x, spec) in enumerate(zip(items, specs)):
-        dtype = np.dtype(spec.dtype)
-        if isinstance(x, (bytes, bytearray, memoryview)):
-            arr = np.frombuffer(bytes(x), dtype=dtype)
-        else:
-            arr = np.asarray(x)
-            if arr.dtype != dtype:
-                if np.issubdtype(arr.dtype, np.floating) and np.issubdtype(dtype, np.integer):
-                    if not spec.scale:
-                        raise ValueError(f"input {i} is {dtype} without quantization: pass {dtype} data.")
-                    info = np.iinfo(dtype)
-                    arr = np.clip(np.round(arr / spec.scale) + spec.zero_point, info.min, info.max)
-                elif not (np.issubdtype(dtype, np.floating) and np.issubdtype(arr.dtype, np.floating)):
-                    raise ValueError(f"input {i} must be {dtype} (or float data to quantize), got {arr.dtype}.")
-                arr = arr.astype(dtype)
-        n = int(np.prod(spec.shape))
-        if arr.size != n:
-            raise ValueError(f"input {i} must have {n} elements (shape {list(spec.shape)}), got {arr.size} "
-                             f"(shape {list(arr.shape)}).")
-        out.append(np.ascontiguousarray(arr.reshape(spec.shape)))
-    return out
-
-
-def compare_outputs(device: Sequence[np.ndarray], reference: Sequence[np.ndarray], *,
-                    rtol: float = FLOAT_RTOL, atol: float = FLOAT_ATOL) -> list[str]:
-    """Readable differences between device and TFLM outputs; empty when they agree.
-
-    Integer outputs must be bit-exact; float32 outputs must satisfy np.allclose(device, ref, rtol, atol).
-    """
-    problems = []
-    if len(device) != len(reference):
-        return [f"the device returned {len(device)} output(s), TFLM {len(reference)}."]
-    for i, (d, r) in enumerate(zip(device, reference)):
-        d, r = np.asarray(d), np.asarray(r)
-        what = f"output {i} ({d.dtype}, shape {list(d.shape)})"
-        if d.size != r.size:
-            problems.append(f"{what}: {d.size} elements on the device, {r.size} in TFLM.")
-            continue
-        if d.dtype != r.dtype:
-            problems.append(f"{what}: TFLM's output is {r.dtype}.")
-            continue
-        df, rf = d.reshape(-1), r.reshape(-1)
-        if np.issubdtype(d.dtype, np.floating):
-            bad = ~np.isclose(df, rf, rtol=rtol, atol=atol, equal_nan=True)
-            if bad.any():
-                j = int(np.flatnonzero(bad)[0])
-                worst = float(np.nanmax(np.abs(df.astype(np.float64) - rf)))
-                problems.append(f"{what}: {int(bad.sum())} of {df.size} elements outside rtol={rtol:g}, "
-                                f"atol={atol:g}; first at flat index {j}: device {df[j]!s}, TFLM {rf[j]!s} "
-                                f"(largest difference {worst:g}).")
-            continue
-        db, rb = df.view(np.uint8), rf.view(np.uint8)
-        bad_bytes = int((db != rb).sum())
-        if bad_bytes:
-            bad = df != rf
-            j = int(np.flatnonzero(bad)[0])
-            problems.append(f"{what} is not bit-exact with TFLM: {bad_bytes} of {db.size} bytes differ "
-                            f"({int(bad.sum())} of {df.size} elements); first at flat index {j}: "
-                            f"device {int(df[j])}, TFLM {int(rf[j])}.")
-    return problems
-
-
 # ------------------------------------------------------------------------------------------------- Dut
 class Dut:
     """A device under test running one model: run inputs, compare with the TFLM reference, reset."""
@@ -267,7 +177,7 @@ class Dut:
 
     def reference_many(self, batch: Sequence[Any]) -> list[list[np.ndarray]]:
         """TFLM outputs for many input sets in one interpreter (much faster than one `reference` each)."""
-        from formicary.reference import run_tflm
+        from formicary.oracle.tflm import run_tflm
 
         prepared = [self.prepare(x) for x in batch]
         results = run_tflm(self._model_bytes(), prepared)
@@ -305,28 +215,11 @@ class Dut:
         return f"<Dut {self.describe()} at {self.url}>"
 
 
-# ---------------------------------------------------------------------------------------------- builds
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive lock on `path` so parallel pytest workers (xdist) never build into one folder at once."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no parallel-build protection
-        yield
-        return
-    with open(path, "a+b") as fp:
-        fcntl.flock(fp, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fp, fcntl.LOCK_UN)
-
-
 class DutFactory:
     """`dut_factory(board, model)` -> Dut, one per (board, model, port) for the whole session.
 
-    Firmware is built once per session into BUILD_DIR/<model stem>-<sha256[:12]>-<board>/ (PlatformIO's own
-    build cache makes a rebuild of an unchanged model take well under a second). Virtual boards get a fresh
+    Firmware comes from formicary's firmware cache rooted at BUILD_DIR (formicary.target.firmware: one folder
+    per model, board and firmware sources, reused across sessions while nothing changes). Virtual boards get a fresh
     QEMU each; everything is closed (QEMU killed) at session end, and at interpreter exit as a last resort.
     """
 
@@ -337,7 +230,7 @@ class DutFactory:
         self.default_board = default_board
         self.no_flash = no_flash
         self._duts: dict[tuple[str, str, str | None], Dut] = {}
-        self._builds: dict[tuple[str, str], tuple[dict, Path]] = {}
+        self._builds: dict[tuple[str, str], tuple[Any, Path]] = {}
         atexit.register(self.close)
 
     def __call__(self, board: str, model: str | Path, *, port: str | None = None) -> Dut:
@@ -357,40 +250,33 @@ class DutFactory:
         if dut is not None:  # a device error left the session unusable: start over on a fresh connection
             dut.close()
             del self._duts[key]
-        info, tflite = self._build(b, model, sha)
-        self._duts[key] = dut = self._connect(b, model, info, tflite, port)
+        fw, tflite = self._build(b, model, sha)
+        self._duts[key] = dut = self._connect(b, model, fw, tflite, port)
         return dut
 
     def _build(self, board: Any, model: Path, sha: str) -> tuple[dict, Path]:
-        from formicary.build import build_model, read_build_info
+        from formicary.compile import to_tflite
+        from formicary.target.firmware import prepare_firmware
 
         key = (board.name, sha)
         if key not in self._builds:
-            out = self.build_dir / f"{model.stem}-{sha[:12]}-{board.name}"
-            out.mkdir(parents=True, exist_ok=True)
-            with _locked(out / ".formicary-hil.lock"):
-                build_model(model, board, out)
-                info = read_build_info(out)
-            self._builds[key] = (info, Path(info["tflite"]))
+            # a Keras model is compiled once (default options) beside its firmware builds
+            tflite = to_tflite(model, self.build_dir / f"{model.stem}-{sha[:12]}", board=board.name)
+            fw = prepare_firmware(tflite, board, cache_dir=self.build_dir, command="the formicary pytest plugin")
+            self._builds[key] = (fw, fw.tflite)
         return self._builds[key]
 
-    def _connect(self, board: Any, model: Path, info: dict, tflite: Path, port: str | None) -> Dut:
-        from formicary.device import connect_qemu, connect_serial
+    def _connect(self, board: Any, model: Path, fw: Any, tflite: Path, port: str | None) -> Dut:
+        from formicary.build import read_build_info
+        from formicary.target.bringup import bring_up
 
-        expect = info["model_hash"]
-        if board.virtual and port is None:
-            conn = connect_qemu(board.name, info["elf"], expect_model_hash=expect)
-        elif port is None:
+        if not board.virtual and port is None:
             pytest.fail(f"{board.name} is a real board: pass its serial port with --port (or FORMICARY_PORT), "
                         "e.g. --port /dev/ttyACM0.", pytrace=False)
-        else:
-            if not board.virtual and not self.no_flash:
-                from formicary.flash import flash
-
-                flash(info["project_dir"], board.name, port=port)
-            # a virtual board with --port is a QEMU from `formicary flash`: it already runs its ELF
-            conn = connect_serial(port, expect_model_hash=expect)
-        return Dut(board, model, tflite, expect, conn, info)
+        # a real board is flashed when it runs another model (unless --formicary-no-flash); a virtual board with
+        # --port is a QEMU from `formicary flash` and is only attached to
+        link = bring_up(board, fw, port=port, flash_on_mismatch=not self.no_flash)
+        return Dut(board, model, tflite, fw.model_hash, link, read_build_info(fw.project_dir))
 
     def close(self) -> None:
         errors = []

@@ -26,7 +26,7 @@ SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "
 # pick up its main()). Written next to the build on demand.
 HOST_MAIN_SOURCE = r"""/*
  * Host test driver for a generated model (not firmware): reads N input sets from a file, runs fm_invoke()
- * on each and writes the outputs to another file. Built by formicary.native with sanitizers so that kernels
+ * on each and writes the outputs to another file. Built by formicary.target.host with sanitizers so that kernels
  * and generated code run under ASan/UBSan outside the Python process.
  *
  * usage: fm_run_file INPUT_FILE OUTPUT_FILE

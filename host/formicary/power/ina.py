@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from formicary.bench.power.sources import InferenceWindow, PowerSamples, PowerSource
+from formicary.power.sources import InferenceWindow, PowerSamples, PowerSource
 from formicary.errors import FormicaryError
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def device_energy(session: Session, run_result: RunResult, *, chip: int | None =
     most `max_points`. The windows are the measured inferences, each from its start tick for its measured
     length; only inferences inside the sampled span count (a full ring on the device loses the oldest ones).
     """
-    from formicary.bench.energy import MLPERF_MIN_DURATION_S, energy_per_inference
+    from formicary.power.energy import MLPERF_MIN_DURATION_S, energy_per_inference
 
     info = session.info if session.info is not None else session.hello()
     if not info.power_sensor:

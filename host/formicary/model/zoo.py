@@ -71,7 +71,7 @@ def train_digits_cnn(splits: DigitsSplits, epochs: int = 15, seed: int = 0, batc
     """Train the digits CNN deterministically (seeded, op determinism on) and return the compiled model."""
     import tf_keras as keras
 
-    from formicary.keras_io import make_deterministic, quiet_native_logs
+    from formicary.model.keras_io import make_deterministic, quiet_native_logs
 
     make_deterministic(seed)
     model = build_digits_cnn()
@@ -80,24 +80,3 @@ def train_digits_cnn(splits: DigitsSplits, epochs: int = 15, seed: int = 0, batc
     with quiet_native_logs():
         model.fit(splits.train.x, splits.train.y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     return model
-
-
-def run_demo(out_dir: str | Path, seed: int = 0, epochs: int = 15, prune: float = 0.5):
-    """The main job on the built-in default: train the digits CNN, save it and its data splits in `out_dir`,
-    then compile it (prune to 50 %, int8, TFLM-checked) with validation accuracy. Returns the CompileResult."""
-    from formicary import progress
-    from formicary.compile import CompileOptions, compile_model
-
-    out = Path(out_dir)
-    splits = digits_splits(seed)
-    paths = splits.save(out / "data")
-    from formicary.keras_io import import_tensorflow, save_keras_model
-
-    with progress.step("loading TensorFlow"):
-        import_tensorflow()
-    with progress.step(f"training the digits CNN ({epochs} epochs, {len(splits.train)} samples)"):
-        model = train_digits_cnn(splits, epochs=epochs, seed=seed)
-    model_path = save_keras_model(model, out / "digits_cnn.keras")
-    opts = CompileOptions(train=str(paths["train"]), calib=str(paths["calib"]), val=str(paths["val"]),
-                          prune=prune, quantize="int8", epochs=3, seed=seed)
-    return compile_model(model_path, out / "compiled", opts)

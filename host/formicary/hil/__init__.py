@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop testing: the pytest plugin (`plugin`, entry point `pytest11: formicary`), docs/hil.md."""

@@ -1,0 +1,1 @@
+"""End-to-end jobs composed from the stages (`demo`: the main job on the built-in default)."""
