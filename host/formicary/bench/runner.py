@@ -167,7 +167,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         session = conn.session
         info = session.info
         # `connection` is for in-process observers (fault-injection tests); fleets ignore it
-        emit({"event": "connected", "url": conn.url, "runtime_version": info.runtime_version, "connection": conn})
+        emit({"event": "connected", "url": conn.url, "runtime_version": info.runtime_version,
+              "connection": conn.handle})
         from formicary.store.results import now_iso
 
         result["started_at"] = now_iso()
