@@ -117,6 +117,16 @@ def test_cli_mlperf_with_port(socket_dut, tmp_path: Path) -> None:
     assert neither.returncode == 2 and "--board" in fix and "--port" in fix
 
 
+def _session(board, tmp_path: Path, model_hash: str, url: str, data: Path, kwargs: dict) -> dict:
+    """An MLPerf session over the target layer's serial link (what `formicary mlperf --port` does)."""
+    from formicary.mlperf.board import mlperf_session
+    from formicary.target.firmware import Firmware
+
+    fw = Firmware(project_dir=tmp_path, elf=tmp_path / "x.elf", tflite=tmp_path / "m.tflite", model_hash=model_hash,
+                  flash_bytes=0, ram_bytes=0, arena_bytes=0, built=False, firmware_mode="mlperf")
+    return mlperf_session(board, fw, data, port=url, baud=115200, line_timeout_s=5.0, **kwargs)
+
+
 def _one_input_data(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir(parents=True)
@@ -127,15 +137,14 @@ def _one_input_data(tmp_path: Path) -> Path:
 
 def test_board_session_checks_the_model_the_dut_runs(socket_dut, tmp_path: Path) -> None:
     from formicary.boards import load_board
-    from formicary.mlperf.board import _real_session
 
     data = _one_input_data(tmp_path)
     kwargs = {"mode": "accuracy", "n": None, "warmup": 0, "min_duration_s": 0.0, "limit": None, "progress": None}
     board = load_board("qemu-m4")  # virtual: a mismatch is reported, never "fixed" by flashing
     with pytest.raises(FormicaryError, match="runs model fake-kws") as err:
-        _real_session(board, tmp_path, "0123abcd" * 8, socket_dut(input_bytes=4).url, 115200, data, kwargs, 5.0)
+        _session(board, tmp_path, "0123abcd" * 8, socket_dut(input_bytes=4).url, data, kwargs)
     assert err.value.details["dut_model"] == "fake-kws"
-    out = _real_session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4).url, 115200, data, kwargs, 5.0)
+    out = _session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4).url, data, kwargs)
     assert out["dut"]["model"] == "fake-kws" and out["accuracy"]["correct"] == 1
 
 
@@ -156,19 +165,19 @@ def test_board_run_refuses_a_bench_project(tmp_path: Path) -> None:
 
 def test_board_session_measures_energy_with_a_power_source(socket_dut, tmp_path: Path) -> None:
     from formicary.boards import load_board
-    from formicary.mlperf.board import _add_modelled_energy, _real_session
+    from formicary.mlperf.board import _add_modelled_energy
 
     kwargs = {"mode": "performance", "n": 20, "warmup": 0, "min_duration_s": 0.0, "limit": None,
               "progress": None, "power_source": ConstantHostPower().src}
     board = load_board("nucleo-l4r5zi")
-    out = _real_session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url, 115200,
-                        _one_input_data(tmp_path), kwargs, 5.0)
+    out = _session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url,
+                   _one_input_data(tmp_path), kwargs)
     _add_modelled_energy(out, board)  # a measured figure is never replaced by the model
     e = out["performance"]["energy"]
     assert e["method"] == "measured" and e["source"] == "constant-10mW" and e["inferences"] == 20
     # without a monitor: the board model x the DUT's µs at the board clock, as cycles
-    out = _real_session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url, 115200,
-                        _one_input_data(tmp_path / "b"), {**kwargs, "power_source": None}, 5.0)
+    out = _session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url,
+                   _one_input_data(tmp_path / "b"), {**kwargs, "power_source": None})
     _add_modelled_energy(out, board)
     e, p = out["performance"]["energy"], board.power
     assert e["method"] == "modelled"

@@ -20,14 +20,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 _COMMAND_MODULES = ["demo", "compile", "inspect", "codegen", "verify", "boards", "build", "flash", "bench",
                     "runs", "report", "fleet", "mlperf"]
 
+# Every command module must import: a broken one fails the whole CLI loudly instead of vanishing from --help.
 for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"formicary.cli.{_name}_cmd")
-    except ModuleNotFoundError as exc:  # a command not built yet must not break the others
-        if exc.name != f"formicary.cli.{_name}_cmd":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"formicary.cli.{_name}_cmd").register(app)
 
 
 def main() -> None:

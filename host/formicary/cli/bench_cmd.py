@@ -62,10 +62,10 @@ def render(console, r: dict) -> None:
     console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
                   f"{r['settings']['warmup']} warm-up)")
     if r["layers"]:
-        from rich.table import Table
+        from formicary.cli._output import new_table
 
         total = sum(layer["median"] or 0 for layer in r["layers"]) or 1
-        table = Table(title=f"per layer: median {r['latency']['unit']}")
+        table = new_table(title=f"per layer: median {r['latency']['unit']}")
         for col in ("#", "op", "MACs", r["latency"]["unit"], "share"):
             table.add_column(col, justify="left" if col == "op" else "right")
         for layer in r["layers"]:

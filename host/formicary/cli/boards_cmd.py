@@ -21,9 +21,9 @@ def _power_cell(power: dict[str, Any] | None) -> str:
 
 
 def _human(console, result: dict[str, Any]) -> None:
-    from rich.table import Table
+    from formicary.cli._output import new_table
 
-    table = Table(title="formicary boards",
+    table = new_table(title="formicary boards",
                   caption="power: datasheet typical active current at the board clock (modelled energy); "
                           "† = a representative silicon's figure, see `basis` in --json; "
                           "(unchecked) = not yet compared with the cited datasheet table")

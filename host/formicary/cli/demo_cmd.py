@@ -32,11 +32,11 @@ def _human(console, r: dict) -> None:
     render_report(console, r)
     if not r["benches"]:
         return
-    from rich.table import Table
+    from formicary.cli._output import new_table
 
     first = r["benches"][0]
     unit = first["latency"]["unit"]
-    table = Table(title=f"on {first['board']} ({first['inputs']} validation digits each)")
+    table = new_table(title=f"on {first['board']} ({first['inputs']} validation digits each)")
     short = {"instructions": "instr"}.get(unit, unit)
     for col in ("variant", "model B", "flash B", "RAM B", f"median {short}", "≈ ms*", "vs TFLM", "acc.", "µJ*"):
         table.add_column(col, justify="left" if col in ("variant", "vs TFLM") else "right")

@@ -48,13 +48,13 @@ def register(app: typer.Typer) -> None:
 
 
 def render(console, r: dict) -> None:
-    from rich.table import Table
+    from formicary.cli._output import new_table
 
     units = {"instructions": "instr", "cycles": "cycles"}
     # one table per model, one row per device: fits a terminal whatever the number of models
     for model in r["models"]:
         rows = [res for res in r["results"] if res["model"] == model]
-        table = Table(title=f"{Path(model).name} on {len(rows)} device(s)", title_justify="left")
+        table = new_table(title=f"{Path(model).name} on {len(rows)} device(s)", title_justify="left")
         for col in ("device", "board", "median latency", "bit-exact", "accuracy", "status", "run"):
             table.add_column(col, justify="left" if col in ("device", "board", "status") else "right",
                              no_wrap=col == "median latency")

@@ -26,9 +26,9 @@ def _shape(t: dict) -> str:
 
 
 def _human(console, r: dict[str, Any]) -> None:
-    from rich.table import Table
+    from formicary.cli._output import new_table
 
-    table = Table(title=f"{r['model_path']}: {len(r['layers'])} operators", pad_edge=False, box=None)
+    table = new_table(title=f"{r['model_path']}: {len(r['layers'])} operators", pad_edge=False, box=None)
     for col, just in (("#", "right"), ("op", "left"), ("output", "left"), ("weights", "left"), ("params", "right"),
                       ("MACs", "right"), ("other", "right"), ("zero", "right"), ("TFLM/rt", "left")):
         table.add_column(col, justify=just, no_wrap=True)
@@ -49,7 +49,7 @@ def _human(console, r: dict[str, Any]) -> None:
                   "pool/softmax/element-wise ops; zero w = fraction of weights exactly 0; TFLM/rt = op registered "
                   "by TFLM / lowered by formicary-rt; full tensors and per-channel scales: --json", style="dim")
 
-    qt = Table(title="quantization (real = scale × (q − zero_point))", pad_edge=False, box=None)
+    qt = new_table(title="quantization (real = scale × (q − zero_point))", pad_edge=False, box=None)
     for col in ("#", "op", "input", "weights", "output"):
         qt.add_column(col, no_wrap=col == "op")
     for layer in r["layers"]:

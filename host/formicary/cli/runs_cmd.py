@@ -25,9 +25,9 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 
 def _list_human(console, result: dict[str, Any]) -> None:
-    from rich.table import Table
+    from formicary.cli._output import new_table
 
-    table = Table(title=f"runs in {result['store']}")
+    table = new_table(title=f"runs in {result['store']}")
     for col in ("id", "started", "board", "model", "variant", "status", "n", "median latency", "accuracy",
                 "energy", "flash"):
         table.add_column(col)
@@ -78,10 +78,10 @@ def _show_human(console, run: dict[str, Any]) -> None:
 
 
 def _compare_human(console, result: dict[str, Any]) -> None:
-    from rich.table import Table
+    from formicary.cli._output import new_table
 
     a, b = result["a"], result["b"]
-    table = Table(title=f"A = run {a['id']} ({a['model']} {a['variant'] or ''} @{a['board']})   "
+    table = new_table(title=f"A = run {a['id']} ({a['model']} {a['variant'] or ''} @{a['board']})   "
                         f"B = run {b['id']} ({b['model']} {b['variant'] or ''} @{b['board']})")
     for col in ("metric", "A", "B", "B − A", "relative", "unit", "method"):
         table.add_column(col)

@@ -276,7 +276,7 @@ class DutFactory:
         # a real board is flashed when it runs another model (unless --formicary-no-flash); a virtual board with
         # --port is a QEMU from `formicary flash` and is only attached to
         link = bring_up(board, fw, port=port, flash_on_mismatch=not self.no_flash)
-        return Dut(board, model, tflite, fw.model_hash, link, read_build_info(fw.project_dir))
+        return Dut(board, model, tflite, fw.model_hash, link.handle, read_build_info(fw.project_dir))
 
     def close(self) -> None:
         errors = []

@@ -50,6 +50,21 @@ def _add_modelled_energy(result: dict[str, Any], board: Board) -> None:
     perf["energy"] = modelled_energy(board.power, board.clock_hz, [ticks], board.name, timing_unit=unit)
 
 
+def mlperf_session(board: Board, fw: Any, data_dir: Path, *, port: str | None = None, baud: int | None = None,
+                   line_timeout_s: float | None = None, **modes: Any) -> dict[str, Any]:
+    """Bring BOARD up with the MLPerf firmware FW (QEMU, or the port; a real board running another model is
+    flashed) and run the MLPerf modes (`run_modes` keyword arguments) over the DUT link."""
+    from formicary.target.bringup import LinkOptions, bring_up
+
+    with bring_up(board, fw, port=port, baud=baud, kind="mlperf", options=LinkOptions(line_timeout=line_timeout_s)) \
+            as link:
+        try:
+            return {"port": link.url, "baud": link.baud, **run_modes(link.handle, data_dir, **modes)}
+        except FormicaryError:
+            link.check_health()  # a dead QEMU is the better explanation of a silent DUT
+            raise
+
+
 def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | Path, *, port: str | None = None,
                         baud: int | None = None, mode: str = "both", n: int | None = None, warmup: int = 1,
                         min_duration_s: float = 10.0, limit: int | None = None, rebuild: bool = False,
@@ -59,7 +74,7 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
 
     Performance mode gets `energy`: measured with `power_source` (a host monitor, serial-marker windows), else
     modelled from the board's power model x the DUT's time, labelled so."""
-    from formicary.target.bringup import LinkOptions, bring_up, target_for
+    from formicary.target.bringup import target_for
     from formicary.target.firmware import prepare_firmware
 
     b = load_board(board) if isinstance(board, str) else board
@@ -72,12 +87,7 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
     fw = prepare_firmware(target, b, rebuild=rebuild, firmware_mode="mlperf", command="formicary mlperf")
     kwargs = {"mode": mode, "n": n, "warmup": warmup, "min_duration_s": min_duration_s, "limit": limit,
               "progress": progress, "power_source": power_source}
-    with bring_up(b, fw, port=port, baud=baud, kind="mlperf", options=LinkOptions(line_timeout=line_timeout_s)) as link:
-        try:
-            result = {"port": link.url, "baud": link.baud, **run_modes(link.handle, data_dir, **kwargs)}
-        except FormicaryError:
-            link.check_health()
-            raise
+    result = mlperf_session(b, fw, data_dir, port=port, baud=baud, line_timeout_s=line_timeout_s, **kwargs)
     if b.virtual:
         _annotate_virtual_time(result, b)
     _add_modelled_energy(result, b)
