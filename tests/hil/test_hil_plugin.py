@@ -166,3 +166,29 @@ def test_a_dead_board_fails_clearly_and_the_next_test_gets_a_fresh_one(hil_tools
     fresh = dut_factory("qemu-m4", kws_model_path)
     assert fresh is not dut and fresh.connection.qemu.alive()
     assert np.array_equal(fresh.check(x).output, good)
+
+
+def test_port_and_baud_reach_the_bring_up(tmp_path, monkeypatch):
+    """--port and --formicary-baud are handed to the target layer (the baud used to be dropped)."""
+    from formicary.hil import plugin
+    from formicary.target.firmware import Firmware
+
+    seen = {}
+
+    class _Link:
+        handle = object()
+
+    def fake_bring_up(board, fw, *, port, baud, flash_on_mismatch):
+        seen.update(board=board.name, port=port, baud=baud, flash=flash_on_mismatch)
+        return _Link()
+
+    fw = Firmware(project_dir=tmp_path, elf=tmp_path / "p.elf", tflite=tmp_path / "m.tflite", model_hash="h",
+                  flash_bytes=0, ram_bytes=0, arena_bytes=0, built=False)
+    (tmp_path / "formicary-build.json").write_text("{}")
+    monkeypatch.setattr("formicary.target.bringup.bring_up", fake_bring_up)
+    factory = plugin.DutFactory(tmp_path, default_port="/dev/ttyACM0", default_board="nucleo-l4r5zi",
+                                default_baud=921600, no_flash=True)
+    from formicary.boards import load_board
+
+    factory._connect(load_board("nucleo-l4r5zi"), tmp_path / "m.tflite", fw, fw.tflite, "/dev/ttyACM0")
+    assert seen == {"board": "nucleo-l4r5zi", "port": "/dev/ttyACM0", "baud": 921600, "flash": False}

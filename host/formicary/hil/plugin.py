@@ -31,6 +31,7 @@ _SETTINGS = {
     "port": ("formicary_port", "FORMICARY_PORT"),
     "model": ("formicary_model", "FORMICARY_MODEL"),
     "build_dir": ("formicary_build_dir", "FORMICARY_BUILD_DIR"),
+    "baud": ("formicary_baud", "FORMICARY_BAUD"),
 }
 HIL_FIXTURES = ("dut", "dut_factory")
 # --------------------------------------------------------------------------------------------- options
@@ -47,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--formicary-build-dir", dest="formicary_build_dir", default=None,
                 help="where firmware is built, one folder per model sha256 and board (default: pytest's cache "
                      "folder); env FORMICARY_BUILD_DIR.")
+    g.addoption("--formicary-baud", dest="formicary_baud", default=None,
+                help="baud rate of --port (default: the board's UART baud rate from its definition); "
+                     "env FORMICARY_BAUD.")
     g.addoption("--formicary-no-flash", dest="formicary_no_flash", action="store_true", default=False,
                 help="real boards: do not upload, the board at --port already runs this model's firmware "
                      "(checked through the model hash).")
@@ -224,9 +228,11 @@ class DutFactory:
     """
 
     def __init__(self, build_dir: Path, *, default_port: str | None = None, default_board: str | None = None,
+                 default_baud: int | None = None,
                  no_flash: bool = False) -> None:
         self.build_dir = Path(build_dir)
         self.default_port = default_port
+        self.default_baud = default_baud
         self.default_board = default_board
         self.no_flash = no_flash
         self._duts: dict[tuple[str, str, str | None], Dut] = {}
@@ -275,7 +281,8 @@ class DutFactory:
                         "e.g. --port /dev/ttyACM0.", pytrace=False)
         # a real board is flashed when it runs another model (unless --formicary-no-flash); a virtual board with
         # --port is a QEMU from `formicary flash` and is only attached to
-        link = bring_up(board, fw, port=port, flash_on_mismatch=not self.no_flash)
+        baud = self.default_baud if port is not None and port == self.default_port else None
+        link = bring_up(board, fw, port=port, baud=baud, flash_on_mismatch=not self.no_flash)
         return Dut(board, model, tflite, fw.model_hash, link.handle, read_build_info(fw.project_dir))
 
     def close(self) -> None:
@@ -306,6 +313,7 @@ def dut_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """`dut_factory(board, model, port=None) -> Dut`: several boards or models in one session."""
     config = request.config
     factory = DutFactory(_default_build_dir(config, tmp_path_factory), default_port=_setting(config, "port"),
+                         default_baud=int(_setting(config, "baud") or 0) or None,
                          default_board=_setting(config, "board"),
                          no_flash=bool(config.getoption("formicary_no_flash", default=False)))
     yield factory
