@@ -640,7 +640,8 @@ static void dispatch(const fm_frame_t *f)
 
 /* ---- entry points -------------------------------------------------------------------------------- */
 
-void fm_app_op_event(int op_index, int phase)
+/* The model glue's op listener: runs inside the timed region, between ops. */
+static void on_op(int op_index, int phase)
 {
     if (profiling) {
         uint32_t now = fm_timer_now();
@@ -670,6 +671,7 @@ void fm_app_init(void)
     layers_valid = 0;
     last_run_valid = 0;
     run_count = 0;
+    fm_glue_set_op_listener(on_op);
 #if defined(FM_POWER_INA)
     power_reset();
     power_sampling = 0;
