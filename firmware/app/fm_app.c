@@ -17,7 +17,6 @@
 #endif
 
 #define FM_APP_NAME "formicary"
-#define FM_RUN_STARTED 2u /* RUN_PROGRESS kind: 0 warm-up, 1 measured, 2 accepted */
 
 #ifndef FM_MAX_WARMUP
 #define FM_MAX_WARMUP 1000000u
@@ -48,8 +47,6 @@ static uint32_t op_start;
  * During the measured part of a RUN the app reads the sensor between inferences (and between layers with
  * RUN flag bit 1), never faster than FM_POWER_INTERVAL_US apart, into a fixed ring of FM_POWER_RECORDS: when
  * it is full the oldest record is overwritten and counted in power_dropped. READ_POWER pages them out. */
-#define FM_RUN_FLAG_PROFILE 1u
-#define FM_RUN_FLAG_POWER_LAYERS 2u
 #if defined(FM_POWER_INA)
 #define FM_RUN_FLAGS_KNOWN (FM_RUN_FLAG_PROFILE | FM_RUN_FLAG_POWER_LAYERS)
 #ifndef FM_POWER_RECORDS
@@ -378,7 +375,7 @@ static void cmd_run(const fm_frame_t *f)
         /* Accepted: say so at once, so the host can tell a lost RUN from a long inference. */
         uint8_t buf[10];
         writer_t w = {buf, 0, sizeof buf, 0};
-        w_u8(&w, FM_RUN_STARTED);
+        w_u8(&w, FM_PROGRESS_ACCEPTED);
         w_u32(&w, total);
         w_u32(&w, 0);
         send(FM_MSG_RUN_PROGRESS, f->seq, buf, w.n);
@@ -546,8 +543,6 @@ static void cmd_read_layers(const fm_frame_t *f)
  * Answer: kind u8, first u32, count u16, total u32, dropped u32, errors u32, chip u16, current_lsb_pa u32,
  * then per item: kind 0 -> ticks u32, bus u16, shunt i16, current i16, power u16; kind 1 -> ticks u32.
  */
-#define FM_POWER_HDR 25u
-#define FM_POWER_REC_BYTES 12u
 static void cmd_read_power(const fm_frame_t *f)
 {
     if (f->len != 7) {
@@ -581,7 +576,7 @@ static void cmd_read_power(const fm_frame_t *f)
         return;
     }
     uint32_t item = kind == 0u ? FM_POWER_REC_BYTES : 4u;
-    uint32_t fit = (uint32_t)((sizeof resp - FM_POWER_HDR) / item);
+    uint32_t fit = (uint32_t)((sizeof resp - FM_POWER_HDR_BYTES) / item);
     if (count > fit) {
         count = fit;
     }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fm_protocol_ids.h" /* FM_TIMER_KIND_* */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,12 +57,10 @@ void fm_port_sync_init(void);
 void fm_port_sync(int level);
 
 /* ---- common to all Cortex-M cores (port/cortexm) ---- */
-#define FM_TIMER_KIND_SYSTICK 1u /* SysTick at the core clock; on QEMU with -icount shift=0: 1 ns per instr. */
-#define FM_TIMER_KIND_DWT 2u     /* DWT CYCCNT: core clock cycles */
 void fm_timer_init(void);
 uint32_t fm_timer_now(void);    /* free-running 32-bit tick count, wraps */
 void fm_timer_sync(void);       /* spin until the next tick edge so measurements start in phase */
-uint32_t fm_timer_kind(void);
+uint32_t fm_timer_kind(void);  /* FM_TIMER_KIND_SYSTICK or FM_TIMER_KIND_DWT */
 uint32_t fm_timer_hz(void);
 void fm_system_reset(void);
 
