@@ -1,10 +1,12 @@
 /*
- * The porting layer: what a board family has to provide (firmware/port/<family>/), at most five functions.
- * Timing, reset and the fault handler are common to every Cortex-M core (firmware/port/cortexm/).
+ * The porting layer. A board family lives in firmware/port/<family>/ and is chosen by one preprocessor symbol
+ * from the board definition (FM_PORT_<FAMILY>, e.g. FM_PORT_CMSDK); FM_UART_BASE, FM_UART_BAUD and FM_CLOCK_HZ
+ * come from boards/<board>.toml too. FM_VIRTUAL marks a QEMU board (no clock tree to set up, SysTick under
+ * -icount). Timing, reset and the fault handler are common to every Cortex-M core (firmware/port/cortexm/).
  *
- * The family is chosen by one preprocessor symbol from the board definition (FM_PORT_CMSDK,
- * FM_PORT_STM32F4, FM_PORT_STM32L4, FM_PORT_NRF52); FM_UART_BASE, FM_UART_BAUD and FM_CLOCK_HZ come from
- * boards/<board>.toml too. FM_VIRTUAL marks a QEMU board (no clock tree to set up, SysTick under -icount).
+ * Required from a family: fm_port_init, fm_port_uart_getc, fm_port_uart_write, fm_port_uart_flush.
+ * Optional: everything marked "weak default" below; fm_port_defaults.c holds those defaults, and a family
+ * overrides one by defining the function.
  */
 #ifndef FM_PORT_H
 #define FM_PORT_H
@@ -34,12 +36,14 @@ typedef struct {
     int16_t raw_current;
     uint16_t raw_power;
 } fm_power_sample_t;
-int fm_port_power_sample(fm_power_sample_t *out);       /* 0, or FM_POWER_NOT_AVAILABLE / a negative error */
+/* 0, or FM_POWER_NOT_AVAILABLE (the weak default) / a negative error */
+int fm_port_power_sample(fm_power_sample_t *out);
 
 /*
- * Power sensor builds only (-DFM_POWER_INA=219|226, see docs/power.md): port/power/fm_power_ina.c implements
- * the three functions below on top of firmware/sensors and the family's I2C master (fm_port_i2c_bus()).
- * Builds without FM_POWER_INA never reference them.
+ * Power sensor builds (-DFM_POWER_INA=219|226, see docs/power.md): port/power/fm_power_ina.c implements the
+ * three power functions below on top of firmware/sensors and the family's I2C master (fm_port_i2c_bus()).
+ * Weak defaults: no sensor (present 0, chip 0), and no I2C bus (0), which a power build reports as an absent
+ * sensor.
  */
 typedef struct {
     uint16_t chip;           /* 219 or 226 */
@@ -52,7 +56,8 @@ void fm_port_power_info(fm_power_info_t *info);
 struct fm_i2c_s;
 const struct fm_i2c_s *fm_port_i2c_bus(void);   /* the family's I2C master (initialised on first call) */
 
-/* Energy-monitor sync line, -DFM_SYNC_PIN builds only (port/sync/fm_sync_gpio.c): high during a RUN. */
+/* Energy-monitor sync line: high during a RUN. Families drive a pin in -DFM_SYNC_PIN builds
+   (port/<family>/fm_sync_<family>.c); weak default: no-op. */
 void fm_port_sync_init(void);
 void fm_port_sync(int level);
 

@@ -42,10 +42,4 @@ void fm_port_uart_flush(void)
     while (UART_STATE & STATE_TX_FULL) {
     }
 }
-
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE; /* an FPGA board (or QEMU): no power monitor wired up */
-}
 #endif

@@ -90,10 +90,4 @@ void fm_port_uart_write(const uint8_t *data, size_t n)
 }
 
 void fm_port_uart_flush(void) {}
-
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE;
-}
 #endif

@@ -139,7 +139,6 @@ void fm_port_uart_flush(void)
     }
 }
 
-#if defined(FM_POWER_INA)
 uint32_t fm_port_stm32f4_pclk1_hz(void); /* for the I2C master (fm_i2c_stm32f4.c) */
 uint32_t fm_port_stm32f4_pclk1_hz(void)
 {
@@ -149,11 +148,4 @@ uint32_t fm_port_stm32f4_pclk1_hz(void)
     return apb1_hz;
 #endif
 }
-#else
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE; /* -DFM_POWER_INA=219|226: port/power/fm_power_ina.c over I2C1 */
-}
-#endif
 #endif

@@ -137,12 +137,4 @@ void fm_port_uart_flush(void)
     for (uint32_t i = 0; i < 2000000u && !(U_ISR & ISR_TC); i++) {
     }
 }
-
-#if !defined(FM_POWER_INA)
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE; /* -DFM_POWER_INA=219|226: port/power/fm_power_ina.c over I2C1 */
-}
-#endif
 #endif
