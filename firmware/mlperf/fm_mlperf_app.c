@@ -112,7 +112,11 @@ void fm_mlperf_app_main(void) {
 #endif
     for (;;) {
         uint8_t b;
-        if (fm_port_uart_getc(&b)) fm_mlperf_feed(&parser, &b, 1);
+        if (fm_port_uart_getc(&b)) {
+            fm_mlperf_feed(&parser, &b, 1);
+        } else {
+            fm_port_uart_wait();
+        }
     }
 }
 

@@ -25,6 +25,10 @@ void fm_port_init(void);                                /* clocks, pins, UART at
 int fm_port_uart_getc(uint8_t *byte);                   /* non-blocking: 1 and *byte when a byte waits */
 void fm_port_uart_write(const uint8_t *data, size_t n); /* blocking */
 void fm_port_uart_flush(void);                          /* wait until the last byte has left the pin */
+/* Weak default: returns at once (the caller then polls). Families sleep (WFI) until a byte may have arrived
+   or another interrupt fired; it may return early, and never leaves a UART interrupt enabled behind it, so
+   nothing but the timer interrupts a measurement. */
+void fm_port_uart_wait(void);
 
 #define FM_POWER_NOT_AVAILABLE (-1)
 typedef struct {

@@ -6,6 +6,8 @@
 
 #define FM_WEAK __attribute__((weak))
 
+FM_WEAK void fm_port_uart_wait(void) {}
+
 FM_WEAK int fm_port_power_sample(fm_power_sample_t *out)
 {
     (void)out;
