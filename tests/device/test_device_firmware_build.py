@@ -73,3 +73,23 @@ def test_optimize_levels_reach_the_compiler(tmp_path):
     assert "build_flags = -O2 " in speed and "-O2" not in size  # size: the platform's -Os stays in force
     with pytest.raises(FormicaryError, match="unknown optimisation"):
         generate_project("qemu-m4", fake_model, tmp_path / "x", optimize="fast")
+
+
+@pytest.mark.parametrize("optimize,level", [("speed", "-O2"), ("size", "-Os")])
+def test_exactly_one_optimisation_level_reaches_the_compiler(tmp_path, optimize, level):
+    """build.py's OPTIMIZE_FLAGS decide; the dev-platform adds its default only when a project names none."""
+    import re
+    from pathlib import Path
+
+    from formicary.build import generate_project
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    fake_model = Path(__file__).resolve().parent / "fixtures" / "fake_model"
+    project = generate_project("qemu-m4", fake_model, tmp_path / optimize, optimize=optimize)
+    proc = run_pio(["run", "-v", "-e", "qemu-m4"], cwd=project)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-2000:]
+    gcc = [ln for ln in log.splitlines() if "arm-none-eabi-gcc" in ln and (" -c " in ln or ".elf" in ln)]
+    assert len(gcc) > 10  # every firmware source and the link
+    assert {tuple(re.findall(r"(?<!\S)-O\w*", ln)) for ln in gcc} == {(level,)}
