@@ -19,6 +19,8 @@ int main(void)
         uint8_t b;
         if (fm_port_uart_getc(&b)) {
             fm_app_rx_byte(b);
+        } else {
+            fm_port_uart_wait(); /* sleep until the next byte (or any interrupt) instead of spinning */
         }
     }
 }

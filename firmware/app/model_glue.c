@@ -5,7 +5,7 @@
  *   const fm_op_info_t fm_op_info[]                            (fm_runtime.h: name, op_type, macs)
  *   void *fm_input_data(int i), *fm_output_data(int i); size_t fm_input_bytes(int i), fm_output_bytes(int i)
  *   int fm_invoke(void)   (FM_OK == 0)
- *   void fm_op_hook(int op_index, int phase)   implemented here; phase 0 before an op, 1 after it
+ *   void fm_op_hook(int op_index, int phase)   implemented here (forwards to the registered listener)
  */
 #include "model_glue.h"
 
@@ -121,4 +121,14 @@ int fm_glue_op(int i, const char **name, const char **op_type, uint32_t *macs)
     return 0;
 }
 
-void fm_op_hook(int op_index, int phase) { fm_app_op_event(op_index, phase); }
+static fm_glue_op_listener_t op_listener;
+
+void fm_glue_set_op_listener(fm_glue_op_listener_t listener) { op_listener = listener; }
+
+void fm_op_hook(int op_index, int phase)
+{
+    fm_glue_op_listener_t fn = op_listener;
+    if (fn) {
+        fn(op_index, phase);
+    }
+}

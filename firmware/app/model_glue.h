@@ -35,7 +35,9 @@ uint32_t *fm_glue_op_ticks(void); /* FM_NUM_OPS slots for per-op timings */
 const char *fm_glue_model_hash(void);
 const char *fm_glue_runtime_version(void);
 
-/* Implemented by the app (fm_app.c); model_glue.c forwards the model's fm_op_hook to it. */
-void fm_app_op_event(int op_index, int phase);
+/* The model's fm_op_hook(op, phase) goes to this listener (phase 0 before op, 1 after it); none by default.
+   Called inside the timed region: keep it short. */
+typedef void (*fm_glue_op_listener_t)(int op_index, int phase);
+void fm_glue_set_op_listener(fm_glue_op_listener_t listener); /* 0 removes it */
 
 #endif

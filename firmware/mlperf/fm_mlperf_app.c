@@ -16,7 +16,7 @@
 #endif
 
 /* Energy mode: the EnergyRunner's timestamp line. With -DFM_SYNC_PIN it is the sync pin (Arduino D7,
- * port/sync/fm_sync_gpio.c): idle high, and a low pulse marks each timestamp (the EnergyRunner triggers on the
+ * port/<family>/fm_sync_<family>.c): idle high, and a low pulse marks each timestamp (the EnergyRunner triggers on the
  * falling edge). Without a pin the timestamp is a no-op and energy mode cannot be measured. */
 #if defined(FM_SYNC_PIN)
 static void timestamp_line_init(void)
@@ -112,7 +112,11 @@ void fm_mlperf_app_main(void) {
 #endif
     for (;;) {
         uint8_t b;
-        if (fm_port_uart_getc(&b)) fm_mlperf_feed(&parser, &b, 1);
+        if (fm_port_uart_getc(&b)) {
+            fm_mlperf_feed(&parser, &b, 1);
+        } else {
+            fm_port_uart_wait();
+        }
     }
 }
 

@@ -14,14 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fm_protocol_ids.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define FM_PROTO_VERSION 2u /* 2: HELLO capabilities byte, READ_POWER */
-#define FM_HDR_BYTES 8u
-#define FM_CRC_BYTES 4u
-#define FM_MAX_PAYLOAD 512u
+/* FM_PROTO_VERSION, FM_HDR_BYTES, FM_CRC_BYTES, FM_MAX_PAYLOAD: fm_protocol_ids.h */
 #define FM_MAX_RAW (FM_HDR_BYTES + FM_MAX_PAYLOAD + FM_CRC_BYTES)
 /* COBS adds one code byte per started block of 254 data bytes. */
 #define FM_MAX_ENCODED (FM_MAX_RAW + FM_MAX_RAW / 254u + 1u)
@@ -30,13 +29,13 @@ extern "C" {
 typedef enum {
     FM_RX_NONE = 0,        /* frame not complete yet (or an empty frame, which is ignored) */
     FM_RX_FRAME = 1,       /* a valid frame is in *out */
-    FM_RX_ERR_FIRST = 16,
-    FM_RX_ERR_OVERSIZE = 16, /* more than FM_MAX_ENCODED bytes before a delimiter */
-    FM_RX_ERR_COBS = 17,     /* invalid COBS code sequence */
-    FM_RX_ERR_SHORT = 18,    /* fewer bytes than header + CRC */
-    FM_RX_ERR_CRC = 19,      /* CRC mismatch */
-    FM_RX_ERR_LENGTH = 20,   /* header length field disagrees with the frame size */
-    FM_RX_ERR_VERSION = 21   /* CRC fine but another protocol version; out->seq/type are valid */
+    FM_RX_ERR_FIRST = FM_E_OVERSIZE,
+    FM_RX_ERR_OVERSIZE = FM_E_OVERSIZE, /* more than FM_MAX_ENCODED bytes before a delimiter */
+    FM_RX_ERR_COBS = FM_E_COBS,         /* invalid COBS code sequence */
+    FM_RX_ERR_SHORT = FM_E_SHORT,       /* fewer bytes than header + CRC */
+    FM_RX_ERR_CRC = FM_E_CRC,           /* CRC mismatch */
+    FM_RX_ERR_LENGTH = FM_E_LENGTH,     /* header length field disagrees with the frame size */
+    FM_RX_ERR_VERSION = FM_E_VERSION    /* CRC fine but another protocol version; out->seq/type are valid */
 } fm_rx_status_t;
 
 typedef struct {

@@ -15,8 +15,15 @@ POWER_TESTS = ROOT / "tests" / "power"
 
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 WARN = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
-INCLUDES = [f"-I{FW / 'app'}", f"-I{FW / 'protocol'}", f"-I{FW / 'port'}", f"-I{FW / 'runtime' / 'include'}",
-            f"-I{FAKE}", f"-I{FUZZ}"]
+INCLUDES = [f"-I{FW / 'app'}", f"-I{FW / 'protocol'}", f"-I{FW / 'port'}", f"-I{SENSORS}",
+            f"-I{FW / 'runtime' / 'include'}", f"-I{FAKE}", f"-I{FUZZ}"]
+
+
+def firmware_sources() -> list[str]:
+    """The firmware C a host build links: the app (without the Cortex-M main), the frame codec and the port's
+    weak defaults; tests/fuzz/host_port.c stands in for the board."""
+    app = sorted(str(p) for p in (FW / "app").glob("*.c") if p.name != "main.c")
+    return [*app, str(FW / "protocol" / "fm_frame.c"), str(FW / "port" / "fm_port_defaults.c")]
 
 
 def compiler() -> str | None:
@@ -28,29 +35,22 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
     """The app + protocol + fake model as a stdin/stdout process.
 
     power_ina=219|226 builds it as firmware with -DFM_POWER_INA: the real power glue
-    (firmware/port/power/fm_power_ina.c, which compiles in firmware/sensors/fm_ina.c) over the simulated INA
-    register file (tests/power/ina_sim.c) as its I2C bus (host_power_port.c). tests/fuzz/host_port.c's
-    "no sensor" fm_port_power_sample is renamed out of the way for that build.
+    (firmware/port/power/fm_power_ina.c) and INA driver (firmware/sensors/fm_ina.c) over the simulated INA
+    register file (tests/power/ina_sim.c) as its I2C bus (host_power_port.c); they replace the port's weak
+    "no sensor" defaults.
     """
     power: list[str] = []
-    port_flags: list[str] = []
     if power_ina is not None:
-        power = [f"-DFM_POWER_INA={power_ina}", "-DFM_POWER_HOST_SIM=1", f"-I{SENSORS}", f"-I{POWER_TESTS}",
-                 str(FW / "port" / "power" / "fm_power_ina.c"), str(HERE / "host_power_port.c"),
-                 str(POWER_TESTS / "ina_sim.c")]
-        port_flags = ["-Dfm_port_power_sample=host_port_no_power_sample"]
+        power = [f"-DFM_POWER_INA={power_ina}", f"-I{POWER_TESTS}",
+                 str(FW / "port" / "power" / "fm_power_ina.c"), str(SENSORS / "fm_ina.c"),
+                 str(HERE / "host_power_port.c"), str(POWER_TESTS / "ina_sim.c")]
     cc = compiler()
     common = [cc, "-g", "-O1", *WARN, *SAN, '-DFM_BOARD_NAME="host"', "-DFM_CLOCK_HZ=25000000u",
               "-DFM_VIRTUAL=1",
               "-DFM_FAKE_STAGED=1",  # the firmware's input staging path; QEMU tests cover the direct one
               *extra_flags, *INCLUDES]
-    # host_port.c on its own (it is compiled with different flags when the power glue replaces its stub)
-    port_obj = out.with_name(out.name + "-host_port.o")
-    subprocess.run([*common, *port_flags, "-c", str(FUZZ / "host_port.c"), "-o", str(port_obj)],
-                   check=True, capture_output=True, text=True)
-    cmd = [*common, str(HERE / "host_device.c"), str(port_obj), str(FW / "app" / "fm_app.c"),
-           str(FW / "app" / "model_glue.c"), str(FW / "protocol" / "fm_frame.c"), str(FAKE / "fm_model.c"),
-           *power, *extra_sources, "-lm", "-o", str(out)]
+    cmd = [*common, str(HERE / "host_device.c"), str(FUZZ / "host_port.c"), *firmware_sources(),
+           str(FAKE / "fm_model.c"), *power, *extra_sources, "-lm", "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"host device build failed:\n{' '.join(cmd)}\n{proc.stderr}")

@@ -23,15 +23,19 @@ def test_fake_model_firmware_builds(fake_firmware, board):
     assert "test_framework = custom" in ini and "symlink://" in ini and "@symlink:///usr" not in ini
 
 
-@pytest.mark.parametrize("mode", ["bench", "mlperf-energy"])
-def test_build_is_warning_free(fake_firmware, mode):
+# every board's bench firmware; mlperf-energy adds the MLPerf DUT mode and the sync pin on the board with the most
+# port code (the INA and sync-pin builds of the real boards are -Werror in test_device_power/test_device_sync_pin)
+WARNING_FREE = [(b, "bench") for b in BUILDABLE] + [("nucleo-l4r5zi", "mlperf-energy")]
+
+
+@pytest.mark.parametrize("board,mode", WARNING_FREE)
+def test_build_is_warning_free(fake_firmware, board, mode):
     from formicary.build import firmware_mode_flags
 
-    # the board with the most port code compiled in; mlperf-energy adds the MLPerf DUT mode and the sync pin
-    fw = fake_firmware("nucleo-l4r5zi", tuple(firmware_mode_flags(mode)))
-    proc = run_pio(["run", "-e", "nucleo-l4r5zi", "-t", "clean"], cwd=fw.project_dir)
+    fw = fake_firmware(board, tuple(firmware_mode_flags(mode)))
+    proc = run_pio(["run", "-e", board, "-t", "clean"], cwd=fw.project_dir)
     assert proc.returncode == 0
-    proc = run_pio(["run", "-e", "nucleo-l4r5zi"], cwd=fw.project_dir)
+    proc = run_pio(["run", "-e", board], cwd=fw.project_dir)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-2000:]
     assert "warning:" not in log, [ln for ln in log.splitlines() if "warning:" in ln]
@@ -73,3 +77,23 @@ def test_optimize_levels_reach_the_compiler(tmp_path):
     assert "build_flags = -O2 " in speed and "-O2" not in size  # size: the platform's -Os stays in force
     with pytest.raises(FormicaryError, match="unknown optimisation"):
         generate_project("qemu-m4", fake_model, tmp_path / "x", optimize="fast")
+
+
+@pytest.mark.parametrize("optimize,level", [("speed", "-O2"), ("size", "-Os")])
+def test_exactly_one_optimisation_level_reaches_the_compiler(tmp_path, optimize, level):
+    """build.py's OPTIMIZE_FLAGS decide; the dev-platform adds its default only when a project names none."""
+    import re
+    from pathlib import Path
+
+    from formicary.build import generate_project
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    fake_model = Path(__file__).resolve().parent / "fixtures" / "fake_model"
+    project = generate_project("qemu-m4", fake_model, tmp_path / optimize, optimize=optimize)
+    proc = run_pio(["run", "-v", "-e", "qemu-m4"], cwd=project)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-2000:]
+    gcc = [ln for ln in log.splitlines() if "arm-none-eabi-gcc" in ln and (" -c " in ln or ".elf" in ln)]
+    assert len(gcc) > 10  # every firmware source and the link
+    assert {tuple(re.findall(r"(?<!\S)-O\w*", ln)) for ln in gcc} == {(level,)}

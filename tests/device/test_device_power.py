@@ -264,7 +264,7 @@ def test_power_firmware_builds_warning_free(fake_firmware, board, chip):
     import subprocess
     syms = subprocess.run(["arm-none-eabi-nm", str(fw.elf)], capture_output=True, text=True, check=True).stdout
     for name in ("fm_port_i2c_bus", "fm_ina_read_sample", "fm_port_power_init"):
-        assert f" {name}\n" in syms, name
+        assert f" T {name}\n" in syms, name  # strong: the family's I2C master, not the port's weak default
     plain_syms = subprocess.run(["arm-none-eabi-nm", str(plain.elf)], capture_output=True, text=True,
                                 check=True).stdout
     assert "fm_port_i2c_bus" not in plain_syms and "fm_ina_" not in plain_syms  # default build unchanged

@@ -44,4 +44,5 @@ def test_sync_pin_builds_for_real_boards(fake_firmware, board):
         pytest.skip("arm-none-eabi-gcc not installed")
     fw = fake_firmware(board, ("-DFM_SYNC_PIN", "-Werror"))
     out = os.popen(f"arm-none-eabi-nm {fw.elf}").read()
-    assert "fm_port_sync" in out
+    # the family's pin driver, not the port's weak no-op default ("W")
+    assert " T fm_port_sync\n" in out and " T fm_port_sync_init\n" in out

@@ -1,5 +1,5 @@
 /*
- * Host stand-in for firmware/port: lets the firmware's protocol handler (fm_app.c + fm_frame.c) run as a
+ * Host stand-in for firmware/port: lets the firmware's protocol handler (firmware/app + fm_frame.c) run as a
  * normal process for unit tests (tests/device/host_device.c) and fuzzing (fuzz_app.c), with sanitizers.
  * The "timer" advances by a fixed step per reading so timings are deterministic.
  */
@@ -33,11 +33,7 @@ void fm_port_uart_write(const uint8_t *data, size_t n)
     }
 }
 void fm_port_uart_flush(void) {}
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE;
-}
+/* the optional parts (power sensor, sync pin, UART wait) are firmware/port/fm_port_defaults.c's */
 
 void fm_timer_init(void) { now_ticks = 0; }
 uint32_t fm_timer_now(void) { return now_ticks += 1000u; }

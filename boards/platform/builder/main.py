@@ -1,6 +1,8 @@
 # SCons build script of formicary's dev-platform: arm-none-eabi-* from PATH, newlib-nano, a linker script
 # generated from the board's memory map, and our C startup code. Nothing is fetched from a registry.
 import os
+import re
+import shlex
 import shutil
 import sys
 
@@ -40,7 +42,21 @@ env.Replace(
     PROGSUFFIX=".elf",
 )
 
-common = cpu_flags + ["-Os", "-g3", "-ffunction-sections", "-fdata-sections", "-fno-common"]
+# The optimisation level is the project's: host/formicary/build.py puts it in build_flags (OPTIMIZE_FLAGS).
+# Only a project that names none gets DEFAULT_OPTIMIZE, so exactly one -O reaches the compiler.
+DEFAULT_OPTIMIZE = "-Os"
+
+
+def _project_optimize():
+    raw = env.GetProjectOption("build_flags", [])
+    tokens = [t for line in ([raw] if isinstance(raw, str) else raw) for t in shlex.split(str(line))]
+    levels = [t for t in tokens if re.fullmatch(r"-O(?:[0-3sgz]|fast)?", t)]
+    return levels[-1] if levels else None
+
+
+project_optimize = _project_optimize()
+common = cpu_flags + ([] if project_optimize else [DEFAULT_OPTIMIZE]) + [
+    "-g3", "-ffunction-sections", "-fdata-sections", "-fno-common"]
 env.Append(
     ASFLAGS=cpu_flags + ["-x", "assembler-with-cpp"],
     CCFLAGS=common + ["-Wall", "-Wextra"],
@@ -48,8 +64,8 @@ env.Append(
     CXXFLAGS=["-std=c++17", "-fno-exceptions", "-fno-rtti"],
     CPPDEFINES=[(k, v) for k, v in defines.items()]
     + [("FM_BOARD_NAME", env.StringifyMacro(env.subst("$BOARD")))],
-    LINKFLAGS=cpu_flags + ["-Os", "-Wl,--gc-sections", "--specs=nano.specs", "--specs=nosys.specs",
-                           "-Wl,-Map,${BUILD_DIR}/firmware.map", "-Wl,--print-memory-usage"],
+    LINKFLAGS=cpu_flags + [project_optimize or DEFAULT_OPTIMIZE, "-Wl,--gc-sections", "--specs=nano.specs",
+                           "--specs=nosys.specs", "-Wl,-Map,${BUILD_DIR}/firmware.map", "-Wl,--print-memory-usage"],
     LIBS=["c", "m", "gcc", "nosys"],
 )
 

@@ -1,6 +1,8 @@
 /*
- * Reset handler and vector table for formicary firmware on any Cortex-M core, in C. No IRQ is ever enabled
- * (the UART is polled), so the table holds the 16 system vectors plus a block of defaults for safety.
+ * Reset handler and vector table for formicary firmware on any Cortex-M core, in C: the 16 system vectors,
+ * then FM_EXTERNAL_IRQS external ones. External IRQ n calls FM_IRQ<n>_Handler, a weak alias of
+ * Default_Handler until a port defines it (firmware/port/cortexm/fm_cortexm.h: FM_IRQ_HANDLER). The ports
+ * use one: the UART receive interrupt that wakes an idle core from WFI.
  */
 #include <stdint.h>
 
@@ -22,11 +24,23 @@ void DebugMon_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
-#define FM_EXTERNAL_IRQS 64
+/* 96 covers the UART receive IRQs of every family (the highest: STM32L4+ LPUART1, 70). */
+#define FM_EXTERNAL_IRQS 96
+
+#define FM_IRQ_WEAK(n) void FM_IRQ##n##_Handler(void) __attribute__((weak, alias("Default_Handler")));
+#define FM_IRQ_SLOT(n) FM_IRQ##n##_Handler,
+#define FM_IRQ_TENS(X, t) X(t##0) X(t##1) X(t##2) X(t##3) X(t##4) X(t##5) X(t##6) X(t##7) X(t##8) X(t##9)
+#define FM_IRQS(X)                                                                                          \
+    X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) FM_IRQ_TENS(X, 1) FM_IRQ_TENS(X, 2) FM_IRQ_TENS(X, 3) \
+    FM_IRQ_TENS(X, 4) FM_IRQ_TENS(X, 5) FM_IRQ_TENS(X, 6) FM_IRQ_TENS(X, 7) FM_IRQ_TENS(X, 8)             \
+    X(90) X(91) X(92) X(93) X(94) X(95)
+
+FM_IRQS(FM_IRQ_WEAK)
 
 typedef void (*vector_t)(void);
 
-__attribute__((section(".isr_vector"), used)) const vector_t fm_vector_table[16 + FM_EXTERNAL_IRQS] = {
+/* VTOR needs the table aligned to its size rounded up to a power of two (112 words: 512 bytes). */
+__attribute__((section(".isr_vector"), used, aligned(512))) const vector_t fm_vector_table[] = {
     (vector_t)(uintptr_t)&__stack_top,
     Reset_Handler,
     NMI_Handler,
@@ -43,8 +57,9 @@ __attribute__((section(".isr_vector"), used)) const vector_t fm_vector_table[16 
     0,
     PendSV_Handler,
     SysTick_Handler,
-    [16 ... 16 + FM_EXTERNAL_IRQS - 1] = Default_Handler,
+    FM_IRQS(FM_IRQ_SLOT)
 };
+_Static_assert(sizeof fm_vector_table / sizeof fm_vector_table[0] == 16 + FM_EXTERNAL_IRQS, "one slot per IRQ");
 
 void Reset_Handler(void)
 {

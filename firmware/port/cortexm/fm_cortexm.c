@@ -1,6 +1,5 @@
 /* Timing and reset shared by every Cortex-M port: SysTick (virtual boards, M0+) or DWT CYCCNT. */
-#if defined(__arm__) && (defined(FM_PORT_CMSDK) || defined(FM_PORT_STM32F4) || defined(FM_PORT_STM32L4) || \
-                         defined(FM_PORT_NRF52))
+#if defined(__arm__) && defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
 #include "fm_port.h"
 
 #define REG32(addr) (*(volatile uint32_t *)(addr))

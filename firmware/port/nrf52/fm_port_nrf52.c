@@ -1,9 +1,12 @@
 /*
- * nRF52840 UART0 in legacy (non-DMA) mode, polled: TX on P0.06, RX on P0.08 (nRF52840-DK VCOM).
+ * nRF52840 UART0 in legacy (non-DMA) mode, polled: TX on P0.06, RX on P0.08 (nRF52840-DK VCOM). An idle core
+ * sleeps in WFI until the RXDRDY interrupt, which is enabled only while it sleeps.
  * The 64 MHz crystal oscillator is started so that DWT cycle counts and the baud rate are accurate.
  */
 #if defined(FM_PORT_NRF52)
 #include "fm_port.h"
+
+#include "../cortexm/fm_cortexm.h"
 
 #define REG32(a) (*(volatile uint32_t *)(a))
 
@@ -15,6 +18,8 @@
 #define UART_EVENTS_RXDRDY REG32(FM_UART_BASE + 0x108u)
 #define UART_EVENTS_TXDRDY REG32(FM_UART_BASE + 0x11Cu)
 #define UART_EVENTS_ERROR REG32(FM_UART_BASE + 0x124u)
+#define UART_INTENSET REG32(FM_UART_BASE + 0x304u)
+#define UART_INTENCLR REG32(FM_UART_BASE + 0x308u)
 #define UART_ERRORSRC REG32(FM_UART_BASE + 0x480u)
 #define UART_ENABLE REG32(FM_UART_BASE + 0x500u)
 #define UART_PSEL_TXD REG32(FM_UART_BASE + 0x50Cu)
@@ -24,6 +29,16 @@
 #define UART_BAUDRATE REG32(FM_UART_BASE + 0x524u)
 #define GPIO_P0_OUTSET REG32(0x50000508u)
 #define GPIO_P0_PIN_CNF(n) REG32(0x50000700u + 4u * (n))
+
+#define INT_RXDRDY (1u << 2)
+
+#if !defined(FM_UART_IRQ)
+#if FM_UART_BASE == 0x40002000u
+#define FM_UART_IRQ 2 /* UARTE0_UART0 */
+#else
+#error "unknown nRF52 UART base: pass -DFM_UART_IRQ=<its IRQ>"
+#endif
+#endif
 
 #define TX_PIN 6u
 #define RX_PIN 8u
@@ -59,6 +74,7 @@ void fm_port_init(void)
     UART_ENABLE = 4u; /* UART (legacy), not UARTE */
     UART_EVENTS_RXDRDY = 0;
     UART_TASKS_STARTRX = 1;
+    fm_nvic_enable(FM_UART_IRQ);
 }
 
 int fm_port_uart_getc(uint8_t *byte)
@@ -75,6 +91,22 @@ int fm_port_uart_getc(uint8_t *byte)
     return 0;
 }
 
+void fm_port_uart_wait(void)
+{
+    /* Masked from the check to the WFI, so a byte arriving in between still ends the WFI. */
+    fm_irq_disable();
+    UART_INTENSET = INT_RXDRDY;
+    if (!UART_EVENTS_RXDRDY) {
+        fm_wfi();
+    }
+    UART_INTENCLR = INT_RXDRDY; /* the event stays set for fm_port_uart_getc */
+    fm_nvic_clear_pending(FM_UART_IRQ);
+    fm_irq_enable();
+}
+
+/* Not taken in normal operation (fm_port_uart_wait disables the request first). */
+FM_IRQ_HANDLER(FM_UART_IRQ) { UART_INTENCLR = INT_RXDRDY; }
+
 void fm_port_uart_write(const uint8_t *data, size_t n)
 {
     if (!tx_started) {
@@ -90,10 +122,4 @@ void fm_port_uart_write(const uint8_t *data, size_t n)
 }
 
 void fm_port_uart_flush(void) {}
-
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE;
-}
 #endif

@@ -1,7 +1,8 @@
 /*
  * Power sensor glue for builds with -DFM_POWER_INA=219 or 226: fm_port_power_* on top of the INA219/INA226
- * driver (firmware/sensors/fm_ina.c) and the board family's I2C master (fm_port_i2c_bus(), in
- * port/stm32f4/fm_i2c_stm32f4.c and port/stm32l4/fm_i2c_stm32l4.c; the host tests provide a simulated one).
+ * driver (firmware/sensors/fm_ina.c) and the board family's I2C master (fm_port_i2c_bus(), e.g.
+ * port/stm32f4/fm_i2c_stm32f4.c; the host tests provide a simulated one). A family without an I2C master has
+ * the weak default bus (none): the sensor is then reported absent by HELLO.
  *
  * Settings (all compile-time, docs/power.md):
  *   FM_POWER_INA          219 or 226 (the chip)
@@ -9,21 +10,13 @@
  *   FM_POWER_SHUNT_UOHM   shunt resistor in micro-ohms, default 100000 (the 0.1 ohm "R100" of common modules)
  *   FM_POWER_MAX_UA       largest expected current in microamps, default 800000; Current_LSB = max / 2^15
  *   FM_POWER_INA_CONFIG   configuration register, default the chip's power-on value (continuous shunt + bus)
- *
- * The driver source is compiled into this translation unit because library.json's srcFilter does not list
- * firmware/sensors (so builds without a power sensor stay exactly as they were). Do not also add
- * "+<sensors/...c>" to srcFilter, or the fm_ina functions would be defined twice in power builds.
  */
 #if defined(FM_POWER_INA)
+#include "fm_ina.h"
 #include "fm_port.h"
-
-#include "../../sensors/fm_ina.c"
 
 #if FM_POWER_INA != 219 && FM_POWER_INA != 226
 #error "FM_POWER_INA must be 219 or 226"
-#endif
-#if !defined(FM_PORT_STM32F4) && !defined(FM_PORT_STM32L4) && !defined(FM_POWER_HOST_SIM)
-#error "FM_POWER_INA: this board family has no I2C master driver yet (supported: stm32f4, stm32l4)"
 #endif
 
 #ifndef FM_POWER_INA_ADDR

@@ -17,7 +17,7 @@
 #if defined(FM_PORT_STM32F4) && defined(FM_POWER_INA)
 #include "fm_port.h"
 
-#include "../../sensors/fm_i2c.h"
+#include "fm_i2c.h"
 
 #define REG32(a) (*(volatile uint32_t *)(a))
 
@@ -38,7 +38,7 @@
 #define RCC_I2C1 (1u << 21)
 
 #define FM_STM32_GPIOB_BASE 0x40020400u
-#include "fm_stm32_i2c_pins.h"
+#include "../stm32_common/fm_stm32_i2c_pins.h"
 
 #define I2C1_BASE 0x40005400u
 #define I2C_CR1 REG32(I2C1_BASE + 0x00u)

@@ -1,11 +1,14 @@
 /*
- * STM32F4 (F405/F407/F446) USART, polled. On silicon (NUCLEO-F446RE) the clock tree is brought to FM_CLOCK_HZ
+ * STM32F4 (F405/F407/F446) USART, polled; an idle core sleeps in WFI until the receive interrupt, which is
+ * enabled only while it sleeps. On silicon (NUCLEO-F446RE) the clock tree is brought to FM_CLOCK_HZ
  * from the 16 MHz HSI through the PLL (with over-drive above 168 MHz) and USART2 is routed to PA2/PA3. On the
  * QEMU netduinoplus2 model (FM_VIRTUAL) RCC/flash/GPIO registers read as 0, so that set-up is skipped; the USART
  * register map is the same, so this driver is what runs under QEMU.
  */
 #if defined(FM_PORT_STM32F4)
 #include "fm_port.h"
+
+#include "../cortexm/fm_cortexm.h"
 
 #define REG32(a) (*(volatile uint32_t *)(a))
 
@@ -20,6 +23,21 @@
 #define CR1_UE (1u << 13)
 #define CR1_TE (1u << 3)
 #define CR1_RE (1u << 2)
+#define CR1_RXNEIE (1u << 5)
+#define CR1_ON (CR1_UE | CR1_TE | CR1_RE)
+
+/* USART IRQ of the USART at FM_UART_BASE (-DFM_UART_IRQ=n for another one). */
+#if !defined(FM_UART_IRQ)
+#if FM_UART_BASE == 0x40011000u
+#define FM_UART_IRQ 37 /* USART1 */
+#elif FM_UART_BASE == 0x40004400u
+#define FM_UART_IRQ 38 /* USART2 */
+#elif FM_UART_BASE == 0x40011400u
+#define FM_UART_IRQ 71 /* USART6 */
+#else
+#error "unknown STM32F4 USART base: pass -DFM_UART_IRQ=<its IRQ>"
+#endif
+#endif
 
 #if !defined(FM_VIRTUAL)
 #define RCC_BASE 0x40023800u
@@ -107,11 +125,19 @@ void fm_port_init(void)
 #endif
     USART_CR1 = 0;
     USART_BRR = (pclk + FM_UART_BAUD / 2u) / FM_UART_BAUD; /* oversampling by 16: mantissa.fraction */
-    USART_CR1 = CR1_UE | CR1_TE | CR1_RE;
+    USART_CR1 = CR1_ON;
+    fm_nvic_enable(FM_UART_IRQ);
 }
+
+static volatile int16_t rx_held = -1; /* a byte the interrupt handler had to take out of DR */
 
 int fm_port_uart_getc(uint8_t *byte)
 {
+    if (rx_held >= 0) {
+        *byte = (uint8_t)rx_held;
+        rx_held = -1;
+        return 1;
+    }
     uint32_t sr = USART_SR;
     if (sr & (SR_RXNE | SR_ORE)) {
         /* Reading DR after SR clears RXNE and an overrun; an overrun loses bytes, which the CRC then catches. */
@@ -122,6 +148,33 @@ int fm_port_uart_getc(uint8_t *byte)
         }
     }
     return 0;
+}
+
+void fm_port_uart_wait(void)
+{
+    /* Masked from the check to the WFI, so a byte arriving in between still ends the WFI. */
+    fm_irq_disable();
+    USART_CR1 = CR1_ON | CR1_RXNEIE;
+    if (!(USART_SR & (SR_RXNE | SR_ORE))) {
+        fm_wfi();
+    }
+    USART_CR1 = CR1_ON;
+    fm_nvic_clear_pending(FM_UART_IRQ);
+    fm_irq_enable(); /* the timer's interrupt, if it woke us, is taken here */
+}
+
+/* Not taken in normal operation (fm_port_uart_wait disables the request first). If it is, reading DR is what
+   drops the request line, so keep the byte for fm_port_uart_getc. */
+FM_IRQ_HANDLER(FM_UART_IRQ)
+{
+    USART_CR1 = CR1_ON;
+    uint32_t sr = USART_SR;
+    if (sr & (SR_RXNE | SR_ORE)) {
+        uint32_t d = USART_DR;
+        if ((sr & SR_RXNE) && rx_held < 0) {
+            rx_held = (int16_t)(d & 0xFFu);
+        }
+    }
 }
 
 void fm_port_uart_write(const uint8_t *data, size_t n)
@@ -139,7 +192,6 @@ void fm_port_uart_flush(void)
     }
 }
 
-#if defined(FM_POWER_INA)
 uint32_t fm_port_stm32f4_pclk1_hz(void); /* for the I2C master (fm_i2c_stm32f4.c) */
 uint32_t fm_port_stm32f4_pclk1_hz(void)
 {
@@ -149,11 +201,4 @@ uint32_t fm_port_stm32f4_pclk1_hz(void)
     return apb1_hz;
 #endif
 }
-#else
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE; /* -DFM_POWER_INA=219|226: port/power/fm_power_ina.c over I2C1 */
-}
-#endif
 #endif

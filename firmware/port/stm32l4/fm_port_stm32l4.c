@@ -1,11 +1,14 @@
 /*
- * STM32L4+ (L4R5) LPUART1/USART, polled. The L4 U(S)ART register map differs from the F4 one: CR1 at +0
+ * STM32L4+ (L4R5) LPUART1/USART, polled; an idle core sleeps in WFI until the receive interrupt, which is
+ * enabled only while it sleeps. The L4 U(S)ART register map differs from the F4 one: CR1 at +0
  * (UE is bit 0), BRR at +0x0C, ISR at +0x1C, ICR at +0x20, RDR at +0x24, TDR at +0x28.
  * Clock: MSI 4 MHz at reset -> HSI16 -> PLL (M=2, N=30, R=2) = 120 MHz in range-1 boost mode, 5 wait states.
  * NUCLEO-L4R5ZI: LPUART1 on PG7 (TX) / PG8 (RX), AF8; port G is powered from VDDIO2, enabled through PWR_CR2.IOSV.
  */
 #if defined(FM_PORT_STM32L4)
 #include "fm_port.h"
+
+#include "../cortexm/fm_cortexm.h"
 
 #define REG32(a) (*(volatile uint32_t *)(a))
 
@@ -22,6 +25,7 @@
 #define CR1_UE (1u << 0)
 #define CR1_RE (1u << 2)
 #define CR1_TE (1u << 3)
+#define CR1_RXNEIE (1u << 5)
 
 #define RCC_BASE 0x40021000u
 #define RCC_CR REG32(RCC_BASE + 0x00u)
@@ -36,6 +40,19 @@
 #define FLASH_ACR REG32(0x40022000u)
 #define GPIOG_BASE 0x48001800u
 #define LPUART1_BASE 0x40008000u
+
+/* IRQ of the U(S)ART at FM_UART_BASE (-DFM_UART_IRQ=n for another one). */
+#if !defined(FM_UART_IRQ)
+#if FM_UART_BASE == 0x40008000u
+#define FM_UART_IRQ 70 /* LPUART1 */
+#elif FM_UART_BASE == 0x40013800u
+#define FM_UART_IRQ 37 /* USART1 */
+#elif FM_UART_BASE == 0x40004400u
+#define FM_UART_IRQ 38 /* USART2 */
+#else
+#error "unknown STM32L4 U(S)ART base: pass -DFM_UART_IRQ=<its IRQ>"
+#endif
+#endif
 
 static uint32_t sysclk_hz = 4000000u;
 
@@ -108,10 +125,18 @@ void fm_port_init(void)
     U_BRR = brr;
     U_CR1 = CR1_TE | CR1_RE;
     U_CR1 |= CR1_UE;
+    fm_nvic_enable(FM_UART_IRQ);
 }
+
+static volatile int16_t rx_held = -1; /* a byte the interrupt handler had to take out of RDR */
 
 int fm_port_uart_getc(uint8_t *byte)
 {
+    if (rx_held >= 0) {
+        *byte = (uint8_t)rx_held;
+        rx_held = -1;
+        return 1;
+    }
     uint32_t isr = U_ISR;
     if (isr & ISR_ORE) {
         U_ICR = ISR_ORE; /* overrun: bytes were lost; the frame CRC reports it to the host */
@@ -121,6 +146,35 @@ int fm_port_uart_getc(uint8_t *byte)
         return 1;
     }
     return 0;
+}
+
+void fm_port_uart_wait(void)
+{
+    /* Masked from the check to the WFI, so a byte arriving in between still ends the WFI. */
+    fm_irq_disable();
+    U_CR1 |= CR1_RXNEIE; /* with RXNE it also requests on overrun (ORE) */
+    if (!(U_ISR & (ISR_RXNE | ISR_ORE))) {
+        fm_wfi();
+    }
+    U_CR1 &= ~CR1_RXNEIE;
+    fm_nvic_clear_pending(FM_UART_IRQ);
+    fm_irq_enable(); /* another interrupt, if it woke us, is taken here */
+}
+
+/* Not taken in normal operation (fm_port_uart_wait disables the request first). If it is, keep the byte. */
+FM_IRQ_HANDLER(FM_UART_IRQ)
+{
+    U_CR1 &= ~CR1_RXNEIE;
+    uint32_t isr = U_ISR;
+    if (isr & ISR_ORE) {
+        U_ICR = ISR_ORE;
+    }
+    if (isr & ISR_RXNE) {
+        uint32_t d = U_RDR;
+        if (rx_held < 0) {
+            rx_held = (int16_t)(d & 0xFFu);
+        }
+    }
 }
 
 void fm_port_uart_write(const uint8_t *data, size_t n)
@@ -137,12 +191,4 @@ void fm_port_uart_flush(void)
     for (uint32_t i = 0; i < 2000000u && !(U_ISR & ISR_TC); i++) {
     }
 }
-
-#if !defined(FM_POWER_INA)
-int fm_port_power_sample(fm_power_sample_t *out)
-{
-    (void)out;
-    return FM_POWER_NOT_AVAILABLE; /* -DFM_POWER_INA=219|226: port/power/fm_power_ina.c over I2C1 */
-}
-#endif
 #endif

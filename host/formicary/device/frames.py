@@ -18,6 +18,30 @@ MAX_PAYLOAD = 512
 MAX_RAW = HDR_BYTES + MAX_PAYLOAD + CRC_BYTES
 MAX_ENCODED = MAX_RAW + MAX_RAW // 254 + 1
 
+# Flags, kinds, capability bits and payload layouts: the firmware's are in firmware/protocol/fm_protocol_ids.h,
+# and tests/device/test_device_protocol_ids.py checks that every value there equals the one here.
+MAX_RUNS = 256
+RUN_FLAG_PROFILE = 0x01
+RUN_FLAG_POWER_LAYERS = 0x02
+PROGRESS_WARMUP, PROGRESS_MEASURED, PROGRESS_ACCEPTED = 0, 1, 2
+CAP_POWER_PRESENT = 0x01
+CAP_POWER_BUILT = 0x02
+TIMER_KIND_SYSTICK, TIMER_KIND_DWT = 1, 2
+POWER_KIND_SAMPLES, POWER_KIND_STARTS = 0, 1
+RUN_ARGS = struct.Struct("<IIB")
+RUN_RESP = struct.Struct("<IIBI")
+RUN_PROGRESS = struct.Struct("<BII")
+LOAD_INPUT_HDR = struct.Struct("<BI")
+LOAD_INPUT_RESP = struct.Struct("<BII")
+READ_OUTPUT = struct.Struct("<BIH")
+READ_OUTPUT_RESP_HDR = struct.Struct("<BI")
+READ_TIMINGS = struct.Struct("<IH")
+READ_LAYERS = struct.Struct("<HH")
+READ_POWER = struct.Struct("<BIH")
+POWER_HEADER = struct.Struct("<BIHIIIHI")
+POWER_RECORD = struct.Struct("<IHhhH")  # same layout as bench.power.ina.INA_RECORD, with timer ticks
+POWER_START = struct.Struct("<I")
+
 
 class Msg(IntEnum):
     HELLO = 0x01

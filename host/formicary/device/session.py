@@ -20,9 +20,9 @@ from formicary.errors import FormicaryError
 
 # TFLite TensorType numbering (as in fm_runtime.h) -> numpy dtype name.
 DTYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8"}
-TIMER_KINDS = {1: "systick", 2: "dwt"}
-LOAD_CHUNK = frames.MAX_PAYLOAD - 5
-OUTPUT_CHUNK = frames.MAX_PAYLOAD - 5
+TIMER_KINDS = {frames.TIMER_KIND_SYSTICK: "systick", frames.TIMER_KIND_DWT: "dwt"}
+LOAD_CHUNK = frames.MAX_PAYLOAD - frames.LOAD_INPUT_HDR.size
+OUTPUT_CHUNK = frames.MAX_PAYLOAD - frames.READ_OUTPUT_RESP_HDR.size
 
 
 class DeviceError(FormicaryError):
@@ -138,8 +138,8 @@ class PowerRecords:
     errors: int
 
 
-POWER_HEADER = struct.Struct("<BIHIIIHI")
-POWER_RECORD = struct.Struct("<IHhhH")  # same layout as bench.power.ina.INA_RECORD, with timer ticks
+POWER_HEADER = frames.POWER_HEADER
+POWER_RECORD = frames.POWER_RECORD
 
 
 @dataclass
@@ -370,8 +370,9 @@ class Session:
         info = DeviceInfo(protocol_version=proto, board=board, runtime_version=runtime, model_hash=model_hash,
                           arena_bytes=arena, timer=TIMER_KINDS.get(timer, f"timer{timer}"), timer_hz=timer_hz,
                           clock_hz=clock_hz, virtual=virtual, num_ops=num_ops, max_payload=max_payload,
-                          max_runs=max_runs, inputs=inputs, outputs=outputs, power_sensor=bool(caps & 1),
-                          power_configured=bool(caps & 2))
+                          max_runs=max_runs, inputs=inputs, outputs=outputs,
+                          power_sensor=bool(caps & frames.CAP_POWER_PRESENT),
+                          power_configured=bool(caps & frames.CAP_POWER_BUILT))
         if proto != frames.PROTO_VERSION:
             raise DeviceError(f"the device speaks protocol {proto}, this formicary speaks {frames.PROTO_VERSION}.",
                               "rebuild and flash the firmware with this formicary.")
@@ -398,11 +399,11 @@ class Session:
             raise FormicaryError(f"input {index} must be {want} bytes ({info.inputs[index].dtype} "
                                  f"{list(info.inputs[index].shape)}), got {len(data)}.",
                                  "quantize the input to the model's input type and shape.")
-        chunk = min(LOAD_CHUNK, info.max_payload - 5)
+        chunk = min(LOAD_CHUNK, info.max_payload - frames.LOAD_INPUT_HDR.size)
         for offset in range(0, len(data), chunk):
             part = data[offset:offset + chunk]
-            f = self._request(Msg.LOAD_INPUT, struct.pack("<BI", index, offset) + part)
-            _, loaded, total = struct.unpack_from("<BII", f.payload)
+            f = self._request(Msg.LOAD_INPUT, frames.LOAD_INPUT_HDR.pack(index, offset) + part)
+            _, loaded, total = frames.LOAD_INPUT_RESP.unpack_from(f.payload)
             if loaded != offset + len(part) or total != want:
                 raise DeviceError(f"the device acknowledged {loaded}/{total} bytes of input {index}, "
                                   f"expected {offset + len(part)}/{want}.", "run again.")
@@ -423,12 +424,13 @@ class Session:
         streamed: dict[int, int] = {}
 
         def progress(f: Frame) -> bool:
-            measured, index, ticks = struct.unpack_from("<BII", f.payload)
-            if measured == 1:
+            kind, index, ticks = frames.RUN_PROGRESS.unpack_from(f.payload)
+            measured = kind == frames.PROGRESS_MEASURED
+            if measured:
                 streamed[index] = ticks
                 if on_result is not None:
                     on_result(index, info.ticks_to_unit(ticks))
-            return measured == 1 and index == runs - 1
+            return measured and index == runs - 1
 
         def partial() -> dict:
             done = [streamed[i] for i in sorted(streamed)]
@@ -437,9 +439,10 @@ class Session:
 
         try:
             # Short timeout until the device accepts the RUN (it answers at once), then run_timeout per inference.
-            f = self._request(Msg.RUN, struct.pack("<IIB", runs, warmup, (1 if profile else 0) | (2 if power_layers else 0)),
+            flags = (frames.RUN_FLAG_PROFILE if profile else 0) | (frames.RUN_FLAG_POWER_LAYERS if power_layers else 0)
+            f = self._request(Msg.RUN, frames.RUN_ARGS.pack(runs, warmup, flags),
                               on_progress=progress, progress_timeout=self.run_timeout, partial=partial)
-            done_runs = struct.unpack_from("<I", f.payload)[0]
+            done_runs = frames.RUN_RESP.unpack_from(f.payload)[0]
             ticks = self._read_timings(done_runs)
         except FormicaryError as exc:  # includes the watchdog's "QEMU was killed": keep what we have
             if exc.partial is None:
@@ -453,14 +456,14 @@ class Session:
 
     def _read_timings(self, count: int) -> list[int]:
         out: list[int] = []
-        page = (frames.MAX_PAYLOAD - 6) // 4
+        page = (frames.MAX_PAYLOAD - frames.READ_TIMINGS.size) // 4
         while len(out) < count:
             n = min(page, count - len(out))
-            f = self._request(Msg.READ_TIMINGS, struct.pack("<IH", len(out), n))
-            first, got = struct.unpack_from("<IH", f.payload)
+            f = self._request(Msg.READ_TIMINGS, frames.READ_TIMINGS.pack(len(out), n))
+            first, got = frames.READ_TIMINGS.unpack_from(f.payload)
             if first != len(out) or got == 0:
                 raise DeviceError("the device returned timings out of order.", "run again.")
-            out.extend(struct.unpack_from(f"<{got}I", f.payload, 6))
+            out.extend(struct.unpack_from(f"<{got}I", f.payload, frames.READ_TIMINGS.size))
         return out
 
     def read_output(self, index: int) -> bytes:
@@ -471,9 +474,9 @@ class Session:
         out = bytearray()
         while len(out) < total:
             n = min(OUTPUT_CHUNK, total - len(out))
-            f = self._request(Msg.READ_OUTPUT, struct.pack("<BIH", index, len(out), n))
-            idx, offset = struct.unpack_from("<BI", f.payload)
-            data = f.payload[5:]
+            f = self._request(Msg.READ_OUTPUT, frames.READ_OUTPUT.pack(index, len(out), n))
+            idx, offset = frames.READ_OUTPUT_RESP_HDR.unpack_from(f.payload)
+            data = f.payload[frames.READ_OUTPUT_RESP_HDR.size:]
             if idx != index or offset != len(out) or len(data) != n:
                 raise DeviceError("the device returned an output chunk that was not asked for.", "run again.")
             out += data
@@ -483,7 +486,7 @@ class Session:
         info = self._need_info()
         layers: list[LayerTiming] = []
         while len(layers) < info.num_ops:
-            f = self._request(Msg.READ_LAYER_TIMINGS, struct.pack("<HH", len(layers), info.num_ops - len(layers)))
+            f = self._request(Msg.READ_LAYER_TIMINGS, frames.READ_LAYERS.pack(len(layers), info.num_ops - len(layers)))
             r = _Reader(f.payload)
             first, got = r.u16(), r.u16()
             if first != len(layers) or got == 0:
@@ -497,13 +500,13 @@ class Session:
     def _read_power_pages(self, kind: int) -> tuple[tuple[int, ...], list[bytes]]:
         """All items of one READ_POWER kind, paged like READ_TIMINGS. A first request for 0 items gives the
         header (total, dropped, errors, chip, Current_LSB); every page must then carry the same header."""
-        size = POWER_RECORD.size if kind == 0 else 4
+        size = POWER_RECORD.size if kind == frames.POWER_KIND_SAMPLES else frames.POWER_START.size
         page = (frames.MAX_PAYLOAD - POWER_HEADER.size) // size
         header: tuple[int, ...] | None = None
         items: list[bytes] = []
         while header is None or len(items) < header[0]:
             n = 0 if header is None else min(page, header[0] - len(items))
-            f = self._request(Msg.READ_POWER, struct.pack("<BIH", kind, len(items), n))
+            f = self._request(Msg.READ_POWER, frames.READ_POWER.pack(kind, len(items), n))
             if len(f.payload) < POWER_HEADER.size:
                 raise DeviceError("the device sent a truncated READ_POWER answer.",
                                   "rebuild and flash the firmware with this formicary.")
@@ -530,14 +533,14 @@ class Session:
                 f"{info.board} has no power sensor" + (" (the firmware was built for one, but it did not answer "
                                                       "at boot)" if info.power_configured else "") + ".",
                 "wire an INA219/INA226 to the board's I2C and build with -DFM_POWER_INA=219|226 (docs/power.md).")
-        head, recs = self._read_power_pages(0)
-        head_s, starts = self._read_power_pages(1)
+        head, recs = self._read_power_pages(frames.POWER_KIND_SAMPLES)
+        head_s, starts = self._read_power_pages(frames.POWER_KIND_STARTS)
         if head_s[1:] != head[1:]:  # (total differs: samples vs inferences) dropped, errors, chip, LSB
             raise DeviceError("the power records changed while they were being read.", "run again.")
         _, dropped, errors, chip, lsb = head
         return PowerRecords(chip=chip, current_lsb_pa=lsb, timer_hz=info.timer_hz,
                             records=[PowerRecord(*POWER_RECORD.unpack(r)) for r in recs],
-                            starts=[struct.unpack("<I", b)[0] for b in starts], dropped=dropped, errors=errors)
+                            starts=[frames.POWER_START.unpack(b)[0] for b in starts], dropped=dropped, errors=errors)
 
     def infer(self, inputs: list[bytes], *, runs: int = 1, warmup: int = 0,
               profile: bool = False) -> tuple[list[bytes], RunResult]:

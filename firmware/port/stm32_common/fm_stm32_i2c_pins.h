@@ -1,6 +1,7 @@
 /*
- * I2C1 on GPIOB for the STM32F4 and STM32L4 ports: the two families share the GPIO block (other base address),
- * so pin set-up and bus recovery live here once. Define FM_STM32_GPIOB_BASE before including.
+ * I2C1 on GPIOB for the STM32 families (port/stm32f4, port/stm32l4): they share the GPIO block (other base
+ * address), so pin set-up and bus recovery live here once. Not a family itself: nothing here is compiled unless
+ * a family's I2C master includes it. Define FM_STM32_GPIOB_BASE before including.
  * Pins: PB8 = SCL, PB9 = SDA (Arduino D15/D14 on the NUCLEO boards), AF4; -DFM_I2C_PB6_PB7 for PB6/PB7.
  */
 #ifndef FM_STM32_I2C_PINS_H
