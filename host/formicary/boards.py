@@ -13,14 +13,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from formicary.errors import FormicaryError
 from formicary import resources
+from formicary.errors import FormicaryError
 
 BOARDS_DIR = resources.boards_dir()
 PLATFORM_DIR = resources.platform_dir()
 
-# Firmware port families in firmware/port/<family>: the preprocessor symbol selects one at build time.
-PORT_FAMILIES = ("cmsdk", "stm32f4", "stm32l4", "nrf52")
+def port_families() -> tuple[str, ...]:
+    """The board families the firmware has a port for: every firmware/port/<family>/ holding fm_port_<family>.c.
+    Adding a family is adding that folder and a board TOML; nothing here lists them."""
+    port = resources.firmware_dir() / "port"
+    return tuple(sorted(d.name for d in port.iterdir() if (d / f"fm_port_{d.name}.c").is_file()))
+
+
 CYCLE_COUNTERS = ("dwt", "systick-icount", "systick", "ccount")
 UPLOAD_PROTOCOLS = ("qemu", "stlink", "openocd", "jlink", "picotool", "nrfjprog", "esptool")
 
@@ -191,9 +196,9 @@ def _parse(path: Path) -> Board:
     if board.upload_protocol not in UPLOAD_PROTOCOLS:
         raise FormicaryError(f"board {board.name}: unknown upload protocol {board.upload_protocol!r}.",
                              f"use one of {', '.join(UPLOAD_PROTOCOLS)}.")
-    if board.buildable and board.port not in PORT_FAMILIES:
+    if board.buildable and board.port not in port_families():
         raise FormicaryError(f"board {board.name}: no firmware port {board.port!r}.",
-                             f"use one of {', '.join(PORT_FAMILIES)} or set buildable = false.")
+                             f"use one of {', '.join(port_families())} or set buildable = false.")
     if board.virtual and not board.qemu_machine:
         raise FormicaryError(f"board {board.name} is virtual but has no qemu_machine.", "add qemu_machine = \"…\".")
     if board.virtual and board.power is not None and not board.power.basis:

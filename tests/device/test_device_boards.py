@@ -74,3 +74,11 @@ def test_boards_command_json():
     assert result.exit_code == 0, result.output
     names = [b["name"] for b in json.loads(result.output)["boards"]]
     assert set(REQUIRED) <= set(names) and "esp32-s3" in names
+
+
+def test_port_families_are_the_family_folders():
+    """A family is a folder with its fm_port_<family>.c: listing it anywhere else is not needed."""
+    from formicary.boards import port_families
+
+    assert set(port_families()) == {"cmsdk", "stm32f4", "stm32l4", "nrf52"}
+    assert {b.port for b in list_boards() if b.buildable} <= set(port_families())
