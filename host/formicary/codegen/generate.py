@@ -188,7 +188,7 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
 
     sources = list(RUNTIME_SOURCES)
     for low in lowered.ops:
-        sources.extend(f"kernels/{s}" for s in low.sources if f"kernels/{s}" not in sources)
+        sources.extend(f"kernels/reference/{s}" for s in low.sources if f"kernels/reference/{s}" not in sources)
     const_bytes = sum(m.tensors[t].nbytes for t in lowered.constant_tensors) + lowered.array_bytes
     by_id = {b.id: b for b in buffers}
     return CodegenResult(
