@@ -44,6 +44,7 @@ class Firmware:
     arena_bytes: int
     built: bool  # False when an existing build was reused
     optimize: str = "size"  # compiler optimisation (builds that predate the field were -Os)
+    kernels: str = "reference"  # kernel set (builds that predate the field used the reference kernels)
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def default_build_dir(model: Path, board: Board, firmware_mode: str = "bench") -> Path:
+def default_build_dir(model: Path, board: Board, firmware_mode: str = "bench", kernels: str = "reference") -> Path:
     """Builds are cached per model content, board, firmware mode and formicary version in the user cache
     directory."""
     from platformdirs import user_cache_dir
@@ -69,14 +70,18 @@ def default_build_dir(model: Path, board: Board, firmware_mode: str = "bench") -
     key = f"{model.stem}-{_sha256_of_target(model)[:12]}-{board.name}-{__version__}-p{PROTO_VERSION}"
     if firmware_mode != "bench":
         key += f"-{firmware_mode}"
+    if kernels != "reference":  # A/B runs of kernel sets keep one build each
+        key += f"-k{kernels}"
     return Path(user_cache_dir("formicary")) / "builds" / key
 
 
 def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | None = None,
                      rebuild: bool = False, on_event: Callable[[Event], None] | None = None,
-                     firmware_mode: str = "bench", command: str = "formicary bench") -> Firmware:
+                     firmware_mode: str = "bench", command: str = "formicary bench",
+                     kernels: str | None = None) -> Firmware:
     """TARGET is a project from `formicary build` (used as is) or a model (built unless a build of the same
-    model for the same board and firmware mode already exists in OUT_DIR)."""
+    model for the same board, firmware mode and kernel set already exists in OUT_DIR). `kernels` overrides
+    the board's kernel set."""
     from formicary.build import DEFAULT_OPTIMIZE, build_model, read_build_info, require_firmware_mode
 
     target = Path(target)
@@ -91,8 +96,13 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
             raise FormicaryError(f"{target} was built for {info['board']}, not {board.name}.",
                                  f"build it for {board.name}: `formicary build MODEL --board {board.name} -o DIR`.")
         require_firmware_mode(info, project, (firmware_mode,), command)
+        if kernels and info.get("kernels", "reference") != kernels:
+            raise FormicaryError(f"{target} was built with the {info.get('kernels', 'reference')} kernels, not "
+                                 f"{kernels}.", f"build it with them: `formicary build MODEL --board {board.name} "
+                                 f"--kernels {kernels} -o DIR`, or drop --kernels.")
     elif target.is_file() or (target / "saved_model.pb").is_file():
-        project = Path(out_dir) if out_dir else default_build_dir(target, board, firmware_mode)
+        kernels = kernels or board.kernels
+        project = Path(out_dir) if out_dir else default_build_dir(target, board, firmware_mode, kernels)
         info = None
         if not rebuild and (project / "formicary-build.json").is_file():
             info = read_build_info(project)
@@ -100,13 +110,14 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
                     or not Path(info.get("tflite", "")).is_absolute() or not Path(info["tflite"]).is_file() \
                     or info.get("model_sha256") != _sha256_of_target(target) \
                     or info.get("firmware_mode", "bench") != firmware_mode \
-                    or info.get("optimize") != DEFAULT_OPTIMIZE:
+                    or info.get("optimize") != DEFAULT_OPTIMIZE \
+                    or info.get("kernels", "reference") != kernels:
                 info = None
         if info is None:
             if on_event:
                 on_event({"event": "build", "board": board.name})
             # absolute paths: the cache outlives the cwd
-            build_model(target.resolve(), board, project.resolve(), firmware_mode=firmware_mode)
+            build_model(target.resolve(), board, project.resolve(), firmware_mode=firmware_mode, kernels=kernels)
             info = read_build_info(project)
             info["model_sha256"] = _sha256_of_target(target)
             (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -120,7 +131,7 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
     return Firmware(project_dir=project, elf=elf, tflite=Path(info["tflite"]), model_hash=info["model_hash"],
                     flash_bytes=int(info["flash_bytes"]), ram_bytes=int(info["ram_bytes"]),
                     arena_bytes=int(info.get("arena_bytes") or 0), built=built,
-                    optimize=str(info.get("optimize", "size")))
+                    optimize=str(info.get("optimize", "size")), kernels=str(info.get("kernels") or "reference"))
 
 
 def _sha256_of_target(target: Path) -> str:
@@ -265,7 +276,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
               warmup: int = 1, data: str | Path | None = None, inputs: int | None = None, profile: bool = False,
               store: Any = None, out_dir: str | Path | None = None, label: str | None = None, seed: int = 0,
               rebuild: bool = False, timeout: float = 2.0, run_timeout: float = 60.0,
-              power: PowerSource | None = None,
+              power: PowerSource | None = None, kernels: str | None = None,
               on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
     """Bench TARGET (model or built project) on BOARD and return the bench result (docs/bench-json.md).
 
@@ -273,7 +284,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     warmup: untimed inferences before the first timed one; store: a ResultStore, a path, None (the default
     store) or False (do not record). `power`: a host-side power monitor (Joulescope, PPK2, …) sampled for the
     whole bench, synchronised with every RUN by its GPIO sync line when it recorded one, else by serial markers;
-    its energy (`measured`) replaces the board model's (`modelled`). `on_event` receives progress events (build,
+    its energy (`measured`) replaces the board model's (`modelled`). `kernels`: a kernel set overriding the
+    board's (A/B runs). `on_event` receives progress events (build,
     flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
@@ -290,7 +302,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
                              "pass the board's serial port, e.g. --port /dev/ttyACM0 (or rfc2217://host:port).")
     if data is None and inputs is None and runs is not None:
         inputs = min(DEFAULT_RANDOM_INPUTS, runs)  # random inputs: no more than there are runs
-    fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event)
+    fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event, kernels=kernels)
     ins = load_inputs(fw.tflite, data, inputs, seed=seed)
     if runs is not None and runs < len(ins.sets):
         if on_event:
@@ -349,7 +361,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
 
         result["started_at"] = now_iso()
         result["firmware"] = {"runtime_version": info.runtime_version, "protocol_version": info.protocol_version,
-                              "optimize": fw.optimize}
+                              "optimize": fw.optimize, "kernels": fw.kernels}
         result["latency"] = {"unit": info.timing_unit, "method": info.timing_method, "estimate_ms": None,
                              "clock_hz": b.clock_hz, "samples": []}
         if st is not None:

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import lifetimes, planner
+from formicary.codegen import kernel_sets, lifetimes, planner
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -50,9 +50,10 @@ class CodegenResult:
     arena_lower_bound_bytes: int
     const_bytes: int                 # weights + per-op const arrays (flash); parameter structs not counted
     ops: list[OpPlan]
-    kernel_sources: list[str]        # paths under firmware/ needed to link (runtime + kernels used)
+    kernel_sources: list[str]        # paths under firmware/ needed to link (runtime + kernels used, of the set)
     include_dirs: list[str]          # absolute include paths for a build
     tensors: list[dict] = field(default_factory=list)  # arena placement per activation tensor
+    kernel_set: str = kernel_sets.REFERENCE  # the set the kernels come from (files it lacks: reference)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -156,12 +157,15 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
     return bytes(model)
 
 
-def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False) -> CodegenResult:
-    """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file).
+def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
+             kernels: str | kernel_sets.KernelSet | None = None) -> CodegenResult:
+    """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
+    fm_kernels.json naming the kernel set and the kernel files the model calls (read by the firmware build).
 
     By default input bytes are reused for later activations (smallest arena): write the inputs before every
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
-    cost of their size in RAM."""
+    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference)."""
+    kset = kernel_sets.kernel_set(kernels)
     data = read_model_bytes(model)
     lowered = lower_model(data)
     m = lowered.model
@@ -170,29 +174,31 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     source = emit_source(m, lowered.ops, lowered.decls, lowered.constant_tensors, buffers, owner, arena,
                          lowered.model_hash)
 
+    kernel_files = [f for low in lowered.ops for f in low.sources]
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".fm-codegen-", dir=out.parent))
+    written = ("fm_model.h", "fm_model.c", kernel_sets.MANIFEST)
     try:
         (tmp / "fm_model.h").write_text(header)
         (tmp / "fm_model.c").write_text(source)
+        kernel_sets.write_manifest(tmp, kset, kernel_files)
         if not out.exists():
             os.replace(tmp, out)
         else:
             if not out.is_dir():
                 raise FormicaryError(f"{out} exists and is not a folder.", "choose another -o DIR.")
-            for f in ("fm_model.h", "fm_model.c"):
+            for f in written:
                 os.replace(tmp / f, out / f)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    sources = list(RUNTIME_SOURCES)
-    for low in lowered.ops:
-        sources.extend(f"kernels/reference/{s}" for s in low.sources if f"kernels/reference/{s}" not in sources)
+    sources = list(RUNTIME_SOURCES) + [kernel_sets.relative_to_firmware(p)
+                                       for p in kernel_sets.select_kernel_sources(kset, kernel_files)]
     const_bytes = sum(m.tensors[t].nbytes for t in lowered.constant_tensors) + lowered.array_bytes
     by_id = {b.id: b for b in buffers}
     return CodegenResult(
-        out_dir=str(out), files=[str(out / "fm_model.h"), str(out / "fm_model.c")],
+        out_dir=str(out), files=[str(out / f) for f in written],
         model_hash=lowered.model_hash, arena_bytes=arena, arena_lower_bound_bytes=bound,
         const_bytes=const_bytes,
         ops=[OpPlan(op.index, op.opcode, low.kernel, int(low.macs), list(op.inputs), list(op.outputs))
@@ -200,4 +206,5 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
         kernel_sources=sources, include_dirs=[str(FIRMWARE_DIR / d) for d in INCLUDE_DIRS],
         tensors=[{"index": t, "name": m.tensors[t].name, "bytes": m.tensors[t].nbytes,
                   "offset": by_id[owner[t]].offset, "first_op": by_id[owner[t]].first,
-                  "last_op": by_id[owner[t]].last} for t in sorted(owner)])
+                  "last_op": by_id[owner[t]].last} for t in sorted(owner)],
+        kernel_set=kset.name)
