@@ -95,8 +95,7 @@ def lower_model(model_bytes: bytes) -> Lowered:
     consts: list[int] = []
     array_bytes = 0
     for op in model.operators:
-        first_in = next((model.tensors[t] for t in op.inputs if t >= 0), None)
-        fn = lowering_for(op.opcode, first_in.dtype if first_in is not None else None)
+        fn = lowering_for(op.opcode)
         ctx = LowerContext(model, op)
         try:
             if fn is None:
