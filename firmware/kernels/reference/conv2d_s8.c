@@ -1,5 +1,5 @@
 /* CONV_2D int8 with per-channel requantization: tflite::reference_integer_ops::ConvPerChannel. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output)
 {
@@ -43,12 +43,7 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
                             }
                         }
                     }
-                    if (p->bias) {
-                        acc += p->bias[oc];
-                    }
-                    acc = fm_mbqm(acc, p->multiplier[oc], p->shift[oc]);
-                    acc += p->output_offset;
-                    out_px[oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
+                    FM_CONV_OUTPUT_S8(out_px[oc], acc, p, oc, oc);
                 }
             }
         }

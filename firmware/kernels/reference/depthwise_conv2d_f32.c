@@ -1,5 +1,5 @@
 /* DEPTHWISE_CONV_2D float32 (TFLM reference_ops::DepthwiseConv): output channel ic * depth_multiplier + m. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output)
 {
@@ -26,9 +26,8 @@ int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, f
                                        p->filter[((size_t)fy * f->w + fx) * f->c + oc];
                             }
                         }
-                        if (p->bias) acc += p->bias[oc];
-                        acc = acc < p->act_min ? p->act_min : (acc > p->act_max ? p->act_max : acc);
-                        output[(((size_t)b * out->h + oy) * out->w + ox) * out->c + oc] = acc;
+                        output[(((size_t)b * out->h + oy) * out->w + ox) * out->c + oc] =
+                            fm_conv_output_f32(acc, p->bias, oc, p->act_min, p->act_max);
                     }
                 }
             }

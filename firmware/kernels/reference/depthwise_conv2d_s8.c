@@ -1,5 +1,5 @@
 /* DEPTHWISE_CONV_2D int8, per-channel: tflite::reference_integer_ops::DepthwiseConvPerChannel. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output)
 {
@@ -36,12 +36,7 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                                 acc += fv * (iv + p->input_offset);
                             }
                         }
-                        if (p->bias) {
-                            acc += p->bias[oc];
-                        }
-                        acc = fm_mbqm(acc, p->multiplier[oc], p->shift[oc]);
-                        acc += p->output_offset;
-                        out_px[oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
+                        FM_CONV_OUTPUT_S8(out_px[oc], acc, p, oc, oc);
                     }
                 }
             }
