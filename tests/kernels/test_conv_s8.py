@@ -1,4 +1,4 @@
-"""int8 compute kernels (codegen worker's) vs TFLM, bit for bit, over random geometry and quantization:
+"""int8 convolution-family, pooling and softmax kernels vs TFLM, bit for bit, over random geometry and quantization:
 CONV_2D (strides, dilation, SAME/VALID, 1x1, fused ReLU/ReLU6), DEPTHWISE_CONV_2D (depth multiplier,
 dilation), FULLY_CONNECTED (batches), AVERAGE_POOL_2D and SOFTMAX."""
 from __future__ import annotations

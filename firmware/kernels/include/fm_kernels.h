@@ -1,9 +1,11 @@
 /*
- * formicary-rt kernels: one declaration block per op. Every kernel returns FM_OK (0) or an FM_ERR_* code,
- * takes a const parameter struct (generated into flash by `formicary codegen`) and tensor data pointers,
- * never allocates, and matches TFLM's reference kernel bit for bit (int8) or within tolerance (float32).
+ * formicary-rt kernels: one declaration block per op, implemented by every kernel set. Every kernel returns
+ * FM_OK (0) or an FM_ERR_* code, takes a const parameter struct (generated into flash by `formicary codegen`)
+ * and tensor data pointers, never allocates, and matches TFLM's reference kernel bit for bit (int8) or within
+ * tolerance (float32).
  *
- * Naming: fm_<op>_<type>() implemented in firmware/kernels/<op>_<type>.c (s8 = int8, f32 = float32).
+ * Naming: fm_<op>_<type>() implemented in firmware/kernels/<set>/<op>_<type>.c (s8 = int8, f32 = float32); the
+ * reference set (firmware/kernels/reference/) has every file, other sets the ones they improve (docs/codegen.md).
  * Layout: NHWC activations; CONV filters [out_c, kh, kw, in_c]; DEPTHWISE filters [1, kh, kw, out_c];
  * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged).
  */
@@ -16,7 +18,7 @@
 extern "C" {
 #endif
 
-/* ======================= core int8 kernels (codegen worker) ======================= */
+/* ======================= convolution family, pooling, softmax: int8 ======================= */
 
 /* ---- CONV_2D int8, per-channel requantization (conv2d_s8.c) ----
  * Grouped convolution when filter_dims.c < input_dims.c (groups = input c / filter c). */
@@ -100,11 +102,9 @@ int fm_softmax_s8(const fm_softmax_s8_params_t *p, const int8_t *input, int8_t *
 
 /* RESHAPE has no kernel: the output aliases the input in the arena. */
 
-/* ======================= end of core int8 kernels ======================= */
-
-/* ======================= kernels-2 block: element-wise, activations, data movement, float32 =======================
- * Owned by the kernels-2 worker (issue 3). int8 kernels are bit-exact with the TFLM reference kernels of the
- * pinned tflite-micro wheel; f32 kernels follow TFLM's reference float kernels (tolerance-checked).
+/* ======================= element-wise, activations, data movement, float32 =======================
+ * int8 kernels are bit-exact with the TFLM reference kernels of the pinned tflite-micro wheel; f32 kernels follow
+ * TFLM's reference float kernels (tolerance-checked).
  */
 
 /* Broadcast description shared by binary element-wise kernels (ADD, MUL). Shapes are extended to 6 dims;
@@ -301,8 +301,6 @@ int fm_logistic_f32(const fm_unary_f32_params_t *p, const float *input, float *o
 int fm_tanh_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 int fm_relu_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 int fm_relu6_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
-
-/* ======================= end of kernels-2 block ======================= */
 
 #ifdef __cplusplus
 }
