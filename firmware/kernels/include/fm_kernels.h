@@ -6,6 +6,9 @@
  *
  * Naming: fm_<op>_<type>() implemented in firmware/kernels/<set>/<op>_<type>.c (s8 = int8, f32 = float32); the
  * reference set (firmware/kernels/reference/) has every file, other sets the ones they improve (docs/codegen.md).
+ * Scratch: kernels that may need working memory (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D) take
+ * `void *scratch` last: this op's area of the arena, as many bytes as the kernel set declared for the op's shapes
+ * (host/formicary/codegen/kernel_sets.py), aligned to 4, or NULL when the set declared none.
  * Layout: NHWC activations; CONV filters [out_c, kh, kw, in_c]; DEPTHWISE filters [1, kh, kw, out_c];
  * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged).
  */
@@ -37,7 +40,7 @@ typedef struct {
     const int32_t *multiplier; /* [out_c] */
     const int32_t *shift;      /* [out_c] */
 } fm_conv_s8_params_t;
-int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- DEPTHWISE_CONV_2D int8, per-channel (depthwise_conv2d_s8.c) ----
  * output channel = in_channel * depth_multiplier + m. */
@@ -57,7 +60,7 @@ typedef struct {
     const int32_t *multiplier; /* [out_c] */
     const int32_t *shift;      /* [out_c] */
 } fm_depthwise_conv_s8_params_t;
-int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- FULLY_CONNECTED int8, per-tensor or per-channel (fully_connected_s8.c) ---- */
 typedef struct {
@@ -74,7 +77,7 @@ typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
 } fm_fully_connected_s8_params_t;
-int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- pooling parameters, shared by AVERAGE_POOL_2D and MAX_POOL_2D ---- */
 typedef struct {
@@ -88,7 +91,7 @@ typedef struct {
 } fm_pool_params_t;
 
 /* ---- AVERAGE_POOL_2D int8 (average_pool2d_s8.c): TFLM rounding (half away from zero) of the average ---- */
-int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
+int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- SOFTMAX int8 -> int8 (softmax_s8.c): TFLM reference integer softmax, output scale 1/256, zp -128 ---- */
 typedef struct {
@@ -254,7 +257,7 @@ int fm_mean_f32(const fm_mean_params_t *p, const float *input, float *output);
 /* ---- MAX_POOL_2D int8 / f32 (max_pool2d_s8.c, max_pool2d_f32.c), fm_pool_params_t above ---- */
 int fm_max_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
 int fm_max_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
-int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
+int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output, void *scratch);
 
 /* ---- float32 core set ---- */
 typedef struct {
@@ -269,8 +272,8 @@ typedef struct {
     const float *filter;
     const float *bias;        /* [out_c] or NULL */
 } fm_conv_f32_params_t;
-int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output);
-int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output);
+int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output, void *scratch);
+int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output, void *scratch);
 
 typedef struct {
     int32_t batches, accum_depth, output_depth;
@@ -278,7 +281,7 @@ typedef struct {
     const float *filter;      /* [output_depth, accum_depth] */
     const float *bias;        /* [output_depth] or NULL */
 } fm_fully_connected_f32_params_t;
-int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output);
+int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output, void *scratch);
 
 typedef struct {
     fm_broadcast_t shape;

@@ -1,8 +1,9 @@
 /* AVERAGE_POOL_2D float32 (TFLM reference_ops::AveragePool): mean over the window clipped to the input. */
 #include "fm_kernels_common.h"
 
-int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output)
+int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const fm_dims4_t *in = &p->input_dims;
     const fm_dims4_t *out = &p->output_dims;
     for (int32_t b = 0; b < out->n; ++b) {

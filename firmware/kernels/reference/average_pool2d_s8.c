@@ -2,8 +2,9 @@
  * positions inside the image and rounds half away from zero with C integer division, as TFLM does. */
 #include "fm_kernels_common.h"
 
-int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output)
+int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, depth = p->input_dims.c;
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w;
     for (int32_t b = 0; b < p->output_dims.n; ++b) {

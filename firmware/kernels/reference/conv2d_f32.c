@@ -2,8 +2,9 @@
  * Grouped when filter_dims.c < input_dims.c. */
 #include "fm_kernels_common.h"
 
-int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output)
+int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const fm_dims4_t *in = &p->input_dims;
     const fm_dims4_t *f = &p->filter_dims;
     const fm_dims4_t *out = &p->output_dims;

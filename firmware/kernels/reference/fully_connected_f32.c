@@ -1,8 +1,9 @@
 /* FULLY_CONNECTED float32 (TFLM reference_ops::FullyConnected): out[b][o] = sum_d in[b][d] * w[o][d] + bias[o]. */
 #include "fm_kernels_common.h"
 
-int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output)
+int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     for (int32_t b = 0; b < p->batches; ++b) {
         const float *x = input + (size_t)b * p->accum_depth;
         for (int32_t o = 0; o < p->output_depth; ++o) {

@@ -1,8 +1,9 @@
 /* FULLY_CONNECTED int8: tflite::reference_integer_ops::FullyConnected / FullyConnectedPerChannel. */
 #include "fm_kernels_common.h"
 
-int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output)
+int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const int32_t depth = p->accum_depth;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + (size_t)b * depth;

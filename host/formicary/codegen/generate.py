@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE_DIR = Path(os.environ.get("FORMICARY_FIRMWARE_DIR", REPO_ROOT / "firmware"))
 RUNTIME_SOURCES = ("runtime/src/fm_runtime.c",)
 INCLUDE_DIRS = ("runtime/include", "kernels/include")
+SCRATCH_ALIGN = 4  # bytes: a kernel's scratch area starts on a word boundary
 
 
 @dataclass
@@ -54,6 +55,7 @@ class CodegenResult:
     include_dirs: list[str]          # absolute include paths for a build
     tensors: list[dict] = field(default_factory=list)  # arena placement per activation tensor
     kernel_set: str = kernel_sets.REFERENCE  # the set the kernels come from (files it lacks: reference)
+    scratch: list[dict] = field(default_factory=list)  # per op with scratch: {op, bytes, offset} in the arena
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -74,8 +76,10 @@ class Lowered:
     array_bytes: int = 0
 
 
-def lower_model(model_bytes: bytes) -> Lowered:
-    """Lower every op; one FormicaryError naming every op that cannot be compiled."""
+def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
+    """Lower every op for a kernel set (default: reference), which sizes each op's scratch memory; one
+    FormicaryError naming every op that cannot be compiled."""
+    kset = kernel_sets.kernel_set(kernels)
     model = read_model(model_bytes)
     problems: list[dict] = []
     if model.subgraph_count != 1:
@@ -105,6 +109,7 @@ def lower_model(model_bytes: bytes) -> Lowered:
                 raise Unsupported("stateful (variable) tensors are not supported",
                                   "export a stateless model.")
             low = fn(op, ctx)
+            low.scratch_bytes = _scratch_bytes(kset, op, ctx, low)
         except Unsupported as exc:
             problems.append({"layer": op.index, "op": op.opcode, "reason": exc.reason, "fix": exc.fix})
             lowered.append(LoweredOp(call=None))
@@ -123,6 +128,22 @@ def lower_model(model_bytes: bytes) -> Lowered:
     return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes)
 
 
+def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: LoweredOp) -> int:
+    """Scratch bytes the set's kernel needs for this op; a call with no scratch gets NULL for its pointer."""
+    ref = ctx.scratch_ref()
+    takes_scratch = low.call is not None and ref in low.call
+    n = kset.scratch_bytes(low.kernel, op, ctx) if low.call is not None else 0
+    if n and not takes_scratch:
+        raise FormicaryError(
+            f"kernel set {kset.name} declares {n} scratch bytes for {low.kernel or op.opcode} (layer {op.index}), "
+            "whose signature has no scratch pointer.",
+            "declare scratch only for kernels taking `void *scratch` (firmware/kernels/include/fm_kernels.h), or "
+            "add that parameter to the kernel in every set first (docs/codegen.md).")
+    if takes_scratch and not n:
+        low.call = low.call.replace(ref, "NULL")
+    return n
+
+
 def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[lifetimes.Buffer], dict[int, int],
                                                                            int, int]:
     model = lowered.model
@@ -136,7 +157,7 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     for op, low in zip(model.operators, lowered.ops):
         if low.scratch_bytes:
             b = lifetimes.Buffer(id=len(buffers), tensors=[], size=low.scratch_bytes, first=op.index,
-                                 last=op.index, names=[f"scratch op {op.index}"])
+                                 last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN)
             buffers.append(b)
             scratch[op.index] = b.id
     bound = lifetimes.lower_bound(buffers, len(model.operators))
@@ -166,7 +187,7 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     cost of their size in RAM. `kernels`: the kernel set to link with (default: reference)."""
     kset = kernel_sets.kernel_set(kernels)
     data = read_model_bytes(model)
-    lowered = lower_model(data)
+    lowered = lower_model(data, kset)
     m = lowered.model
     buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs)
@@ -206,4 +227,6 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
         tensors=[{"index": t, "name": m.tensors[t].name, "bytes": m.tensors[t].nbytes,
                   "offset": by_id[owner[t]].offset, "first_op": by_id[owner[t]].first,
                   "last_op": by_id[owner[t]].last} for t in sorted(owner)],
-        kernel_set=kset.name)
+        kernel_set=kset.name,
+        scratch=[{"op": i, "bytes": low.scratch_bytes, "offset": low.scratch_offset}
+                 for i, low in enumerate(lowered.ops) if low.scratch_bytes])

@@ -116,7 +116,9 @@ class LowerContext:
         return f"fm_t{tensor.index}"
 
     def scratch_ref(self) -> str:
-        """C expression for this op's scratch area in the arena (size = LoweredOp.scratch_bytes)."""
+        """C expression for this op's scratch pointer, for kernels taking `void *scratch`: the op's scratch area
+        in the arena (`fm_scratch_op<i>`, LoweredOp.scratch_bytes as the kernel set declared), or NULL when the
+        set declared none (replaced by the generator)."""
         return f"fm_scratch_op{self.op.index}"
 
     # -- generated declarations ----------------------------------------------------------------------------

@@ -135,8 +135,8 @@ def _conv_macs(out_d, f_d, depthwise: bool) -> int:
 
 
 def _lowered(fn: str, params: str, ctx: LowerContext, inp: Tensor, out: Tensor, macs: int) -> LoweredOp:
-    return LoweredOp(call=f"{fn}({params}, {ctx.tensor_ref(inp)}, {ctx.tensor_ref(out)})", macs=macs,
-                     sources=(fn[3:] + ".c",), kernel=fn)
+    call = f"{fn}({params}, {ctx.tensor_ref(inp)}, {ctx.tensor_ref(out)}, {ctx.scratch_ref()})"
+    return LoweredOp(call=call, macs=macs, sources=(fn[3:] + ".c",), kernel=fn)
 
 
 # ---- CONV_2D and DEPTHWISE_CONV_2D ----------------------------------------------------------------------------

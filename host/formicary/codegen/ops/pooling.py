@@ -42,13 +42,14 @@ def lower_pool(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported(refusal.format(dtype=inp.dtype), _POOL_FIX[op.opcode])
     params = ctx.const_struct("params", "fm_pool_params_t", pool_params(op, ctx, inp.dtype))
     fn = f"fm_{name}_{'s8' if inp.dtype == 'int8' else 'f32'}"
+    args = f"{params}, {ctx.tensor_ref(inp)}, {ctx.tensor_ref(out)}"
     macs = 0
-    if op.opcode == "AVERAGE_POOL_2D":
+    if op.opcode == "AVERAGE_POOL_2D":  # takes a scratch pointer (fm_kernels.h)
+        args += f", {ctx.scratch_ref()}"
         d = dims4(out)
         macs = d[0] * d[1] * d[2] * d[3] * int(op.options.get("filter_height", 1)) \
             * int(op.options.get("filter_width", 1))
-    return LoweredOp(call=f"{fn}({params}, {ctx.tensor_ref(inp)}, {ctx.tensor_ref(out)})", macs=macs,
-                     sources=(fn[3:] + ".c",), kernel=fn)
+    return LoweredOp(call=f"{fn}({args})", macs=macs, sources=(fn[3:] + ".c",), kernel=fn)
 
 
 def pool_params(op: Operator, ctx: LowerContext, dtype: str) -> dict[str, object]:
