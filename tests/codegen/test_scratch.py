@@ -9,7 +9,11 @@ import ctypes
 import numpy as np
 import pytest
 from formicary.codegen import generate, kernel_sets, lower_model, plan_memory
-from formicary.codegen.kernel_sets import KernelSet, register_kernel_set, unregister_kernel_set
+from formicary.codegen.kernel_sets import (
+    KernelSet,
+    register_kernel_set,
+    unregister_kernel_set,
+)
 from formicary.errors import FormicaryError
 from test_models import residual_model
 

@@ -43,7 +43,6 @@ class KernelSet:
     name: str
     root: Path | None = None          # folder of the set's .c files; None: firmware/kernels/<name>
     scratch: Mapping[str, ScratchFn] = field(default_factory=dict)  # kernel function -> bytes for an op
-    description: str = ""
 
     @property
     def folder(self) -> Path:
@@ -64,8 +63,7 @@ class KernelSet:
 
 # Sets with a Python side (scratch declarations). A folder under firmware/kernels/ without an entry here is a set
 # whose kernels need no scratch.
-_SETS: dict[str, KernelSet] = {REFERENCE: KernelSet(REFERENCE, description="TFLM reference kernels, "
-                                                                          "bit-exact (int8)")}
+_SETS: dict[str, KernelSet] = {REFERENCE: KernelSet(REFERENCE)}  # TFLM's reference kernels: no scratch
 
 
 def register_kernel_set(kset: KernelSet) -> KernelSet:
@@ -140,9 +138,9 @@ def read_manifest(model_dir: Path) -> dict | None:
 def model_kernel_sources(model_dir: Path) -> tuple[str | None, list[Path]]:
     """(kernel set, kernel files) a generated model in `model_dir` needs, from its manifest.
 
-    A folder without a manifest is taken as is: no kernels when its fm_model.c calls none (hand-written test
-    models), every reference kernel when it includes fm_kernels.h (a model generated before manifests
-    existed; the linker drops the unused ones)."""
+    A folder without a manifest: no kernels when its fm_model.c calls none (hand-written test models), every
+    reference kernel when it includes fm_kernels.h (generated files copied without their manifest; the linker
+    drops the kernels it does not call)."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     if manifest is not None:
