@@ -78,6 +78,7 @@ class Board:
     upload_protocol: str
     qemu_machine: str | None = None
     power: PowerModel | None = None
+    kernels: str = "reference"  # kernel set, a folder of firmware/kernels/ (formicary.codegen.kernel_sets)
 
     # Short names used all over the code base.
     @property
@@ -187,6 +188,7 @@ def _parse(path: Path) -> Board:
         upload_protocol=_require(upload, "protocol", str, where),
         qemu_machine=data.get("qemu_machine"),
         power=_parse_power(power, where) if power else None,
+        kernels=_require(data, "kernels", str, where) if "kernels" in data else "reference",
     )
     if board.name != path.stem:
         raise FormicaryError(f"board file {where} names itself {board.name!r}.", f"rename the file or set name = {path.stem!r}.")

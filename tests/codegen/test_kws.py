@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-from formicary.codegen import FIRMWARE_DIR, generate
 from formicary.bench.verify import verify_model
+from formicary.codegen import generate
 
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 pytestmark = pytest.mark.shared
@@ -37,11 +38,13 @@ def test_kws_random_inputs_bit_exact(kws_model_path, host_cc, tflm):
     assert r["bit_exact"], r
 
 
-def _compile_all(cc: list[str], out_dir, tmp_path) -> None:
-    srcs = [out_dir / "fm_model.c", *sorted((FIRMWARE_DIR / "runtime" / "src").glob("*.c"))]
-    srcs += [FIRMWARE_DIR / "kernels" / f for f in ("conv2d_s8.c", "depthwise_conv2d_s8.c", "fully_connected_s8.c",
-                                                      "average_pool2d_s8.c", "softmax_s8.c")]
-    incs = [f"-I{out_dir}", f"-I{FIRMWARE_DIR / 'runtime' / 'include'}", f"-I{FIRMWARE_DIR / 'kernels' / 'include'}"]
+def _compile_all(cc: list[str], gen, tmp_path) -> None:
+    """The generated model and every file it links with (runtime + the kernels it calls: conv, depthwise,
+    fully connected, average pool, softmax)."""
+    out_dir = Path(gen.out_dir)
+    srcs = [out_dir / "fm_model.c", *gen.firmware_sources()]
+    assert len(srcs) == 7
+    incs = [f"-I{out_dir}", *(f"-I{d}" for d in gen.include_dirs)]
     for src in srcs:
         for profile in ([], ["-DFM_PROFILE"]):
             proc = subprocess.run([*cc, *STRICT, *profile, *incs, "-c", str(src), "-o", str(tmp_path / "x.o")],
@@ -50,18 +53,14 @@ def _compile_all(cc: list[str], out_dir, tmp_path) -> None:
 
 
 def test_generated_c_warning_free_host(kws_model_path, host_cc, tmp_path):
-    out = tmp_path / "gen"
-    generate(kws_model_path, out)
-    _compile_all([host_cc], out, tmp_path)
+    _compile_all([host_cc], generate(kws_model_path, tmp_path / "gen"), tmp_path)
 
 
 def test_generated_c_warning_free_cortex_m4(kws_model_path, tmp_path):
     if not shutil.which("arm-none-eabi-gcc"):
         pytest.skip("arm-none-eabi-gcc not installed (apt-get install gcc-arm-none-eabi)")
-    out = tmp_path / "gen"
-    generate(kws_model_path, out)
     _compile_all(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
-                 out, tmp_path)
+                 generate(kws_model_path, tmp_path / "gen"), tmp_path)
 
 
 def test_generated_api_and_metadata(kws_model_path, tmp_path):
@@ -88,18 +87,16 @@ def test_generated_api_and_metadata(kws_model_path, tmp_path):
 def test_profile_hook_called_around_every_op(kws_model_path, host_cc, tmp_path):
     """A -DFM_PROFILE build calls fm_op_hook(i, 0) and fm_op_hook(i, 1) for every op in order."""
     out = tmp_path / "gen"
-    generate(kws_model_path, out)
+    gen = generate(kws_model_path, out)
     main = tmp_path / "main.c"
     main.write_text(
         '#include <stdio.h>\n#include "fm_model.h"\n'
         "void fm_op_hook(int op_index, int phase) { printf(\"%d:%d\\n\", op_index, phase); }\n"
         "int main(void) { return fm_invoke(); }\n")
-    srcs = [out / "fm_model.c", FIRMWARE_DIR / "runtime" / "src" / "fm_runtime.c",
-            *[FIRMWARE_DIR / "kernels" / f for f in ("conv2d_s8.c", "depthwise_conv2d_s8.c", "fully_connected_s8.c",
-                                                     "average_pool2d_s8.c", "softmax_s8.c")], main]
+    srcs = [out / "fm_model.c", *gen.firmware_sources(), main]
     exe = tmp_path / "prof"
-    subprocess.run([host_cc, *STRICT, "-DFM_PROFILE", f"-I{out}", f"-I{FIRMWARE_DIR / 'runtime' / 'include'}",
-                    f"-I{FIRMWARE_DIR / 'kernels' / 'include'}", *map(str, srcs), "-o", str(exe)], check=True)
+    subprocess.run([host_cc, *STRICT, "-DFM_PROFILE", f"-I{out}", *(f"-I{d}" for d in gen.include_dirs),
+                    *map(str, srcs), "-o", str(exe)], check=True)
     lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     assert lines == [f"{i}:{p}" for i in range(13) for p in (0, 1)]
 

@@ -1,13 +1,13 @@
-"""int8 compute kernels (codegen worker's) vs TFLM, bit for bit, over random geometry and quantization:
+"""int8 convolution-family, pooling and softmax kernels vs TFLM, bit for bit, over random geometry and quantization:
 CONV_2D (strides, dilation, SAME/VALID, 1x1, fused ReLU/ReLU6), DEPTHWISE_CONV_2D (depth multiplier,
 dilation), FULLY_CONNECTED (batches), AVERAGE_POOL_2D and SOFTMAX."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bit_exact, input_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_checks import assert_bit_exact, input_sets
 from strategies import (
     ACTIVATIONS,
     apply_activation,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close, input_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_checks import assert_close, input_sets
 from strategies import ACTIVATIONS, apply_activation, seeds
 from test_conv_s8 import conv_geometry
 from test_elementwise_s8 import broadcast_shapes

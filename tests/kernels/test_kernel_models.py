@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bit_exact, assert_close, describe
+from kernel_checks import assert_bit_exact, assert_close, describe
 
 pytestmark = pytest.mark.tf
 

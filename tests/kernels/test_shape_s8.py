@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bit_exact, input_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_checks import assert_bit_exact, input_sets
 from strategies import (
     ACTIVATIONS,
     apply_activation,

@@ -1,9 +1,14 @@
 /*
- * formicary-rt kernels: one declaration block per op. Every kernel returns FM_OK (0) or an FM_ERR_* code,
- * takes a const parameter struct (generated into flash by `formicary codegen`) and tensor data pointers,
- * never allocates, and matches TFLM's reference kernel bit for bit (int8) or within tolerance (float32).
+ * formicary-rt kernels: one declaration block per op, implemented by every kernel set. Every kernel returns
+ * FM_OK (0) or an FM_ERR_* code, takes a const parameter struct (generated into flash by `formicary codegen`)
+ * and tensor data pointers, never allocates, and matches TFLM's reference kernel bit for bit (int8) or within
+ * tolerance (float32).
  *
- * Naming: fm_<op>_<type>() implemented in firmware/kernels/<op>_<type>.c (s8 = int8, f32 = float32).
+ * Naming: fm_<op>_<type>() implemented in firmware/kernels/<set>/<op>_<type>.c (s8 = int8, f32 = float32); the
+ * reference set (firmware/kernels/reference/) has every file, other sets the ones they improve (docs/codegen.md).
+ * Scratch: kernels that may need working memory (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D) take
+ * `void *scratch` last: this op's area of the arena, as many bytes as the kernel set declared for the op's shapes
+ * (host/formicary/codegen/kernel_sets.py), aligned to 4, or NULL when the set declared none.
  * Layout: NHWC activations; CONV filters [out_c, kh, kw, in_c]; DEPTHWISE filters [1, kh, kw, out_c];
  * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged).
  */
@@ -16,7 +21,7 @@
 extern "C" {
 #endif
 
-/* ======================= core int8 kernels (codegen worker) ======================= */
+/* ======================= convolution family, pooling, softmax: int8 ======================= */
 
 /* ---- CONV_2D int8, per-channel requantization (conv2d_s8.c) ----
  * Grouped convolution when filter_dims.c < input_dims.c (groups = input c / filter c). */
@@ -35,7 +40,7 @@ typedef struct {
     const int32_t *multiplier; /* [out_c] */
     const int32_t *shift;      /* [out_c] */
 } fm_conv_s8_params_t;
-int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- DEPTHWISE_CONV_2D int8, per-channel (depthwise_conv2d_s8.c) ----
  * output channel = in_channel * depth_multiplier + m. */
@@ -55,7 +60,7 @@ typedef struct {
     const int32_t *multiplier; /* [out_c] */
     const int32_t *shift;      /* [out_c] */
 } fm_depthwise_conv_s8_params_t;
-int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- FULLY_CONNECTED int8, per-tensor or per-channel (fully_connected_s8.c) ---- */
 typedef struct {
@@ -72,7 +77,7 @@ typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
 } fm_fully_connected_s8_params_t;
-int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- pooling parameters, shared by AVERAGE_POOL_2D and MAX_POOL_2D ---- */
 typedef struct {
@@ -86,7 +91,7 @@ typedef struct {
 } fm_pool_params_t;
 
 /* ---- AVERAGE_POOL_2D int8 (average_pool2d_s8.c): TFLM rounding (half away from zero) of the average ---- */
-int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
+int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
 /* ---- SOFTMAX int8 -> int8 (softmax_s8.c): TFLM reference integer softmax, output scale 1/256, zp -128 ---- */
 typedef struct {
@@ -100,11 +105,9 @@ int fm_softmax_s8(const fm_softmax_s8_params_t *p, const int8_t *input, int8_t *
 
 /* RESHAPE has no kernel: the output aliases the input in the arena. */
 
-/* ======================= end of core int8 kernels ======================= */
-
-/* ======================= kernels-2 block: element-wise, activations, data movement, float32 =======================
- * Owned by the kernels-2 worker (issue 3). int8 kernels are bit-exact with the TFLM reference kernels of the
- * pinned tflite-micro wheel; f32 kernels follow TFLM's reference float kernels (tolerance-checked).
+/* ======================= element-wise, activations, data movement, float32 =======================
+ * int8 kernels are bit-exact with the TFLM reference kernels of the pinned tflite-micro wheel; f32 kernels follow
+ * TFLM's reference float kernels (tolerance-checked).
  */
 
 /* Broadcast description shared by binary element-wise kernels (ADD, MUL). Shapes are extended to 6 dims;
@@ -254,7 +257,7 @@ int fm_mean_f32(const fm_mean_params_t *p, const float *input, float *output);
 /* ---- MAX_POOL_2D int8 / f32 (max_pool2d_s8.c, max_pool2d_f32.c), fm_pool_params_t above ---- */
 int fm_max_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
 int fm_max_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
-int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
+int fm_average_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output, void *scratch);
 
 /* ---- float32 core set ---- */
 typedef struct {
@@ -269,8 +272,8 @@ typedef struct {
     const float *filter;
     const float *bias;        /* [out_c] or NULL */
 } fm_conv_f32_params_t;
-int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output);
-int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output);
+int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output, void *scratch);
+int fm_depthwise_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output, void *scratch);
 
 typedef struct {
     int32_t batches, accum_depth, output_depth;
@@ -278,7 +281,7 @@ typedef struct {
     const float *filter;      /* [output_depth, accum_depth] */
     const float *bias;        /* [output_depth] or NULL */
 } fm_fully_connected_f32_params_t;
-int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output);
+int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output, void *scratch);
 
 typedef struct {
     fm_broadcast_t shape;
@@ -301,8 +304,6 @@ int fm_logistic_f32(const fm_unary_f32_params_t *p, const float *input, float *o
 int fm_tanh_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 int fm_relu_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 int fm_relu6_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
-
-/* ======================= end of kernels-2 block ======================= */
 
 #ifdef __cplusplus
 }

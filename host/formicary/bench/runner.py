@@ -87,7 +87,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
               warmup: int = 1, data: str | Path | None = None, inputs: int | None = None, profile: bool = False,
               store: Any = None, out_dir: str | Path | None = None, label: str | None = None, seed: int = 0,
               rebuild: bool = False, timeout: float = 2.0, run_timeout: float = 60.0,
-              power: PowerSource | None = None,
+              power: PowerSource | None = None, kernels: str | None = None,
               on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
     """Bench TARGET (model or built project) on BOARD and return the bench result (docs/bench-json.md).
 
@@ -95,7 +95,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     warmup: untimed inferences before the first timed one; store: a ResultStore, a path, None (the default
     store) or False (do not record). `power`: a host-side power monitor (Joulescope, PPK2, …) sampled for the
     whole bench, synchronised with every RUN by its GPIO sync line when it recorded one, else by serial markers;
-    its energy (`measured`) replaces the board model's (`modelled`). `on_event` receives progress events (build,
+    its energy (`measured`) replaces the board model's (`modelled`). `kernels`: a kernel set overriding the
+    board's (A/B runs). `on_event` receives progress events (build,
     flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
@@ -112,7 +113,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     target_for(b, port)  # a real board without a port fails before anything is built
     if data is None and inputs is None and runs is not None:
         inputs = min(DEFAULT_RANDOM_INPUTS, runs)  # random inputs: no more than there are runs
-    fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event)
+    fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event, kernels=kernels)
     ins = load_inputs(fw.tflite, data, inputs, seed=seed)
     if runs is not None and runs < len(ins.sets):
         if on_event:
@@ -173,7 +174,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
 
         result["started_at"] = now_iso()
         result["firmware"] = {"runtime_version": info.runtime_version, "protocol_version": info.protocol_version,
-                              "optimize": fw.optimize}
+                              "optimize": fw.optimize, "kernels": fw.kernels}
         result["latency"] = {"unit": info.timing_unit, "method": info.timing_method, "estimate_ms": None,
                              "clock_hz": b.clock_hz, "samples": []}
         if st is not None:

@@ -32,11 +32,13 @@ def tflm_arena_isolated(model_bytes: bytes, timeout: float = 300) -> tuple[int |
 
 def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: str | Path | None = None,
                  seed: int = 0, sanitize: bool = False, target: str = "host", input_sets=None,
-                 measure_tflm_arena: bool = True, port: str | None = None, baud: int | None = None) -> dict:
+                 measure_tflm_arena: bool = True, port: str | None = None, baud: int | None = None,
+                 kernels: str | None = None) -> dict:
     """Compare formicary-rt (generated C, host build) with TFLM byte for byte.
 
     Inputs come from `input_sets` (list of per-invocation input lists), `data` (dataset folder/.npz) or
     `inputs` random sets (default 10). `sanitize` runs a standalone -fsanitize=address,undefined build.
+    `kernels`: the kernel set to build with (default reference).
     """
     from formicary.oracle import tflm as reference
     from formicary.target import host as native
@@ -64,7 +66,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         raise FormicaryError("no inputs to verify with.", "pass --inputs N (N >= 1) or --data DIR.")
 
     with tempfile.TemporaryDirectory(prefix="fm-verify-") as tmp:
-        result = generate(data_bytes, Path(tmp) / "model")
+        result = generate(data_bytes, Path(tmp) / "model", kernels=kernels)
         if sanitize:
             exe = native.build_executable(result, sanitize=True)
             ours = native.run_executable(exe, ir, sets)

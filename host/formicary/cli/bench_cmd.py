@@ -8,6 +8,7 @@ import typer
 from formicary.cli._bench_options import (
     DATA_OPTION,
     INPUTS_OPTION,
+    KERNELS_OPTION,
     PROFILE_OPTION,
     STORE_OPTION,
     WARMUP_OPTION,
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
               seed: int = typer.Option(0, "--seed", help="Seed for random inputs."),
               power: str = typer.Option(None, "--power", help="Host-side power monitor: joulescope, ppk2 or "
                                                               "ppk2:PORT (measured energy; see docs/power.md)."),
+              kernels: str = KERNELS_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
         from formicary.power import open_power_source
@@ -47,7 +49,8 @@ def register(app: typer.Typer) -> None:
         with BoardProgress() as show:
             result = run_bench(model_for_board(target, board, build_dir), board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
                                profile=profile, store=False if no_store else store, out_dir=build_dir,
-                               label=label, rebuild=rebuild, seed=seed, power=monitor, on_event=show)
+                               label=label, rebuild=rebuild, seed=seed, power=monitor, kernels=kernels,
+                               on_event=show)
         emit(result, as_json, render)
         if result["mismatches"]:
             raise typer.Exit(1)
@@ -58,7 +61,8 @@ def render(console, r: dict) -> None:
 
     kind = "virtual board" if r["virtual"] else "board"
     console.print(f"[bold]{r['model']['name']}[/] ({r['model']['variant']['label']}) on {kind} [bold]{r['board']}[/]"
-                  f", formicary-rt {r['firmware']['runtime_version']}")
+                  f", formicary-rt {r['firmware']['runtime_version']}"
+                  f" ({r['firmware'].get('kernels', 'reference')} kernels)")
     console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
                   f"{r['settings']['warmup']} warm-up)")
     if r["layers"]:

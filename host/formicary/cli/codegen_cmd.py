@@ -15,13 +15,15 @@ def register(app: typer.Typer) -> None:
                 preserve_inputs: bool = typer.Option(
                     False, "--preserve-inputs",
                     help="Keep inputs intact across fm_invoke() calls (costs their size in RAM)."),
+                kernels: str = typer.Option("reference", "--kernels",
+                                            help="Kernel set to link with (a folder of firmware/kernels/)."),
                 as_json: bool = JSON_OPTION) -> None:
         """Generate C (weights in flash, planned static arena, fm_invoke) for formicary-rt. No TensorFlow."""
         from formicary import progress
         from formicary.codegen import generate
 
         with progress.step(f"codegen {model.name}"):
-            result = generate(model, out, preserve_inputs=preserve_inputs).to_dict()
+            result = generate(model, out, preserve_inputs=preserve_inputs, kernels=kernels).to_dict()
         result["units"] = {"arena_bytes": "bytes", "arena_lower_bound_bytes": "bytes", "const_bytes": "bytes",
                            "macs": "multiply-accumulates"}
         emit(result, as_json, _human)

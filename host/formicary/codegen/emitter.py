@@ -80,7 +80,8 @@ def emit_source(model: ModelIR, lowered: list[LoweredOp], decls: list[list[str]]
         out.append(f"#define fm_t{t} ((void *)(fm_arena + {b.offset}u)) /* {tensor.nbytes} B {comment(tensor.name)} */")
     for i, low in enumerate(lowered):
         if low.scratch_bytes:
-            out.append(f"#define fm_scratch_op{i} ((void *)(fm_arena + {low.scratch_offset}u))")
+            out.append(f"#define fm_scratch_op{i} ((void *)(fm_arena + {low.scratch_offset}u)) "
+                       f"/* {low.scratch_bytes} B scratch of op {i} */")
     out.append("")
     out.append("/* Constant tensors (flash). */")
     for t in constant_tensors:

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import lifetimes, planner
+from formicary.codegen import kernel_sets, lifetimes, planner
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -28,6 +28,7 @@ from formicary.tflite import ModelIR, read_model
 FIRMWARE_DIR = firmware_dir()
 RUNTIME_SOURCES = ("runtime/src/fm_runtime.c",)
 INCLUDE_DIRS = ("runtime/include", "kernels/include")
+SCRATCH_ALIGN = 4  # bytes: a kernel's scratch area starts on a word boundary
 
 
 @dataclass
@@ -49,9 +50,11 @@ class CodegenResult:
     arena_lower_bound_bytes: int
     const_bytes: int                 # weights + per-op const arrays (flash); parameter structs not counted
     ops: list[OpPlan]
-    kernel_sources: list[str]        # paths under firmware/ needed to link (runtime + kernels used)
+    kernel_sources: list[str]        # paths under firmware/ needed to link (runtime + kernels used, of the set)
     include_dirs: list[str]          # absolute include paths for a build
     tensors: list[dict] = field(default_factory=list)  # arena placement per activation tensor
+    kernel_set: str = kernel_sets.REFERENCE  # the set the kernels come from (files it lacks: reference)
+    scratch: list[dict] = field(default_factory=list)  # per op with scratch: {op, bytes, offset} in the arena
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,8 +75,10 @@ class Lowered:
     array_bytes: int = 0
 
 
-def lower_model(model_bytes: bytes) -> Lowered:
-    """Lower every op; one FormicaryError naming every op that cannot be compiled."""
+def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
+    """Lower every op for a kernel set (default: reference), which sizes each op's scratch memory; one
+    FormicaryError naming every op that cannot be compiled."""
+    kset = kernel_sets.kernel_set(kernels)
     model = read_model(model_bytes)
     problems: list[dict] = []
     if model.subgraph_count != 1:
@@ -93,8 +98,7 @@ def lower_model(model_bytes: bytes) -> Lowered:
     consts: list[int] = []
     array_bytes = 0
     for op in model.operators:
-        first_in = next((model.tensors[t] for t in op.inputs if t >= 0), None)
-        fn = lowering_for(op.opcode, first_in.dtype if first_in is not None else None)
+        fn = lowering_for(op.opcode)
         ctx = LowerContext(model, op)
         try:
             if fn is None:
@@ -104,6 +108,7 @@ def lower_model(model_bytes: bytes) -> Lowered:
                 raise Unsupported("stateful (variable) tensors are not supported",
                                   "export a stateless model.")
             low = fn(op, ctx)
+            low.scratch_bytes = _scratch_bytes(kset, op, ctx, low)
         except Unsupported as exc:
             problems.append({"layer": op.index, "op": op.opcode, "reason": exc.reason, "fix": exc.fix})
             lowered.append(LoweredOp(call=None))
@@ -122,6 +127,22 @@ def lower_model(model_bytes: bytes) -> Lowered:
     return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes)
 
 
+def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: LoweredOp) -> int:
+    """Scratch bytes the set's kernel needs for this op; a call with no scratch gets NULL for its pointer."""
+    ref = ctx.scratch_ref()
+    takes_scratch = low.call is not None and ref in low.call
+    n = kset.scratch_bytes(low.kernel, op, ctx) if low.call is not None else 0
+    if n and not takes_scratch:
+        raise FormicaryError(
+            f"kernel set {kset.name} declares {n} scratch bytes for {low.kernel or op.opcode} (layer {op.index}), "
+            "whose signature has no scratch pointer.",
+            "declare scratch only for kernels taking `void *scratch` (firmware/kernels/include/fm_kernels.h), or "
+            "add that parameter to the kernel in every set first (docs/codegen.md).")
+    if takes_scratch and not n:
+        low.call = low.call.replace(ref, "NULL")
+    return n
+
+
 def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[lifetimes.Buffer], dict[int, int],
                                                                            int, int]:
     model = lowered.model
@@ -135,7 +156,7 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     for op, low in zip(model.operators, lowered.ops):
         if low.scratch_bytes:
             b = lifetimes.Buffer(id=len(buffers), tensors=[], size=low.scratch_bytes, first=op.index,
-                                 last=op.index, names=[f"scratch op {op.index}"])
+                                 last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN)
             buffers.append(b)
             scratch[op.index] = b.id
     bound = lifetimes.lower_bound(buffers, len(model.operators))
@@ -155,43 +176,48 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
     return bytes(model)
 
 
-def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False) -> CodegenResult:
-    """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file).
+def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
+             kernels: str | kernel_sets.KernelSet | None = None) -> CodegenResult:
+    """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
+    fm_kernels.json naming the kernel set and the kernel files the model calls (read by the firmware build).
 
     By default input bytes are reused for later activations (smallest arena): write the inputs before every
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
-    cost of their size in RAM."""
+    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference)."""
+    kset = kernel_sets.kernel_set(kernels)
     data = read_model_bytes(model)
-    lowered = lower_model(data)
+    lowered = lower_model(data, kset)
     m = lowered.model
     buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs)
     source = emit_source(m, lowered.ops, lowered.decls, lowered.constant_tensors, buffers, owner, arena,
                          lowered.model_hash)
 
+    kernel_files = [f for low in lowered.ops for f in low.sources]
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".fm-codegen-", dir=out.parent))
+    written = ("fm_model.h", "fm_model.c", kernel_sets.MANIFEST)
     try:
         (tmp / "fm_model.h").write_text(header)
         (tmp / "fm_model.c").write_text(source)
+        kernel_sets.write_manifest(tmp, kset, kernel_files)
         if not out.exists():
             os.replace(tmp, out)
         else:
             if not out.is_dir():
                 raise FormicaryError(f"{out} exists and is not a folder.", "choose another -o DIR.")
-            for f in ("fm_model.h", "fm_model.c"):
+            for f in written:
                 os.replace(tmp / f, out / f)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    sources = list(RUNTIME_SOURCES)
-    for low in lowered.ops:
-        sources.extend(f"kernels/{s}" for s in low.sources if f"kernels/{s}" not in sources)
+    sources = list(RUNTIME_SOURCES) + [kernel_sets.relative_to_firmware(p)
+                                       for p in kernel_sets.select_kernel_sources(kset, kernel_files)]
     const_bytes = sum(m.tensors[t].nbytes for t in lowered.constant_tensors) + lowered.array_bytes
     by_id = {b.id: b for b in buffers}
     return CodegenResult(
-        out_dir=str(out), files=[str(out / "fm_model.h"), str(out / "fm_model.c")],
+        out_dir=str(out), files=[str(out / f) for f in written],
         model_hash=lowered.model_hash, arena_bytes=arena, arena_lower_bound_bytes=bound,
         const_bytes=const_bytes,
         ops=[OpPlan(op.index, op.opcode, low.kernel, int(low.macs), list(op.inputs), list(op.outputs))
@@ -199,4 +225,7 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
         kernel_sources=sources, include_dirs=[str(FIRMWARE_DIR / d) for d in INCLUDE_DIRS],
         tensors=[{"index": t, "name": m.tensors[t].name, "bytes": m.tensors[t].nbytes,
                   "offset": by_id[owner[t]].offset, "first_op": by_id[owner[t]].first,
-                  "last_op": by_id[owner[t]].last} for t in sorted(owner)])
+                  "last_op": by_id[owner[t]].last} for t in sorted(owner)],
+        kernel_set=kset.name,
+        scratch=[{"op": i, "bytes": low.scratch_bytes, "offset": low.scratch_offset}
+                 for i, low in enumerate(lowered.ops) if low.scratch_bytes])

@@ -141,7 +141,7 @@ def compute_out_size(padding: str, image: int, filter_size: int, stride: int, di
     return 0
 
 
-# ================================ kernels-2 section (ADD, MUL, LOGISTIC, TANH, RELU, RELU6, MEAN) ================
+# ---- ADD, MUL, LOGISTIC, TANH, RELU, RELU6, MEAN ----------------------------------------------------------------
 
 ADD_LEFT_SHIFT_INT8 = 20
 

@@ -1,6 +1,9 @@
-"""Registry of per-op lowerings: one module per op in this package, each registering itself with
-`@register("OPCODE", ...)`. Every module in the package is imported on first use, so adding an op means adding
-a file here (see docs/dev/codegen-interface.md) and nothing else in the codegen.
+"""Registry of per-op lowerings, grouped by op family: `conv` (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED),
+`pooling` (AVERAGE_POOL_2D, MAX_POOL_2D, MEAN), `activations` (RELU, RELU6, LOGISTIC, TANH, SOFTMAX),
+`elementwise` (ADD, MUL) and `data_movement` (RESHAPE, PAD, CONCATENATION, QUANTIZE, DEQUANTIZE). Each lowering
+registers itself with `@register("OPCODE", ...)` and handles every input type of its ops (int8, float32); every
+module of the package but `base` is imported on first use, so adding an op means adding a lowering to its family
+module (or a new family module) and nothing else in the codegen (see docs/codegen.md).
 """
 from __future__ import annotations
 
@@ -21,23 +24,18 @@ from formicary.codegen.ops.base import (
     require_dtype,
 )
 
-# (opcode, dtype of the op's first input or None for "any type") -> lowering
-_REGISTRY: dict[tuple[str, str | None], LowerFn] = {}
+_REGISTRY: dict[str, LowerFn] = {}  # opcode -> lowering
 _LOADED = False
 
 
-def register(*opcodes: str, dtype: str | None = None):
-    """Decorator: `@register("CONV_2D")` on `def lower(op, ctx) -> LoweredOp`.
-
-    With `dtype="float32"` the lowering only handles ops whose first input has that type; a dtype-specific
-    lowering wins over a generic one, so float32 kernels can live in their own modules."""
+def register(*opcodes: str):
+    """Decorator: `@register("CONV_2D", "DEPTHWISE_CONV_2D")` on `def lower(op, ctx) -> LoweredOp`."""
     def wrap(fn: LowerFn) -> LowerFn:
         for code in opcodes:
-            key = (code, dtype)
-            if key in _REGISTRY and _REGISTRY[key] is not fn:
-                raise RuntimeError(f"two lowerings registered for {key}: {_REGISTRY[key].__module__} and "
+            if code in _REGISTRY and _REGISTRY[code] is not fn:
+                raise RuntimeError(f"two lowerings registered for {code}: {_REGISTRY[code].__module__} and "
                                    f"{fn.__module__}")
-            _REGISTRY[key] = fn
+            _REGISTRY[code] = fn
         return fn
     return wrap
 
@@ -52,15 +50,14 @@ def _load_all() -> None:
     _LOADED = True
 
 
-def lowering_for(opcode: str, dtype: str | None = None) -> LowerFn | None:
-    """The lowering for an op whose first input has `dtype`: dtype-specific first, then generic."""
+def lowering_for(opcode: str) -> LowerFn | None:
     _load_all()
-    return _REGISTRY.get((opcode, dtype)) or _REGISTRY.get((opcode, None))
+    return _REGISTRY.get(opcode)
 
 
 def supported_opcodes() -> list[str]:
     _load_all()
-    return sorted({code for code, _ in _REGISTRY})
+    return sorted(_REGISTRY)
 
 
 __all__ = [

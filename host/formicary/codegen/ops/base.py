@@ -6,10 +6,11 @@ A lowering function receives the operator and a `LowerContext` and returns a `Lo
   `ctx.const_array()` / `ctx.const_struct()` so names are unique and formatting is uniform;
 - `alias` / `inplace`: memory sharing the arena planner may (inplace) or must (alias) apply;
 - `macs`: multiply-accumulates for fm_op_info and reports;
-- `sources`: kernel C files (relative to firmware/kernels/) the call needs, so hosts build only those.
+- `sources`: kernel C files (named as in firmware/kernels/reference/) the call needs, so builds compile only
+  those, taken from the kernel set where it has them.
 
 A lowering that cannot compile an op or option raises `Unsupported(reason, fix)`; the generator collects every
-such op of the model into one FormicaryError.
+such op of the model into one FormicaryError. The helpers at the end are shared by the op families.
 """
 from __future__ import annotations
 
@@ -37,9 +38,9 @@ class LoweredOp:
     decls: list[str] = field(default_factory=list)
     alias: dict[int, int] = field(default_factory=dict)    # output tensor -> input tensor: MUST share memory
     inplace: dict[int, int] = field(default_factory=dict)  # output tensor -> input tensor: MAY share memory
-    sources: tuple[str, ...] = ()         # kernel .c files under firmware/kernels/ this op calls into
-    scratch_bytes: int = 0                # arena bytes needed only while this op runs (ctx.scratch_ref() in call)
-    kernel: str = ""                      # kernel function name, for docs/reports
+    sources: tuple[str, ...] = ()         # kernel .c files (reference names) this op calls into
+    scratch_bytes: int = 0                # arena bytes needed only while this op runs: set from the kernel set
+    kernel: str = ""                      # kernel function name, for docs/reports and kernel-set look-ups
     scratch_offset: int = 0               # set by the planner
 
 
@@ -115,7 +116,9 @@ class LowerContext:
         return f"fm_t{tensor.index}"
 
     def scratch_ref(self) -> str:
-        """C expression for this op's scratch area in the arena (size = LoweredOp.scratch_bytes)."""
+        """C expression for this op's scratch pointer, for kernels taking `void *scratch`: the op's scratch area
+        in the arena (`fm_scratch_op<i>`, LoweredOp.scratch_bytes as the kernel set declared), or NULL when the
+        set declared none (replaced by the generator)."""
         return f"fm_scratch_op{self.op.index}"
 
     # -- generated declarations ----------------------------------------------------------------------------
@@ -170,6 +173,52 @@ def require_dtype(tensor: Tensor | None, allowed: tuple[str, ...], role: str) ->
     if tensor.dtype not in allowed:
         raise Unsupported(f"{role} tensor '{tensor.name}' is {tensor.dtype}; this kernel takes {'/'.join(allowed)}",
                           "quantize the model to full int8 (`formicary compile --quantize int8`).")
+
+
+# ---- shared by the op families ------------------------------------------------------------------------------
+
+BCAST_DIMS = 6  # FM_BCAST_DIMS: broadcasting and reductions work on shapes extended to 6 dims
+
+# Fused activation -> float clamp bounds of the f32 kernels (TFLM CalculateActivationRange); int8 kernels get
+# quantized bounds from quant.activation_range.
+FLOAT_ACT = {"NONE": ("-FLT_MAX", "FLT_MAX"), "RELU": ("0.0f", "FLT_MAX"), "RELU6": ("0.0f", "6.0f"),
+             "RELU_N1_TO_1": ("-1.0f", "1.0f")}
+ON_INT8 = " on int8"
+
+
+def first_input_dtype(ctx: LowerContext) -> str | None:
+    """Type of the op's first present input: what selects an op's int8 or float32 kernel."""
+    return next((t.dtype for t in ctx.inputs() if t is not None), None)
+
+
+def fused_activation(op: Operator, qualifier: str = "") -> str:
+    """The op's fused activation, one of FLOAT_ACT; `qualifier` completes the refusal (ON_INT8)."""
+    act = op.options.get("fused_activation_function", "NONE")
+    if act not in FLOAT_ACT:
+        raise Unsupported(f"fused activation {act} is not supported{qualifier}",
+                          "use NONE/RELU/RELU6 or a separate activation layer.")
+    return act
+
+
+def same_shape(inp: Tensor, out: Tensor, opname: str) -> None:
+    """Element-wise ops: input and output hold as many values."""
+    if inp.numel != out.numel:
+        raise Unsupported(f"{opname} input and output sizes differ ({inp.numel} vs {out.numel})",
+                          "re-export the model.")
+
+
+def c_array(values: list[int]) -> str:
+    """An initializer for a fixed-size int array field."""
+    return "{" + ", ".join(str(int(v)) for v in values) + "}"
+
+
+def nested(fields: dict[str, object]) -> str:
+    """A nested designated initializer for a struct-typed field."""
+    return "{" + ", ".join(f".{k} = {v}" for k, v in fields.items()) + "}"
+
+
+def float_literal(x: float) -> str:
+    return f"{float(np.float32(x))!r}f"
 
 
 LowerFn = Callable[[Operator, LowerContext], LoweredOp]

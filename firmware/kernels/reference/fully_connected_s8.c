@@ -1,8 +1,9 @@
 /* FULLY_CONNECTED int8: tflite::reference_integer_ops::FullyConnected / FullyConnectedPerChannel. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
-int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output)
+int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const int32_t depth = p->accum_depth;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + (size_t)b * depth;
@@ -12,13 +13,7 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
             for (int32_t d = 0; d < depth; ++d) {
                 acc += ((int32_t)w[d] + p->filter_offset) * ((int32_t)in_row[d] + p->input_offset);
             }
-            if (p->bias) {
-                acc += p->bias[oc];
-            }
-            const int32_t ch = p->per_channel ? oc : 0;
-            acc = fm_mbqm(acc, p->multiplier[ch], p->shift[ch]);
-            acc += p->output_offset;
-            output[(size_t)b * p->output_depth + oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
+            FM_CONV_OUTPUT_S8(output[(size_t)b * p->output_depth + oc], acc, p, oc, p->per_channel ? oc : 0);
         }
     }
     return FM_OK;

@@ -1,8 +1,9 @@
 /* FULLY_CONNECTED float32 (TFLM reference_ops::FullyConnected): out[b][o] = sum_d in[b][d] * w[o][d] + bias[o]. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
-int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output)
+int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float *input, float *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     for (int32_t b = 0; b < p->batches; ++b) {
         const float *x = input + (size_t)b * p->accum_depth;
         for (int32_t o = 0; o < p->output_depth; ++o) {
@@ -11,9 +12,7 @@ int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float
             for (int32_t d = 0; d < p->accum_depth; ++d) {
                 acc += x[d] * w[d];
             }
-            if (p->bias) acc += p->bias[o];
-            acc = acc < p->act_min ? p->act_min : (acc > p->act_max ? p->act_max : acc);
-            output[(size_t)b * p->output_depth + o] = acc;
+            output[(size_t)b * p->output_depth + o] = fm_conv_output_f32(acc, p->bias, o, p->act_min, p->act_max);
         }
     }
     return FM_OK;

@@ -1,9 +1,10 @@
 /* CONV_2D float32 (TFLM reference_ops::Conv): zero padding by skipping out-of-range taps, bias, clamp.
  * Grouped when filter_dims.c < input_dims.c. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
-int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output)
+int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const fm_dims4_t *in = &p->input_dims;
     const fm_dims4_t *f = &p->filter_dims;
     const fm_dims4_t *out = &p->output_dims;
@@ -33,9 +34,8 @@ int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *outp
                             }
                         }
                     }
-                    if (p->bias) acc += p->bias[oc];
-                    acc = acc < p->act_min ? p->act_min : (acc > p->act_max ? p->act_max : acc);
-                    output[(((size_t)b * out->h + oy) * out->w + ox) * out->c + oc] = acc;
+                    output[(((size_t)b * out->h + oy) * out->w + ox) * out->c + oc] =
+                        fm_conv_output_f32(acc, p->bias, oc, p->act_min, p->act_max);
                 }
             }
         }

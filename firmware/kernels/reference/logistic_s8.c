@@ -1,7 +1,7 @@
 /* LOGISTIC int8 (TFLM reference_integer_ops::Logistic): the input is rescaled to gemmlowp Q4.27, the fixed-point
  * logistic gives Q0.31, which is rounded to Q0.7+1 steps of 1/256 around the fixed output zero point -128.
  * Inputs beyond +-input_range_radius saturate directly. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 /* gemmlowp::logistic for FixedPoint<int32, 4>, raw Q0.31 result. */
 static int32_t logistic_q4(int32_t a)
@@ -17,17 +17,5 @@ static int32_t logistic_q4(int32_t a)
 
 int fm_logistic_s8(const fm_sigmoid_s8_params_t *p, const int8_t *input, int8_t *output)
 {
-    for (int32_t i = 0; i < p->size; ++i) {
-        const int32_t x = (int32_t)input[i] - p->input_zero_point;
-        if (x <= -p->input_range_radius) {
-            output[i] = INT8_MIN;
-        } else if (x >= p->input_range_radius) {
-            output[i] = INT8_MAX;
-        } else {
-            const int32_t x_q4 = fm_mbqm(x, p->input_multiplier, p->input_left_shift);
-            const int32_t y = fm_rdbpot(logistic_q4(x_q4), 31 - 8) - 128;
-            output[i] = (int8_t)fm_clamp_i32(y, INT8_MIN, INT8_MAX);
-        }
-    }
-    return FM_OK;
+    return fm_sigmoid_like_s8(p, input, output, logistic_q4, 8, -128); /* steps of 1/256, zero point -128 */
 }

@@ -1,8 +1,9 @@
 /* CONV_2D int8 with per-channel requantization: tflite::reference_integer_ops::ConvPerChannel. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
-int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output)
+int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, k_c = p->filter_dims.c;
@@ -43,12 +44,7 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
                             }
                         }
                     }
-                    if (p->bias) {
-                        acc += p->bias[oc];
-                    }
-                    acc = fm_mbqm(acc, p->multiplier[oc], p->shift[oc]);
-                    acc += p->output_offset;
-                    out_px[oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
+                    FM_CONV_OUTPUT_S8(out_px[oc], acc, p, oc, oc);
                 }
             }
         }

@@ -1,30 +1,57 @@
-"""ADD int8 → fm_add_s8 (TFLM general-rescaling add, broadcasting) and float32 → fm_add_f32."""
+"""The element-wise family: ADD and MUL with NumPy/TFLite broadcasting of up to 6 dimensions, int8 (TFLM's
+general rescaling add with left shift 20 and three multipliers; mul with one multiplier) and float32."""
 from __future__ import annotations
 
 from formicary.codegen import quant
 from formicary.codegen.ops import register
-from formicary.codegen.ops._k2_common import (
-    FLOAT_ACT,
-    broadcast_fields,
-    fused_activation,
-    nested,
-)
 from formicary.codegen.ops.base import (
+    BCAST_DIMS,
+    FLOAT_ACT,
     LowerContext,
     LoweredOp,
     Unsupported,
+    c_array,
+    fused_activation,
+    nested,
     qparams,
     require_dtype,
 )
-from formicary.tflite.ir import Operator
+from formicary.tflite.ir import Operator, Tensor
 
 
-def _inplace(a, out) -> dict[int, int]:
+def broadcast_fields(a: Tensor, b: Tensor, out: Tensor) -> dict[str, object]:
+    """fm_broadcast_t for out = f(a, b) with NumPy/TFLite broadcasting of up to 6 dims."""
+    sa, sb, so = (tuple(int(d) for d in t.shape) for t in (a, b, out))
+    if max(len(sa), len(sb), len(so)) > BCAST_DIMS:
+        raise Unsupported(f"broadcast over more than {BCAST_DIMS} dimensions", "reshape to at most 6 dims.")
+    ea, eb, eo = ((1,) * (BCAST_DIMS - len(s)) + s for s in (sa, sb, so))
+    for da, db, do in zip(ea, eb, eo):
+        if do != max(da, db) or da not in (1, do) or db not in (1, do):
+            raise Unsupported(f"shapes {list(sa)} and {list(sb)} do not broadcast to {list(so)}",
+                              "re-export the model.")
+
+    def strides(e: tuple[int, ...]) -> list[int]:
+        st, acc = [0] * BCAST_DIMS, 1
+        for d in range(BCAST_DIMS - 1, -1, -1):
+            st[d] = acc if e[d] > 1 else 0
+            acc *= e[d]
+        return st
+
+    flat = 1
+    for d in eo:
+        flat *= d
+    return {"flat_size": flat, "broadcast": int(not (ea == eo and eb == eo)), "out_dims": c_array(list(eo)),
+            "in1_strides": c_array(strides(ea)), "in2_strides": c_array(strides(eb))}
+
+
+def _inplace(a: Tensor, out: Tensor) -> dict[int, int]:
     # The kernel reads element i of a full-shaped input before writing element i of the output.
     return {out.index: a.index} if (not a.is_constant and tuple(a.shape) == tuple(out.shape)) else {}
 
 
-def lower_binary(op: Operator, ctx: LowerContext, name: str) -> LoweredOp:
+@register("ADD", "MUL")
+def lower_binary(op: Operator, ctx: LowerContext) -> LoweredOp:
+    name = op.opcode.lower()
     a, b = ctx.inputs()[0], ctx.inputs()[1]
     out = ctx.outputs()[0]
     act = fused_activation(op)
@@ -56,11 +83,5 @@ def lower_binary(op: Operator, ctx: LowerContext, name: str) -> LoweredOp:
         params = ctx.const_struct("params", f"fm_{name}_s8_params_t", fields)
         fn = f"fm_{name}_s8"
     call = f"{fn}({params}, {ctx.tensor_ref(a)}, {ctx.tensor_ref(b)}, {ctx.tensor_ref(out)})"
-    suffix = "f32" if out.dtype == "float32" else "s8"
-    return LoweredOp(call=call, macs=out.numel if name == "mul" else 0, sources=(f"{name}_{suffix}.c",),
+    return LoweredOp(call=call, macs=out.numel if name == "mul" else 0, sources=(fn[3:] + ".c",),
                      kernel=fn, inplace=_inplace(a, out) or _inplace(b, out))
-
-
-@register("ADD")
-def lower(op: Operator, ctx: LowerContext) -> LoweredOp:
-    return lower_binary(op, ctx, "add")

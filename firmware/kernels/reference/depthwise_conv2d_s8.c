@@ -1,8 +1,9 @@
 /* DEPTHWISE_CONV_2D int8, per-channel: tflite::reference_integer_ops::DepthwiseConvPerChannel. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
-int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output)
+int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
+    (void)scratch; /* the reference kernels need no scratch memory */
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w;
@@ -36,12 +37,7 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                                 acc += fv * (iv + p->input_offset);
                             }
                         }
-                        if (p->bias) {
-                            acc += p->bias[oc];
-                        }
-                        acc = fm_mbqm(acc, p->multiplier[oc], p->shift[oc]);
-                        acc += p->output_offset;
-                        out_px[oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
+                        FM_CONV_OUTPUT_S8(out_px[oc], acc, p, oc, oc);
                     }
                 }
             }

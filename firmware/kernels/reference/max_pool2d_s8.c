@@ -1,6 +1,6 @@
 /* MAX_POOL_2D int8 (TFLM reference_integer_ops::MaxPool): max over the window clipped to the input (padding
  * never wins), then the fused-activation clamp. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 int fm_max_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output)
 {
@@ -8,18 +8,15 @@ int fm_max_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *out
     const fm_dims4_t *out = &p->output_dims;
     for (int32_t b = 0; b < out->n; ++b) {
         for (int32_t oy = 0; oy < out->h; ++oy) {
-            const int32_t y0 = oy * p->stride_h - p->pad_h;
-            const int32_t fy0 = fm_max_i32(0, -y0);
-            const int32_t fy1 = fm_min_i32(p->filter_h, in->h - y0);
+            const fm_window_t wy = fm_pool_window(oy, p->stride_h, p->pad_h, p->filter_h, in->h);
             for (int32_t ox = 0; ox < out->w; ++ox) {
-                const int32_t x0 = ox * p->stride_w - p->pad_w;
-                const int32_t fx0 = fm_max_i32(0, -x0);
-                const int32_t fx1 = fm_min_i32(p->filter_w, in->w - x0);
+                const fm_window_t wx = fm_pool_window(ox, p->stride_w, p->pad_w, p->filter_w, in->w);
                 for (int32_t c = 0; c < out->c; ++c) {
                     int32_t m = INT8_MIN;
-                    for (int32_t fy = fy0; fy < fy1; ++fy) {
-                        for (int32_t fx = fx0; fx < fx1; ++fx) {
-                            const int32_t v = input[(((size_t)b * in->h + y0 + fy) * in->w + x0 + fx) * in->c + c];
+                    for (int32_t fy = wy.start; fy < wy.end; ++fy) {
+                        for (int32_t fx = wx.start; fx < wx.end; ++fx) {
+                            const int32_t v =
+                                input[(((size_t)b * in->h + wy.origin + fy) * in->w + wx.origin + fx) * in->c + c];
                             m = v > m ? v : m;
                         }
                     }

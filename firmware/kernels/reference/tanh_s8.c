@@ -1,6 +1,6 @@
 /* TANH int8 (TFLM reference_integer_ops::Tanh): input rescaled to gemmlowp Q4.27; tanh computed as
  * (1 - e^(-2|x|)) / (1 + e^(-2|x|)) in fixed point; Q0.31 result rounded to steps of 1/128, zero point 0. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 /* gemmlowp::one_minus_x_over_one_plus_x_for_x_in_0_1, Q0.31 in and out (Newton-Raphson in Q2.29). */
 static int32_t one_minus_x_over_one_plus_x(int32_t a)
@@ -30,17 +30,5 @@ static int32_t tanh_q4(int32_t a)
 
 int fm_tanh_s8(const fm_sigmoid_s8_params_t *p, const int8_t *input, int8_t *output)
 {
-    for (int32_t i = 0; i < p->size; ++i) {
-        const int32_t x = (int32_t)input[i] - p->input_zero_point;
-        if (x <= -p->input_range_radius) {
-            output[i] = INT8_MIN;
-        } else if (x >= p->input_range_radius) {
-            output[i] = INT8_MAX;
-        } else {
-            const int32_t x_q4 = fm_mbqm(x, p->input_multiplier, p->input_left_shift);
-            const int32_t y = fm_rdbpot(tanh_q4(x_q4), 31 - 7);
-            output[i] = (int8_t)fm_clamp_i32(y, INT8_MIN, INT8_MAX);
-        }
-    }
-    return FM_OK;
+    return fm_sigmoid_like_s8(p, input, output, tanh_q4, 7, 0); /* steps of 1/128, zero point 0 */
 }

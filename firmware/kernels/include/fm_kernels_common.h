@@ -1,0 +1,87 @@
+/*
+ * Pieces the kernels of every set may share (static inline, no state): TFLM's int8 output stage of the
+ * convolution family, the float clamp of fused activations, the clipped window of pooling, and the int8
+ * LOGISTIC / TANH loop around a gemmlowp fixed-point function.
+ */
+#ifndef FM_KERNELS_COMMON_H
+#define FM_KERNELS_COMMON_H
+
+#include "fm_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED int8 output stage (TFLM reference_integer_ops): `dst` = the
+ * accumulator plus the bias of output channel `oc`, MultiplyByQuantizedMultiplier with multiplier[ch] / shift[ch]
+ * (ch: oc, or 0 for per-tensor FULLY_CONNECTED), plus the output offset, clamped to the fused activation. `p` is
+ * any of the three parameter structs (same field names). A macro rather than an inline function, so that the
+ * compiler schedules the hot loops of the kernels as if the statements were written out in them. */
+#define FM_CONV_OUTPUT_S8(dst, acc_in, p, oc, ch)                                   \
+    do {                                                                            \
+        int32_t fm_acc_ = (acc_in);                                                 \
+        if ((p)->bias) {                                                            \
+            fm_acc_ += (p)->bias[oc];                                               \
+        }                                                                           \
+        const int32_t fm_ch_ = (ch);                                                \
+        fm_acc_ = fm_mbqm(fm_acc_, (p)->multiplier[fm_ch_], (p)->shift[fm_ch_]);    \
+        fm_acc_ += (p)->output_offset;                                              \
+        (dst) = (int8_t)fm_clamp_i32(fm_acc_, (p)->act_min, (p)->act_max);          \
+    } while (0)
+
+/* Fused-activation clamp of the float kernels (NaN passes through, as in TFLM's ActivationFunctionWithMinMax). */
+FM_INLINE float fm_clamp_f32(float x, float lo, float hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* The float output stage of the convolution family: bias, then the fused-activation clamp. */
+FM_INLINE float fm_conv_output_f32(float acc, const float *bias, int32_t channel, float act_min, float act_max)
+{
+    if (bias) {
+        acc += bias[channel];
+    }
+    return fm_clamp_f32(acc, act_min, act_max);
+}
+
+/* One dimension of a pooling window at output position `out_pos`: input coordinate `origin` of its first tap and
+ * the taps [start, end) that fall inside the input (padding never counts). */
+typedef struct {
+    int32_t origin, start, end;
+} fm_window_t;
+
+FM_INLINE fm_window_t fm_pool_window(int32_t out_pos, int32_t stride, int32_t pad, int32_t filter, int32_t in_size)
+{
+    fm_window_t w;
+    w.origin = out_pos * stride - pad;
+    w.start = fm_max_i32(0, -w.origin);
+    w.end = fm_min_i32(filter, in_size - w.origin);
+    return w;
+}
+
+/* LOGISTIC / TANH int8 (TFLM reference_integer_ops::Logistic / Tanh): inputs beyond +-input_range_radius
+ * saturate; the others are rescaled to gemmlowp Q4.27, mapped by `fn` to a raw Q0.31 value, and rounded to steps
+ * of 2^-out_bits around out_zero_point. */
+FM_INLINE int fm_sigmoid_like_s8(const fm_sigmoid_s8_params_t *p, const int8_t *input, int8_t *output,
+                                 int32_t (*fn)(int32_t), int out_bits, int32_t out_zero_point)
+{
+    for (int32_t i = 0; i < p->size; ++i) {
+        const int32_t x = (int32_t)input[i] - p->input_zero_point;
+        if (x <= -p->input_range_radius) {
+            output[i] = INT8_MIN;
+        } else if (x >= p->input_range_radius) {
+            output[i] = INT8_MAX;
+        } else {
+            const int32_t x_q4 = fm_mbqm(x, p->input_multiplier, p->input_left_shift);
+            const int32_t y = fm_rdbpot(fn(x_q4), 31 - out_bits) + out_zero_point;
+            output[i] = (int8_t)fm_clamp_i32(y, INT8_MIN, INT8_MAX);
+        }
+    }
+    return FM_OK;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FM_KERNELS_COMMON_H */
