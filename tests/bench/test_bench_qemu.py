@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +158,7 @@ def test_garbage_on_the_line_during_bench_is_survived(kws_build):
 
 def _big_fc_model(path: Path, n_in: int = 1200, n_out: int = 1000) -> Path:
     """A 1.2 MB fully-connected layer: more than the 1 MB of flash of an STM32F405."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "codegen"))
-    from tfl_builder import Op, T, build
+    from tests.support.tfl_builder import Op, T, build
 
     rng = np.random.default_rng(0)
     ts = [T((1, n_in), scale=[0.02], zero_point=[0]),

@@ -9,7 +9,8 @@ from formicary.codegen import quant
 from formicary.bench.verify import verify_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tfl_builder import Op, T, build
+
+from tests.support.tfl_builder import Op, T, build
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ACTS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from formicary.codegen import lower_model, plan_memory
 from formicary.bench.verify import verify_model
-from tfl_builder import Op, T, build
+
+from tests.support.tfl_builder import Op, T, build
 
 
 def residual_model(c: int = 8, hw: int = 10, seed: int = 0) -> bytes:

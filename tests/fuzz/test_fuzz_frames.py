@@ -25,7 +25,7 @@ def fuzzer(tmp_path_factory) -> Path:
 
 
 def test_fuzz_firmware_receive_path(fuzzer, tmp_path):
-    from make_corpus import seeds
+    from tests.fuzz.make_corpus import seeds
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bit_exact, input_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import (
+
+from tests.support.opmodels import assert_bit_exact, input_sets
+from tests.support.strategies import (
     ACTIVATIONS,
     apply_activation,
+    conv_geometry,
     seeds,
     uniform_sampler,
     value_range,
@@ -19,24 +21,6 @@ from strategies import (
 pytestmark = pytest.mark.tf
 
 N = 20
-
-
-@st.composite
-def conv_geometry(draw, depthwise: bool = False):
-    kh, kw = draw(st.sampled_from([1, 1, 2, 3, 3, 5])), draw(st.sampled_from([1, 1, 2, 3, 3, 5]))
-    if draw(st.booleans()):
-        kw = kh  # square kernels are the common case
-    dil = draw(st.sampled_from([1, 1, 1, 2, 3]))
-    stride = 1 if dil > 1 else draw(st.sampled_from([1, 1, 2, 3]))
-    stride_w = stride if draw(st.booleans()) or dil > 1 else draw(st.sampled_from([1, 2]))
-    padding = draw(st.sampled_from(["SAME", "VALID"]))
-    h = draw(st.integers(1, 10))
-    w = draw(st.integers(1, 10))
-    if padding == "VALID":
-        h, w = max(h, (kh - 1) * dil + 1), max(w, (kw - 1) * dil + 1)
-    cin = draw(st.integers(1, 8))
-    n = draw(st.sampled_from([1, 1, 1, 2]))
-    return {"kh": kh, "kw": kw, "dil": dil, "sh": stride, "sw": stride_w, "padding": padding, "shape": [n, h, w, cin]}
 
 
 def weights(rng, shape, kind):

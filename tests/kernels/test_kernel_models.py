@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bit_exact, assert_close, describe
+
+from tests.support.opmodels import assert_bit_exact, assert_close, describe
 
 pytestmark = pytest.mark.tf
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_bit_exact, input_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import (
+
+from tests.support.opmodels import assert_bit_exact, input_sets
+from tests.support.strategies import (
     ACTIVATIONS,
     apply_activation,
     seeds,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
-HERE = Path(__file__).resolve().parent
-FAKE = HERE / "fixtures" / "fake_model"
+DEVICE_TESTS = ROOT / "tests" / "device"   # host_device.c, codec_tool.c, host_*_port.c
+FAKE = DEVICE_TESTS / "fixtures" / "fake_model"
 FUZZ = ROOT / "tests" / "fuzz"
 SENSORS = FW / "sensors"
 POWER_TESTS = ROOT / "tests" / "power"
@@ -36,7 +36,7 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
     port_flags: list[str] = []
     if power_ina is not None:
         power = [f"-DFM_POWER_INA={power_ina}", "-DFM_POWER_HOST_SIM=1", f"-I{SENSORS}", f"-I{POWER_TESTS}",
-                 str(FW / "port" / "power" / "fm_power_ina.c"), str(HERE / "host_power_port.c"),
+                 str(FW / "port" / "power" / "fm_power_ina.c"), str(DEVICE_TESTS / "host_power_port.c"),
                  str(POWER_TESTS / "ina_sim.c")]
         port_flags = ["-Dfm_port_power_sample=host_port_no_power_sample"]
     cc = compiler()
@@ -48,7 +48,7 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
     port_obj = out.with_name(out.name + "-host_port.o")
     subprocess.run([*common, *port_flags, "-c", str(FUZZ / "host_port.c"), "-o", str(port_obj)],
                    check=True, capture_output=True, text=True)
-    cmd = [*common, str(HERE / "host_device.c"), str(port_obj), str(FW / "app" / "fm_app.c"),
+    cmd = [*common, str(DEVICE_TESTS / "host_device.c"), str(port_obj), str(FW / "app" / "fm_app.c"),
            str(FW / "app" / "model_glue.c"), str(FW / "protocol" / "fm_frame.c"), str(FAKE / "fm_model.c"),
            *power, *extra_sources, "-lm", "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -59,7 +59,7 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
 
 def build_codec_tool(out: Path) -> Path:
     """A tiny CLI around fm_frame.c: `encode` and `decode` modes on stdin/stdout (see codec_tool.c)."""
-    cmd = [compiler(), "-g", "-O1", *WARN, *SAN, *INCLUDES, str(HERE / "codec_tool.c"),
+    cmd = [compiler(), "-g", "-O1", *WARN, *SAN, *INCLUDES, str(DEVICE_TESTS / "codec_tool.c"),
            str(FW / "protocol" / "fm_frame.c"), "-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
