@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from formicary.errors import FormicaryError
 
-pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools")]
+pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools"),
+              pytest.mark.xdist_group("bench-qemu")]  # one worker builds kws_build
 REQUIRED_KEYS = {"board", "latency", "layers", "bit_exact", "mismatches", "accuracy", "inputs", "flash_bytes",
                  "ram_bytes", "energy", "schema", "model", "firmware", "settings", "outputs", "complete"}
 

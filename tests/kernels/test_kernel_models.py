@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.opmodels import assert_bit_exact, assert_close, describe
 
-pytestmark = pytest.mark.tf
+pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("kernel-models")]  # `models` is built once per module
 
 
 def _blocks_model(keras):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools")]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools"),
+              pytest.mark.xdist_group("mlperf-qemu")]  # one worker builds the MLPerf firmware
 
 
 @pytest.fixture(scope="module")
