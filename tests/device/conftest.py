@@ -2,6 +2,10 @@
 board (built once per session with PlatformIO), and QEMU virtual boards."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -39,8 +43,10 @@ def _need_arm_toolchain() -> None:
 
 
 @pytest.fixture(scope="session")
-def fake_firmware(tmp_path_factory):
-    """build(board, extra_flags=()) -> BuildResult, cached per session."""
+def fake_firmware():
+    """build(board, extra_flags=()) -> BuildResult, built once per test run: the xdist workers share the builds
+    through the run's cache folder (tests/conftest.py), one builder per firmware at a time. Tests must not
+    modify these projects; a failed build is not kept."""
     from formicary.build import build_project, generate_project
 
     cache: dict = {}
@@ -49,9 +55,19 @@ def fake_firmware(tmp_path_factory):
         _need_arm_toolchain()
         key = (board, extra_flags)
         if key not in cache:
-            d = tmp_path_factory.mktemp(f"fw-{board}")
-            generate_project(board, FAKE_MODEL_DIR, d, extra_flags=list(extra_flags))
-            cache[key] = build_project(d, board)
+            root = Path(os.environ["FORMICARY_CACHE_DIR"]) / "fake-firmware"
+            d = root / f"{board}-{hashlib.sha256(repr(extra_flags).encode()).hexdigest()[:12]}"
+            root.mkdir(parents=True, exist_ok=True)
+            with open(root / f"{d.name}.lock", "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                done = d / "build-result.pickle"
+                if done.is_file():
+                    cache[key] = pickle.loads(done.read_bytes())
+                else:
+                    shutil.rmtree(d, ignore_errors=True)
+                    generate_project(board, FAKE_MODEL_DIR, d, extra_flags=list(extra_flags))
+                    cache[key] = build_project(d, board)
+                    done.write_bytes(pickle.dumps(cache[key]))
         return cache[key]
 
     return build
