@@ -61,13 +61,15 @@ def arm_qemu_tools() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_caches(tmp_path_factory):
-    """Builds (host builds of generated C, firmware) go to a cache of this test run, so tests never depend on or
-    fill the user's cache. Shared by the xdist workers of one run (their temp folders have a common parent);
-    the caches lock what they build. Results stores default to a file of this worker."""
+    """Builds (host builds of generated C, firmware, the HIL plugin's firmware) go to caches of this test run, so
+    tests never depend on or fill the user's cache or .pytest_cache. Shared by the xdist workers of one run (their
+    temp folders have a common parent); the caches lock what they build. Results stores default to a file of
+    this worker."""
     base = tmp_path_factory.getbasetemp()
     run_root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    saved = {k: os.environ.get(k) for k in ("FORMICARY_CACHE_DIR", "FORMICARY_STORE")}
+    saved = {k: os.environ.get(k) for k in ("FORMICARY_CACHE_DIR", "FORMICARY_BUILD_DIR", "FORMICARY_STORE")}
     os.environ["FORMICARY_CACHE_DIR"] = str(run_root / "fm-cache")
+    os.environ["FORMICARY_BUILD_DIR"] = str(run_root / "hil-builds")
     os.environ["FORMICARY_STORE"] = str(base / "default-results.sqlite")
     yield
     for key, value in saved.items():
