@@ -30,6 +30,18 @@ KWS_MODEL = SHARED / "models" / "kws_ref_model.tflite"
 KWS_DATA = SHARED / "data" / "kws01"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first, so that xdist workers finish together: tests marked `slow`, then Hypothesis tests (each
+    example builds and runs C), then the rest; collection order within each class. (xdist also starts the
+    xdist_group()s before single tests.)"""
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if getattr(getattr(item, "obj", None), "is_hypothesis_test", False) else 2
+
+    items.sort(key=weight)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
