@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # xdist workers start with COLUMNS=80 in their environment, which a single-process run without a terminal does
+    # not have; rich (the CLI's console) fixes its width from COLUMNS when it is created. Same environment either way.
+    for _var in ("COLUMNS", "LINES"):
+        os.environ.pop(_var, None)
+
 # One Hypothesis profile for the whole suite, whatever subset runs: reproducible (derandomized, no example
 # database) and without timing-based health checks (examples build and run C, and the machine may be busy).
 try:

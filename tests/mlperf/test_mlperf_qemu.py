@@ -66,7 +66,9 @@ def test_cli_builds_starts_and_runs_the_model(kws_both_modes: dict, kws_model_pa
                                               tmp_path: Path) -> None:
     import os
 
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # a cold build cache: really built here
+    # a cold build cache (the user's default one, not the test run's): really built here
+    env = {k: v for k, v in os.environ.items() if k != "FORMICARY_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "mlperf",
                            str(kws_model_path), str(kws_data_dir), "--board", "qemu-m4", "--limit", "20",
                            "--runs", "5", "--json"], capture_output=True, text=True, timeout=600, check=False,
