@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# xdist_group() on pytest 9.2 (see the module)
+pytest_plugins = ["tests.support.xdist_groups"]
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # xdist workers start with COLUMNS=80 in their environment, which a single-process run without a terminal does
     # not have; rich (the CLI's console) fixes its width from COLUMNS when it is created. Same environment either way.

@@ -7,4 +7,5 @@
 - `hostbuild`: host builds of the firmware app/protocol with ASan/UBSan
 - `device`: the fake model's expected outputs and a pipe transport to a host-built device
 - `fake_ppk2`: a simulated Nordic PPK2 on a pseudo-terminal
+- `xdist_groups`: a pytest plugin (tests/conftest.py) that keeps `xdist_group` marks working on pytest 9.2
 """
