@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything formicary needs on a fresh machine, idempotently:
 #   apt packages (arm-none-eabi-gcc, newlib, qemu-system-arm) when root, else one message naming what is missing;
+#   the test tools (clang + its libFuzzer runtime for tests/fuzz and tests/mlperf, chromium for the report's
+#   browser test) when root, else a warning: those tests then skip;
 #   a virtualenv at .venv with formicary and its pinned dependencies;
 #   PlatformIO's core package tool-scons, offline, into .pio-core (the registry is not reachable from here).
 # Sourced by scripts/demo.sh and scripts/test.sh; exports FORMICARY_ROOT, VENV, PLATFORMIO_* and PATH.
@@ -17,16 +19,44 @@ missing=()
 command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v cc >/dev/null || missing+=(gcc)
+# Test tools: libFuzzer needs clang's runtime package of the same version (Debian 12: clang 14, libclang-rt-14-dev);
+# chromium renders the report in tests/report/test_report_browser.py.
+clang_major() {  # of the installed clang, else of the clang apt would install
+  if command -v clang >/dev/null; then clang -dumpversion | cut -d. -f1; return; fi
+  if command -v apt-cache >/dev/null; then
+    apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1 || true
+  fi
+}
+has_libfuzzer() {
+  command -v clang >/dev/null && [ -f "$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m).a" ]
+}
+is_root_with_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+apt_updated=0
+apt_install() {
+  [ "$apt_updated" = 1 ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install --no-install-recommends -y -qq "$@" >/dev/null
+}
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if is_root_with_apt; then
     log "installing apt packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install --no-install-recommends -y -qq "${APT_PACKAGES[@]}" >/dev/null
+    apt_install "${APT_PACKAGES[@]}"
   else
     echo "formicary needs these system packages and cannot install them (not root or no apt-get):" >&2
     echo "  ${missing[*]}" >&2
     echo "install them, e.g.: sudo apt-get install --no-install-recommends ${APT_PACKAGES[*]}" >&2
     exit 1
+  fi
+fi
+test_missing=()
+has_libfuzzer || test_missing+=(clang "libclang-rt-$(clang_major)-dev")
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || test_missing+=(chromium)
+if [ ${#test_missing[@]} -gt 0 ]; then
+  if is_root_with_apt; then
+    log "installing test tools for the libFuzzer runs and the browser test (~1 min): ${test_missing[*]}"
+    apt_install "${test_missing[@]}"
+  else
+    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer and browser tests will skip" \
+        "(sudo apt-get install --no-install-recommends ${test_missing[*]})"
   fi
 fi
 

@@ -93,9 +93,20 @@ def install_scons(core_dir: Path | None = None) -> Path:
 
 
 def run_pio(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    install_scons()
-    return subprocess.run([pio_executable(), *args], cwd=cwd, env=pio_environment(), text=True,
-                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    """`pio ARGS` in `cwd`, one at a time per core folder.
+
+    Every `pio run` registers the project's symlinked dev-platform in `<core>/platforms/platform.pio-link`
+    (truncated, then written); a second `pio` reading that file meanwhile stops with `UnknownPlatform`. Seen with
+    pytest-xdist workers and parallel builds, so concurrent callers (processes included) wait on a lock file."""
+    import fcntl
+
+    core = pio_core_dir()
+    core.mkdir(parents=True, exist_ok=True)
+    with open(core / ".formicary-pio.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        install_scons(core)
+        return subprocess.run([pio_executable(), *args], cwd=cwd, env=pio_environment(), text=True,
+                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

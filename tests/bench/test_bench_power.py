@@ -2,14 +2,10 @@
 a pseudo-terminal while the virtual board runs; windows from the host's serial markers around every RUN."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools")]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "power"))
 
 
 def test_bench_with_simulated_ppk2(kws_model_path, tmp_path):
@@ -17,7 +13,8 @@ def test_bench_with_simulated_ppk2(kws_model_path, tmp_path):
     from formicary.power.ppk2 import Ppk2Source
     from formicary.bench.runner import run_bench
     from formicary.store import ResultStore
-    from power_fake_ppk2 import FakePpk2
+
+    from tests.support.fake_ppk2 import FakePpk2
 
     amps = 12e-3
     fake = FakePpk2(lambda idx: (np.full(idx.size, amps), np.zeros(idx.size, np.uint8)))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from formicary.errors import FormicaryError
 
-pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools")]
+pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools"),
+              pytest.mark.xdist_group("bench-qemu")]  # one worker builds kws_build
 REQUIRED_KEYS = {"board", "latency", "layers", "bit_exact", "mismatches", "accuracy", "inputs", "flash_bytes",
                  "ram_bytes", "energy", "schema", "model", "firmware", "settings", "outputs", "complete"}
 
@@ -159,8 +159,7 @@ def test_garbage_on_the_line_during_bench_is_survived(kws_build):
 
 def _big_fc_model(path: Path, n_in: int = 1200, n_out: int = 1000) -> Path:
     """A 1.2 MB fully-connected layer: more than the 1 MB of flash of an STM32F405."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "codegen"))
-    from tfl_builder import Op, T, build
+    from tests.support.tfl_builder import Op, T, build
 
     rng = np.random.default_rng(0)
     ts = [T((1, n_in), scale=[0.02], zero_point=[0]),

@@ -1,13 +1,15 @@
 """Whole small models built without TensorFlow: a depthwise-separable block with a residual ADD, average pool,
 RESHAPE, FULLY_CONNECTED and SOFTMAX head. Checks bit-exactness (also under sanitizers), that the ADD runs in
-place and that the arena meets the lower bound, well under TFLM's."""
+place, that RESHAPE between kernels is an alias, and that the arena meets the lower bound, well under TFLM's.
+(The int8 kernels one by one: tests/kernels.)"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from formicary.codegen import lower_model, plan_memory
 from formicary.bench.verify import verify_model
-from tfl_builder import Op, T, build
+
+from tests.support.tfl_builder import Op, T, build
 
 
 def residual_model(c: int = 8, hw: int = 10, seed: int = 0) -> bytes:
@@ -67,3 +69,29 @@ def test_residual_add_runs_in_place_and_reshape_aliases():
     assert owner[10] != owner[3]       # one in-place partner only: the skip input keeps its own buffer
     assert owner[13] == owner[11]      # RESHAPE output is the pool output
     assert lowered.ops[5].call is None
+
+
+def test_reshape_is_an_alias_between_kernels():
+    """conv → RESHAPE → fully connected: the reshape costs no arena bytes and no copy."""
+    rng = np.random.default_rng(1)
+    wc = rng.integers(-127, 128, (4, 3, 3, 2)).astype(np.int8)
+    wf = rng.integers(-127, 128, (5, 64)).astype(np.int8)
+    shape = np.array([1, 64], dtype=np.int32)
+    tensors = [T((1, 4, 4, 2), scale=[0.1], zero_point=[0]),
+               T(wc.shape, scale=[0.01] * 4, zero_point=[0] * 4, data=wc),
+               T((1, 4, 4, 4), scale=[0.2], zero_point=[-10]),
+               T((2,), "int32", data=shape),
+               T((1, 64), scale=[0.2], zero_point=[-10]),
+               T(wf.shape, scale=[0.02], zero_point=[0], data=wf),
+               T((1, 5), scale=[0.5], zero_point=[3])]
+    ops = [Op("CONV_2D", [0, 1, -1], [2], "Conv2DOptions", dict(Padding=0, StrideW=1, StrideH=1)),
+           Op("RESHAPE", [2, 3], [4]),
+           Op("FULLY_CONNECTED", [4, 5, -1], [6], "FullyConnectedOptions", {})]
+    model = build(tensors, ops, [0], [6])
+    r = verify_model(model, inputs=5, measure_tflm_arena=False)
+    assert r["bit_exact"], r
+    lowered = lower_model(model)
+    assert lowered.ops[1].call is None
+    _, owner, arena, bound = plan_memory(lowered)
+    assert owner[2] == owner[4]
+    assert arena == bound == 32 + 64  # input (32 B) + conv output (64 B) live together; reshape adds nothing

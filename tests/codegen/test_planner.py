@@ -8,7 +8,8 @@ from formicary.codegen.lifetimes import Buffer
 from formicary.tflite import read_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tfl_builder import Op, T, build
+
+from tests.support.tfl_builder import Op, T, build
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,7 +12,8 @@ import pytest
 from formicary.compile import compile_model
 from formicary.errors import FormicaryError
 
-pytestmark = pytest.mark.tf
+# the digits CNN trained once (tests/compile/conftest.py): every test that uses it on one xdist worker
+pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("digits")]
 
 
 def _truncated(src: Path, dst: Path) -> Path:

@@ -11,7 +11,8 @@ from formicary.compile import compile_model
 from formicary.oracle.tflm import run_tflm
 from formicary.tflite import read_model
 
-pytestmark = pytest.mark.tf
+# the digits CNN trained once (tests/compile/conftest.py): every test that uses it on one xdist worker
+pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("digits")]
 
 CONTRACT_KEYS = ["model_bytes", "weights_bytes", "params", "macs", "ops", "layers", "sparsity", "quantization",
                  "tflm_arena_bytes", "energy_floor_uj"]

@@ -2,69 +2,18 @@
 board (built once per session with PlatformIO), and QEMU virtual boards."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
-import select
+import pickle
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import hostbuild
-
-FAKE_MODEL_DIR = Path(__file__).resolve().parent / "fixtures" / "fake_model"
-FAKE_IN, FAKE_OUT = 1000, 12
-
-
-def fake_expected(x: np.ndarray) -> np.ndarray:
-    """What tests/device/fixtures/fake_model/fm_model.c computes, in numpy."""
-    x = np.asarray(x, dtype=np.int8).astype(np.int64).reshape(-1)
-    i = np.arange(x.size)[:, None]
-    j = np.arange(FAKE_OUT)[None, :]
-    w = ((7 * i + 13 * j) % 17) - 8
-    acc = (x[:, None] * w).sum(axis=0)
-    return np.clip((acc + 128) >> 8, -128, 127).astype(np.int8)
-
-
-def fake_input(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(-128, 128, FAKE_IN, dtype=np.int64).astype(np.int8)
-
-
-class PipeTransport:
-    """Transport to a host process speaking the protocol on stdin/stdout."""
-
-    def __init__(self, argv: list[str]) -> None:
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=1")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self.url = "pipe"
-
-    def write(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], max(timeout, 0))
-        if not ready:
-            return b""
-        data = os.read(self.proc.stdout.fileno(), max_bytes)
-        if not data:
-            from formicary.errors import FormicaryError
-            raise FormicaryError(f"host device exited with code {self.proc.wait()}")
-        return data
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        # a sanitizer report makes the process exit non-zero: fail loudly
-        assert self.proc.returncode == 0, f"host device exited with {self.proc.returncode} (sanitizer report?)"
+from tests.support import hostbuild
+from tests.support.device import FAKE_MODEL_DIR, PipeTransport
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +43,10 @@ def _need_arm_toolchain() -> None:
 
 
 @pytest.fixture(scope="session")
-def fake_firmware(tmp_path_factory):
-    """build(board, extra_flags=()) -> BuildResult, cached per session."""
+def fake_firmware():
+    """build(board, extra_flags=()) -> BuildResult, built once per test run: the xdist workers share the builds
+    through the run's cache folder (tests/conftest.py), one builder per firmware at a time. Tests must not
+    modify these projects; a failed build is not kept."""
     from formicary.build import build_project, generate_project
 
     cache: dict = {}
@@ -104,9 +55,19 @@ def fake_firmware(tmp_path_factory):
         _need_arm_toolchain()
         key = (board, extra_flags)
         if key not in cache:
-            d = tmp_path_factory.mktemp(f"fw-{board}")
-            generate_project(board, FAKE_MODEL_DIR, d, extra_flags=list(extra_flags))
-            cache[key] = build_project(d, board)
+            root = Path(os.environ["FORMICARY_CACHE_DIR"]) / "fake-firmware"
+            d = root / f"{board}-{hashlib.sha256(repr(extra_flags).encode()).hexdigest()[:12]}"
+            root.mkdir(parents=True, exist_ok=True)
+            with open(root / f"{d.name}.lock", "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                done = d / "build-result.pickle"
+                if done.is_file():
+                    cache[key] = pickle.loads(done.read_bytes())
+                else:
+                    shutil.rmtree(d, ignore_errors=True)
+                    generate_project(board, FAKE_MODEL_DIR, d, extra_flags=list(extra_flags))
+                    cache[key] = build_project(d, board)
+                    done.write_bytes(pickle.dumps(cache[key]))
         return cache[key]
 
     return build

@@ -8,20 +8,13 @@ import struct
 import numpy as np
 import pytest
 
-import importlib.util
-from pathlib import Path
-
-import hostbuild
 from formicary.power.ina import decode_device_power, decode_registers, device_energy
 from formicary.device.frames import ErrorCode, Msg
 from formicary.device.session import DeviceCommandError, Session
 from formicary.errors import FormicaryError
 
-# tests/device/conftest.py's helpers, by path: a bare `import conftest` may find tests/power's when both run
-_spec = importlib.util.spec_from_file_location("device_conftest_helpers", Path(__file__).with_name("conftest.py"))
-_dev = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_dev)
-PipeTransport, fake_expected, fake_input = _dev.PipeTransport, _dev.fake_expected, _dev.fake_input
+from tests.support import hostbuild
+from tests.support.device import PipeTransport, fake_expected, fake_input
 
 TIMER_HZ = 25_000_000          # host build: -DFM_CLOCK_HZ=25000000u, the host timer is "SysTick at the clock"
 SHUNT_UOHM, MAX_UA = 100_000, 800_000   # fm_power_ina.c defaults

@@ -7,10 +7,11 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import fake_expected, fake_input
 from formicary.device import frames
 from formicary.device.frames import ErrorCode, FrameReader, Msg
 from formicary.device.session import DeviceCommandError, DeviceResetError, ModelMismatchError, Session
+
+from tests.support.device import fake_expected, fake_input
 
 FAKE_HASH_PREFIX = "978851310c82b1d9"
 

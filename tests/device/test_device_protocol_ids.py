@@ -8,7 +8,7 @@ import re
 import struct
 import subprocess
 
-import hostbuild
+from tests.support import hostbuild
 import pytest
 from formicary.device import frames, session
 

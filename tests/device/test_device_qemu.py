@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import fake_expected, fake_input
 from formicary.device.session import DeviceResetError, ModelMismatchError
 from formicary.errors import FormicaryError
+
+from tests.support.device import fake_expected, fake_input
 
 pytestmark = pytest.mark.qemu
 

@@ -7,9 +7,10 @@ import shutil
 
 import pytest
 
-import hostbuild
-from conftest import PipeTransport, fake_input
 from formicary.device.session import Session
+
+from tests.support import hostbuild
+from tests.support.device import PipeTransport, fake_input
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def sync_device_bin(tmp_path_factory):
         pytest.skip("no host C compiler (apt-get install gcc)")
     out = tmp_path_factory.mktemp("sync") / "host_device_sync"
     return hostbuild.build_host_device(out, extra_flags=("-DFM_SYNC_PIN",),
-                                       extra_sources=(str(hostbuild.HERE / "host_sync_port.c"),))
+                                       extra_sources=(str(hostbuild.DEVICE_TESTS / "host_sync_port.c"),))
 
 
 def test_one_pulse_per_run_and_low_afterwards(sync_device_bin, tmp_path, monkeypatch):

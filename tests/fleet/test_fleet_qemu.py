@@ -14,7 +14,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.qemu, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools")]
+pytestmark = [pytest.mark.qemu, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools"),
+              pytest.mark.xdist_group("fleet-qemu")]  # build_root is shared by the module
 CLI = "from formicary.cli import main; main()"
 
 

@@ -1,5 +1,7 @@
 """Short libFuzzer run of the firmware's receive path (frame parser + command dispatcher) under ASan/UBSan.
-A crash, sanitizer report, leak or assertion in fuzz_app.c fails the test. Longer runs: see tests/fuzz/README.md."""
+A crash, sanitizer report, leak or assertion in fuzz_app.c fails the test. The budget is a number of executions
+with a fixed seed (a couple of CPU seconds, the same work however busy the machine is); long runs:
+benchmarks/fuzz_long.py and tests/fuzz/README.md."""
 from __future__ import annotations
 
 import os
@@ -25,19 +27,19 @@ def fuzzer(tmp_path_factory) -> Path:
 
 
 def test_fuzz_firmware_receive_path(fuzzer, tmp_path):
-    from make_corpus import seeds
+    from tests.fuzz.make_corpus import seeds
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, data in seeds().items():
         (corpus / name).write_bytes(data)
-    seconds = int(os.environ.get("FORMICARY_FUZZ_SECONDS", "10"))
-    proc = subprocess.run([str(fuzzer), f"-max_total_time={seconds}", "-max_len=4096", "-timeout=10",
+    runs = int(os.environ.get("FORMICARY_FUZZ_RUNS", "50000"))
+    proc = subprocess.run([str(fuzzer), f"-runs={runs}", "-seed=1", "-max_len=4096", "-timeout=10",
                            f"-artifact_prefix={tmp_path}/", str(corpus)],
-                          capture_output=True, text=True, timeout=seconds + 120)
+                          capture_output=True, text=True, timeout=600)
     tail = proc.stderr[-3000:]
     assert proc.returncode == 0, tail
-    assert "Done" in proc.stderr and "runs in" in proc.stderr, tail
+    assert f"Done {runs} runs in" in proc.stderr, tail
     # the seeds got the fuzzer past the CRC: coverage must exceed the parser alone
     cov = [int(line.split("cov: ")[1].split()[0]) for line in proc.stderr.splitlines() if "cov: " in line]
     assert cov and max(cov) > 150, tail

@@ -8,7 +8,7 @@ import pytest
 # the two virtual boards of issue 4: a CMSDK UART (mps2-an386) and the STM32 USART (netduinoplus2)
 HIL_BOARDS = ["qemu-m4", "qemu-stm32f405"]
 
-pytestmark = [pytest.mark.qemu, pytest.mark.tf, pytest.mark.slow]
+pytestmark = [pytest.mark.qemu, pytest.mark.tf, pytest.mark.slow, pytest.mark.xdist_group("hil-digits")]
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,12 @@
-"""Session fixtures for the per-kernel property tests: TensorFlow is imported once per session; the model
-builder and the checks against TFLM are in kernel_checks.py.
+"""Session fixtures for the per-kernel property tests: TensorFlow is imported once per session (per xdist worker),
+single-op models come from tests.support.opmodels and every example is checked against the TFLM interpreter through
+codegen + a sanitized host build.
 """
 from __future__ import annotations
 
 import pytest
-from kernel_checks import OpModels
 
-# Hypothesis profile for every test in this folder: reproducible (derandomized) and fast enough for CI.
-try:
-    from hypothesis import HealthCheck, settings
-
-    settings.register_profile("kernels", deadline=None, derandomize=True, database=None, print_blob=True,
-                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                     HealthCheck.function_scoped_fixture])
-    settings.load_profile("kernels")
-except ImportError:  # pragma: no cover - hypothesis is a dev dependency
-    pass
+from tests.support.opmodels import OpModels
 
 
 @pytest.fixture(scope="session")

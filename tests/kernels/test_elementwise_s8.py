@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_checks import assert_bit_exact, input_sets
-from strategies import (
+
+from tests.support.opmodels import assert_bit_exact, input_sets
+from tests.support.strategies import (
     ACTIVATIONS,
     apply_activation,
+    broadcast_shapes,
     seeds,
     uniform_sampler,
     value_range,
@@ -18,30 +20,6 @@ from strategies import (
 pytestmark = pytest.mark.tf
 
 N = 20  # examples per op
-
-
-@st.composite
-def broadcast_shapes(draw):
-    """Two input shapes that broadcast, as Keras models produce them: equal NHWC shapes, per-channel
-    ([1,1,1,C]), per-pixel ([1,H,W,1]), rank-2 [N,C] vs [1,C] and mixed-size broadcasts."""
-    h, w, c = draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 9))
-    kind = draw(st.sampled_from(["same", "same", "channel", "pixel", "rank2", "both", "scalar"]))
-    a = [1, h, w, c]
-    if kind == "same":
-        b = list(a)
-    elif kind == "channel":
-        b = [1, 1, 1, c]
-    elif kind == "pixel":
-        b = [1, h, w, 1]
-    elif kind == "rank2":
-        a, b = [draw(st.integers(1, 4)), c], [1, c]
-    elif kind == "both":
-        a, b = [1, h, 1, c], [1, 1, w, c]
-    else:
-        b = [1]
-    if draw(st.booleans()):
-        a, b = b, a
-    return a, b
 
 
 def _binary(opmodels, op, shapes, ranges, act, seed):

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_checks import assert_close, input_sets
-from strategies import ACTIVATIONS, apply_activation, seeds
-from test_conv_s8 import conv_geometry
-from test_elementwise_s8 import broadcast_shapes
+
+from tests.support.opmodels import assert_close, input_sets
+from tests.support.strategies import ACTIVATIONS, apply_activation, broadcast_shapes, conv_geometry, seeds
 
 pytestmark = pytest.mark.tf
 

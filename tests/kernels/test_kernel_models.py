@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernel_checks import assert_bit_exact, assert_close, describe
 
-pytestmark = pytest.mark.tf
+from tests.support.opmodels import assert_bit_exact, assert_close, describe
+
+pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("kernel-models")]  # `models` is built once per module
 
 
 def _blocks_model(keras):

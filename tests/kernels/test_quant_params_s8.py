@@ -1,25 +1,17 @@
 """int8 kernels vs TFLM with quantization parameters drawn directly (TensorFlow-free flatbuffers from
-tests/codegen/tfl_builder.py): arbitrary scales over five decades and every zero point, including parameter
+tests/support/tfl_builder.py): arbitrary scales over five decades and every zero point, including parameter
 combinations the converter rarely emits (very different input scales in ADD, outputs far narrower than the
 inputs so results saturate, CONCATENATION inputs quantized differently from the output)."""
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-N = 25
+from tests.support.tfl_builder import Op, T, build
 
-_spec = importlib.util.spec_from_file_location("tfl_builder", Path(__file__).parents[1] / "codegen" / "tfl_builder.py")
-tfl_builder = sys.modules.setdefault("tfl_builder", importlib.util.module_from_spec(_spec))
-if not hasattr(tfl_builder, "build"):
-    _spec.loader.exec_module(tfl_builder)
-T, Op, build = tfl_builder.T, tfl_builder.Op, tfl_builder.build
+N = 25
 
 ACTS = {"NONE": 0, "RELU": 1, "RELU6": 3}
 scales = st.floats(-4.0, 1.0).map(lambda e: float(np.float32(10.0 ** e)))

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_checks import assert_bit_exact, input_sets
-from strategies import (
+
+from tests.support.opmodels import assert_bit_exact, input_sets
+from tests.support.strategies import (
     ACTIVATIONS,
     apply_activation,
     seeds,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools")]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.shared, pytest.mark.usefixtures("arm_qemu_tools"),
+              pytest.mark.xdist_group("mlperf-qemu")]  # one worker builds the MLPerf firmware
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,9 @@ def test_cli_builds_starts_and_runs_the_model(kws_both_modes: dict, kws_model_pa
                                               tmp_path: Path) -> None:
     import os
 
-    # a cold build cache: really built here
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "FORMICARY_CACHE_DIR": str(tmp_path / "fmcache")}
+    # a cold build cache (the user's default one, not the test run's): really built here
+    env = {k: v for k, v in os.environ.items() if k != "FORMICARY_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, "-c", "from formicary.cli import main; main()", "mlperf",
                            str(kws_model_path), str(kws_data_dir), "--board", "qemu-m4", "--limit", "20",
                            "--runs", "5", "--json"], capture_output=True, text=True, timeout=600, check=False,

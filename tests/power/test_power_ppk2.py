@@ -10,7 +10,8 @@ from formicary.power.energy import energy_per_inference, windows_from_gpio
 pytest.importorskip("ppk2_api.ppk2_api", reason="ppk2-api package not installed")
 
 from formicary.power.ppk2 import Ppk2Source
-from power_fake_ppk2 import FakePpk2
+
+from tests.support.fake_ppk2 import FakePpk2
 
 FS = 100_000
 

@@ -2,7 +2,9 @@
 executable under AddressSanitizer/UBSan (ASan cannot be loaded into an already running Python without
 LD_PRELOAD, so sanitized runs go through a subprocess).
 
-Builds are cached by a hash of every source byte and flag, under the user cache folder.
+formicary-rt and the model's kernels are compiled once per source set and flag set into a static library
+(`libfmrt-<key>.a`, see `runtime_library`); a model build compiles only its generated fm_model.c and links that
+library. Both are cached by a hash of every source byte and flag, under the user cache folder.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -113,24 +117,109 @@ def _inputs(result) -> BuildInputs:
                        [Path(p) for p in result.include_dirs])
 
 
+def _flags(sanitize: bool) -> list[str]:
+    return ["-std=c99", "-O2", *WARNING_FLAGS, *(SANITIZE_FLAGS if sanitize else [])]
+
+
+@lru_cache(maxsize=None)
+def _tool_id(tool: str) -> str:
+    """The tool's resolved path and version line: a compiler upgrade invalidates cached builds."""
+    path = shutil.which(tool) or tool
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False, timeout=30).stdout
+    except OSError:
+        out = ""
+    return f"{os.path.realpath(path)}\0{out.splitlines()[0] if out else ''}"
+
+
+def _archiver() -> str:
+    for ar in (os.environ.get("AR"), "ar", "gcc-ar", "llvm-ar"):
+        if ar and shutil.which(ar):
+            return ar
+    raise FormicaryError("no archiver (ar) found to pack formicary-rt into a static library.",
+                         "install binutils (`apt-get install binutils`), or set AR.")
+
+
+def _hash_headers(h, dirs: Sequence[Path]) -> None:
+    for d in sorted({Path(d) for d in dirs}):
+        for hdr in sorted(d.glob("*.h")):
+            h.update(str(hdr).encode() + b"\0" + hdr.read_bytes() + b"\0")
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` (created if needed) for the `with` body: one builder per key at a time, across
+    processes (pytest-xdist workers, parallel verify runs)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fp:
+        fcntl.flock(fp, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fp, fcntl.LOCK_UN)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise FormicaryError(f"host build of {what} failed:\n{proc.stderr.strip()[:4000]}",
+                             "this is a formicary bug (generated C or kernels); please report it with the model.",
+                             details={"command": cmd, "stderr": proc.stderr})
+
+
+def runtime_library(sources: Sequence[Path], include_dirs: Sequence[Path], sanitize: bool) -> Path:
+    """formicary-rt + the given kernel sources compiled once into `libfmrt-<key>.a` in the cache folder.
+
+    The key covers the compiler and archiver, the flags, the exact list of source paths with their contents and
+    every header beside them or in the include folders, so another kernel selection or an edited kernel gets its
+    own library. Objects are position-independent: the same archive links into the ctypes shared object and
+    into the standalone (sanitizer) executable. Built under a file lock, published with an atomic rename."""
+    cc, ar = compiler(), _archiver()
+    flags = [*_flags(sanitize), "-fPIC"]
+    srcs = [Path(s).resolve() for s in sources]
+    h = hashlib.sha256()
+    for part in [_tool_id(cc), _tool_id(ar), *flags]:
+        h.update(part.encode() + b"\0")
+    for src in srcs:
+        h.update(str(src).encode() + b"\0" + src.read_bytes() + b"\0")
+    _hash_headers(h, [*include_dirs, *(s.parent for s in srcs)])
+    lib = cache_dir() / f"libfmrt-{h.hexdigest()[:24]}.a"
+    if lib.is_file():
+        return lib
+    with _locked(lib.with_suffix(".lock")):
+        if lib.is_file():  # another process built it while this one waited
+            return lib
+        work = Path(tempfile.mkdtemp(prefix=lib.stem + ".", dir=lib.parent))
+        try:
+            incs = [f"-I{d}" for d in include_dirs]
+            objs = []
+            for i, src in enumerate(srcs):
+                obj = work / f"{i:03d}_{src.stem}.o"  # numbered: two kernel folders may hold the same file name
+                _run([cc, *flags, *incs, "-c", str(src), "-o", str(obj)], f"formicary-rt ({src.name})")
+                objs.append(str(obj))
+            _run([ar, "rcs", str(work / lib.name), *objs], "the formicary-rt library")
+            os.replace(work / lib.name, lib)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return lib
+
+
 def _build(b: BuildInputs, kind: str, sanitize: bool, extra_sources: Sequence[Path] = ()) -> Path:
+    """The generated model (+ extra sources) compiled and linked against the cached runtime library."""
     cc = compiler()
-    flags = ["-std=c99", "-O2", *WARNING_FLAGS]
-    if sanitize:
-        flags += SANITIZE_FLAGS
+    lib = runtime_library(b.sources, b.include_dirs, sanitize)
+    flags = _flags(sanitize)
     if kind == "so":
         flags += ["-fPIC", "-shared"]
-    srcs = [b.model_dir / "fm_model.c", *b.sources, *extra_sources]
+    srcs = [b.model_dir / "fm_model.c", *extra_sources]
     h = hashlib.sha256()
-    for part in [cc, kind, *flags]:
+    for part in [_tool_id(cc), kind, *flags, lib.name]:
         h.update(part.encode() + b"\0")
     for src in [*srcs, b.model_dir / "fm_model.h"]:
-        h.update(src.read_bytes())
-    for inc in b.include_dirs:
-        for hdr in sorted(inc.glob("*.h")):
-            h.update(hdr.name.encode() + hdr.read_bytes())
-    key = h.hexdigest()[:24]
-    target_dir = cache_dir() / key
+        h.update(src.read_bytes() + b"\0")
+    target_dir = cache_dir() / h.hexdigest()[:24]
     target = target_dir / ("libfm_model.so" if kind == "so" else "fm_run_file")
     if target.is_file():
         return target
@@ -139,13 +228,13 @@ def _build(b: BuildInputs, kind: str, sanitize: bool, extra_sources: Sequence[Pa
     fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", dir=target_dir)
     os.close(fd)  # an open handle makes exec fail with ETXTBSY
     tmp = Path(tmp_name)
-    cmd = [cc, *flags, *incs, *map(str, srcs), "-o", str(tmp), "-lm"]  # libm: float kernels (expf, tanhf)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
+    # the library after the objects that use it; libm for the float kernels (expf, tanhf)
+    cmd = [cc, *flags, *incs, *map(str, srcs), str(lib), "-o", str(tmp), "-lm"]
+    try:
+        _run(cmd, "the generated model")
+    except FormicaryError:
         tmp.unlink(missing_ok=True)
-        raise FormicaryError(f"host build of the generated model failed:\n{proc.stderr.strip()[:4000]}",
-                             "this is a formicary bug (generated C or kernels); please report it with the model.",
-                             details={"command": cmd, "stderr": proc.stderr})
+        raise
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)  # atomic: parallel builds of the same key are fine
     return target

@@ -1,7 +1,6 @@
-"""Helpers of the per-kernel property tests: single-op models built with tf.function + TFLiteConverter
-(in-process, no Keras overhead), input sets, and the checks against the TFLM interpreter through codegen + a
-sanitized host build. A module of its own, not conftest.py: test modules import these by name, and a bare
-`conftest` can resolve to another folder's when several test folders run together."""
+"""Single-op (or small) models built in-process with tf.function + TFLiteConverter (no Keras overhead), and the
+checks every kernel test makes: the generated C in a sanitized host build against the TFLM interpreter, bit for
+bit (int8) or within a tolerance (float32)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -97,15 +96,15 @@ def assert_close(built: Built, sets: list[list[np.ndarray]], op: str | None = No
     import tempfile
     from pathlib import Path
 
+    from formicary.codegen import generate
     from formicary.oracle import tflm as reference
     from formicary.target import host as native
-    from formicary.codegen import generate
     from formicary.tflite import read_model
 
     if op is not None:
         assert op in built.opcodes, f"converter did not produce {op}: {built.opcodes}"
     ir = read_model(built.model)
-    with tempfile.TemporaryDirectory(prefix="fm-close-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fm-k2-") as tmp:
         result = generate(built.model, Path(tmp) / "model")
         exe = native.build_executable(result, sanitize=True)
         ours = native.run_executable(exe, ir, sets)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
-HERE = Path(__file__).resolve().parent
-FAKE = HERE / "fixtures" / "fake_model"
+DEVICE_TESTS = ROOT / "tests" / "device"   # host_device.c, codec_tool.c, host_*_port.c
+FAKE = DEVICE_TESTS / "fixtures" / "fake_model"
 FUZZ = ROOT / "tests" / "fuzz"
 SENSORS = FW / "sensors"
 POWER_TESTS = ROOT / "tests" / "power"
@@ -43,13 +43,13 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
     if power_ina is not None:
         power = [f"-DFM_POWER_INA={power_ina}", f"-I{POWER_TESTS}",
                  str(FW / "port" / "power" / "fm_power_ina.c"), str(SENSORS / "fm_ina.c"),
-                 str(HERE / "host_power_port.c"), str(POWER_TESTS / "ina_sim.c")]
+                 str(DEVICE_TESTS / "host_power_port.c"), str(POWER_TESTS / "ina_sim.c")]
     cc = compiler()
     common = [cc, "-g", "-O1", *WARN, *SAN, '-DFM_BOARD_NAME="host"', "-DFM_CLOCK_HZ=25000000u",
               "-DFM_VIRTUAL=1",
               "-DFM_FAKE_STAGED=1",  # the firmware's input staging path; QEMU tests cover the direct one
               *extra_flags, *INCLUDES]
-    cmd = [*common, str(HERE / "host_device.c"), str(FUZZ / "host_port.c"), *firmware_sources(),
+    cmd = [*common, str(DEVICE_TESTS / "host_device.c"), str(FUZZ / "host_port.c"), *firmware_sources(),
            str(FAKE / "fm_model.c"), *power, *extra_sources, "-lm", "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -59,7 +59,7 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
 
 def build_codec_tool(out: Path) -> Path:
     """A tiny CLI around fm_frame.c: `encode` and `decode` modes on stdin/stdout (see codec_tool.c)."""
-    cmd = [compiler(), "-g", "-O1", *WARN, *SAN, *INCLUDES, str(HERE / "codec_tool.c"),
+    cmd = [compiler(), "-g", "-O1", *WARN, *SAN, *INCLUDES, str(DEVICE_TESTS / "codec_tool.c"),
            str(FW / "protocol" / "fm_frame.c"), "-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
