@@ -17,7 +17,7 @@ from formicary.codegen.kernel_sets import (
     unregister_kernel_set,
 )
 from formicary.errors import FormicaryError
-from test_models import residual_model
+from tests.codegen.test_models import residual_model
 
 REFERENCE_DIR = kernel_sets.kernels_dir() / "reference"
 

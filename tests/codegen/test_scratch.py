@@ -15,7 +15,7 @@ from formicary.codegen.kernel_sets import (
     unregister_kernel_set,
 )
 from formicary.errors import FormicaryError
-from test_models import residual_model
+from tests.codegen.test_models import residual_model
 
 REFERENCE_CONV = (kernel_sets.kernels_dir() / "reference" / "conv2d_s8.c").as_posix()
 FACTOR = 3  # the test kernel's scratch: 3 x its input's bytes
