@@ -12,6 +12,15 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _boards_closed_after_each_module(dut_factory):
+    """The plugin keeps every board connected until the session ends (cheap for a real board). A virtual board's
+    QEMU spins a core while its firmware polls the UART, so in this suite, where the HIL modules are a small part
+    of a long session, each module closes its boards (QEMU killed); firmware builds stay cached."""
+    yield
+    dut_factory.close()
+
+
 @pytest.fixture(scope="session")
 def hil_tools() -> None:
     missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
