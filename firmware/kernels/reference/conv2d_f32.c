@@ -34,8 +34,7 @@ int fm_conv2d_f32(const fm_conv_f32_params_t *p, const float *input, float *outp
                             }
                         }
                     }
-                    output[(((size_t)b * out->h + oy) * out->w + ox) * out->c + oc] =
-                        fm_conv_output_f32(acc, p->bias, oc, p->act_min, p->act_max);
+                    FM_CONV_OUTPUT_F32(output[(((size_t)b * out->h + oy) * out->w + ox) * out->c + oc], acc, p, oc);
                 }
             }
         }

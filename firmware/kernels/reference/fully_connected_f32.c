@@ -12,7 +12,7 @@ int fm_fully_connected_f32(const fm_fully_connected_f32_params_t *p, const float
             for (int32_t d = 0; d < p->accum_depth; ++d) {
                 acc += x[d] * w[d];
             }
-            output[(size_t)b * p->output_depth + o] = fm_conv_output_f32(acc, p->bias, o, p->act_min, p->act_max);
+            FM_CONV_OUTPUT_F32(output[(size_t)b * p->output_depth + o], acc, p, o);
         }
     }
     return FM_OK;
