@@ -166,3 +166,89 @@ def test_bench_build_cache_key_separates_kernel_sets(tmp_path):
     board = load_board("qemu-m4")
     assert default_build_dir(model, board) == default_build_dir(model, board, kernels="reference")
     assert default_build_dir(model, board) != default_build_dir(model, board, kernels="marked")
+
+
+# A test-only packed FULLY_CONNECTED: weights transposed to [depth, out] ahead of time and the input offset folded
+# into the bias, as an optimized set's packer would; proves the pack hook end to end, bit-exact with TFLM.
+PACKED_FC = """/* Test kernel set: FULLY_CONNECTED over AOT-transposed weights with a folded bias. */
+#include "fm_kernels_common.h"
+
+int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
+{
+    (void)scratch;
+    if (p->packed_layout != 77 || p->packed_filter == NULL || p->folded_bias == NULL || p->filter != NULL) {
+        return FM_ERR_PARAM;
+    }
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *x = input + (size_t)b * p->accum_depth;
+        for (int32_t oc = 0; oc < p->output_depth; ++oc) {
+            int32_t acc = p->folded_bias[oc];
+            for (int32_t d = 0; d < p->accum_depth; ++d) {
+                acc += ((int32_t)p->packed_filter[(size_t)d * p->output_depth + oc] + p->filter_offset) * x[d];
+            }
+            acc = fm_mbqm(acc, p->multiplier[p->per_channel ? oc : 0], p->shift[p->per_channel ? oc : 0]);
+            acc += p->output_offset;
+            output[(size_t)b * p->output_depth + oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
+        }
+    }
+    return FM_OK;
+}
+"""
+
+
+def _pack_transposed(req, ctx):
+    from formicary.codegen.packing import folded_bias
+
+    return {"packed_filter": ctx.const_array("wt", "int8_t", req.filter.T.copy()),
+            "folded_bias": ctx.const_array("fbias", "int32_t", folded_bias(req)), "packed_layout": 77}
+
+
+def test_packer_rewrites_weights_ahead_of_time_bit_exact(tmp_path, host_cc, tflm):
+    """A set's packer replaces `filter`/`bias` (NULL in the struct, the TFLite-layout constants not emitted), its
+    flash is reported per op, a set based on it inherits file and packer, and the result is bit-exact."""
+    from formicary.oracle.tflm import run_tflm
+    from formicary.target import host as native
+    from formicary.tflite import read_model
+
+    folder = tmp_path / "packed"
+    folder.mkdir()
+    (folder / "fully_connected_s8.c").write_text(PACKED_FC)
+    register_kernel_set(KernelSet("packed", root=folder, pack={"fm_fully_connected_s8": _pack_transposed}))
+    empty = tmp_path / "derived"
+    empty.mkdir()
+    (empty / "README").write_text("no kernel files: everything comes from its base set\n")
+    register_kernel_set(KernelSet("derived", root=empty, base="packed"))
+    try:
+        model = residual_model()
+        ir = read_model(model)
+        rng = np.random.default_rng(5)
+        xs = [[rng.integers(-128, 128, (1, 10, 10, 3), dtype=np.int64).astype(np.int8)] for _ in range(4)]
+        want = run_tflm(model, xs)
+        ref = generate(model, tmp_path / "ref")
+        for name in ("packed", "derived"):
+            r = generate(model, tmp_path / name / "gen", kernels=name)
+            assert folder / "fully_connected_s8.c" in r.firmware_sources()
+            fc = next(o for o in r.ops if o.kernel == "fm_fully_connected_s8")
+            fc_ref = next(o for o in ref.ops if o.kernel == "fm_fully_connected_s8")
+            assert fc.packed_bytes > 0 and fc.replaced_bytes > 0 and fc_ref.packed_bytes == 0
+            assert r.const_bytes - ref.const_bytes == fc.packed_bytes - fc.replaced_bytes
+            source = (tmp_path / name / "gen" / "fm_model.c").read_text()
+            assert ".packed_layout = 77" in source and ".filter = NULL" in source
+            nm = native.load(r, ir)
+            for x, w in zip(xs, want):
+                assert nm.run(x)[0].tobytes() == np.asarray(w[0]).astype(np.int8).tobytes()
+    finally:
+        unregister_kernel_set("derived")
+        unregister_kernel_set("packed")
+
+
+def test_base_set_cycle_is_one_clear_error(tmp_path):
+    for name, base in (("cyc-a", "cyc-b"), ("cyc-b", "cyc-a")):
+        (tmp_path / name).mkdir()
+        register_kernel_set(KernelSet(name, root=tmp_path / name, base=base))
+    try:
+        with pytest.raises(FormicaryError, match="form a cycle"):
+            kernel_sets.kernel_set("cyc-a").chain()
+    finally:
+        unregister_kernel_set("cyc-a")
+        unregister_kernel_set("cyc-b")

@@ -141,6 +141,8 @@ def test_scratch_buffers_live_only_during_their_op(scratch_set):
 def test_scratch_for_a_kernel_without_a_scratch_pointer_is_refused(tmp_path):
     folder = tmp_path / "wrong"
     folder.mkdir()
+    # the set's own softmax file: scratch declarations are read from the set owning the compiled file
+    (folder / "softmax_s8.c").write_text((kernel_sets.kernels_dir() / "reference" / "softmax_s8.c").read_text())
     register_kernel_set(KernelSet("wrong", root=folder, scratch={"fm_softmax_s8": lambda op, ctx: 64}))
     try:
         with pytest.raises(FormicaryError) as err:

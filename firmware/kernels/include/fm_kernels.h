@@ -10,7 +10,8 @@
  * `void *scratch` last: this op's area of the arena, as many bytes as the kernel set declared for the op's shapes
  * (host/formicary/codegen/kernel_sets.py), aligned to 4, or NULL when the set declared none.
  * Layout: NHWC activations; CONV filters [out_c, kh, kw, in_c]; DEPTHWISE filters [1, kh, kw, out_c];
- * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged).
+ * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged), unless an optimized set packed
+ * them ahead of time (packed_* fields below; `filter` is then NULL).
  */
 #ifndef FM_KERNELS_H
 #define FM_KERNELS_H
@@ -39,6 +40,12 @@ typedef struct {
     const int32_t *bias;      /* [out_c] or NULL */
     const int32_t *multiplier; /* [out_c] */
     const int32_t *shift;      /* [out_c] */
+    /* Ahead-of-time data of an optimized kernel set, written by the set's packer at codegen
+     * (host/formicary/codegen/sets/); when present, `filter` and `bias` are NULL. The reference kernels read none. */
+    const int8_t *packed_filter;  /* the weights in the set's micro-kernel layout (packed_layout says which) */
+    const int32_t *folded_bias;   /* [out_c]: bias + input_offset * sum of the channel's weights, or NULL */
+    const void *packed_aux;       /* set-defined extra table, or NULL */
+    int32_t packed_layout;        /* set-defined layout id; 0: TFLite layout in `filter` */
 } fm_conv_s8_params_t;
 int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
@@ -59,6 +66,12 @@ typedef struct {
     const int32_t *bias;      /* [out_c] or NULL */
     const int32_t *multiplier; /* [out_c] */
     const int32_t *shift;      /* [out_c] */
+    /* Ahead-of-time data of an optimized kernel set, written by the set's packer at codegen
+     * (host/formicary/codegen/sets/); when present, `filter` and `bias` are NULL. The reference kernels read none. */
+    const int8_t *packed_filter;  /* the weights in the set's micro-kernel layout (packed_layout says which) */
+    const int32_t *folded_bias;   /* [out_c]: bias + input_offset * sum of the channel's weights, or NULL */
+    const void *packed_aux;       /* set-defined extra table, or NULL */
+    int32_t packed_layout;        /* set-defined layout id; 0: TFLite layout in `filter` */
 } fm_depthwise_conv_s8_params_t;
 int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 
@@ -76,6 +89,12 @@ typedef struct {
     const int32_t *bias;      /* [output_depth] or NULL */
     const int32_t *multiplier;
     const int32_t *shift;
+    /* Ahead-of-time data of an optimized kernel set, written by the set's packer at codegen
+     * (host/formicary/codegen/sets/); when present, `filter` and `bias` are NULL. The reference kernels read none. */
+    const int8_t *packed_filter;  /* the weights in the set's micro-kernel layout (packed_layout says which) */
+    const int32_t *folded_bias;   /* [out_c]: bias + input_offset * sum of the channel's weights, or NULL */
+    const void *packed_aux;       /* set-defined extra table, or NULL */
+    int32_t packed_layout;        /* set-defined layout id; 0: TFLite layout in `filter` */
 } fm_fully_connected_s8_params_t;
 int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
 

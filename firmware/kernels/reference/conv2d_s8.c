@@ -4,6 +4,9 @@
 int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
     (void)scratch; /* the reference kernels need no scratch memory */
+    if (p->filter == NULL) {
+        return FM_ERR_PARAM; /* packed for another kernel set */
+    }
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, k_c = p->filter_dims.c;

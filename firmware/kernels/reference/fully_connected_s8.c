@@ -4,6 +4,9 @@
 int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
     (void)scratch; /* the reference kernels need no scratch memory */
+    if (p->filter == NULL) {
+        return FM_ERR_PARAM; /* packed for another kernel set */
+    }
     const int32_t depth = p->accum_depth;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + (size_t)b * depth;

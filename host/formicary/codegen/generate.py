@@ -39,6 +39,8 @@ class OpPlan:
     macs: int
     inputs: list[int]
     outputs: list[int]
+    packed_bytes: int = 0      # flash of the kernel set's AOT weight layout (0: TFLite layout kept)
+    replaced_bytes: int = 0    # flash the TFLite-layout filter + bias would have taken instead
 
 
 @dataclass
@@ -99,7 +101,7 @@ def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None 
     array_bytes = 0
     for op in model.operators:
         fn = lowering_for(op.opcode)
-        ctx = LowerContext(model, op)
+        ctx = LowerContext(model, op, kset)
         try:
             if fn is None:
                 raise Unsupported(f"no formicary-rt kernel for {op.opcode}",
@@ -108,6 +110,7 @@ def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None 
                 raise Unsupported("stateful (variable) tensors are not supported",
                                   "export a stateless model.")
             low = fn(op, ctx)
+            low.packed_bytes, low.replaced_bytes = ctx.packed_bytes, ctx.replaced_bytes
             low.scratch_bytes = _scratch_bytes(kset, op, ctx, low)
         except Unsupported as exc:
             problems.append({"layer": op.index, "op": op.opcode, "reason": exc.reason, "fix": exc.fix})
@@ -220,7 +223,8 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
         out_dir=str(out), files=[str(out / f) for f in written],
         model_hash=lowered.model_hash, arena_bytes=arena, arena_lower_bound_bytes=bound,
         const_bytes=const_bytes,
-        ops=[OpPlan(op.index, op.opcode, low.kernel, int(low.macs), list(op.inputs), list(op.outputs))
+        ops=[OpPlan(op.index, op.opcode, low.kernel, int(low.macs), list(op.inputs), list(op.outputs),
+                    low.packed_bytes, low.replaced_bytes)
              for op, low in zip(m.operators, lowered.ops)],
         kernel_sources=sources, include_dirs=[str(FIRMWARE_DIR / d) for d in INCLUDE_DIRS],
         tensors=[{"index": t, "name": m.tensors[t].name, "bytes": m.tensors[t].nbytes,

@@ -10,6 +10,11 @@ and the PlatformIO project (`formicary.build.generate_project`) both compile wha
 The Python side of a set (`KernelSet.scratch`) says how many arena bytes of scratch each of its kernels needs for
 an op's shapes, like CMSIS-NN's `*_get_buffer_size()` siblings; codegen asks it while lowering and the arena
 planner places the scratch as a buffer alive during that op only. The reference set needs none.
+
+`KernelSet.pack` is the ahead-of-time half of an optimized set: for the kernels of the convolution family it
+rewrites the constant weights at codegen into the layout its micro-kernels consume (codegen/packing.py). A set may
+name a `base` set for the files it lacks (helium -> dsp -> reference): a file's scratch and packing always come
+from the set that owns the file compiled, so a kernel and its AOT data never disagree.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ MANIFEST = "fm_kernels.json"
 
 # (op, ctx) -> scratch bytes the kernel needs for this op's shapes (ctx: codegen.ops.base.LowerContext)
 ScratchFn = Callable[..., int]
+# (request: codegen.packing.PackRequest, ctx) -> struct fields replacing `filter`/`bias`, or None to keep them
+PackFn = Callable[..., "dict[str, str] | None"]
 
 
 def firmware_dir() -> Path:
@@ -43,6 +50,9 @@ class KernelSet:
     name: str
     root: Path | None = None          # folder of the set's .c files; None: firmware/kernels/<name>
     scratch: Mapping[str, ScratchFn] = field(default_factory=dict)  # kernel function -> bytes for an op
+    pack: Mapping[str, PackFn] = field(default_factory=dict)         # kernel function -> AOT weight layout
+    base: str | None = REFERENCE      # set serving the files this one lacks (None only for the reference set)
+    description: str = ""
 
     @property
     def folder(self) -> Path:
@@ -52,18 +62,61 @@ class KernelSet:
         """Names of the kernel files this set provides."""
         return sorted(p.name for p in self.folder.glob("*.c")) if self.folder.is_dir() else []
 
+    def chain(self) -> list[KernelSet]:
+        """This set, then its base sets down to the reference set."""
+        out: list[KernelSet] = [self]
+        while out[-1].base is not None and out[-1].name != REFERENCE:
+            nxt = kernel_set(out[-1].base)
+            if any(k.name == nxt.name for k in out):
+                raise FormicaryError(f"kernel set {self.name}: its base sets form a cycle "
+                                     f"({' -> '.join(k.name for k in out)} -> {nxt.name}).",
+                                     "fix the `base` of the sets in host/formicary/codegen/sets/.")
+            out.append(nxt)
+        if out[-1].name != REFERENCE:
+            out.append(kernel_set(REFERENCE))
+        return out
+
+    def owner(self, file_name: str) -> KernelSet | None:
+        """The set in this set's chain whose file `file_name` is compiled (None: no set has it)."""
+        return next((k for k in self.chain() if (k.folder / file_name).is_file()), None)
+
+    def owner_of_kernel(self, kernel: str) -> KernelSet:
+        """The set whose file implements kernel function `kernel` (fm_<op>_<type> lives in <op>_<type>.c)."""
+        return self.owner(kernel_file(kernel)) or self
+
     def scratch_bytes(self, kernel: str, op, ctx) -> int:
-        """Scratch bytes `kernel` of this set needs for `op` (0 when the set declares none for it)."""
-        fn = self.scratch.get(kernel)
+        """Scratch bytes `kernel` needs for `op`, as declared by the set owning its file (0: none declared)."""
+        fn = self.owner_of_kernel(kernel).scratch.get(kernel) if kernel else None
         n = int(fn(op, ctx)) if fn is not None else 0
         if n < 0:
             raise ValueError(f"kernel set {self.name}: negative scratch size {n} for {kernel}")
         return n
 
+    def packer(self, kernel: str) -> PackFn | None:
+        """The AOT weight packer of the set owning `kernel`'s file, if it has one."""
+        return self.owner_of_kernel(kernel).pack.get(kernel) if kernel else None
+
+
+def kernel_file(kernel: str) -> str:
+    """`fm_conv2d_s8` -> `conv2d_s8.c`: kernel functions and their files are named alike."""
+    return (kernel[3:] if kernel.startswith("fm_") else kernel) + ".c"
+
 
 # Sets with a Python side (scratch declarations). A folder under firmware/kernels/ without an entry here is a set
 # whose kernels need no scratch.
-_SETS: dict[str, KernelSet] = {REFERENCE: KernelSet(REFERENCE)}  # TFLM's reference kernels: no scratch
+_SETS: dict[str, KernelSet] = {REFERENCE: KernelSet(REFERENCE, base=None, description=(
+    "portable C99 loops, the layout of TFLM's reference kernels; no scratch, no packing"))}
+_BUILTIN_LOADED = False
+
+
+def _load_builtin_sets() -> None:
+    """Import host/formicary/codegen/sets/ once: each module registers its set's Python side."""
+    global _BUILTIN_LOADED
+    if not _BUILTIN_LOADED:
+        _BUILTIN_LOADED = True
+        from formicary.codegen import sets
+
+        sets.load_all()
 
 
 def register_kernel_set(kset: KernelSet) -> KernelSet:
@@ -81,6 +134,7 @@ def unregister_kernel_set(name: str) -> None:
 
 def available_kernel_sets() -> list[str]:
     """Declared sets and the folders under firmware/kernels/ holding kernel files (reference first)."""
+    _load_builtin_sets()
     names = set(_SETS)
     root = kernels_dir()
     if root.is_dir():
@@ -93,6 +147,7 @@ def kernel_set(name: str | KernelSet | None) -> KernelSet:
     if isinstance(name, KernelSet):
         return name
     name = name or REFERENCE
+    _load_builtin_sets()
     if name in _SETS:
         kset = _SETS[name]
     elif "/" not in name and name not in (".", "..", "include") and (kernels_dir() / name).is_dir():
@@ -108,14 +163,13 @@ def kernel_set(name: str | KernelSet | None) -> KernelSet:
 
 def select_kernel_sources(kset: str | KernelSet | None, files: Iterable[str]) -> list[Path]:
     """Absolute paths of the kernel C files to compile: for every reference file name in `files` (in order, once
-    each), the set's file of that name if it has one, else the reference file."""
+    each), the file of that name of the first set in the set's chain (itself, its base sets, reference) having it."""
     ks = kernel_set(kset)
-    reference = kernel_set(REFERENCE).folder
     out: list[Path] = []
     for name in dict.fromkeys(files):
-        own = ks.folder / name
-        path = own if own.is_file() else reference / name
-        if not path.is_file():
+        owner = ks.owner(name)
+        path = owner.folder / name if owner is not None else None
+        if path is None:
             raise FormicaryError(f"no kernel file {name} in the {ks.name} or reference kernel set.",
                                  "this is a formicary bug (a lowering names a kernel file that does not exist).")
         out.append(path)

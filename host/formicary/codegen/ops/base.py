@@ -42,6 +42,8 @@ class LoweredOp:
     scratch_bytes: int = 0                # arena bytes needed only while this op runs: set from the kernel set
     kernel: str = ""                      # kernel function name, for docs/reports and kernel-set look-ups
     scratch_offset: int = 0               # set by the planner
+    packed_bytes: int = 0                 # flash of the kernel set's AOT weight re-layout (codegen/packing.py)
+    replaced_bytes: int = 0               # flash of the TFLite-layout constants that re-layout replaced
 
 
 _CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
@@ -94,9 +96,12 @@ class LowerContext:
     emitter defines from the arena plan) or the const array holding a constant tensor (emitted on first use).
     """
 
-    def __init__(self, model: ModelIR, op: Operator) -> None:
+    def __init__(self, model: ModelIR, op: Operator, kernel_set=None) -> None:
         self.model = model
         self.op = op
+        self.kernel_set = kernel_set              # codegen.kernel_sets.KernelSet; None: reference
+        self.packed_bytes = 0                     # flash of the kernel set's AOT re-layout for this op
+        self.replaced_bytes = 0                   # flash of the TFLite-layout constants that re-layout replaced
         self.decls: list[str] = []
         self.constant_tensors: set[int] = set()   # constant tensors referenced; emitted once by the emitter
         self.array_bytes = 0                      # bytes of per-op const arrays declared (flash)
@@ -114,6 +119,20 @@ class LowerContext:
             self.constant_tensors.add(tensor.index)
             return const_tensor_name(tensor.index)
         return f"fm_t{tensor.index}"
+
+    def weight_fields(self, request, filter_t: Tensor, bias_t: Tensor | None) -> dict[str, str]:
+        """`filter`/`bias` struct fields of a convolution-family int8 op (operands already checked): the kernel
+        set's AOT packing when the set compiled for this kernel has a packer (codegen/packing.py), else the
+        TFLite-layout constants."""
+        pack = self.kernel_set.packer(request.kernel) if self.kernel_set is not None else None
+        if pack is not None:
+            before = self.array_bytes
+            fields = pack(request, self)
+            if fields is not None:
+                self.packed_bytes += self.array_bytes - before
+                self.replaced_bytes += request.filter_bytes + request.bias_bytes
+                return {"filter": "NULL", "bias": "NULL", **fields}
+        return {"filter": self.tensor_ref(filter_t), "bias": self.tensor_ref(bias_t) if bias_t is not None else "NULL"}
 
     def scratch_ref(self) -> str:
         """C expression for this op's scratch pointer, for kernels taking `void *scratch`: the op's scratch area

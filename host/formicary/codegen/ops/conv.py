@@ -15,6 +15,7 @@ import numpy as np
 
 from formicary.codegen import quant
 from formicary.codegen.ops import register
+from formicary.codegen.packing import PackRequest
 from formicary.codegen.ops.base import (
     FLOAT_ACT,
     ON_INT8,
@@ -108,10 +109,27 @@ def bias_ref(ctx: LowerContext, bias: Tensor | None, dtype: str) -> str:
     """The constant bias (int32 for int8 kernels, float32 for f32 ones), or NULL."""
     if bias is None:
         return "NULL"
+    _check_bias(bias, dtype)
+    return ctx.tensor_ref(bias)
+
+
+def int8_weights(ctx: LowerContext, kernel: str, filt: Tensor, bias: Tensor | None, input_offset: int,
+                 geometry: dict[str, int], in_d, out_d, filter_offset: int = 0) -> dict[str, str]:
+    """The `filter`/`bias` fields of an int8 convolution-family kernel: TFLite-layout constants, or the kernel
+    set's ahead-of-time packing of them (codegen/packing.py)."""
+    if bias is not None:
+        _check_bias(bias, "int32")
+    request = PackRequest(kernel=kernel, filter=np.asarray(filt.data, dtype=np.int8),
+                          bias=None if bias is None else np.asarray(bias.data, dtype=np.int32).reshape(-1),
+                          input_offset=int(input_offset), filter_offset=int(filter_offset), geometry=dict(geometry),
+                          input_shape=tuple(int(d) for d in in_d), output_shape=tuple(int(d) for d in out_d))
+    return ctx.weight_fields(request, filt, bias)
+
+
+def _check_bias(bias: Tensor, dtype: str) -> None:
     require_dtype(bias, (dtype,), "bias")
     if not bias.is_constant:
         raise Unsupported(f"bias '{bias.name}' is not a constant", "fold the bias into the model as a constant.")
-    return ctx.tensor_ref(bias)
 
 
 def fc_shape(inp: Tensor, filt: Tensor, out: Tensor) -> tuple[int, int, int]:
@@ -169,10 +187,10 @@ def _conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported("input channels are not a multiple of the filter's input channels",
                           "re-export the model.")
     rq = Requant.per_channel(inp, out, filt, f_d[0], 0, act)
+    weights = int8_weights(ctx, "fm_conv2d_s8", filt, bias, rq.input_offset, geometry, in_d, out_d)
     params = ctx.const_struct("params", "fm_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
-        **rq.clamp_fields(), "filter": ctx.tensor_ref(filt), "bias": bias_ref(ctx, bias, "int32"),
-        **rq.array_fields(ctx)})
+        **rq.clamp_fields(), **weights, **rq.array_fields(ctx)})
     return _lowered("fm_conv2d_s8", params, ctx, inp, out, _conv_macs(out_d, f_d, False))
 
 
@@ -188,10 +206,11 @@ def _depthwise_conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
                           "re-export the model.")
     geometry = window.fields(in_d, f_d, out, out_d)
     rq = Requant.per_channel(inp, out, filt, out_d[3], 3, act)
+    weights = int8_weights(ctx, "fm_depthwise_conv2d_s8", filt, bias, rq.input_offset,
+                           {**geometry, "depth_multiplier": dm}, in_d, out_d)
     params = ctx.const_struct("params", "fm_depthwise_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
-        "depth_multiplier": dm, **rq.clamp_fields(), "filter": ctx.tensor_ref(filt),
-        "bias": bias_ref(ctx, bias, "int32"), **rq.array_fields(ctx)})
+        "depth_multiplier": dm, **rq.clamp_fields(), **weights, **rq.array_fields(ctx)})
     return _lowered("fm_depthwise_conv2d_s8", params, ctx, inp, out, _conv_macs(out_d, f_d, True))
 
 
@@ -250,11 +269,13 @@ def _fully_connected_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported(f"weights of rank {len(filt.shape)}", "re-export the model.")
     batches, accum, out_depth = fc_shape(inp, filt, out)
     rq, filter_zp, per_channel = _fc_requant(inp, out, filt, out_depth, act)
+    weights = int8_weights(ctx, "fm_fully_connected_s8", filt, bias, rq.input_offset, {"per_channel": int(per_channel)},
+                           (1, 1, batches, accum), (1, 1, batches, out_depth), filter_offset=-filter_zp)
     params = ctx.const_struct("params", "fm_fully_connected_s8_params_t", {
         "batches": batches, "accum_depth": accum, "output_depth": out_depth,
         "input_offset": rq.input_offset, "filter_offset": -filter_zp, "output_offset": rq.output_offset,
         "act_min": rq.act_min, "act_max": rq.act_max, "per_channel": int(per_channel),
-        "filter": ctx.tensor_ref(filt), "bias": bias_ref(ctx, bias, "int32"), **rq.array_fields(ctx)})
+        **weights, **rq.array_fields(ctx)})
     return _lowered("fm_fully_connected_s8", params, ctx, inp, out, batches * out_depth * accum)
 
 
