@@ -61,6 +61,18 @@ class PowerModel:
         return self.supply_v * self.active_current_ma
 
 
+# The kernel set a board uses unless its TOML names one (`kernels = ...`) or a command passes --kernels: the fastest
+# set the core can run (host/formicary/codegen/sets/). Cores not listed use the portable reference kernels.
+KERNELS_BY_CORE = {
+    "cortex-m4": "dsp", "cortex-m7": "dsp", "cortex-m33": "dsp", "cortex-m35p": "dsp",  # Armv7E-M / v8-M DSP
+    "cortex-m55": "helium", "cortex-m85": "helium",                                     # Armv8.1-M MVE
+}
+
+
+def default_kernels(core: str) -> str:
+    return KERNELS_BY_CORE.get(core, "reference")
+
+
 @dataclass(frozen=True)
 class Board:
     name: str
@@ -78,7 +90,7 @@ class Board:
     upload_protocol: str
     qemu_machine: str | None = None
     power: PowerModel | None = None
-    kernels: str = "reference"  # kernel set, a folder of firmware/kernels/ (formicary.codegen.kernel_sets)
+    kernels: str = "reference"  # kernel set, a folder of firmware/kernels/ (default: KERNELS_BY_CORE[core])
 
     # Short names used all over the code base.
     @property
@@ -188,7 +200,7 @@ def _parse(path: Path) -> Board:
         upload_protocol=_require(upload, "protocol", str, where),
         qemu_machine=data.get("qemu_machine"),
         power=_parse_power(power, where) if power else None,
-        kernels=_require(data, "kernels", str, where) if "kernels" in data else "reference",
+        kernels=_require(data, "kernels", str, where) if "kernels" in data else default_kernels(data.get("core", "")),
     )
     if board.name != path.stem:
         raise FormicaryError(f"board file {where} names itself {board.name!r}.", f"rename the file or set name = {path.stem!r}.")

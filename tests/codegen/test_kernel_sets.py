@@ -55,18 +55,33 @@ def test_reference_set_and_board_default():
 
     assert kernel_sets.available_kernel_sets()[0] == "reference"
     assert "conv2d_s8.c" in kernel_sets.kernel_set("reference").files()
-    assert all(b.kernels == "reference" for b in list_boards())
+    by_name = {b.name: b.kernels for b in list_boards()}
+    assert by_name["qemu-m4"] == by_name["qemu-m7"] == by_name["nucleo-l4r5zi"] == "dsp"
+    assert by_name["qemu-m55"] == "helium" and by_name["esp32-s3"] == "reference"
+
+
+def test_a_set_the_core_cannot_run_is_refused_before_building(tmp_path):
+    from formicary.build import build_model
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(residual_model())
+    with pytest.raises(FormicaryError) as err:
+        build_model(model, "qemu-m4", tmp_path / "proj", kernels="helium")
+    assert "the helium kernel set needs a core with its instructions" in err.value.cause
+    assert "--kernels reference or dsp" in err.value.fix
+    assert not (tmp_path / "proj" / "model").exists()
+    assert kernel_sets.check_core("helium", "qemu-m55", "cortex-m55").name == "helium"
 
 
 def test_board_toml_names_its_kernel_set(tmp_path):
     from formicary.boards import BOARDS_DIR, load_board
 
     text = (BOARDS_DIR / "qemu-m4.toml").read_text()
-    (tmp_path / "qemu-m4.toml").write_text(text.replace('kernels = "reference"', 'kernels = "fast"'))
+    (tmp_path / "qemu-m4.toml").write_text(text)
+    assert load_board("qemu-m4", tmp_path).kernels == "dsp"  # no `kernels`: the core's default
+    (tmp_path / "qemu-m4.toml").write_text(text.replace('virtual = true', 'kernels = "fast"\nvirtual = true'))
     assert load_board("qemu-m4", tmp_path).kernels == "fast"
-    (tmp_path / "qemu-m4.toml").write_text(text.replace('kernels = "reference"', ""))
-    assert load_board("qemu-m4", tmp_path).kernels == "reference"
-    (tmp_path / "qemu-m4.toml").write_text(text.replace('kernels = "reference"', "kernels = 3"))
+    (tmp_path / "qemu-m4.toml").write_text(text.replace('virtual = true', "kernels = 3\nvirtual = true"))
     with pytest.raises(FormicaryError, match="`kernels` has type int"):
         load_board("qemu-m4", tmp_path)
 
@@ -164,8 +179,9 @@ def test_bench_build_cache_key_separates_kernel_sets(tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(residual_model())
     board = load_board("qemu-m4")
-    assert default_build_dir(model, board) == default_build_dir(model, board, kernels="reference")
-    assert default_build_dir(model, board) != default_build_dir(model, board, kernels="marked")
+    assert default_build_dir(model, board) == default_build_dir(model, board, kernels="dsp")  # the board's set
+    assert default_build_dir(model, board) != default_build_dir(model, board, kernels="reference")
+    assert default_build_dir(model, board, kernels="reference") != default_build_dir(model, board, kernels="marked")
 
 
 # A test-only packed FULLY_CONNECTED: weights transposed to [depth, out] ahead of time and the input offset folded

@@ -174,7 +174,7 @@ def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
     b = _board(board)
     firmware_mode_flags(firmware_mode)  # an unknown mode, level or kernel set fails before the model is compiled
     optimize_flags(optimize)
-    kernels = kernel_sets.kernel_set(kernels or b.kernels).name
+    kernels = kernel_sets.check_core(kernels or b.kernels, b.name, b.core).name
     model, out_dir = Path(model).resolve(), Path(out_dir).resolve()  # recorded paths outlive the cwd
     if not model.exists():
         raise FormicaryError(f"model {model} does not exist.", "pass a .tflite or a Keras model file.")

@@ -53,6 +53,7 @@ class KernelSet:
     pack: Mapping[str, PackFn] = field(default_factory=dict)         # kernel function -> AOT weight layout
     base: str | None = REFERENCE      # set serving the files this one lacks (None only for the reference set)
     description: str = ""
+    cores: tuple[str, ...] | None = None  # board cores whose instructions the set's C uses; None: any (portable C)
 
     @property
     def folder(self) -> Path:
@@ -95,6 +96,21 @@ class KernelSet:
     def packer(self, kernel: str) -> PackFn | None:
         """The AOT weight packer of the set owning `kernel`'s file, if it has one."""
         return self.owner_of_kernel(kernel).pack.get(kernel) if kernel else None
+
+
+def check_core(kset: str | KernelSet | None, board_name: str, core: str) -> KernelSet:
+    """The set, once every set of its chain can run on `core` (a firmware build); one clear error otherwise.
+    Host builds take any set: the intrinsics have portable definitions there."""
+    ks = kernel_set(kset)
+    for k in ks.chain():
+        if k.cores is not None and core not in k.cores:
+            fits = [n for n in available_kernel_sets() if all(
+                c.cores is None or core in c.cores for c in kernel_set(n).chain())]
+            raise FormicaryError(f"the {ks.name} kernel set needs a core with its instructions "
+                                 f"({', '.join(k.cores)}); board {board_name} has a {core}.",
+                                 f"use --kernels {' or '.join(fits)} for this board.",
+                                 details={"kernels": ks.name, "board": board_name, "core": core, "usable": fits})
+    return ks
 
 
 def kernel_file(kernel: str) -> str:

@@ -10,5 +10,5 @@ SCRATCH: dict = {}
 PACK: dict = {}
 
 HELIUM = register_kernel_set(KernelSet(
-    "helium", scratch=SCRATCH, pack=PACK, base="dsp",
+    "helium", scratch=SCRATCH, pack=PACK, cores=("cortex-m55", "cortex-m85"), base="dsp",
     description="Armv8.1-M Helium/MVE: Cortex-M55/M85; weights packed ahead of time"))
