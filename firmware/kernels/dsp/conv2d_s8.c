@@ -115,6 +115,10 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
     int8_t *col = (int8_t *)(panel + 4 * blocks);
     /* The packed weights are an int32 array (4-aligned) reached through the int8 pointer of the params. */
     const uint32_t *weights = (const uint32_t *)(const void *)p->packed_filter;
+    const fm_dsp_out_t os = fm_dsp_out(p->output_offset, p->act_min, p->act_max);
+    const int32_t *bias = p->folded_bias, *mult = p->multiplier, *shift = p->shift;
+    int32_t *accs = (int32_t *)(void *)(col + 4 * blocks);
+    int8_t dummy;
 
     for (int32_t pix = 0; pix < pixels; pix += 2) {
         const int32_t npix = pixels - pix >= 2 ? 2 : 1;
@@ -126,37 +130,43 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
                 widen(panel + 2 * j, src, depth);
             }
             const uint32_t *w = weights + (size_t)g * pairs * blocks * 4;
-            for (int32_t pr = 0; pr < pairs; ++pr) {
-                const int32_t oc = g * per_group + 2 * pr;
-                const int has1 = 2 * pr + 1 < per_group;
-                int32_t a00 = p->folded_bias[oc], a01 = a00; /* channel 0, pixels 0 and 1 */
-                int32_t a10 = has1 ? p->folded_bias[oc + 1] : 0, a11 = a10;
+            const int32_t oc0 = g * per_group;
+            int32_t *acc = accs;
+            for (int32_t pr = 0; pr < pairs; ++pr, acc += 4) {
+                const int32_t oc = oc0 + 2 * pr;
+                int32_t a00 = bias[oc], a01 = a00; /* channel 0, pixels 0 and 1 */
+                int32_t a10 = 2 * pr + 1 < per_group ? bias[oc + 1] : 0, a11 = a10;
                 const uint32_t *x = panel;
-                for (int32_t n = blocks; n > 0; --n, x += 4, w += 4) {
-                    const uint32_t w0a = w[0], w0b = w[1], w1a = w[2], w1b = w[3];
-                    const uint32_t x0a = x[0], x0b = x[1], x1a = x[2], x1b = x[3];
+                for (int32_t n = blocks; n > 0; --n) {
+                    uint32_t w0a, w0b, w1a, w1b, x0a, x0b, x1a, x1b;
+                    fm_read_u32x2(&w, &w0a, &w0b);
+                    fm_read_u32x2(&x, &x0a, &x0b);
                     a00 = fm_smlad(x0a, w0a, a00);
                     a00 = fm_smlad(x0b, w0b, a00);
+                    fm_read_u32x2(&x, &x1a, &x1b);
                     a01 = fm_smlad(x1a, w0a, a01);
                     a01 = fm_smlad(x1b, w0b, a01);
+                    fm_read_u32x2(&w, &w1a, &w1b);
                     a10 = fm_smlad(x0a, w1a, a10);
                     a10 = fm_smlad(x0b, w1b, a10);
                     a11 = fm_smlad(x1a, w1a, a11);
                     a11 = fm_smlad(x1b, w1b, a11);
                 }
-                int8_t *out = output + (size_t)pix * out_c + oc;
-                fm_dsp_rq_t rq = fm_dsp_rq(p->multiplier[oc], p->shift[oc]);
-                FM_DSP_OUT(out[0], a00, &rq, p);
-                if (npix > 1) {
-                    FM_DSP_OUT(out[out_c], a01, &rq, p);
-                }
-                if (has1) {
-                    rq = fm_dsp_rq(p->multiplier[oc + 1], p->shift[oc + 1]);
-                    FM_DSP_OUT(out[1], a10, &rq, p);
-                    if (npix > 1) {
-                        FM_DSP_OUT(out[out_c + 1], a11, &rq, p);
-                    }
-                }
+                acc[0] = a00;
+                acc[1] = a01;
+                acc[2] = a10;
+                acc[3] = a11;
+            }
+            /* requantize: one channel's constants serve both pixels; accs is [pair][ch 0 px 0, px 1, ch 1 px 0, px 1] */
+            int8_t *out0 = output + (size_t)pix * out_c + oc0;
+            int8_t *out1 = npix > 1 ? out0 + out_c : &dummy; /* an odd last pixel's second results: a dummy byte */
+            const int32_t step1 = npix > 1 ? 1 : 0;
+            acc = accs;
+            for (int32_t i = 0; i < per_group; ++i, out1 += step1) {
+                const fm_dsp_rq_t rq = fm_dsp_rq(mult[oc0 + i], shift[oc0 + i]);
+                const int32_t *a = acc + 4 * (i >> 1) + 2 * (i & 1);
+                FM_DSP_OUT(out0[i], a[0], &rq, &os);
+                FM_DSP_OUT(*out1, a[1], &rq, &os);
             }
         }
     }

@@ -63,12 +63,27 @@ FM_INLINE int32_t fm_dsp_requant(int32_t acc, const fm_dsp_rq_t *r)
     return fm_dsp_mbqm_slow(acc, r->mult, r->shift);
 }
 
+/* Output offset and fused-activation clamp, copied out of the params: int8 stores may alias the params struct,
+ * which would make the compiler reload them after every output byte. */
+typedef struct {
+    int32_t offset, lo, hi;
+} fm_dsp_out_t;
+
+FM_INLINE fm_dsp_out_t fm_dsp_out(int32_t offset, int32_t lo, int32_t hi)
+{
+    fm_dsp_out_t o;
+    o.offset = offset;
+    o.lo = lo;
+    o.hi = hi;
+    return o;
+}
+
 /* Requantized accumulator + output offset, clamped to the fused activation, as int8. */
-#define FM_DSP_OUT(dst, acc, rq, p)                                                    \
+#define FM_DSP_OUT(dst, acc, rq, o)                                                    \
     do {                                                                               \
-        int32_t fm_v_ = fm_dsp_requant((acc), (rq)) + (p)->output_offset;            \
-        fm_v_ = fm_v_ < (p)->act_min ? (p)->act_min : fm_v_;                           \
-        (dst) = (int8_t)(fm_v_ > (p)->act_max ? (p)->act_max : fm_v_);                 \
+        int32_t fm_v_ = fm_dsp_requant((acc), (rq)) + (o)->offset;                   \
+        fm_v_ = fm_v_ < (o)->lo ? (o)->lo : fm_v_;                                     \
+        (dst) = (int8_t)(fm_v_ > (o)->hi ? (o)->hi : fm_v_);                           \
     } while (0)
 
 /* A word of 4 int8 at src, of which only the first n (0 < n < 4) may be read; the rest are 0. */

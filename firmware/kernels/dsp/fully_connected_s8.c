@@ -21,6 +21,7 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
     const int32_t blocks = full + (tail != 0);
     const uint32_t *weights = (const uint32_t *)(const void *)p->packed_filter;
     fm_dsp_rq_t rq = fm_dsp_rq(p->multiplier[0], p->shift[0]);
+    const fm_dsp_out_t os = fm_dsp_out(p->output_offset, p->act_min, p->act_max);
 
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_row = input + (size_t)b * depth;
@@ -53,7 +54,7 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
                 if (p->per_channel) {
                     rq = fm_dsp_rq(p->multiplier[r0 + i], p->shift[r0 + i]);
                 }
-                FM_DSP_OUT(out_row[r0 + i], acc[i], &rq, p);
+                FM_DSP_OUT(out_row[r0 + i], acc[i], &rq, &os);
             }
         }
     }

@@ -72,9 +72,12 @@ def pack_fc(req: PackRequest, ctx) -> dict[str, str]:
 
 
 def conv_scratch_bytes(op, ctx) -> int:
-    """Two pixels' int16 panel (4 bytes per padded depth) and one int8 im2col column (1 byte per padded depth)."""
+    """Two pixels' int16 panel (4 bytes per padded depth), one int8 im2col column (1 byte per padded depth) and
+    the int32 accumulators of two pixels x one group's output channels (rounded up to pairs)."""
+    in_c = dims4(ctx.inputs()[0])[3]
     _, kh, kw, kc = dims4(ctx.inputs()[1])
-    return 5 * _round_up(kh * kw * kc, 4)
+    per_group = dims4(ctx.outputs()[0])[3] // max(in_c // kc, 1)
+    return 5 * _round_up(kh * kw * kc, 4) + 8 * _round_up(per_group, 2)
 
 
 SCRATCH["fm_conv2d_s8"] = conv_scratch_bytes
