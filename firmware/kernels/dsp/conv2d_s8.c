@@ -89,6 +89,28 @@ static void widen(uint32_t *panel, const int8_t *src, int32_t k)
     }
 }
 
+/* Requantize n channels of two pixels: acc[2i], acc[2i+1] -> out0[i], out1[i]. out1[i] is written first, so an
+ * odd last pixel passes out1 == out0 and its real result wins. */
+static __attribute__((noinline)) void requant2(const int32_t *acc, int8_t *out0, int8_t *out1, const int32_t *mult, const int32_t *shift,
+                     int32_t n, const fm_dsp_out_t *os)
+{
+    const fm_dsp_out_t o = *os;
+    for (int32_t i = 0; i < n; ++i, acc += 2) {
+        const int32_t m = mult[i], sh = shift[i];
+#if !FM_SINGLE_ROUNDING
+        if (fm_dsp_fast_shift(sh)) {
+            const uint32_t k = fm_dsp_round_k(sh, o.offset);
+            const int32_t rs1 = -sh - 1;
+            out1[i] = fm_dsp_clamp(fm_dsp_requant_fast(acc[1], m, k, rs1), &o);
+            out0[i] = fm_dsp_clamp(fm_dsp_requant_fast(acc[0], m, k, rs1), &o);
+            continue;
+        }
+#endif
+        out1[i] = fm_dsp_out1(acc[1], m, sh, &o);
+        out0[i] = fm_dsp_out1(acc[0], m, sh, &o);
+    }
+}
+
 int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
     if (p->packed_layout != FM_DSP_LAYOUT_CONV_GEMM || p->packed_filter == NULL || p->folded_bias == NULL ||
@@ -118,7 +140,6 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
     const fm_dsp_out_t os = fm_dsp_out(p->output_offset, p->act_min, p->act_max);
     const int32_t *bias = p->folded_bias, *mult = p->multiplier, *shift = p->shift;
     int32_t *accs = (int32_t *)(void *)(col + 4 * blocks);
-    int8_t dummy;
 
     for (int32_t pix = 0; pix < pixels; pix += 2) {
         const int32_t npix = pixels - pix >= 2 ? 2 : 1;
@@ -157,17 +178,8 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
                 acc[2] = a10;
                 acc[3] = a11;
             }
-            /* requantize: one channel's constants serve both pixels; accs is [pair][ch 0 px 0, px 1, ch 1 px 0, px 1] */
             int8_t *out0 = output + (size_t)pix * out_c + oc0;
-            int8_t *out1 = npix > 1 ? out0 + out_c : &dummy; /* an odd last pixel's second results: a dummy byte */
-            const int32_t step1 = npix > 1 ? 1 : 0;
-            acc = accs;
-            for (int32_t i = 0; i < per_group; ++i, out1 += step1) {
-                const fm_dsp_rq_t rq = fm_dsp_rq(mult[oc0 + i], shift[oc0 + i]);
-                const int32_t *a = acc + 4 * (i >> 1) + 2 * (i & 1);
-                FM_DSP_OUT(out0[i], a[0], &rq, &os);
-                FM_DSP_OUT(*out1, a[1], &rq, &os);
-            }
+            requant2(accs, out0, npix > 1 ? out0 + out_c : out0, mult + oc0, shift + oc0, per_group, &os);
         }
     }
     return FM_OK;

@@ -23,44 +23,32 @@ static __attribute__((noinline)) int32_t fm_dsp_mbqm_slow(int32_t acc, int32_t m
 }
 
 /*
- * One output channel's requantization, as TFLM's double-rounding MultiplyByQuantizedMultiplier
- * (RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, m), rs)) for multipliers m in [0, 2^31) and right
- * shifts rs = -shift in [2, 31] (every KWS layer), computed in one 64-bit multiply-accumulate (SMLAL):
- *   SRDHM = floor((acc*m + 2^30) / 2^31) (its nudge and truncating division reduce to this), and rounding that
- *   half away from zero by 2^rs is floor((v + 2^(rs-1) - [v<0]) / 2^rs); nested floors merge into
- *   floor((acc*m + 2^30 + 2^(30+rs) - [acc<0]*2^31) / 2^(31+rs)) ([acc<0] may stand for [v<0]: where they
- *   differ v = 0 and both give 0). Other shifts take fm_mbqm.
+ * Requantization + output offset, as TFLM's double-rounding MultiplyByQuantizedMultiplier
+ * (RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, m), rs)) + offset, exact for multipliers m in
+ * [0, 2^31) and right shifts rs = -shift in [2, 23] (every KWS layer), in one 64-bit multiply-accumulate (SMLAL):
+ *   SRDHM = floor((acc*m + 2^30) / 2^31) (its nudge and truncating division reduce to this); rounding that half
+ *   away from zero by 2^rs is floor((v + 2^(rs-1) - [v<0]) / 2^rs); nested floors merge, and so does the offset:
+ *   floor((acc*m + 2^30 + 2^(30+rs) - [acc<0]*2^31 + offset*2^(31+rs)) / 2^(31+rs)). [acc<0] may stand for [v<0]:
+ *   where they differ v = 0 and both give 0. |sum| < 2^63 for |offset| <= 128, rs <= 23.
+ * The constant's high word is k - [acc<0], k = 2^(rs-2) + offset*2^(rs-1); its low word 2^30 | [acc<0]*2^31; the
+ * result is the sum's high word >> (rs-1). Other shifts take fm_mbqm.
  */
-typedef struct {
-    int32_t mult, shift;
-    int32_t hi;   /* 2^(rs-2): high word of the rounding constant */
-    int32_t rs1;  /* rs - 1: shift of the high word of the product */
-    int32_t fast; /* shift in [-31, -2] */
-} fm_dsp_rq_t;
-
-FM_INLINE fm_dsp_rq_t fm_dsp_rq(int32_t mult, int32_t shift)
+FM_INLINE int fm_dsp_fast_shift(int32_t shift)
 {
-    fm_dsp_rq_t r;
-    r.mult = mult;
-    r.shift = shift;
-    r.fast = shift <= -2 && shift >= -31;
-    r.rs1 = -shift - 1;
-    r.hi = r.fast ? (int32_t)(1u << (-shift - 2)) : 0;
-    return r;
+    return shift <= -2 && shift >= -23;
 }
 
-FM_INLINE int32_t fm_dsp_requant(int32_t acc, const fm_dsp_rq_t *r)
+FM_INLINE uint32_t fm_dsp_round_k(int32_t shift, int32_t offset)
 {
-#if !FM_SINGLE_ROUNDING
-    if (r->fast) {
-        const uint32_t neg = (uint32_t)(acc < 0);
-        const uint32_t lo = 0x40000000u | (neg << 31);
-        const uint64_t k = ((uint64_t)((uint32_t)r->hi - neg) << 32) | lo;
-        const int64_t sum = (int64_t)k + (int64_t)acc * r->mult; /* |acc*m| < 2^62: no overflow */
-        return (int32_t)(sum >> 32) >> r->rs1;
-    }
-#endif
-    return fm_dsp_mbqm_slow(acc, r->mult, r->shift);
+    return (1u << (-shift - 2)) + ((uint32_t)offset << (-shift - 1));
+}
+
+FM_INLINE int32_t fm_dsp_requant_fast(int32_t acc, int32_t mult, uint32_t k, int32_t rs1)
+{
+    const uint32_t neg = (uint32_t)acc >> 31;
+    const uint64_t c = ((uint64_t)(k - neg) << 32) | (0x40000000u | (neg << 31));
+    const int64_t sum = (int64_t)c + (int64_t)acc * mult;
+    return (int32_t)(sum >> 32) >> rs1;
 }
 
 /* Output offset and fused-activation clamp, copied out of the params: int8 stores may alias the params struct,
@@ -78,13 +66,22 @@ FM_INLINE fm_dsp_out_t fm_dsp_out(int32_t offset, int32_t lo, int32_t hi)
     return o;
 }
 
-/* Requantized accumulator + output offset, clamped to the fused activation, as int8. */
-#define FM_DSP_OUT(dst, acc, rq, o)                                                    \
-    do {                                                                               \
-        int32_t fm_v_ = fm_dsp_requant((acc), (rq)) + (o)->offset;                   \
-        fm_v_ = fm_v_ < (o)->lo ? (o)->lo : fm_v_;                                     \
-        (dst) = (int8_t)(fm_v_ > (o)->hi ? (o)->hi : fm_v_);                           \
-    } while (0)
+FM_INLINE int8_t fm_dsp_clamp(int32_t v, const fm_dsp_out_t *o)
+{
+    v = v < o->lo ? o->lo : v;
+    return (int8_t)(v > o->hi ? o->hi : v);
+}
+
+/* One requantized output (offset included, clamped), any shift. */
+FM_INLINE int8_t fm_dsp_out1(int32_t acc, int32_t mult, int32_t shift, const fm_dsp_out_t *o)
+{
+#if !FM_SINGLE_ROUNDING
+    if (fm_dsp_fast_shift(shift)) {
+        return fm_dsp_clamp(fm_dsp_requant_fast(acc, mult, fm_dsp_round_k(shift, o->offset), -shift - 1), o);
+    }
+#endif
+    return fm_dsp_clamp(fm_dsp_mbqm_slow(acc, mult, shift) + o->offset, o);
+}
 
 /* A word of 4 int8 at src, of which only the first n (0 < n < 4) may be read; the rest are 0. */
 FM_INLINE uint32_t fm_dsp_tail_word(const int8_t *src, int32_t n)

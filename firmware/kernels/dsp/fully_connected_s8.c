@@ -20,7 +20,6 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
     const int32_t full = depth / 4, tail = depth % 4;
     const int32_t blocks = full + (tail != 0);
     const uint32_t *weights = (const uint32_t *)(const void *)p->packed_filter;
-    fm_dsp_rq_t rq = fm_dsp_rq(p->multiplier[0], p->shift[0]);
     const fm_dsp_out_t os = fm_dsp_out(p->output_offset, p->act_min, p->act_max);
 
     for (int32_t b = 0; b < p->batches; ++b) {
@@ -51,10 +50,8 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
             acc[2] = a2;
             acc[3] = a3;
             for (int32_t i = 0; i < 4 && r0 + i < rows; ++i) {
-                if (p->per_channel) {
-                    rq = fm_dsp_rq(p->multiplier[r0 + i], p->shift[r0 + i]);
-                }
-                FM_DSP_OUT(out_row[r0 + i], acc[i], &rq, &os);
+                const int32_t ch = p->per_channel ? r0 + i : 0;
+                out_row[r0 + i] = fm_dsp_out1(acc[i], p->multiplier[ch], p->shift[ch], &os);
             }
         }
     }
