@@ -216,4 +216,4 @@ def test_dsp_conv_scratch_and_packed_struct(tmp_path):
     scratch = {s["op"]: s["bytes"] for s in res.scratch}
     assert scratch[0] == 5 * 40 + 8 * 64
     conv_op = next(o for o in res.ops if o.kernel == "fm_conv2d_s8")
-    assert conv_op.packed_bytes == 2 * 64 * 40 + 4 * 64  # int16 weights + folded bias
+    assert conv_op.packed_bytes == 2 * 64 * 40 + 4 * 64 + 8 * 64  # int16 weights, folded bias, requant table

@@ -17,14 +17,14 @@
  */
 #include "fm_dsp_gemm.h"
 
-static void fill_bytes(int8_t *dst, int8_t v, int32_t n)
+FM_INLINE void fill_bytes(int8_t *dst, int8_t v, int32_t n)
 {
     for (int32_t i = 0; i < n; ++i) {
         dst[i] = v;
     }
 }
 
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+FM_INLINE void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
     for (; n >= 4; n -= 4, src += 4, dst += 4) {
         fm_store_u32(dst, fm_load_u32(src));
@@ -34,8 +34,11 @@ static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
     }
 }
 
-/* The depth-K column of output pixel (b, oy, ox), group g, as int8 in TFLite tap order (ky, kx, channel). */
-static const int8_t *im2col(const fm_conv_s8_params_t *p, const int8_t *input, int32_t pix, int32_t g, int8_t *col)
+/* The depth-K column of output pixel `pix` (over n, oy, ox), group g, as int8 in TFLite tap order (ky, kx, channel):
+ * padding taps hold the input zero point. With dilation_w 1 and no groups a row of taps is kw*in_c contiguous
+ * bytes of the input; [lo, hi) are the taps of a row inside the image, the same for every row of the pixel. */
+static __attribute__((noinline)) const int8_t *im2col(const fm_conv_s8_params_t *p, const int8_t *input,
+                                                      int32_t pix, int32_t g, int8_t *col)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, k_c = p->filter_dims.c;
@@ -45,21 +48,22 @@ static const int8_t *im2col(const fm_conv_s8_params_t *p, const int8_t *input, i
     const int8_t *in_b = input + (size_t)b * in_h * in_w * in_c + (size_t)g * k_c;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
     const int32_t row = k_w * k_c;
+    const int contiguous = p->dilation_w == 1 && k_c == in_c;
+    const int32_t lo = fm_min_i32(k_w, fm_max_i32(0, -ix0));
+    const int32_t hi = fm_max_i32(lo, fm_min_i32(k_w, in_w - ix0));
+    const int32_t lo_b = lo * k_c, mid_b = (hi - lo) * k_c, hi_b = hi * k_c;
+    int32_t iy = oy * p->stride_h - p->pad_h;
     int8_t *dst = col;
-    for (int32_t ky = 0; ky < k_h; ++ky, dst += row) {
-        const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+    for (int32_t ky = 0; ky < k_h; ++ky, dst += row, iy += p->dilation_h) {
         if (iy < 0 || iy >= in_h) {
             fill_bytes(dst, zp, row);
             continue;
         }
         const int8_t *in_row = in_b + (size_t)iy * in_w * in_c;
-        if (p->dilation_w == 1 && k_c == in_c) {
-            /* taps [lo, hi) of this row are inside the image and contiguous in memory */
-            const int32_t lo = fm_min_i32(k_w, fm_max_i32(0, -ix0));
-            const int32_t hi = fm_max_i32(lo, fm_min_i32(k_w, in_w - ix0));
-            fill_bytes(dst, zp, lo * k_c);
-            copy_bytes(dst + lo * k_c, in_row + (ix0 + lo) * in_c, (hi - lo) * k_c);
-            fill_bytes(dst + hi * k_c, zp, (k_w - hi) * k_c);
+        if (contiguous) {
+            fill_bytes(dst, zp, lo_b);
+            copy_bytes(dst + lo_b, in_row + (ix0 + lo) * in_c, mid_b);
+            fill_bytes(dst + hi_b, zp, row - hi_b);
         } else {
             for (int32_t kx = 0; kx < k_w; ++kx) {
                 const int32_t ix = ix0 + kx * p->dilation_w;
@@ -89,32 +93,51 @@ static void widen(uint32_t *panel, const int8_t *src, int32_t k)
     }
 }
 
-/* Requantize n channels of two pixels: acc[2i], acc[2i+1] -> out0[i], out1[i]. out1[i] is written first, so an
- * odd last pixel passes out1 == out0 and its real result wins. */
-static __attribute__((noinline)) void requant2(const int32_t *acc, int8_t *out0, int8_t *out1, const int32_t *mult, const int32_t *shift,
-                     int32_t n, const fm_dsp_out_t *os)
+/* One depth block of 4 for 2 channels x 2 pixels: 4 LDRD, 8 SMLAD (w: packed weights, x: the panel). */
+#define GEMM_2X2_BLOCK()                                        \
+    do {                                                        \
+        uint32_t w0a, w0b, w1a, w1b, x0a, x0b, x1a, x1b;        \
+        fm_read_u32x2(&w, &w0a, &w0b);                          \
+        fm_read_u32x2(&x, &x0a, &x0b);                          \
+        a00 = fm_smlad(x0a, w0a, a00);                          \
+        a00 = fm_smlad(x0b, w0b, a00);                          \
+        fm_read_u32x2(&x, &x1a, &x1b);                          \
+        a01 = fm_smlad(x1a, w0a, a01);                          \
+        a01 = fm_smlad(x1b, w0b, a01);                          \
+        fm_read_u32x2(&w, &w1a, &w1b);                          \
+        a10 = fm_smlad(x0a, w1a, a10);                          \
+        a10 = fm_smlad(x0b, w1b, a10);                          \
+        a11 = fm_smlad(x1a, w1a, a11);                          \
+        a11 = fm_smlad(x1b, w1b, a11);                          \
+    } while (0)
+
+/* Requantize n channels of two pixels: acc[2i], acc[2i+1] -> out0[i], out1[i]; rqk[2i], rqk[2i+1]: the channel's
+ * {k, rs - 1} of fm_dsp_requant_fast, written by the packer (rs - 1 < 0: other shifts, fm_mbqm). out1[i] is
+ * written first, so an odd last pixel passes out1 == out0 and its real result wins. */
+static __attribute__((noinline)) void requant2(const int32_t *acc, int8_t *out0, int8_t *out1, const int32_t *mult,
+                                               const int32_t *shift, const int32_t *rqk, int32_t n,
+                                               const fm_dsp_out_t *os)
 {
     const fm_dsp_out_t o = *os;
-    for (int32_t i = 0; i < n; ++i, acc += 2) {
-        const int32_t m = mult[i], sh = shift[i];
+    for (int32_t i = 0; i < n; ++i, acc += 2, rqk += 2) {
+        const int32_t m = mult[i], rs1 = rqk[1];
 #if !FM_SINGLE_ROUNDING
-        if (fm_dsp_fast_shift(sh)) {
-            const uint32_t k = fm_dsp_round_k(sh, o.offset);
-            const int32_t rs1 = -sh - 1;
-            out1[i] = fm_dsp_clamp(fm_dsp_requant_fast(acc[1], m, k, rs1), &o);
-            out0[i] = fm_dsp_clamp(fm_dsp_requant_fast(acc[0], m, k, rs1), &o);
+        if (rs1 >= 0) {
+            const uint32_t k = (uint32_t)rqk[0];
+            out1[i] = (int8_t)fm_dsp_clamp(fm_dsp_requant_fast(acc[1], m, k, rs1), &o);
+            out0[i] = (int8_t)fm_dsp_clamp(fm_dsp_requant_fast(acc[0], m, k, rs1), &o);
             continue;
         }
 #endif
-        out1[i] = fm_dsp_out1(acc[1], m, sh, &o);
-        out0[i] = fm_dsp_out1(acc[0], m, sh, &o);
+        out1[i] = fm_dsp_out1(acc[1], m, shift[i], &o);
+        out0[i] = fm_dsp_out1(acc[0], m, shift[i], &o);
     }
 }
 
 int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
     if (p->packed_layout != FM_DSP_LAYOUT_CONV_GEMM || p->packed_filter == NULL || p->folded_bias == NULL ||
-        scratch == NULL) {
+        p->packed_aux == NULL || scratch == NULL) {
         return FM_ERR_PARAM;
     }
     const int32_t in_c = p->input_dims.c, out_c = p->output_dims.c;
@@ -139,6 +162,7 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
     const uint32_t *weights = (const uint32_t *)(const void *)p->packed_filter;
     const fm_dsp_out_t os = fm_dsp_out(p->output_offset, p->act_min, p->act_max);
     const int32_t *bias = p->folded_bias, *mult = p->multiplier, *shift = p->shift;
+    const int32_t *rqk = (const int32_t *)p->packed_aux;
     int32_t *accs = (int32_t *)(void *)(col + 4 * blocks);
 
     for (int32_t pix = 0; pix < pixels; pix += 2) {
@@ -158,20 +182,13 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
                 int32_t a00 = bias[oc], a01 = a00; /* channel 0, pixels 0 and 1 */
                 int32_t a10 = 2 * pr + 1 < per_group ? bias[oc + 1] : 0, a11 = a10;
                 const uint32_t *x = panel;
-                for (int32_t n = blocks; n > 0; --n) {
-                    uint32_t w0a, w0b, w1a, w1b, x0a, x0b, x1a, x1b;
-                    fm_read_u32x2(&w, &w0a, &w0b);
-                    fm_read_u32x2(&x, &x0a, &x0b);
-                    a00 = fm_smlad(x0a, w0a, a00);
-                    a00 = fm_smlad(x0b, w0b, a00);
-                    fm_read_u32x2(&x, &x1a, &x1b);
-                    a01 = fm_smlad(x1a, w0a, a01);
-                    a01 = fm_smlad(x1b, w0b, a01);
-                    fm_read_u32x2(&w, &w1a, &w1b);
-                    a10 = fm_smlad(x0a, w1a, a10);
-                    a10 = fm_smlad(x0b, w1b, a10);
-                    a11 = fm_smlad(x1a, w1a, a11);
-                    a11 = fm_smlad(x1b, w1b, a11);
+                /* two depth blocks per iteration (less loop overhead), then an odd last one */
+                for (int32_t n = blocks >> 1; n > 0; --n) {
+                    GEMM_2X2_BLOCK();
+                    GEMM_2X2_BLOCK();
+                }
+                if (blocks & 1) {
+                    GEMM_2X2_BLOCK();
                 }
                 acc[0] = a00;
                 acc[1] = a01;
@@ -179,7 +196,8 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
                 acc[3] = a11;
             }
             int8_t *out0 = output + (size_t)pix * out_c + oc0;
-            requant2(accs, out0, npix > 1 ? out0 + out_c : out0, mult + oc0, shift + oc0, per_group, &os);
+            requant2(accs, out0, npix > 1 ? out0 + out_c : out0, mult + oc0, shift + oc0, rqk + 2 * oc0, per_group,
+                     &os);
         }
     }
     return FM_OK;

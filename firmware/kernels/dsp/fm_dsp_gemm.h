@@ -66,10 +66,10 @@ FM_INLINE fm_dsp_out_t fm_dsp_out(int32_t offset, int32_t lo, int32_t hi)
     return o;
 }
 
-FM_INLINE int8_t fm_dsp_clamp(int32_t v, const fm_dsp_out_t *o)
+FM_INLINE int32_t fm_dsp_clamp(int32_t v, const fm_dsp_out_t *o)
 {
     v = v < o->lo ? o->lo : v;
-    return (int8_t)(v > o->hi ? o->hi : v);
+    return v > o->hi ? o->hi : v;
 }
 
 /* One requantized output (offset included, clamped), any shift. */
@@ -77,10 +77,10 @@ FM_INLINE int8_t fm_dsp_out1(int32_t acc, int32_t mult, int32_t shift, const fm_
 {
 #if !FM_SINGLE_ROUNDING
     if (fm_dsp_fast_shift(shift)) {
-        return fm_dsp_clamp(fm_dsp_requant_fast(acc, mult, fm_dsp_round_k(shift, o->offset), -shift - 1), o);
+        return (int8_t)fm_dsp_clamp(fm_dsp_requant_fast(acc, mult, fm_dsp_round_k(shift, o->offset), -shift - 1), o);
     }
 #endif
-    return fm_dsp_clamp(fm_dsp_mbqm_slow(acc, mult, shift) + o->offset, o);
+    return (int8_t)fm_dsp_clamp(fm_dsp_mbqm_slow(acc, mult, shift) + o->offset, o);
 }
 
 /* A word of 4 int8 at src, of which only the first n (0 < n < 4) may be read; the rest are 0. */

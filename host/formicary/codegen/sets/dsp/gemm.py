@@ -63,8 +63,29 @@ def _pack(req: PackRequest, ctx, layout: int, w16: np.ndarray) -> dict[str, str]
             "packed_layout": layout}
 
 
+def requant_table(shift: np.ndarray, output_offset: int) -> np.ndarray:
+    """int32 [channel][2] for conv2d_s8.c's requantization: {k, rs - 1} with k = 2^(rs-2) + offset * 2^(rs-1)
+    where the right shift rs = -shift is in [2, 23] (fm_dsp_fast_shift), else {0, -1}: fm_mbqm at run time."""
+    out = np.zeros((len(shift), 2), dtype=np.int64)
+    for i, s in enumerate(int(v) for v in shift):
+        rs = -s
+        if 2 <= rs <= 23:
+            out[i] = ((1 << (rs - 2)) + output_offset * (1 << (rs - 1)), rs - 1)
+        else:
+            out[i] = (0, -1)
+    return ((out + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
 def pack_conv(req: PackRequest, ctx) -> dict[str, str]:
-    return _pack(req, ctx, LAYOUT_CONV_GEMM, conv_layout(req))
+    from formicary.codegen.ops.base import ON_INT8, fused_activation
+    from formicary.codegen.ops.conv import Requant
+
+    inp, filt, out = ctx.inputs()[0], ctx.inputs()[1], ctx.outputs()[0]
+    # the same Requant the lowering puts in the params (multiplier, shift, output offset)
+    rq = Requant.per_channel(inp, out, filt, req.out_channels, 0, fused_activation(ctx.op, ON_INT8))
+    fields = _pack(req, ctx, LAYOUT_CONV_GEMM, conv_layout(req))
+    fields["packed_aux"] = ctx.const_array("rqk", "int32_t", requant_table(rq.shift, rq.output_offset))
+    return fields
 
 
 def pack_fc(req: PackRequest, ctx) -> dict[str, str]:
