@@ -1,19 +1,24 @@
 /*
  * CONV_2D int8, per-channel (TFLM reference_integer_ops::ConvPerChannel, bit-exact) for Armv7E-M DSP: im2col of
- * two output pixels at a time into scratch, then a 2 output channels x 2 pixels SMLAD micro-kernel.
+ * two output pixels at a time into scratch, a 2 output channels x 2 pixels SMLAD micro-kernel, then one
+ * requantization pass over the pair's accumulators.
  *
- * Layout (written ahead of time by host/formicary/codegen/sets/dsp/gemm.py, FM_DSP_LAYOUT_CONV_GEMM):
- * per group, output channels in pairs (an odd count padded with a zero channel), per pair depth/4 blocks of
- * [channel 0: (k0,k2),(k1,k3)][channel 1: same] int16 words; depth K = kh*kw*in_c/groups in TFLite order,
- * padded to a multiple of 4 with zero weights. folded_bias = bias + input_offset * sum(weights), so the loop adds
- * no offsets and padding taps hold the input zero point (they cancel exactly).
+ * Ahead-of-time data (host/formicary/codegen/sets/dsp/gemm.py, FM_DSP_LAYOUT_CONV_GEMM):
+ * - packed_filter: per group, output channels in pairs (an odd count padded with a zero channel), per pair depth/4
+ *   blocks of [channel 0: (k0,k2),(k1,k3)][channel 1: same] int16 words; depth K = kh*kw*in_c/groups in TFLite
+ *   order, padded to a multiple of 4 with zero weights;
+ * - folded_bias = bias + input_offset * sum(weights): the loop adds no offsets and padding taps hold the input zero
+ *   point (their terms cancel exactly);
+ * - packed_aux: per channel {k, rs - 1} of fm_dsp_requant_fast (output offset folded in), or {0, -1}.
  *
  * Scratch: the panel, K/4 blocks of [pixel 0: 2 words][pixel 1: 2 words] (int16 activations in the SXTB16 order,
- * 4*Kp bytes), then one int8 im2col column (Kp bytes). Per block of depth 4 the micro-kernel does 4 LDR(D) and 8
- * SMLAD for 16 MACs; activations are widened once per pixel rather than once per channel pair.
- * Paths: 1x1 / stride 1 / no padding reads each pixel's channels straight from the input (no im2col); otherwise
- * im2col copies whole rows of taps (kw*in_c contiguous bytes when dilation_w is 1), which keeps few-channel
- * layers (KWS's 10x4 first layer, 1 input channel) cheap. Groups and dilation go through the same im2col.
+ * 4*Kp bytes), one int8 im2col column (Kp bytes), the int32 accumulators of 2 pixels x one group's channels.
+ * Per depth block the micro-kernel does 4 LDRD and 8 SMLAD for 16 MACs: activations are widened once per pixel
+ * (not once per channel pair) and weights are pre-extended, which counts fewer instructions than widening either
+ * in the loop. Paths: 1x1 / stride 1 / no padding widens each pixel's channels straight from the input (no im2col);
+ * otherwise im2col copies whole rows of taps (kw*in_c contiguous bytes when dilation_w is 1), which keeps
+ * few-channel layers (KWS's 10x4 first layer, 1 input channel, K = 40) cheap. Groups and dilation go through the
+ * same im2col.
  */
 #include "fm_dsp_gemm.h"
 
