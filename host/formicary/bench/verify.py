@@ -96,6 +96,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         "arena_lower_bound_bytes": result.arena_lower_bound_bytes,
         "accuracy": None,
         "target": target,
+        "kernels": result.kernel_set,
         "sanitize": sanitize,
         "model_hash": result.model_hash,
         "first_mismatch": first_mismatch,
