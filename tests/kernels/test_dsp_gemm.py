@@ -10,9 +10,6 @@ slow shift ranges.
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pytest
 from formicary.bench.verify import verify_model
@@ -52,8 +49,8 @@ def _conv_tensors(c: dict, base: int) -> tuple[list[T], Op]:
     else:
         inputs.append(-1)
     tensors.append(T((c["n"], oh, ow, c["out_c"]), scale=[c["out_scale"]], zero_point=[c["out_zp"]]))
-    fields = dict(Padding=PADS[c["pad"]], StrideW=c["sw"], StrideH=c["sh"], FusedActivationFunction=ACTS[c["act"]],
-                  DilationWFactor=c["dw"], DilationHFactor=c["dh"])
+    fields = {"Padding": PADS[c["pad"]], "StrideW": c["sw"], "StrideH": c["sh"],
+              "FusedActivationFunction": ACTS[c["act"]], "DilationWFactor": c["dw"], "DilationHFactor": c["dh"]}
     return tensors, Op("CONV_2D", inputs, [base + len(tensors) - 1], "Conv2DOptions", fields)
 
 
@@ -78,7 +75,7 @@ def _fc_tensors(c: dict, base: int) -> tuple[list[T], Op]:
         inputs.append(-1)
     tensors.append(T((c["batches"], c["out"]), scale=[c["out_scale"]], zero_point=[c["out_zp"]]))
     op = Op("FULLY_CONNECTED", inputs, [base + len(tensors) - 1], "FullyConnectedOptions",
-            dict(FusedActivationFunction=ACTS[c["act"]]))
+            {"FusedActivationFunction": ACTS[c["act"]]})
     return tensors, op
 
 
