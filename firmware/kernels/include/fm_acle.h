@@ -132,6 +132,22 @@ static inline uint32_t fm_read_s8x4(const int8_t **p)
     *p += 4;
     return v;
 }
+/* Load two aligned words and advance the pointer by 2 words: one LDRD with post-increment on a DSP core (GCC 12
+ * does not pair two word loads into LDRD by itself). The "m" operand tells the compiler which 8 bytes are read. */
+typedef struct {
+    uint32_t w[2];
+} fm_u32x2_t;
+static inline void fm_read_u32x2(const uint32_t **p, uint32_t *a, uint32_t *b)
+{
+#if FM_HAVE_DSP
+    __asm__("ldrd %0, %1, [%2], #8" : "=r"(*a), "=r"(*b), "+r"(*p) : "m"(*(const fm_u32x2_t *)*p));
+#else
+    *a = (*p)[0];
+    *b = (*p)[1];
+    *p += 2;
+#endif
+}
+
 /* Load 2 int16 and advance the pointer by 2. */
 static inline uint32_t fm_read_s16x2(const int16_t **p)
 {

@@ -50,7 +50,8 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
     if target != "host":
         if sanitize or input_sets is not None or not isinstance(model, (str, Path)):
             raise FormicaryError("--sanitize runs on the host only.", f"drop --sanitize for --target {target}.")
-        return verify_on_board(model, target, inputs=inputs, data=data, seed=seed, port=port, baud=baud)
+        return verify_on_board(model, target, inputs=inputs, data=data, seed=seed, port=port, baud=baud,
+                               kernels=kernels)
     from formicary.codegen.generate import read_model_bytes
 
     data_bytes = read_model_bytes(model)
@@ -95,6 +96,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         "arena_lower_bound_bytes": result.arena_lower_bound_bytes,
         "accuracy": None,
         "target": target,
+        "kernels": result.kernel_set,
         "sanitize": sanitize,
         "model_hash": result.model_hash,
         "first_mismatch": first_mismatch,
@@ -118,19 +120,22 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
 
 
 def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None, data: str | Path | None = None,
-                    seed: int = 0, port: str | None = None, baud: int | None = None) -> dict:
+                    seed: int = 0, port: str | None = None, baud: int | None = None,
+                    kernels: str | None = None) -> dict:
     """The comparison part of `formicary bench` on a (virtual) board: one run per input, nothing recorded.
 
     Same keys as the host verify where they apply; `latency` adds the on-device statistics."""
     from formicary.bench.runner import run_bench
     from formicary.oracle.compare import tolerance_record
 
-    r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False)
+    r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False,
+                  kernels=kernels)
     first = next((i for i, o in enumerate(r["outputs"]) if not o["match_reference"]), None)
     out: dict = {
         "bit_exact": bool(r["bit_exact"]), "inputs": r["inputs"], "mismatches": r["mismatches"],
         "max_abs_diff": max((o.get("max_abs_diff", 0.0) for o in r["outputs"]), default=0.0),
         "accuracy": None, "target": board, "sanitize": False, "first_mismatch": first,
+        "kernels": (r.get("firmware") or {}).get("kernels"),
         "model_hash": r["model"]["sha256"], "arena_bytes": r["arena_bytes"],
         "flash_bytes": r["flash_bytes"], "ram_bytes": r["ram_bytes"],
         "latency": {k: r["latency"][k] for k in ("unit", "method", "min", "median", "max", "estimate_ms", "clock_hz")},

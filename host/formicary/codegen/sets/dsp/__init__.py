@@ -12,3 +12,4 @@ PACK: dict = {}
 DSP = register_kernel_set(KernelSet(
     "dsp", scratch=SCRATCH, pack=PACK, cores=("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"), base="reference",
     description="Armv7E-M DSP (SMLAD/SXTB16): Cortex-M4/M7/M33; weights packed ahead of time"))
+from . import gemm  # noqa: F401  CONV_2D / FULLY_CONNECTED packers and scratch
