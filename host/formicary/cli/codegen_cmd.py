@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
                     False, "--preserve-inputs",
                     help="Keep inputs intact across fm_invoke() calls (costs their size in RAM)."),
                 kernels: str = typer.Option("reference", "--kernels",
-                                            help="Kernel set to link with (a folder of firmware/kernels/)."),
+                                            help="Kernel set to link with (a folder of firmware/kernels/: "
+                                                 "reference, dsp, helium)."),
                 as_json: bool = JSON_OPTION) -> None:
         """Generate C (weights in flash, planned static arena, fm_invoke) for formicary-rt. No TensorFlow."""
         from formicary import progress
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
         with progress.step(f"codegen {model.name}"):
             result = generate(model, out, preserve_inputs=preserve_inputs, kernels=kernels).to_dict()
         result["units"] = {"arena_bytes": "bytes", "arena_lower_bound_bytes": "bytes", "const_bytes": "bytes",
-                           "macs": "multiply-accumulates"}
+                           "macs": "multiply-accumulates", "packed_bytes": "bytes", "replaced_bytes": "bytes"}
         emit(result, as_json, _human)
 
 
@@ -34,5 +35,11 @@ def _human(console, r: dict) -> None:
     ratio = r["arena_bytes"] / r["arena_lower_bound_bytes"] if r["arena_lower_bound_bytes"] else 1.0
     console.print(f"arena: {r['arena_bytes']} bytes (lower bound {r['arena_lower_bound_bytes']}, x{ratio:.3f}); "
                   f"constants in flash: ~{r['const_bytes']} bytes")
+    packed = [o for o in r["ops"] if o.get("packed_bytes")]
+    if packed:
+        delta = sum(o["packed_bytes"] - o["replaced_bytes"] for o in packed)
+        console.print(f"kernel set {r['kernel_set']}: weights of {len(packed)} ops re-laid out ahead of time, "
+                      f"{sum(o['packed_bytes'] for o in packed)} bytes of flash for "
+                      f"{sum(o['replaced_bytes'] for o in packed)} in TFLite layout ({delta:+d} bytes)")
     console.print(f"{len(r['ops'])} ops, {sum(o['macs'] for o in r['ops'])} MACs; link with firmware/"
                   f"{{{', '.join(r['kernel_sources'])}}}")
