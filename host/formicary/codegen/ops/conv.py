@@ -169,6 +169,11 @@ def _conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported("input channels are not a multiple of the filter's input channels",
                           "re-export the model.")
     rq = Requant.per_channel(inp, out, filt, f_d[0], 0, act)
+    from formicary.codegen.ops import sparse  # block-sparse weights (pruned models): zero blocks skipped
+
+    if in_d[3] == f_d[3] and sparse.pays(filt):
+        return sparse.lower_conv(op, ctx, inp, filt, bias_ref(ctx, bias, "int32"), out, in_d, f_d, out_d, geometry,
+                                 rq, _conv_macs(out_d, f_d, False))
     params = ctx.const_struct("params", "fm_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
         **rq.clamp_fields(), "filter": ctx.tensor_ref(filt), "bias": bias_ref(ctx, bias, "int32"),
@@ -250,6 +255,11 @@ def _fully_connected_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported(f"weights of rank {len(filt.shape)}", "re-export the model.")
     batches, accum, out_depth = fc_shape(inp, filt, out)
     rq, filter_zp, per_channel = _fc_requant(inp, out, filt, out_depth, act)
+    from formicary.codegen.ops import sparse  # block-sparse weights (pruned models): zero blocks skipped
+
+    if filter_zp == 0 and sparse.pays(filt):
+        return sparse.lower_fully_connected(op, ctx, inp, filt, bias_ref(ctx, bias, "int32"), out, batches, accum,
+                                            out_depth, rq, per_channel)
     params = ctx.const_struct("params", "fm_fully_connected_s8_params_t", {
         "batches": batches, "accum_depth": accum, "output_depth": out_depth,
         "input_offset": rq.input_offset, "filter_offset": -filter_zp, "output_offset": rq.output_offset,
