@@ -134,7 +134,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source},
         "latency": None, "layers": [], "bit_exact": None, "mismatches": 0, "inputs": 0, "accuracy": None,
         "outputs": [], "flash_bytes": fw.flash_bytes, "ram_bytes": fw.ram_bytes,
-        "arena_bytes": fw.arena_bytes, "macs": int(analysis["macs"]), "model_bytes": int(analysis["model_bytes"]),
+        "arena_bytes": fw.arena_bytes, "macs": int(analysis["macs"]),
+        "effective_macs": int(analysis["effective_macs"]), "model_bytes": int(analysis["model_bytes"]),
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
     }
     st, owns_store = _open_store(store)
