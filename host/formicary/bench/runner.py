@@ -46,7 +46,8 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
     report beside it when there is one (a bare .tflite does not say how it was made: null)."""
     quant = analysis["quantization"]["precision"]
     sparsity = round(float(analysis["sparsity"]["overall"]), 4)
-    clusters = qat = None
+    clusters = qat = structure = None
+    pruned = sparsity
     report = tflite.parent / "report.json"
     if report.is_file():
         try:
@@ -57,9 +58,14 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
             clusters = (info["cluster"] or {}).get("clusters")
         if "qat" in info:
             qat = bool(info["qat"])
-    label = quant + (f"-pruned{round(sparsity * 100)}" if sparsity >= 0.05 else "") + \
+        prune = info.get("prune") or {}
+        structure = prune.get("structure")
+        if structure == "channel":  # channels removed, not zeroed: the model has no zeros to count
+            pruned = float(prune.get("target") or 0.0)
+    label = quant + (f"-pruned{round(pruned * 100)}" if pruned >= 0.05 else "") + \
         (f"-clustered{clusters}" if clusters else "") + ("-qat" if qat else "")
-    return {"quantization": quant, "sparsity": sparsity, "clusters": clusters, "qat": qat, "label": label}
+    return {"quantization": quant, "sparsity": sparsity, "clusters": clusters, "qat": qat, "label": label,
+            "prune_structure": structure}
 
 
 def _host() -> dict[str, str]:

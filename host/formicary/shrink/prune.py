@@ -83,8 +83,8 @@ def check_options(sparsity: float, structure: str) -> None:
 
 def prune(model: Any, tune: FineTune, sparsity: float,
           structure: Structure = "unstructured") -> tuple[Any, PruneResult]:
-    """Prune `model` (a tf_keras model; its layers are reused, so measure it before) and return the pruned
-    model with what was achieved. FormicaryError if nothing could be pruned or the target was not reached."""
+    """Prune a copy of `model` (a tf_keras model, left as it was) and return the pruned model with what was
+    achieved. FormicaryError if nothing could be pruned or the target was not reached."""
     check_options(sparsity, structure)
     require_labels(tune, "--prune")
     if structure == "channel":
@@ -177,6 +177,14 @@ def _prune_tfmot(model: Any, tune: FineTune, sparsity: float, structure: str) ->
         sched_info = {"kind": "PolynomialDecay", "begin_step": 0, "end_step": end_step, "frequency": frequency,
                       "total_steps": tune.total_steps}
     fresh: dict[str, Any] = {}    # depthwise layers rebuilt as PrunableDepthwiseConv2D: weights set after cloning
+    original = model
+    try:  # prune a copy: tfmot wraps (and trains) the layers it is given, the caller's model stays as it was
+        model = keras.models.clone_model(original)
+    except ValueError as exc:
+        raise FormicaryError(f"cannot copy this model for pruning: {str(exc).splitlines()[0]}",
+                             "use a Sequential or functional tf_keras model (subclassed models cannot be "
+                             "cloned).") from exc
+    model.set_weights(original.get_weights())
 
     def wrap(layer: Any) -> Any:
         cls = type(layer).__name__
@@ -212,7 +220,7 @@ def _prune_tfmot(model: Any, tune: FineTune, sparsity: float, structure: str) ->
         raise FormicaryError(f"{structure} pruning found no layer it can prune ("
                              + "; ".join(f"{k}: {v}" for k, v in left_dense.items()) + ")",
                              "use --prune-structure channel or unstructured.")
-    fit(wrapped, tune, callbacks=[sk.UpdatePruningStep()], original=model)
+    fit(wrapped, tune, callbacks=[sk.UpdatePruningStep()], original=original)
     steps_done = min(int(keras.backend.get_value(layer.pruning_step)) for layer in wrapped.layers
                      if hasattr(layer, "pruning_step"))
     stripped = _plain_depthwise(sk.strip_pruning(wrapped), dw_class)
@@ -276,7 +284,7 @@ def _verify_unstructured(model: Any, result: PruneResult, completed: bool) -> No
 
 
 def groups_of_four_ok(kernel: np.ndarray) -> bool:
-    """True if every 4 consecutive input-channel weights (TFLite layout [out, h, w, in]) hold ≤ 2 non-zeros."""
+    """True if every 4 consecutive input-channel weights of a Keras kernel ([..., in, out]) hold ≤ 2 non-zeros."""
     if kernel.ndim == 2:
         rows = kernel.T
     elif kernel.ndim == 4:
