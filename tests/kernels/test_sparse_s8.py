@@ -53,7 +53,7 @@ def check(model: bytes, seed: int, expect: str) -> None:
     ir = read_model(model)
     filt = ir.tensors[ir.operators[0].inputs[1]]
     _, source = kernels_and_consts(model)
-    if sparse.zero_block_fraction(np.asarray(filt.data)) >= sparse.SPARSE_MIN_ZERO_BLOCKS:
+    if sparse.pays(filt):
         assert f"{expect}(" in source, expect
         assert f"fm_const_t{filt.index}[" not in source  # only the compressed blocks are stored
     else:
@@ -154,11 +154,11 @@ def fc_model(batches, accum, out_depth, zero, per_channel, act, in_zp, out_zp, h
 
 def test_no_zero_block_in_the_sparse_kernel(monkeypatch):
     """A filter with no zero block stays dense by default; forced through the sparse kernels it is still exact."""
-    conv = conv_model(_edge(zero=0.0, in_c=9))
+    conv = conv_model(_edge(zero=0.0, in_c=8))
     fc = fc_model(2, 21, 7, 0.0, True, "RELU", 4, -2, True, 3)
     assert "fm_conv2d_s8(" in kernels_and_consts(conv)[1]
     assert "fm_fully_connected_s8(" in kernels_and_consts(fc)[1]
-    monkeypatch.setattr(sparse, "SPARSE_MIN_ZERO_BLOCKS", 0.0)
+    monkeypatch.setattr(sparse, "pays", lambda filt: True)
     check(conv, 1, "fm_conv2d_sparse_s8")
     check(fc, 2, "fm_fully_connected_sparse_s8")
 

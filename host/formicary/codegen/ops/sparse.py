@@ -7,7 +7,8 @@ falls back to the dense kernel when it returns None.
 When it pays (SPARSE_MIN_ZERO_BLOCKS): a stored block costs 4 value bytes + 2 index bytes against 4 dense bytes,
 so flash breaks even at 1/3 zero blocks; a stored block also costs a few more instructions than 4 dense MACs (the
 column load and bounds check, and in the general path the tap arithmetic). At 40 % zero blocks both flash and
-instructions are clearly below the dense kernel's; below it the dense kernel is kept. Models pruned with
+instructions are clearly below the dense kernel's; below it, or when the compressed form is not smaller than the
+dense filter (depths < 4 pad every block), the dense kernel is kept. Models pruned with
 `--prune-structure block` at 0.5 have >= 50 % zero blocks in every pruned layer.
 """
 from __future__ import annotations
@@ -55,7 +56,9 @@ def pays(filt: Tensor) -> bool:
         return False
     data = np.asarray(filt.data)
     blocks_per_row = blocks_of(data).shape[1]
-    return blocks_per_row < 65536 and zero_block_fraction(data) >= SPARSE_MIN_ZERO_BLOCKS
+    # depths < 4 pad every block: the compressed form must also be smaller than the dense filter
+    return (blocks_per_row < 65536 and zero_block_fraction(data) >= SPARSE_MIN_ZERO_BLOCKS
+            and compressed_bytes(data) < data.size)
 
 
 def _weights_field(ctx: LowerContext, filt: Tensor) -> str:
