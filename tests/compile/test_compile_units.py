@@ -42,7 +42,7 @@ def test_groups_of_four():
     (dict(quantize="fp8"), "unknown --quantize"),
     (dict(prune=0.0), "not a sparsity"),
     (dict(prune=0.25, prune_structure="2:4"), "2:4 pruning"),
-    (dict(prune_structure="block"), "unknown --prune-structure"),
+    (dict(prune_structure="blocks"), "unknown --prune-structure"),
     (dict(cluster=1), "at least 2 clusters"),
     (dict(qat=True, quantize="float32"), "--qat trains for 8-bit"),
     (dict(epochs=0), "at least 1"),

@@ -124,6 +124,54 @@ int fm_softmax_s8(const fm_softmax_s8_params_t *p, const int8_t *input, int8_t *
 
 /* RESHAPE has no kernel: the output aliases the input in the arena. */
 
+/* ---- block-sparse CONV_2D / FULLY_CONNECTED int8 (conv2d_sparse_s8.c, fully_connected_sparse_s8.c) ----
+ * For models pruned with `--prune-structure block`: a filter row (one output channel) is cut into blocks of
+ * FM_SPARSE_BLOCK consecutive input channels at one filter tap (the last block of a tap is partial when the depth
+ * is not a multiple of 4). Only the non-zero blocks are stored, in row order, with their column
+ * (tap * ceil(depth / 4) + block within the tap); row_ptr[oc] .. row_ptr[oc + 1] are output channel oc's blocks.
+ * Zero blocks cost neither flash nor instructions; results are bit-exact with the dense TFLM kernels (a zero
+ * weight adds nothing to the accumulator). Codegen picks these when enough blocks are zero (docs/shrinking.md). */
+#define FM_SPARSE_BLOCK 4
+typedef struct {
+    int32_t rows;             /* output channels */
+    int32_t blocks_per_row;   /* taps * ceil(depth / FM_SPARSE_BLOCK) */
+    int32_t nnz_blocks;       /* stored blocks */
+    const int8_t *values;     /* [nnz_blocks * FM_SPARSE_BLOCK], zero past the depth in partial blocks */
+    const uint16_t *cols;     /* [nnz_blocks] */
+    const int32_t *row_ptr;   /* [rows + 1], row_ptr[0] = 0, row_ptr[rows] = nnz_blocks */
+} fm_block_sparse_s8_t;
+
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t filter_dims;   /* dense shape [out_c, kh, kw, in_c] (groups = 1) */
+    fm_dims4_t output_dims;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_h, pad_w;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min, act_max;
+    fm_block_sparse_s8_t weights;
+    const int32_t *bias;       /* [out_c] or NULL */
+    const int32_t *multiplier; /* [out_c] */
+    const int32_t *shift;      /* [out_c] */
+} fm_conv_sparse_s8_params_t;
+int fm_conv2d_sparse_s8(const fm_conv_sparse_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
+
+typedef struct {
+    int32_t batches, accum_depth, output_depth;
+    int32_t input_offset;     /* -input zero point (the weights' zero point is 0) */
+    int32_t output_offset;
+    int32_t act_min, act_max;
+    int32_t per_channel;      /* 0: multiplier[0]/shift[0] for all outputs */
+    fm_block_sparse_s8_t weights;
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+} fm_fully_connected_sparse_s8_params_t;
+int fm_fully_connected_sparse_s8(const fm_fully_connected_sparse_s8_params_t *p, const int8_t *input,
+                                 int8_t *output, void *scratch);
+
 /* ======================= element-wise, activations, data movement, float32 =======================
  * int8 kernels are bit-exact with the TFLM reference kernels of the pinned tflite-micro wheel; f32 kernels follow
  * TFLM's reference float kernels (tolerance-checked).

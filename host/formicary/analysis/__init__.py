@@ -12,7 +12,7 @@ from typing import Any
 
 from formicary.analysis import compat, energy, stats
 from formicary.analysis.fit import board_fit
-from formicary.analysis.macs import MAC_OPS, count_op
+from formicary.analysis.macs import MAC_OPS, count_op, effective_macs
 from formicary.tflite import ModelIR, read_model
 
 ARENA_METHOD = "measured: smallest arena_size the TFLM interpreter allocates and invokes with (host build, bisection)"
@@ -118,7 +118,7 @@ def _static(ir: ModelIR, data: bytes, rt_ops: set[str] | None) -> dict[str, Any]
         layers.append({
             "index": op.index, "op": op.opcode, "version": op.version, "options": op.options,
             "tensors": tensors, "params": l_params, "weights_bytes": l_wbytes,
-            "macs": counts.macs, "adds": counts.adds, "mults": counts.mults, "precision": precision,
+            "macs": counts.macs, "effective_macs": effective_macs(ir, op, counts.macs), "adds": counts.adds, "mults": counts.mults, "precision": precision,
             "sparsity": (l_zeros / l_welems) if l_welems else None,
             "support": compat.op_support(op.opcode, rt_ops),
             "energy_compute_pj": {n: round(v, 3) for n, v in l_pj.items()},
@@ -135,6 +135,7 @@ def _static(ir: ModelIR, data: bytes, rt_ops: set[str] | None) -> dict[str, Any]
         quant_counter[_scheme(t)] += 1
 
     macs = sum(layer["macs"] for layer in layers)
+    eff_macs = sum(layer["effective_macs"] for layer in layers)
     precision = stats.model_precision(precisions)
     working_set = weights_bytes + peak_live
     memory_bytes = weights_bytes + 2 * act_bytes
@@ -155,6 +156,7 @@ def _static(ir: ModelIR, data: bytes, rt_ops: set[str] | None) -> dict[str, Any]
         "weights_bytes": weights_bytes,
         "params": params,
         "macs": macs,
+        "effective_macs": eff_macs,   # MACs with a non-zero weight (what a zero-skipping kernel still does)
         "ops": dict(Counter(layer["op"] for layer in layers)),
         "layers": layers,
         "sparsity": {"overall": (zeros / weight_elems) if weight_elems else 0.0, "zero_weights": zeros,

@@ -77,3 +77,19 @@ def count_op(model: ModelIR, op: Operator) -> OpCounts:
 
 
 MAC_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL"})
+
+
+def effective_macs(model: ModelIR, op: Operator, macs: int) -> int:
+    """MACs whose weight is not exactly zero: what a kernel that skips zero weights must still do. Equal to
+    `macs` for ops without constant weights; conv/depthwise/fc scale by the non-zero fraction of the weights
+    (every weight is used the same number of times, so the fraction carries over exactly)."""
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") or not macs:
+        return macs
+    ins = model.op_inputs(op)
+    w = ins[1] if len(ins) > 1 else None
+    if w is None or w.data is None:
+        return macs
+    data = np.asarray(w.data)
+    zp = int(w.quant.zero_point[0]) if w.quant is not None and w.quant.zero_point.size == 1 else 0
+    nonzero = int((data != zp).sum()) if data.size else 0
+    return macs * nonzero // data.size if data.size else macs

@@ -46,7 +46,8 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
     report beside it when there is one (a bare .tflite does not say how it was made: null)."""
     quant = analysis["quantization"]["precision"]
     sparsity = round(float(analysis["sparsity"]["overall"]), 4)
-    clusters = qat = None
+    clusters = qat = structure = None
+    pruned = sparsity
     report = tflite.parent / "report.json"
     if report.is_file():
         try:
@@ -57,9 +58,14 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
             clusters = (info["cluster"] or {}).get("clusters")
         if "qat" in info:
             qat = bool(info["qat"])
-    label = quant + (f"-pruned{round(sparsity * 100)}" if sparsity >= 0.05 else "") + \
+        prune = info.get("prune") or {}
+        structure = prune.get("structure")
+        if structure == "channel":  # channels removed, not zeroed: the model has no zeros to count
+            pruned = float(prune.get("target") or 0.0)
+    label = quant + (f"-pruned{round(pruned * 100)}" if pruned >= 0.05 else "") + \
         (f"-clustered{clusters}" if clusters else "") + ("-qat" if qat else "")
-    return {"quantization": quant, "sparsity": sparsity, "clusters": clusters, "qat": qat, "label": label}
+    return {"quantization": quant, "sparsity": sparsity, "clusters": clusters, "qat": qat, "label": label,
+            "prune_structure": structure}
 
 
 def _host() -> dict[str, str]:
@@ -134,7 +140,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source},
         "latency": None, "layers": [], "bit_exact": None, "mismatches": 0, "inputs": 0, "accuracy": None,
         "outputs": [], "flash_bytes": fw.flash_bytes, "ram_bytes": fw.ram_bytes,
-        "arena_bytes": fw.arena_bytes, "macs": int(analysis["macs"]), "model_bytes": int(analysis["model_bytes"]),
+        "arena_bytes": fw.arena_bytes, "macs": int(analysis["macs"]),
+        "effective_macs": int(analysis["effective_macs"]), "model_bytes": int(analysis["model_bytes"]),
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
     }
     st, owns_store = _open_store(store)

@@ -88,7 +88,8 @@ def render(console, r: dict) -> None:
         right = sum(1 for o in r["outputs"] if o["label"] is not None and o["label"] == o["predicted"])
         console.print(f"accuracy on the device: {right}/{labelled} = {r['accuracy']:.3f}")
     console.print(f"firmware: flash {r['flash_bytes']:,} B, RAM {r['ram_bytes']:,} B (from the ELF); "
-                  f"arena {r['arena_bytes']:,} B; {r['macs']:,} MACs")
+                  f"arena {r['arena_bytes']:,} B; {r['macs']:,} MACs "
+                  f"({r.get('effective_macs', r['macs']):,} effective: non-zero weight)")
     e = r.get("energy")
     if e:
         floor = r.get("energy_floor_uj") or {}

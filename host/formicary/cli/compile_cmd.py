@@ -76,8 +76,12 @@ def register(app: typer.Typer) -> None:
         train: Optional[str] = typer.Option(None, "--train", help="Fine-tuning data: .npz (x, y) or .bin folder."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration data, or 'synthetic' (warns)."),
         val: Optional[str] = typer.Option(None, "--val", help="Validation data with labels: reports accuracy."),
-        prune: Optional[float] = typer.Option(None, "--prune", help="Target sparsity, e.g. 0.5."),
-        prune_structure: str = typer.Option("unstructured", "--prune-structure", help="unstructured or 2:4."),
+        prune: Optional[float] = typer.Option(None, "--prune",
+                                              help="Target sparsity, e.g. 0.5 (channel: fraction of channels)."),
+        prune_structure: str = typer.Option(
+            "unstructured", "--prune-structure",
+            help="channel (narrower model: pays on every device), block (1x4 blocks, sparse kernels), 2:4, or "
+                 "unstructured (accuracy studies)."),
         cluster: Optional[int] = typer.Option(None, "--cluster", help="Weight clusters per kernel, e.g. 16."),
         qat: bool = typer.Option(False, "--qat", help="Quantization-aware training (int8)."),
         quantize: str = typer.Option("int8", "--quantize", help="int8, int16x8 or float32."),

@@ -30,7 +30,7 @@ def _human(console, r: dict[str, Any]) -> None:
 
     table = new_table(title=f"{r['model_path']}: {len(r['layers'])} operators", pad_edge=False, box=None)
     for col, just in (("#", "right"), ("op", "left"), ("output", "left"), ("weights", "left"), ("params", "right"),
-                      ("MACs", "right"), ("other", "right"), ("zero", "right"), ("TFLM/rt", "left")):
+                      ("MACs", "right"), ("eff. MACs", "right"), ("other", "right"), ("zero", "right"), ("TFLM/rt", "left")):
         table.add_column(col, justify=just, no_wrap=True)
     for layer in r["layers"]:
         ins = [t for t in layer["tensors"] if t["direction"] == "input"]
@@ -41,11 +41,13 @@ def _human(console, r: dict[str, Any]) -> None:
         rt = "?" if sup["formicary_rt"] is None else ("yes" if sup["formicary_rt"] else "no")
         table.add_row(str(layer["index"]), layer["op"].replace("DEPTHWISE_CONV_2D", "DW_CONV").replace("_POOL_2D", "_POOL").replace("FULLY_CONNECTED", "FC"),
                       ", ".join(_shape(t) for t in outs), _shape(w) if w else "-", f"{layer['params']:,}",
-                      f"{layer['macs']:,}", f"{other:,}" if other else "-",
+                      f"{layer['macs']:,}", f"{layer.get('effective_macs', layer['macs']):,}",
+                      f"{other:,}" if other else "-",
                       "-" if layer["sparsity"] is None else f"{layer['sparsity']:.1%}",
                       f"{'y' if sup['tflm'] else '[red]NO[/]'}/{rt[0] if rt != '?' else rt}")
     console.print(table)
-    console.print("params = weight+bias elements; MACs only for conv/depthwise/fc/matmul; other = adds+mults of "
+    console.print("params = weight+bias elements; MACs only for conv/depthwise/fc/matmul, eff. MACs those with a non-zero "
+                  "weight; other = adds+mults of "
                   "pool/softmax/element-wise ops; zero w = fraction of weights exactly 0; TFLM/rt = op registered "
                   "by TFLM / lowered by formicary-rt; full tensors and per-channel scales: --json", style="dim")
 
@@ -68,8 +70,9 @@ def _human(console, r: dict[str, Any]) -> None:
         f"model        {r['model_bytes']:,} B (file size)",
         (f"weights      {r['weights_bytes']:,} B (constant tensors in the flatbuffer), params {r['params']:,} "
          "(weight + bias elements)"),
-        (f"MACs         {r['macs']:,} per inference (counted from shapes: conv/depthwise/fc/matmul only); "
-         f"other arithmetic {sum(layer['adds'] + layer['mults'] for layer in r['layers']):,} adds+mults"),
+        (f"MACs         {r['macs']:,} per inference (counted from shapes: conv/depthwise/fc/matmul only), "
+         f"{r.get('effective_macs', r['macs']):,} effective (non-zero weight); other arithmetic "
+         f"{sum(layer['adds'] + layer['mults'] for layer in r['layers']):,} adds+mults"),
         f"ops          {ops}",
         (f"sparsity     {r['sparsity']['overall']:.2%} ({r['sparsity']['zero_weights']:,} of "
          f"{r['sparsity']['weights']:,} weights exactly zero)"),

@@ -78,8 +78,11 @@ def validate_options(opts: CompileOptions) -> None:
 
     if opts.quantize not in QUANTIZE_MODES:
         raise FormicaryError(f"unknown --quantize {opts.quantize!r}", f"use one of {', '.join(QUANTIZE_MODES)}.")
-    if opts.prune_structure not in ("unstructured", "2:4"):
-        raise FormicaryError(f"unknown --prune-structure {opts.prune_structure!r}", "use unstructured or 2:4.")
+    from formicary.shrink.prune import STRUCTURES
+
+    if opts.prune_structure not in STRUCTURES:
+        raise FormicaryError(f"unknown --prune-structure {opts.prune_structure!r}",
+                             f"use one of {', '.join(STRUCTURES)}.")
     if opts.prune is not None and not 0.0 < opts.prune < 1.0:
         raise FormicaryError(f"--prune {opts.prune} is not a sparsity in (0, 1)", "pass e.g. --prune 0.5 for 50 %.")
     if opts.prune is not None and opts.prune_structure == "2:4" and abs(opts.prune - 0.5) > 1e-9:
@@ -298,8 +301,8 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
     if sparsity is not None:
         from formicary.shrink.prune import prune
 
-        label = "2:4" if opts.prune_structure == "2:4" else f"{sparsity:.0%}"
-        with steps(f"pruning to {label} sparsity and fine-tuning ({opts.epochs} epochs)"):
+        label = "2:4 sparsity" if opts.prune_structure == "2:4" else f"{sparsity:.0%} {opts.prune_structure}"
+        with steps(f"pruning ({label}) and fine-tuning ({opts.epochs} epochs)"):
             model, pruned = prune(model, tune, sparsity, opts.prune_structure)  # type: ignore[arg-type]
         info["prune"] = pruned.to_dict()
     if opts.cluster is not None:

@@ -95,13 +95,14 @@ def wrap_kernel_layers(model: Any, wrap: Any) -> Any:
 
 
 def kernels(model: Any) -> dict[str, np.ndarray]:
-    """The kernel (main weight tensor) of every prunable/clusterable layer, by layer name."""
+    """The kernel (main weight tensor) of every prunable/clusterable layer, by layer name: weights[0], except a
+    SeparableConv2D's pointwise kernel (weights[1]), which holds most of its weights and is what tfmot prunes."""
     out = {}
     for layer in model.layers:
         if type(layer).__name__ in KERNEL_LAYERS:
             weights = layer.get_weights()
             if weights:
-                out[layer.name] = weights[0]
+                out[layer.name] = weights[1] if type(layer).__name__.startswith("Separable") else weights[0]
     return out
 
 

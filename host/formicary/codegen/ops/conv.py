@@ -187,6 +187,11 @@ def _conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported("input channels are not a multiple of the filter's input channels",
                           "re-export the model.")
     rq = Requant.per_channel(inp, out, filt, f_d[0], 0, act)
+    from formicary.codegen.ops import sparse  # block-sparse weights (pruned models): zero blocks skipped
+
+    if in_d[3] == f_d[3] and sparse.pays(filt, ctx, "fm_conv2d_s8"):
+        return sparse.lower_conv(op, ctx, inp, filt, bias_ref(ctx, bias, "int32"), out, in_d, f_d, out_d, geometry,
+                                 rq, _conv_macs(out_d, f_d, False))
     weights = int8_weights(ctx, "fm_conv2d_s8", filt, bias, rq.input_offset, geometry, in_d, out_d)
     params = ctx.const_struct("params", "fm_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
@@ -269,6 +274,11 @@ def _fully_connected_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         raise Unsupported(f"weights of rank {len(filt.shape)}", "re-export the model.")
     batches, accum, out_depth = fc_shape(inp, filt, out)
     rq, filter_zp, per_channel = _fc_requant(inp, out, filt, out_depth, act)
+    from formicary.codegen.ops import sparse  # block-sparse weights (pruned models): zero blocks skipped
+
+    if filter_zp == 0 and sparse.pays(filt, ctx, "fm_fully_connected_s8"):
+        return sparse.lower_fully_connected(op, ctx, inp, filt, bias_ref(ctx, bias, "int32"), out, batches, accum,
+                                            out_depth, rq, per_channel)
     weights = int8_weights(ctx, "fm_fully_connected_s8", filt, bias, rq.input_offset, {"per_channel": int(per_channel)},
                            (1, 1, batches, accum), (1, 1, batches, out_depth), filter_offset=-filter_zp)
     params = ctx.const_struct("params", "fm_fully_connected_s8_params_t", {
