@@ -15,7 +15,7 @@
 
 int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
-    if (p->packed_layout != FM_HE_LAYOUT_GEMM || p->packed_filter == NULL || p->folded_bias == NULL) {
+    if ((p->packed_layout & ~FM_HE_LAYOUT_NO_LS) != FM_HE_LAYOUT_GEMM || p->packed_filter == NULL || p->folded_bias == NULL) {
         return FM_ERR_PARAM; /* not packed for this set */
     }
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
@@ -28,7 +28,8 @@ int fm_conv2d_s8(const fm_conv_s8_params_t *p, const int8_t *input, int8_t *outp
     const int32_t oc_g = out_c / groups, oc_g4 = (oc_g + 3) & ~3;
     const int32_t k = k_h * k_w * k_c, k16 = (k + 15) & ~15;
     fm_he_gemm_t g = {p->packed_filter, p->folded_bias, (const int32_t *)p->packed_aux, oc_g, k, k16,
-                      p->output_offset, p->act_min, p->act_max, 0};
+                      p->output_offset, p->act_min, p->act_max, 0,
+                      !(p->packed_layout & FM_HE_LAYOUT_NO_LS)};
 
     if (k_h == 1 && k_w == 1 && groups == 1 && p->pad_h == 0 && p->pad_w == 0) {
         if (p->stride_h == 1 && p->stride_w == 1 && in_h == out_h && in_w == out_w) {

@@ -26,18 +26,27 @@
 #define FM_HE_LAYOUT_GEMM 0x4801      /* conv and FC: see above */
 #define FM_HE_LAYOUT_DW16 0x4802      /* depthwise: int16 weights [tap][C8], see depthwise_conv2d_s8.c */
 #define FM_HE_AUX_BLOCK 12            /* int32 per block of 4 channels in the requantization table */
+#define FM_HE_LAYOUT_NO_LS 0x10000    /* or-ed into the layout id: every shift <= 0, the kernel skips the left shift */
 
 /* The int8 output stage on 4 lanes: requantize `acc` with the table `q` (multiplier[4], ls[4], rs[4]). */
-FM_INLINE int32x4_t fm_he_requant(int32x4_t acc, const int32_t *q, int32_t out_off, int32_t act_min, int32_t act_max)
+FM_INLINE int32x4_t fm_he_requant_ls(int32x4_t acc, const int32_t *q, int32_t out_off, int32_t act_min,
+                                     int32_t act_max, int left_shifts)
 {
     const int32x4_t rs = vldrwq_s32(q + 8);
-    acc = vshlq_s32(acc, vldrwq_s32(q + 4));
+    if (left_shifts) {
+        acc = vshlq_s32(acc, vldrwq_s32(q + 4));
+    }
     acc = vqrdmulhq_s32(acc, vldrwq_s32(q));
     acc = vqaddq_s32(acc, vshrq_n_s32(vandq_s32(acc, rs), 31));
     acc = vrshlq_s32(acc, rs);
     acc = vaddq_n_s32(acc, out_off);
     acc = vmaxq_s32(acc, vdupq_n_s32(act_min));
     return vminq_s32(acc, vdupq_n_s32(act_max));
+}
+
+FM_INLINE int32x4_t fm_he_requant(int32x4_t acc, const int32_t *q, int32_t out_off, int32_t act_min, int32_t act_max)
+{
+    return fm_he_requant_ls(acc, q, out_off, act_min, act_max, 1);
 }
 
 /* Byte copy and fill of at most 16 bytes with one predicated load/store: cheaper than memcpy calls for the short
@@ -75,6 +84,7 @@ typedef struct {
     int32_t n, k, k16;
     int32_t out_off, act_min, act_max;
     int32_t filter_offset;
+    int32_t left_shifts; /* 0: the layout says no channel shifts left */
 } fm_he_gemm_t;
 
 FM_INLINE int32_t fm_he_row_sum(const int8_t *a, int32_t k)
@@ -86,8 +96,8 @@ FM_INLINE int32_t fm_he_row_sum(const int8_t *a, int32_t k)
     return s;
 }
 
-__attribute__((optimize("no-branch-count-reg"))) static inline void fm_he_gemm(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
-                              int32_t out_stride)
+FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
+                               int32_t out_stride, int left_shifts)
 {
     const int32_t full = g->k & ~15;
     const int32_t tail = g->k - full;
@@ -152,11 +162,24 @@ __attribute__((optimize("no-branch-count-reg"))) static inline void fm_he_gemm(c
                 r1 = vaddq_n_s32(r1, (int32_t)((uint32_t)g->filter_offset * (uint32_t)fm_he_row_sum(a1, g->k)));
             }
             int8_t *o = out + (size_t)i * out_stride + j;
-            vstrbq_p_s32(o, fm_he_requant(r0, q, g->out_off, g->act_min, g->act_max), sp);
+            vstrbq_p_s32(o, fm_he_requant_ls(r0, q, g->out_off, g->act_min, g->act_max, left_shifts), sp);
             if (i + 1 < m) {
-                vstrbq_p_s32(o + out_stride, fm_he_requant(r1, q, g->out_off, g->act_min, g->act_max), sp);
+                vstrbq_p_s32(o + out_stride, fm_he_requant_ls(r1, q, g->out_off, g->act_min, g->act_max, left_shifts),
+                             sp);
             }
         }
+    }
+}
+
+/* The loop counter of GEMM's inner loop stays out of LR: VMLADAVA accumulates in even registers only, and all
+ * eight (r0..r12, lr) are needed for the 2x4 accumulators. */
+__attribute__((optimize("no-branch-count-reg"))) static inline void
+fm_he_gemm(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out, int32_t out_stride)
+{
+    if (g->left_shifts) {
+        fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 1);
+    } else {
+        fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 0);
     }
 }
 

@@ -15,8 +15,12 @@
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #include <arm_mve.h>
 #define FM_MVE_NATIVE 1
+/* Pins a vector in a register at this point: keeps GCC from reassociating unrolled accumulations into trees of
+ * temporaries that spill (no code; nothing on the host). */
+#define FM_MVE_KEEP(v) __asm__("" : "+w"(v))
 #else
 #define FM_MVE_NATIVE 0
+#define FM_MVE_KEEP(v) ((void)0)
 #include <string.h>
 
 typedef struct { int8_t v[16]; } int8x16_t;

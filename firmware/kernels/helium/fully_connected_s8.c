@@ -10,12 +10,13 @@
 int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
     (void)scratch;
-    if (p->packed_layout != FM_HE_LAYOUT_GEMM || p->packed_filter == NULL || p->folded_bias == NULL) {
+    if ((p->packed_layout & ~FM_HE_LAYOUT_NO_LS) != FM_HE_LAYOUT_GEMM || p->packed_filter == NULL || p->folded_bias == NULL) {
         return FM_ERR_PARAM; /* not packed for this set */
     }
     const int32_t k = p->accum_depth;
     const fm_he_gemm_t g = {p->packed_filter, p->folded_bias, (const int32_t *)p->packed_aux, p->output_depth, k,
-                            (k + 15) & ~15, p->output_offset, p->act_min, p->act_max, p->filter_offset};
+                            (k + 15) & ~15, p->output_offset, p->act_min, p->act_max, p->filter_offset,
+                            !(p->packed_layout & FM_HE_LAYOUT_NO_LS)};
     fm_he_gemm(&g, input, k, p->batches, output, p->output_depth);
     return FM_OK;
 }

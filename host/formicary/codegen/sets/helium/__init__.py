@@ -8,7 +8,7 @@ from formicary.codegen.kernel_sets import KernelSet, register_kernel_set
 
 from formicary.codegen.sets.helium import conv
 
-SCRATCH: dict = {"fm_conv2d_s8": conv.conv_scratch}
+SCRATCH: dict = {"fm_conv2d_s8": conv.conv_scratch, "fm_depthwise_conv2d_s8": conv.depthwise_scratch}
 PACK: dict = {"fm_conv2d_s8": conv.pack_gemm, "fm_fully_connected_s8": conv.pack_gemm,
               "fm_depthwise_conv2d_s8": conv.pack_depthwise}
 

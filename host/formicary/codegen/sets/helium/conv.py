@@ -4,7 +4,7 @@ DEPTHWISE_CONV_2D, FULLY_CONNECTED), matching firmware/kernels/helium/fm_helium.
 - GEMM layout (conv, FC): per group, output channels in blocks of 4, the reduction depth K padded to a multiple of
   16, bytes ordered [block][chunk of 16][channel of block][16]: one VMLADAVA per channel and chunk. Folded bias
   (codegen/packing.folded_bias) padded to the blocks; packed_aux is the requantization table.
-- DW16 layout (depthwise): weights widened to int16, [tap][C8]; packed_aux per block of 8 channels: folded bias of
+- DW16 layout (depthwise): weights widened to int16, [block of 8 channels][tap][8]; packed_aux per block of 8 channels: folded bias of
   the even then the odd channels, then the requantization tables of the even and of the odd channels.
 
 Requantization table, per block of 4 channels: multiplier[4], max(shift, 0)[4], min(shift, 0)[4].
@@ -19,6 +19,7 @@ from formicary.tflite.ir import Operator
 
 LAYOUT_GEMM = 0x4801
 LAYOUT_DW16 = 0x4802
+NO_LS = 0x10000  # or-ed into the layout: every shift <= 0 (FM_HE_LAYOUT_NO_LS)
 IM2COL_ROWS = 4  # FM_HE_IM2COL_ROWS in conv2d_s8.c
 
 
@@ -87,7 +88,7 @@ def pack_gemm(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     return {"packed_filter": ctx.const_array("hw", "int8_t", np.concatenate(mats)),
             "folded_bias": ctx.const_array("hbias", "int32_t", np.concatenate(biases)),
             "packed_aux": ctx.const_array("hq", "int32_t", np.concatenate(tabs)),
-            "packed_layout": LAYOUT_GEMM}
+            "packed_layout": LAYOUT_GEMM | (NO_LS if np.all(shift <= 0) else 0)}
 
 
 def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
@@ -97,6 +98,7 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     taps = req.filter.reshape(-1, oc).astype(np.int16)
     w = np.zeros((taps.shape[0], c8), dtype=np.int16)
     w[:, :oc] = taps
+    w = w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)  # [block][tap][8]
     fb = _pad(folded_bias(req), c8).reshape(-1, 8)
     mult, shift = _multipliers(ctx, oc)
     m = np.zeros(c8, dtype=np.int64)
@@ -111,7 +113,7 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     return {"packed_filter": f"(const int8_t *){ctx.const_array('hw', 'int16_t', w)}",
             "folded_bias": "NULL",
             "packed_aux": ctx.const_array("hq", "int32_t", aux),
-            "packed_layout": LAYOUT_DW16}
+            "packed_layout": LAYOUT_DW16 | (NO_LS if np.all(shift <= 0) else 0)}
 
 
 def conv_scratch(op: Operator, ctx: LowerContext) -> int:
@@ -121,3 +123,8 @@ def conv_scratch(op: Operator, ctx: LowerContext) -> int:
     if f_d[1] == 1 and f_d[2] == 1 and f_d[3] == in_d[3]:
         return 0
     return IM2COL_ROWS * _round_up(f_d[1] * f_d[2] * f_d[3], 16)
+
+
+def depthwise_scratch(op: Operator, ctx: LowerContext) -> int:
+    """DEPTHWISE_CONV_2D: a row of input zero points for the padding taps, in_c rounded up to 8 bytes."""
+    return _round_up(dims4(ctx.inputs()[0])[3], 8)
