@@ -166,3 +166,28 @@ def test_gemm_layout_blocks_channels_by_4_and_depth_by_16():
     assert not m[0, 1, :, 1:].any() and not m[1, :, 1:].any()
     t = requant_table(np.array([7, 8, 9]), np.array([2, -3, 0])).reshape(1, 3, 4)
     assert t[0, 0].tolist() == [7, 8, 9, 0] and t[0, 1].tolist() == [2, 0, 0, 0] and t[0, 2].tolist() == [0, -3, 0, 0]
+
+
+@settings(max_examples=N, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=st.sampled_from(DEPTHS),
+       fh=st.integers(1, 5), fw=st.integers(1, 5), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       pad=st.sampled_from(list(PADS)), act=st.sampled_from(list(ACTS)), zp=st.sampled_from([-128, 127, 0, -7]),
+       seed=st.integers(0, 2 ** 16))
+def test_average_pool2d_helium(n, h, w, c, fh, fw, sh, sw, pad, act, zp, seed):
+    fh, fw = min(fh, h), min(fw, w)
+    oh, ow = quant.compute_out_size(pad, h, fh, sh), quant.compute_out_size(pad, w, fw, sw)
+    scale = float(np.float32(0.02 + (seed % 100) / 400))
+    tensors = [T((n, h, w, c), scale=[scale], zero_point=[zp]), T((n, oh, ow, c), scale=[scale], zero_point=[zp])]
+    model = build(tensors, [Op("AVERAGE_POOL_2D", [0], [1], "Pool2DOptions",
+                               dict(Padding=PADS[pad], StrideW=sw, StrideH=sh, FilterWidth=fw, FilterHeight=fh,
+                                    FusedActivationFunction=ACTS[act]))], [0], [1])
+    check(model, seed)
+
+
+def test_average_pool2d_over_256_taps_helium():
+    """A window of 20x15 = 300 taps: the int16 partial sums are flushed before they could overflow."""
+    tensors = [T((1, 20, 15, 9), scale=[0.05], zero_point=[-128]), T((1, 1, 1, 9), scale=[0.05], zero_point=[-128])]
+    model = build(tensors, [Op("AVERAGE_POOL_2D", [0], [1], "Pool2DOptions",
+                               dict(Padding=1, StrideW=1, StrideH=1, FilterWidth=15, FilterHeight=20,
+                                    FusedActivationFunction=0))], [0], [1])
+    check(model, 3, n=4)
