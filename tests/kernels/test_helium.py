@@ -191,3 +191,11 @@ def test_average_pool2d_over_256_taps_helium():
                                dict(Padding=1, StrideW=1, StrideH=1, FilterWidth=15, FilterHeight=20,
                                     FusedActivationFunction=0))], [0], [1])
     check(model, 3, n=4)
+
+
+@pytest.mark.parametrize("c,hw,seed", [(8, 10, 0), (17, 12, 3), (64, 7, 5)])
+def test_residual_separable_model_helium(c, hw, seed):
+    """conv 3x3 -> depthwise 3x3 -> pointwise 1x1 -> residual ADD -> avg pool -> FC -> softmax."""
+    from tests.codegen.test_models import residual_model
+
+    check(residual_model(c=c, hw=hw, seed=seed), seed, n=5)
