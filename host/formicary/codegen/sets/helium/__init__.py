@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from formicary.codegen.kernel_sets import KernelSet, register_kernel_set
 
-SCRATCH: dict = {}
-PACK: dict = {}
+from formicary.codegen.sets.helium import conv
+
+SCRATCH: dict = {"fm_conv2d_s8": conv.conv_scratch, "fm_depthwise_conv2d_s8": conv.depthwise_scratch}
+PACK: dict = {"fm_conv2d_s8": conv.pack_gemm, "fm_fully_connected_s8": conv.pack_gemm,
+              "fm_depthwise_conv2d_s8": conv.pack_depthwise}
 
 HELIUM = register_kernel_set(KernelSet(
     "helium", scratch=SCRATCH, pack=PACK, cores=("cortex-m55", "cortex-m85"), base="dsp",

@@ -1,0 +1,130 @@
+"""Ahead-of-time weight layouts and scratch sizes of the helium convolution-family kernels (CONV_2D,
+DEPTHWISE_CONV_2D, FULLY_CONNECTED), matching firmware/kernels/helium/fm_helium.h and depthwise_conv2d_s8.c.
+
+- GEMM layout (conv, FC): per group, output channels in blocks of 4, the reduction depth K padded to a multiple of
+  16, bytes ordered [block][chunk of 16][channel of block][16]: one VMLADAVA per channel and chunk. Folded bias
+  (codegen/packing.folded_bias) padded to the blocks; packed_aux is the requantization table.
+- DW16 layout (depthwise): weights widened to int16, [block of 8 channels][tap][8]; packed_aux per block of 8 channels: folded bias of
+  the even then the odd channels, then the requantization tables of the even and of the odd channels.
+
+Requantization table, per block of 4 channels: multiplier[4], max(shift, 0)[4], min(shift, 0)[4].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from formicary.codegen.ops.base import LowerContext, dims4
+from formicary.codegen.packing import PackRequest, folded_bias
+from formicary.tflite.ir import Operator
+
+LAYOUT_GEMM = 0x4801
+LAYOUT_DW16 = 0x4802
+NO_LS = 0x10000  # or-ed into the layout: every shift <= 0 (FM_HE_LAYOUT_NO_LS)
+IM2COL_ROWS = 4  # FM_HE_IM2COL_ROWS in conv2d_s8.c
+
+
+def _round_up(n: int, m: int) -> int:
+    return (n + m - 1) // m * m
+
+
+def _multipliers(ctx: LowerContext, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The op's per-channel multiplier/shift (as the lowering computed them), broadcast to n channels."""
+    from formicary.codegen import quant
+    from formicary.codegen.ops.base import qparams
+
+    ins, out = ctx.inputs(), ctx.outputs()[0]
+    in_scale, _ = qparams(ins[0])
+    out_scale, _ = qparams(out)
+    fq = ins[1].quant
+    if ctx.op.opcode == "FULLY_CONNECTED" and fq.scale.size == 1:
+        m, s = quant.per_tensor_conv_multiplier(in_scale, float(fq.scale[0]), out_scale)
+        return np.full(n, m, dtype=np.int64), np.full(n, s, dtype=np.int64)
+    mult, shift = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, n)
+    return np.asarray(mult, dtype=np.int64), np.asarray(shift, dtype=np.int64)
+
+
+def requant_table(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """[blocks of 4][multiplier 4, ls 4, rs 4] int32 (channels past the end: multiplier 0)."""
+    n4 = _round_up(len(mult), 4)
+    m = np.zeros(n4, dtype=np.int64)
+    s = np.zeros(n4, dtype=np.int64)
+    m[:len(mult)], s[:len(shift)] = mult, shift
+    tab = np.stack([m.reshape(-1, 4), np.maximum(s, 0).reshape(-1, 4), np.minimum(s, 0).reshape(-1, 4)], axis=1)
+    return tab.reshape(-1).astype(np.int32)
+
+
+def gemm_matrix(w: np.ndarray) -> np.ndarray:
+    """[n, k] int8 -> [n4/4][k16/16][4][16] bytes (zeros in the padding)."""
+    n, k = w.shape
+    n4, k16 = _round_up(n, 4), _round_up(k, 16)
+    full = np.zeros((n4, k16), dtype=np.int8)
+    full[:n, :k] = w
+    return full.reshape(n4 // 4, 4, k16 // 16, 16).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def _pad(v: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.int32)
+    out[:len(v)] = v
+    return out
+
+
+def pack_gemm(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
+    """CONV_2D and FULLY_CONNECTED: one GEMM layout matrix, folded bias and requantization table per group."""
+    oc = req.out_channels
+    w = req.filter.reshape(oc, -1)
+    if req.kernel == "fm_conv2d_s8":
+        groups = req.input_shape[3] // req.filter.shape[3]
+    else:
+        groups = 1
+    oc_g = oc // groups
+    fb = folded_bias(req)
+    mult, shift = _multipliers(ctx, oc)
+    mats, biases, tabs = [], [], []
+    for g in range(groups):
+        sl = slice(g * oc_g, (g + 1) * oc_g)
+        mats.append(gemm_matrix(w[sl]))
+        biases.append(_pad(fb[sl], _round_up(oc_g, 4)))
+        tabs.append(requant_table(mult[sl], shift[sl]))
+    return {"packed_filter": ctx.const_array("hw", "int8_t", np.concatenate(mats)),
+            "folded_bias": ctx.const_array("hbias", "int32_t", np.concatenate(biases)),
+            "packed_aux": ctx.const_array("hq", "int32_t", np.concatenate(tabs)),
+            "packed_layout": LAYOUT_GEMM | (NO_LS if np.all(shift <= 0) else 0)}
+
+
+def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
+    """DEPTHWISE_CONV_2D: int16 weights [tap][C8] and per 8 channels the folded bias and tables, even/odd split."""
+    oc = req.out_channels
+    c8 = _round_up(oc, 8)
+    taps = req.filter.reshape(-1, oc).astype(np.int16)
+    w = np.zeros((taps.shape[0], c8), dtype=np.int16)
+    w[:, :oc] = taps
+    w = w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)  # [block][tap][8]
+    fb = _pad(folded_bias(req), c8).reshape(-1, 8)
+    mult, shift = _multipliers(ctx, oc)
+    m = np.zeros(c8, dtype=np.int64)
+    s = np.zeros(c8, dtype=np.int64)
+    m[:oc], s[:oc] = mult, shift
+    blocks = []
+    for b in range(c8 // 8):
+        sl = slice(8 * b, 8 * b + 8)
+        mb, sb = m[sl], s[sl]
+        blocks += [fb[b, 0::2], fb[b, 1::2], requant_table(mb[0::2], sb[0::2]), requant_table(mb[1::2], sb[1::2])]
+    aux = np.concatenate(blocks).astype(np.int32)
+    return {"packed_filter": f"(const int8_t *){ctx.const_array('hw', 'int16_t', w)}",
+            "folded_bias": "NULL",
+            "packed_aux": ctx.const_array("hq", "int32_t", aux),
+            "packed_layout": LAYOUT_DW16 | (NO_LS if np.all(shift <= 0) else 0)}
+
+
+def conv_scratch(op: Operator, ctx: LowerContext) -> int:
+    """CONV_2D: none on the 1x1 path, else FM_HE_IM2COL_ROWS im2col rows of K16 bytes."""
+    ins = ctx.inputs()
+    in_d, f_d = dims4(ins[0]), dims4(ins[1])
+    if f_d[1] == 1 and f_d[2] == 1 and f_d[3] == in_d[3]:
+        return 0
+    return IM2COL_ROWS * _round_up(f_d[1] * f_d[2] * f_d[3], 16)
+
+
+def depthwise_scratch(op: Operator, ctx: LowerContext) -> int:
+    """DEPTHWISE_CONV_2D: a row of input zero points for the padding taps, in_c rounded up to 8 bytes."""
+    return _round_up(dims4(ctx.inputs()[0])[3], 8)
