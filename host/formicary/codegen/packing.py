@@ -4,7 +4,9 @@ An interpreter sees a model's weights only at run time; formicary sees them whil
 kernels of the convolution family the lowering hands the set's packer (`KernelSet.pack`) a `PackRequest`: the
 kernel, the op's geometry and its constant filter and bias in TFLite layout. The packer returns the parameter
 struct fields to use instead of `filter` and `bias` (e.g. `packed_filter`, `folded_bias`, `packed_layout`,
-declared with `ctx.const_array` so their flash is counted), or None to keep the TFLite layout.
+declared with `ctx.const_array` so their flash is counted), or None to keep the TFLite layout. A packer whose
+kernel reads its own requantization table returns `multiplier` and `shift` too (as "NULL"): the per-channel arrays
+are then not written to flash.
 
 The helpers here are the pieces every set needs: folding bias + input offset x sum of weights into one per-channel
 constant, and the flash bookkeeping of a re-layout.

@@ -126,6 +126,12 @@ def int8_weights(ctx: LowerContext, kernel: str, filt: Tensor, bias: Tensor | No
     return ctx.weight_fields(request, filt, bias)
 
 
+def requant_fields(ctx: LowerContext, rq: Requant, weights: dict[str, str]) -> dict[str, str]:
+    """`multiplier`/`shift` arrays, unless the kernel set's packer replaced them by its own requantization table
+    (it then returns them as NULL itself, and the TFLite-layout arrays are not written to flash twice)."""
+    return {} if "multiplier" in weights else rq.array_fields(ctx)
+
+
 def _check_bias(bias: Tensor, dtype: str) -> None:
     require_dtype(bias, (dtype,), "bias")
     if not bias.is_constant:
@@ -195,7 +201,7 @@ def _conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
     weights = int8_weights(ctx, "fm_conv2d_s8", filt, bias, rq.input_offset, geometry, in_d, out_d)
     params = ctx.const_struct("params", "fm_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
-        **rq.clamp_fields(), **weights, **rq.array_fields(ctx)})
+        **rq.clamp_fields(), **weights, **requant_fields(ctx, rq, weights)})
     return _lowered("fm_conv2d_s8", params, ctx, inp, out, _conv_macs(out_d, f_d, False))
 
 
@@ -215,7 +221,7 @@ def _depthwise_conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
                            {**geometry, "depth_multiplier": dm}, in_d, out_d)
     params = ctx.const_struct("params", "fm_depthwise_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
-        "depth_multiplier": dm, **rq.clamp_fields(), **weights, **rq.array_fields(ctx)})
+        "depth_multiplier": dm, **rq.clamp_fields(), **weights, **requant_fields(ctx, rq, weights)})
     return _lowered("fm_depthwise_conv2d_s8", params, ctx, inp, out, _conv_macs(out_d, f_d, True))
 
 
@@ -285,7 +291,7 @@ def _fully_connected_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
         "batches": batches, "accum_depth": accum, "output_depth": out_depth,
         "input_offset": rq.input_offset, "filter_offset": -filter_zp, "output_offset": rq.output_offset,
         "act_min": rq.act_min, "act_max": rq.act_max, "per_channel": int(per_channel),
-        **weights, **rq.array_fields(ctx)})
+        **weights, **requant_fields(ctx, rq, weights)})
     return _lowered("fm_fully_connected_s8", params, ctx, inp, out, batches * out_depth * accum)
 
 
