@@ -10,7 +10,11 @@ from __future__ import annotations
 import pytest
 from formicary.bench.kernel_check import run_check, set_runs_on
 from formicary.codegen import kernel_sets
-from formicary.codegen.kernel_sets import KernelSet, register_kernel_set, unregister_kernel_set
+from formicary.codegen.kernel_sets import (
+    KernelSet,
+    register_kernel_set,
+    unregister_kernel_set,
+)
 
 pytestmark = [pytest.mark.qemu, pytest.mark.usefixtures("arm_qemu_tools")]
 

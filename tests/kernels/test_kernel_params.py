@@ -3,7 +3,11 @@ it has its own file for, the example budget is split across the sets, and the re
 from __future__ import annotations
 
 import pytest
-from formicary.codegen.kernel_sets import KernelSet, register_kernel_set, unregister_kernel_set
+from formicary.codegen.kernel_sets import (
+    KernelSet,
+    register_kernel_set,
+    unregister_kernel_set,
+)
 
 from tests.support import kernel_params
 

@@ -451,7 +451,7 @@ def run_firmware(board: str, elf: Path, n_cases: int, timeout: float = 60.0) -> 
                         details={"last_output": text[-400:].decode("ascii", "replace")})
                 try:
                     chunk = sock.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     inst.check_alive()
                     continue
                 if not chunk:
