@@ -269,7 +269,8 @@ def run(models: list[str], boards: list[str], sets: list[str] | None, json_out: 
                     doc["code_size"].append({"board": b.name, "core": b.core, "kernels": k, "model": "kws",
                                              **code_size(b, k, paths["kws"], tmp)})
         else:
-            notes.append("code_size skipped: it is measured on the KWS op set, and kws was not run (not in --models, or missing)")
+            notes.append("code_size skipped: it is measured on the KWS op set, and kws was not run "
+                         "(not in --models, or missing)")
     doc["seconds"] = round(time.perf_counter() - start, 1)
     for c in doc["code_size"]:
         print(f"code size {c['board']} {c['kernels']}: runtime + KWS kernels {c['text_bytes']:,} B text at -O2 "
