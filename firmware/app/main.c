@@ -5,6 +5,11 @@
 #if defined(FM_MLPERF) && FM_MLPERF
 #include "fm_mlperf.h"
 #endif
+#if defined(FM_KCHECK) && FM_KCHECK
+/* Kernel-check firmware (host/formicary/bench/kernel_check.py): generated into the project's src/, runs every
+   case once, prints the outputs on the UART and idles. */
+void fm_kcheck_main(void);
+#endif
 
 int main(void)
 {
@@ -12,6 +17,9 @@ int main(void)
     fm_timer_init();
 #if defined(FM_MLPERF) && FM_MLPERF
     fm_mlperf_app_main(); /* MLPerf Tiny / EEMBC DUT mode: serves that protocol instead, never returns */
+#endif
+#if defined(FM_KCHECK) && FM_KCHECK
+    fm_kcheck_main(); /* never returns */
 #endif
     fm_app_init();
     fm_app_boot_banner();

@@ -24,6 +24,7 @@ from formicary.tflite import read_model
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.support.kernel_params import examples, kernel_param
 from tests.support.opmodels import assert_bit_exact, input_sets
 from tests.support.strategies import (
     ACTIVATIONS,
@@ -37,6 +38,10 @@ from tests.support.tfl_builder import Op, T, build
 
 N = 20                  # examples per op, converted models (TensorFlow converter per example)
 N_ANY_QUANT = 40        # examples per op, directly built models
+# Each test runs for every kernel set with its own file for the op (tests/support/kernel_params.py), the
+# examples split across those sets.
+CONV, DW, FC, AVG, SOFTMAX = "conv2d_s8.c", "depthwise_conv2d_s8.c", "fully_connected_s8.c", \
+    "average_pool2d_s8.c", "softmax_s8.c"
 
 
 def weights(rng, shape, kind):
@@ -49,10 +54,11 @@ def weights(rng, shape, kind):
 
 
 @pytest.mark.tf
-@settings(max_examples=N)
+@kernel_param(CONV)
+@settings(max_examples=examples(N, CONV))
 @given(g=conv_geometry(), cout=st.integers(1, 9), act=st.sampled_from(ACTIVATIONS), r=value_range(),
        bias=st.booleans(), kind=st.sampled_from(["normal", "zero_channel"]), seed=seeds)
-def test_conv2d_s8(opmodels, g, cout, act, r, bias, kind, seed):
+def test_conv2d_s8(opmodels, kernels, g, cout, act, r, bias, kind, seed):
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -65,14 +71,15 @@ def test_conv2d_s8(opmodels, g, cout, act, r, bias, kind, seed):
         return apply_activation(tf, y + b if bias else y, act)
 
     built = opmodels.convert(fn, [g["shape"]], int8=True, calib=uniform_sampler([g["shape"]], [r]), seed=seed)
-    assert_bit_exact(built, input_sets(built, rng), "CONV_2D")
+    assert_bit_exact(built, input_sets(built, rng), "CONV_2D", kernels=kernels)
 
 
 @pytest.mark.tf
-@settings(max_examples=N)
+@kernel_param(DW)
+@settings(max_examples=examples(N, DW))
 @given(g=conv_geometry(depthwise=True), mult=st.sampled_from([1, 1, 2, 3]), act=st.sampled_from(ACTIVATIONS),
        r=value_range(), kind=st.sampled_from(["normal", "zero_channel"]), seed=seeds)
-def test_depthwise_conv2d_s8(opmodels, g, mult, act, r, kind, seed):
+def test_depthwise_conv2d_s8(opmodels, kernels, g, mult, act, r, kind, seed):
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -88,14 +95,15 @@ def test_depthwise_conv2d_s8(opmodels, g, mult, act, r, kind, seed):
         return apply_activation(tf, y + b, act)
 
     built = opmodels.convert(fn, [g["shape"]], int8=True, calib=uniform_sampler([g["shape"]], [r]), seed=seed)
-    assert_bit_exact(built, input_sets(built, rng), "DEPTHWISE_CONV_2D")
+    assert_bit_exact(built, input_sets(built, rng), "DEPTHWISE_CONV_2D", kernels=kernels)
 
 
 @pytest.mark.tf
-@settings(max_examples=N)
+@kernel_param(FC)
+@settings(max_examples=examples(N, FC))
 @given(batch=st.integers(1, 4), din=st.integers(1, 40), dout=st.integers(1, 20), act=st.sampled_from(ACTIVATIONS),
        r=value_range(), bias=st.booleans(), seed=seeds)
-def test_fully_connected_s8(opmodels, batch, din, dout, act, r, bias, seed):
+def test_fully_connected_s8(opmodels, kernels, batch, din, dout, act, r, bias, seed):
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -107,34 +115,36 @@ def test_fully_connected_s8(opmodels, batch, din, dout, act, r, bias, seed):
         return apply_activation(tf, y + b if bias else y, act)
 
     built = opmodels.convert(fn, [[batch, din]], int8=True, calib=uniform_sampler([[batch, din]], [r]), seed=seed)
-    assert_bit_exact(built, input_sets(built, rng), "FULLY_CONNECTED")
+    assert_bit_exact(built, input_sets(built, rng), "FULLY_CONNECTED", kernels=kernels)
 
 
 @pytest.mark.tf
-@settings(max_examples=N)
+@kernel_param(AVG)
+@settings(max_examples=examples(N, AVG))
 @given(shape=st.tuples(st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.integers(1, 8)).map(list),
        k=st.tuples(st.integers(1, 4), st.integers(1, 4)), s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        padding=st.sampled_from(["SAME", "VALID"]), act=st.sampled_from(ACTIVATIONS), r=value_range(), seed=seeds)
-def test_average_pool2d_s8(opmodels, shape, k, s, padding, act, r, seed):
+def test_average_pool2d_s8(opmodels, kernels, shape, k, s, padding, act, r, seed):
     import tensorflow as tf
 
     if padding == "VALID":
         shape[1], shape[2] = max(shape[1], k[0]), max(shape[2], k[1])
     fn = lambda x: apply_activation(tf, tf.nn.avg_pool2d(x, list(k), list(s), padding), act)
     built = opmodels.convert(fn, [shape], int8=True, calib=uniform_sampler([shape], [r]), seed=seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "AVERAGE_POOL_2D")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "AVERAGE_POOL_2D", kernels=kernels)
 
 
 @pytest.mark.tf
-@settings(max_examples=N)
+@kernel_param(SOFTMAX)
+@settings(max_examples=examples(N, SOFTMAX))
 @given(shape=st.sampled_from([[1, 10], [2, 7], [1, 1], [3, 33], [1, 3, 4, 5]]), r=value_range(),
        beta=st.sampled_from([1.0, 1.0, 0.5, 2.0]), seed=seeds)
-def test_softmax_s8(opmodels, shape, r, beta, seed):
+def test_softmax_s8(opmodels, kernels, shape, r, beta, seed):
     import tensorflow as tf
 
     fn = (lambda x: tf.nn.softmax(x)) if beta == 1.0 else (lambda x: tf.nn.softmax(x * beta))
     built = opmodels.convert(fn, [shape], int8=True, calib=uniform_sampler([shape], [r]), seed=seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "SOFTMAX")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "SOFTMAX", kernels=kernels)
 
 
 # --- any quantization: models built directly -------------------------------------------------------------
@@ -147,9 +157,10 @@ def log_uniform(draw, lo: float, hi: float) -> float:
     return float(np.float32(10 ** draw(st.floats(np.log10(lo), np.log10(hi)))))
 
 
-def check(model: bytes, seed: int, n: int = 3) -> None:
-    """Random int8 inputs through the sanitizer build and TFLM: every byte equal; arena at its lower bound."""
-    r = verify_model(model, inputs=n, seed=seed, sanitize=True, measure_tflm_arena=False)
+def check(model: bytes, seed: int, n: int = 3, kernels: str | None = None) -> None:
+    """Random int8 inputs through the sanitizer build and TFLM: every byte equal; arena at its lower bound
+    (scratch of an optimized set's kernels included in both)."""
+    r = verify_model(model, inputs=n, seed=seed, sanitize=True, measure_tflm_arena=False, kernels=kernels)
     assert r["sanitize"] and r["bit_exact"], r
     assert r["arena_bytes"] <= max(1.05 * r["arena_lower_bound_bytes"], r["arena_lower_bound_bytes"] + 3)
 
@@ -236,28 +247,31 @@ def _edge_conv_case(case: str) -> dict:
     return c
 
 
-@settings(max_examples=N_ANY_QUANT)
+@kernel_param(CONV)
+@settings(max_examples=examples(N_ANY_QUANT, CONV))
 @given(conv_case(depthwise=False))
 @example(_edge_conv_case("conv_dilated_same"))
 @example(_edge_conv_case("conv_grouped_strided"))
-def test_conv2d_s8_any_quant(c):
-    check(_conv_model(c, depthwise=False), c["seed"])
+def test_conv2d_s8_any_quant(kernels, c):
+    check(_conv_model(c, depthwise=False), c["seed"], kernels=kernels)
 
 
-@settings(max_examples=N_ANY_QUANT)
+@kernel_param(DW)
+@settings(max_examples=examples(N_ANY_QUANT, DW))
 @given(conv_case(depthwise=True))
 @example(_edge_conv_case("depthwise_dm3_same"))
-def test_depthwise_conv2d_s8_any_quant(c):
-    check(_conv_model(c, depthwise=True), c["seed"])
+def test_depthwise_conv2d_s8_any_quant(kernels, c):
+    check(_conv_model(c, depthwise=True), c["seed"], kernels=kernels)
 
 
-@settings(max_examples=N_ANY_QUANT)
+@kernel_param(FC)
+@settings(max_examples=examples(N_ANY_QUANT, FC))
 @given(batches=st.integers(1, 3), accum=st.integers(1, 80), out_depth=st.integers(1, 16),
        per_channel=st.booleans(), act=st.sampled_from(list(ACTS)), has_bias=st.booleans(),
        in_zp=st.integers(-128, 127), out_zp=st.integers(-128, 127), seed=st.integers(0, 2 ** 16),
        data=st.data())
-def test_fully_connected_s8_any_quant(batches, accum, out_depth, per_channel, act, has_bias, in_zp, out_zp,
-                                      seed, data):
+def test_fully_connected_s8_any_quant(kernels, batches, accum, out_depth, per_channel, act, has_bias, in_zp,
+                                      out_zp, seed, data):
     rng = np.random.default_rng(seed)
     in_scale = log_uniform(data.draw, 1e-3, 1.0)
     out_scale = log_uniform(data.draw, 1e-3, 4.0)
@@ -276,16 +290,17 @@ def test_fully_connected_s8_any_quant(batches, accum, out_depth, per_channel, ac
     out = len(tensors) - 1
     model = build(tensors, [Op("FULLY_CONNECTED", inputs, [out], "FullyConnectedOptions",
                                dict(FusedActivationFunction=ACTS[act]))], [0], [out])
-    check(model, seed)
+    check(model, seed, kernels=kernels)
 
 
-@settings(max_examples=N_ANY_QUANT)
+@kernel_param(AVG)
+@settings(max_examples=examples(N_ANY_QUANT, AVG))
 @given(n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 5),
        fh=st.integers(1, 5), fw=st.integers(1, 5), sh=st.integers(1, 3), sw=st.integers(1, 3),
        pad=st.sampled_from(list(PADS)), act=st.sampled_from(list(ACTS)), zp=st.integers(-128, 127),
        seed=st.integers(0, 2 ** 16))
 @example(n=1, h=5, w=6, c=3, fh=3, fw=3, sh=2, sw=2, pad="SAME", act="NONE", zp=-7, seed=32)  # SAME, scale 0.1
-def test_average_pool2d_s8_any_quant(n, h, w, c, fh, fw, sh, sw, pad, act, zp, seed):
+def test_average_pool2d_s8_any_quant(kernels, n, h, w, c, fh, fw, sh, sw, pad, act, zp, seed):
     fh, fw = min(fh, h), min(fw, w)
     oh, ow = quant.compute_out_size(pad, h, fh, sh), quant.compute_out_size(pad, w, fw, sw)
     scale = float(np.float32(0.02 + (seed % 100) / 400))
@@ -293,22 +308,24 @@ def test_average_pool2d_s8_any_quant(n, h, w, c, fh, fw, sh, sw, pad, act, zp, s
     model = build(tensors, [Op("AVERAGE_POOL_2D", [0], [1], "Pool2DOptions",
                                dict(Padding=PADS[pad], StrideW=sw, StrideH=sh, FilterWidth=fw, FilterHeight=fh,
                                     FusedActivationFunction=ACTS[act]))], [0], [1])
-    check(model, seed, n=4)
+    check(model, seed, n=4, kernels=kernels)
 
 
-@settings(max_examples=N_ANY_QUANT)
+@kernel_param(SOFTMAX)
+@settings(max_examples=examples(N_ANY_QUANT, SOFTMAX))
 @given(rows=st.integers(1, 3), depth=st.integers(1, 64), zp=st.integers(-128, 127),
        beta=st.sampled_from([1.0, 0.5, 2.0, 0.1]), seed=st.integers(0, 2 ** 16),
        in_scale=st.floats(-3.0, np.log10(2.0)).map(lambda e: float(np.float32(10 ** e))))
 @example(rows=4, depth=1, zp=1, beta=1.0, seed=2, in_scale=0.3)  # one class per row
-def test_softmax_s8_any_quant(rows, depth, zp, beta, seed, in_scale):
+def test_softmax_s8_any_quant(kernels, rows, depth, zp, beta, seed, in_scale):
     tensors = [T((rows, depth), scale=[in_scale], zero_point=[zp]),
                T((rows, depth), scale=[1.0 / 256], zero_point=[-128])]
     model = build(tensors, [Op("SOFTMAX", [0], [1], "SoftmaxOptions", dict(Beta=beta))], [0], [1])
-    check(model, seed, n=4)
+    check(model, seed, n=4, kernels=kernels)
 
 
-def test_conv_saturates_like_tflm():
+@kernel_param(CONV)
+def test_conv_saturates_like_tflm(kernels):
     """Huge biases and a tiny output scale push the accumulator far outside int8: both ends must clamp
     identically (and they really do clamp, so the test checks saturation, not just agreement)."""
     rng = np.random.default_rng(5)
@@ -320,22 +337,23 @@ def test_conv_saturates_like_tflm():
                T((1, 3, 5, 6), scale=[0.01], zero_point=[5])]
     model = build(tensors, [Op("CONV_2D", [0, 1, 2], [3], "Conv2DOptions", dict(Padding=1, StrideW=1, StrideH=1))],
                   [0], [3])
-    r = verify_model(model, inputs=5, seed=1, measure_tflm_arena=False)
+    r = verify_model(model, inputs=5, seed=1, measure_tflm_arena=False, kernels=kernels)
     assert r["bit_exact"], r
     with tempfile.TemporaryDirectory() as tmp:
-        res = generate(model, Path(tmp) / "g")
+        res = generate(model, Path(tmp) / "g", kernels=kernels)
         out = native.load(res, read_model(model)).run([np.zeros((1, 3, 5, 3), np.int8)])[0]
     assert (out[..., 0] == 127).all() and (out[..., 1] == -128).all()
 
 
-def test_softmax_wide_flat_row_has_no_undefined_shift():
+@kernel_param(SOFTMAX)
+def test_softmax_wide_flat_row_has_no_undefined_shift(kernels):
     """>= 512 equal logits push TFLM's final RoundingDivideByPOT past 31 bits; the TFLM wheel aborts there, so
     there is no oracle. formicary-rt must return the exact value (every probability 1/600 rounds to q = -128)
     without UB: checked in the sanitizer build."""
     model = build([T((1, 600), scale=[0.1], zero_point=[0]), T((1, 600), scale=[1.0 / 256], zero_point=[-128])],
                   [Op("SOFTMAX", [0], [1], "SoftmaxOptions", {"Beta": 1.0})], [0], [1])
     with tempfile.TemporaryDirectory() as tmp:
-        res = generate(model, Path(tmp) / "g")
+        res = generate(model, Path(tmp) / "g", kernels=kernels)
         exe = native.build_executable(res, sanitize=True)
         x = np.zeros((1, 600), np.int8)
         y = np.full((1, 600), -128, np.int8)

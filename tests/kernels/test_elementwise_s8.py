@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.kernel_params import examples, kernel_param
 from tests.support.opmodels import assert_bit_exact, input_sets
 from tests.support.strategies import (
     ACTIVATIONS,
@@ -19,7 +20,9 @@ from tests.support.strategies import (
 
 pytestmark = pytest.mark.tf
 
-N = 20  # examples per op
+N = 20  # examples per op, split across the kernel sets with a file for it (tests/support/kernel_params.py)
+QDQ = ("quantize_s8.c", "dequantize_s8.c", "tanh_s8.c")
+REQ = ("quantize_s8.c", "relu_s8.c", "tanh_s8.c", "concatenation_s8.c")
 
 
 def _binary(opmodels, op, shapes, ranges, act, seed):
@@ -31,18 +34,20 @@ def _binary(opmodels, op, shapes, ranges, act, seed):
     return opmodels.convert(fn, shapes, int8=True, calib=uniform_sampler(shapes, ranges), seed=seed)
 
 
-@settings(max_examples=N)
+@kernel_param("add_s8.c")
+@settings(max_examples=examples(N, "add_s8.c"))
 @given(shapes=broadcast_shapes(), r1=value_range(), r2=value_range(), act=st.sampled_from(ACTIVATIONS), seed=seeds)
-def test_add_s8(opmodels, shapes, r1, r2, act, seed):
+def test_add_s8(opmodels, kernels, shapes, r1, r2, act, seed):
     built = _binary(opmodels, "ADD", shapes, (r1, r2), act, seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "ADD")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "ADD", kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param("mul_s8.c")
+@settings(max_examples=examples(N, "mul_s8.c"))
 @given(shapes=broadcast_shapes(), r1=value_range(), r2=value_range(), act=st.sampled_from(ACTIVATIONS), seed=seeds)
-def test_mul_s8(opmodels, shapes, r1, r2, act, seed):
+def test_mul_s8(opmodels, kernels, shapes, r1, r2, act, seed):
     built = _binary(opmodels, "MUL", shapes, (r1, r2), act, seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "MUL")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "MUL", kernels=kernels)
 
 
 def _unary(opmodels, fn, shape, rng_, seed, float_io=False):
@@ -53,45 +58,50 @@ def _unary(opmodels, fn, shape, rng_, seed, float_io=False):
 shapes_1to4d = st.lists(st.integers(1, 9), min_size=1, max_size=4)
 
 
-@settings(max_examples=N)
+@kernel_param("logistic_s8.c")
+@settings(max_examples=examples(N, "logistic_s8.c"))
 @given(shape=shapes_1to4d, r=value_range(), seed=seeds)
-def test_logistic_s8(opmodels, shape, r, seed):
+def test_logistic_s8(opmodels, kernels, shape, r, seed):
     import tensorflow as tf
 
     built = _unary(opmodels, tf.math.sigmoid, shape, r, seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "LOGISTIC")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "LOGISTIC", kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param("tanh_s8.c")
+@settings(max_examples=examples(N, "tanh_s8.c"))
 @given(shape=shapes_1to4d, r=value_range(), seed=seeds)
-def test_tanh_s8(opmodels, shape, r, seed):
+def test_tanh_s8(opmodels, kernels, shape, r, seed):
     import tensorflow as tf
 
     built = _unary(opmodels, tf.math.tanh, shape, r, seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "TANH")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "TANH", kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param("relu_s8.c")
+@settings(max_examples=examples(N, "relu_s8.c"))
 @given(shape=shapes_1to4d, r=value_range(), seed=seeds)
-def test_relu_s8(opmodels, shape, r, seed):
+def test_relu_s8(opmodels, kernels, shape, r, seed):
     import tensorflow as tf
 
     built = _unary(opmodels, tf.nn.relu, shape, r, seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "RELU")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "RELU", kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param("relu6_s8.c")
+@settings(max_examples=examples(N, "relu6_s8.c"))
 @given(shape=shapes_1to4d, r=value_range(), seed=seeds)
-def test_relu6_s8(opmodels, shape, r, seed):
+def test_relu6_s8(opmodels, kernels, shape, r, seed):
     import tensorflow as tf
 
     built = _unary(opmodels, tf.nn.relu6, shape, r, seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "RELU6")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "RELU6", kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param(QDQ)
+@settings(max_examples=examples(N, QDQ))
 @given(shape=shapes_1to4d, r=value_range(), seed=seeds, scale=st.sampled_from([0.5, 3.0, 50.0]))
-def test_quantize_dequantize_float_io(opmodels, shape, r, seed, scale):
+def test_quantize_dequantize_float_io(opmodels, kernels, shape, r, seed, scale):
     """float in -> QUANTIZE -> TANH -> DEQUANTIZE -> float out; inputs far beyond the calibration range
     exercise saturation, and exact .5 steps the rounding of QUANTIZE."""
     import tensorflow as tf
@@ -107,13 +117,14 @@ def test_quantize_dequantize_float_io(opmodels, shape, r, seed, scale):
     s = float(q.scale[0])
     halves = ((rng.integers(-140, 140, size=shape) + 0.5) * s).astype(np.float32)
     sets.append([halves])
-    assert_bit_exact(built, sets)
+    assert_bit_exact(built, sets, kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param(REQ)
+@settings(max_examples=examples(N, REQ))
 @given(s1=st.lists(st.integers(1, 6), min_size=4, max_size=4), c2=st.integers(1, 6), r1=value_range(),
        r2=value_range(), seed=seeds)
-def test_requantize_s8(opmodels, s1, c2, r1, r2, seed):
+def test_requantize_s8(opmodels, kernels, s1, c2, r1, r2, seed):
     """int8 -> int8 QUANTIZE: the converter inserts it where one tensor must take another's scale, e.g. the
     inputs of a CONCATENATION quantized with different ranges."""
     import tensorflow as tf
@@ -125,4 +136,4 @@ def test_requantize_s8(opmodels, s1, c2, r1, r2, seed):
         return tf.concat([tf.nn.relu(x), tf.math.tanh(y)], axis=3)
 
     built = opmodels.convert(fn, [s1, s2], int8=True, calib=uniform_sampler([s1, s2], [r1, r2]), seed=seed)
-    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "QUANTIZE")
+    assert_bit_exact(built, input_sets(built, np.random.default_rng(seed)), "QUANTIZE", kernels=kernels)

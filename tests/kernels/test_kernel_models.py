@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.support.kernel_params import kernel_param
 from tests.support.opmodels import assert_bit_exact, assert_close, describe
 
 pytestmark = [pytest.mark.tf, pytest.mark.xdist_group("kernel-models")]  # `models` is built once per module
@@ -103,21 +104,29 @@ EXPECTED_OPS = {
 }
 
 
+def _files(suffix: str) -> tuple[str, ...]:
+    """Kernel files of the ops of both models: a set providing any of them is tested on the whole models."""
+    ops = set().union(*EXPECTED_OPS.values()) - {"RESHAPE"}
+    return tuple(sorted(f"{op.lower().replace('_2d', '2d')}_{suffix}.c" for op in ops))
+
+
+@kernel_param(_files("s8"))
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_model_int8_bit_exact(models, name):
+def test_model_int8_bit_exact(models, name, kernels):
     _, _, int8_model, calib = models[name]
     built = describe(int8_model)
     missing = EXPECTED_OPS[name] - set(built.opcodes)
     assert not missing, f"converter output lacks {missing}: {built.opcodes}"
-    r = assert_bit_exact(built, _int8_sets(built, calib, 20, seed=7))
+    r = assert_bit_exact(built, _int8_sets(built, calib, 20, seed=7), kernels=kernels)
     assert r["inputs"] == 32
 
 
+@kernel_param(_files("f32"))
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_model_float32_close(models, name):
+def test_model_float32_close(models, name, kernels):
     _, f32_model, _, calib = models[name]
     built = describe(f32_model)
     missing = (EXPECTED_OPS[name] - {"RESHAPE"}) - set(built.opcodes)
     assert not missing, f"converter output lacks {missing}: {built.opcodes}"
     sets = [[x[None].astype(np.float32)] for x in calib[:8]]
-    assert_close(built, sets, rtol=1e-4, atol=1e-5)
+    assert_close(built, sets, rtol=1e-4, atol=1e-5, kernels=kernels)

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.kernel_params import examples, kernel_param
 from tests.support.tfl_builder import Op, T, build
 
-N = 25
+N = 25  # examples per test, split across the kernel sets with a file for its ops (tests/support/kernel_params.py)
 
 ACTS = {"NONE": 0, "RELU": 1, "RELU6": 3}
 scales = st.floats(-4.0, 1.0).map(lambda e: float(np.float32(10.0 ** e)))
@@ -19,7 +20,7 @@ zps = st.integers(-128, 127)
 shapes = st.lists(st.integers(1, 7), min_size=1, max_size=4).map(tuple)
 
 
-def check(model: bytes, seed: int, n: int = 3, exhaustive: bool = False) -> None:
+def check(model: bytes, seed: int, n: int = 3, exhaustive: bool = False, kernels: str | None = None) -> None:
     """Random int8 inputs, all -128 and all 127; with `exhaustive` (single 256-element int8 input) also every
     int8 value once, so an element-wise op is checked on its whole input domain."""
     from formicary.tflite import read_model
@@ -44,7 +45,7 @@ def check(model: bytes, seed: int, n: int = 3, exhaustive: bool = False) -> None
         t = ir.input_tensors[0]
         assert len(ir.input_tensors) == 1 and t.numel == 256 and t.dtype == "int8"
         sets.append([np.arange(-128, 128, dtype=np.int8).reshape(t.shape)])
-    r = verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False)
+    r = verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False, kernels=kernels)
     assert r["bit_exact"], f"{r['mismatches']}/{r['inputs']} sets differ, max |diff| {r['max_abs_diff']}"
 
 
@@ -59,58 +60,63 @@ def bshapes(draw):
     return a, b, tuple(np.broadcast_shapes(a, b))
 
 
-@settings(max_examples=N)
+@kernel_param(("add_s8.c", "mul_s8.c"))
+@settings(max_examples=examples(N, ("add_s8.c", "mul_s8.c")))
 @given(sh=bshapes(), s1=scales, s2=scales, so=scales, z1=zps, z2=zps, zo=zps, act=st.sampled_from(sorted(ACTS)),
        op=st.sampled_from(["ADD", "MUL"]), seed=st.integers(0, 2 ** 16))
-def test_add_mul_any_quant(sh, s1, s2, so, z1, z2, zo, act, op, seed):
+def test_add_mul_any_quant(kernels, sh, s1, s2, so, z1, z2, zo, act, op, seed):
     a, b, out = sh
     if op == "ADD" and max(s1, s2) / so > 2 ** 20:
         so = max(s1, s2) / 2 ** 19  # TFLM's ADD needs twice_max / (2^20 * out) < 1 (multiplier below one)
     tensors = [T(a, scale=[s1], zero_point=[z1]), T(b, scale=[s2], zero_point=[z2]), T(out, scale=[so], zero_point=[zo])]
     opts = "AddOptions" if op == "ADD" else "MulOptions"
     model = build(tensors, [Op(op, [0, 1], [2], opts, {"FusedActivationFunction": ACTS[act]})], [0, 1], [2])
-    check(model, seed)
+    check(model, seed, kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param(("logistic_s8.c", "tanh_s8.c"))
+@settings(max_examples=examples(N, ("logistic_s8.c", "tanh_s8.c")))
 @given(shape=st.sampled_from([(256,), (4, 64), (1, 4, 8, 8)]), s=scales, z=zps, op=st.sampled_from(["LOGISTIC", "TANH"]),
        seed=st.integers(0, 2 ** 16))
-def test_logistic_tanh_any_input_quant(shape, s, z, op, seed):
+def test_logistic_tanh_any_input_quant(kernels, shape, s, z, op, seed):
     out_q = ([1.0 / 256], [-128]) if op == "LOGISTIC" else ([1.0 / 128], [0])
     tensors = [T(shape, scale=[s], zero_point=[z]), T(shape, scale=out_q[0], zero_point=out_q[1])]
-    check(build(tensors, [Op(op, [0], [1])], [0], [1]), seed, exhaustive=True)
+    check(build(tensors, [Op(op, [0], [1])], [0], [1]), seed, exhaustive=True, kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param(("relu_s8.c", "relu6_s8.c", "quantize_s8.c"))
+@settings(max_examples=examples(N, ("relu_s8.c", "relu6_s8.c", "quantize_s8.c")))
 @given(shape=st.sampled_from([(256,), (2, 128), (1, 8, 8, 4)]), s=scales, so=scales, z=zps, zo=zps, op=st.sampled_from(["RELU", "RELU6", "QUANTIZE"]),
        seed=st.integers(0, 2 ** 16))
-def test_relu_requantize_any_quant(shape, s, so, z, zo, op, seed):
+def test_relu_requantize_any_quant(kernels, shape, s, so, z, zo, op, seed):
     if op == "RELU6":
         so, zo = s, z  # TFLM's RELU6 assumes the output shares the input's quantization
     tensors = [T(shape, scale=[s], zero_point=[z]), T(shape, scale=[so], zero_point=[zo])]
-    check(build(tensors, [Op(op, [0], [1])], [0], [1]), seed, exhaustive=True)
+    check(build(tensors, [Op(op, [0], [1])], [0], [1]), seed, exhaustive=True, kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param(("quantize_s8.c", "dequantize_s8.c"))
+@settings(max_examples=examples(N, ("quantize_s8.c", "dequantize_s8.c")))
 @given(shape=shapes, s=scales, z=zps, seed=st.integers(0, 2 ** 16))
-def test_quantize_dequantize_any_quant(shape, s, z, seed):
+def test_quantize_dequantize_any_quant(kernels, shape, s, z, seed):
     tensors = [T(shape, "float32"), T(shape, scale=[s], zero_point=[z]), T(shape, "float32")]
     model = build(tensors, [Op("QUANTIZE", [0], [1]), Op("DEQUANTIZE", [1], [2])], [0], [2])
-    check(model, seed)
+    check(model, seed, kernels=kernels)
 
 
-@settings(max_examples=N)
+@kernel_param("mean_s8.c")
+@settings(max_examples=examples(N, "mean_s8.c"))
 @given(shape=st.tuples(st.integers(1, 2), st.integers(1, 8), st.integers(1, 8), st.integers(1, 6)),
        axes=st.sampled_from([(1, 2), (1, 2), (2, 1), (1,), (3,), (0, 3), (1, 2, 3)]), keep=st.booleans(),
        s=scales, so=scales, z=zps, zo=zps, same=st.booleans(), seed=st.integers(0, 2 ** 16))
-def test_mean_any_quant(shape, axes, keep, s, so, z, zo, same, seed):
+def test_mean_any_quant(kernels, shape, axes, keep, s, so, z, zo, same, seed):
     if same:
         so, zo = s, z  # GlobalAveragePooling usually keeps the input's quantization
     out = tuple((1 if d in axes else n) for d, n in enumerate(shape) if keep or d not in axes)
     tensors = [T(shape, scale=[s], zero_point=[z]), T((len(axes),), "int32", data=np.array(axes, np.int32)),
                T(out or (1,), scale=[so], zero_point=[zo])]
     model = build(tensors, [Op("MEAN", [0, 1], [2], "ReducerOptions", {"KeepDims": keep})], [0], [2])
-    check(model, seed)
+    check(model, seed, kernels=kernels)
 
 
 def _concat_model(base, axis, n, draw, quant_for):
@@ -128,11 +134,12 @@ def _concat_model(base, axis, n, draw, quant_for):
                               {"Axis": axis, "FusedActivationFunction": 0})], list(range(n)), [n])
 
 
-@settings(max_examples=N)
+@kernel_param("concatenation_s8.c")
+@settings(max_examples=examples(N, "concatenation_s8.c"))
 @given(base=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5)),
        axis=st.integers(-4, 3), n=st.integers(2, 5), s=scales, z=zps, data=st.data(), seed=st.integers(0, 2 ** 16))
-def test_concatenation_any_quant(base, axis, n, s, z, data, seed):
-    check(_concat_model(base, axis, n, data.draw, lambda i: (s, z)), seed)
+def test_concatenation_any_quant(kernels, base, axis, n, s, z, data, seed):
+    check(_concat_model(base, axis, n, data.draw, lambda i: (s, z)), seed, kernels=kernels)
 
 
 @settings(max_examples=5)
@@ -154,12 +161,13 @@ def test_concatenation_differing_quant_refused_like_tflm(base, axis, s, z, data)
         lower_model(model)
 
 
-@settings(max_examples=N)
+@kernel_param("pad_s8.c")
+@settings(max_examples=examples(N, "pad_s8.c"))
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
        pads=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=4, max_size=4),
        s=scales, z=zps, seed=st.integers(0, 2 ** 16))
-def test_pad_any_quant(shape, pads, s, z, seed):
+def test_pad_any_quant(kernels, shape, pads, s, z, seed):
     pads = np.array(pads[:len(shape)], np.int32)
     out = tuple(int(d + p[0] + p[1]) for d, p in zip(shape, pads))
     tensors = [T(shape, scale=[s], zero_point=[z]), T(pads.shape, "int32", data=pads), T(out, scale=[s], zero_point=[z])]
-    check(build(tensors, [Op("PAD", [0, 1], [2], "PadOptions", {})], [0], [2]), seed)
+    check(build(tensors, [Op("PAD", [0, 1], [2], "PadOptions", {})], [0], [2]), seed, kernels=kernels)

@@ -78,20 +78,22 @@ def input_sets(built: Built, rng: np.random.Generator, n: int = 3, float_scale: 
     return sets
 
 
-def assert_bit_exact(built: Built, sets: list[list[np.ndarray]], op: str | None = None) -> dict:
-    """Generated C (sanitized host build) vs TFLM: every output byte equal."""
+def assert_bit_exact(built: Built, sets: list[list[np.ndarray]], op: str | None = None,
+                     kernels: str | None = None) -> dict:
+    """Generated C (sanitized host build, kernels of set `kernels`, default reference) vs TFLM: every output
+    byte equal."""
     from formicary.bench.verify import verify_model
 
     if op is not None:
         assert op in built.opcodes, f"converter did not produce {op}: {built.opcodes}"
-    r = verify_model(built.model, input_sets=sets, sanitize=True, measure_tflm_arena=False)
+    r = verify_model(built.model, input_sets=sets, sanitize=True, measure_tflm_arena=False, kernels=kernels)
     assert r["bit_exact"], (f"{r['mismatches']}/{r['inputs']} input sets differ, max |diff| "
-                            f"{r['max_abs_diff']} (ops {built.opcodes})")
+                            f"{r['max_abs_diff']} (ops {built.opcodes}, kernels {kernels or 'reference'})")
     return r
 
 
 def assert_close(built: Built, sets: list[list[np.ndarray]], op: str | None = None, rtol: float = 1e-5,
-                 atol: float = 1e-5) -> None:
+                 atol: float = 1e-5, kernels: str | None = None) -> None:
     """float32: generated C vs TFLM within |a - b| <= atol + rtol * max|b| (summation order differs)."""
     import tempfile
     from pathlib import Path
@@ -105,7 +107,7 @@ def assert_close(built: Built, sets: list[list[np.ndarray]], op: str | None = No
         assert op in built.opcodes, f"converter did not produce {op}: {built.opcodes}"
     ir = read_model(built.model)
     with tempfile.TemporaryDirectory(prefix="fm-k2-") as tmp:
-        result = generate(built.model, Path(tmp) / "model")
+        result = generate(built.model, Path(tmp) / "model", kernels=kernels)
         exe = native.build_executable(result, sanitize=True)
         ours = native.run_executable(exe, ir, sets)
     ref = reference.run_tflm(built.model, sets)
@@ -116,4 +118,4 @@ def assert_close(built: Built, sets: list[list[np.ndarray]], op: str | None = No
             assert np.all(np.isfinite(a)), "non-finite output"
             tol = atol + rtol * max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
             diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-            assert diff <= tol, f"max |diff| {diff} > {tol} (ops {built.opcodes})"
+            assert diff <= tol, f"max |diff| {diff} > {tol} (ops {built.opcodes}, kernels {kernels or 'reference'})"

@@ -56,8 +56,11 @@ def _board(board: Board | str) -> Board:
 # What the firmware does after boot. "bench": formicary's framed protocol (docs/protocol.md), with per-layer
 # timers. "mlperf": the MLPerf Tiny / EEMBC DUT text protocol in performance mode (docs/mlperf.md);
 # "mlperf-energy": the same in EnergyRunner energy mode (timestamps on the sync pin, -DFM_SYNC_PIN).
+# "kcheck": the kernel-check firmware (formicary.bench.kernel_check): runs built-in single-op cases once and prints
+# their outputs; its project's src/ provides fm_kcheck_main().
 FIRMWARE_MODES: dict[str, list[str]] = {
     "bench": ["-DFM_PROFILE=1"],
+    "kcheck": ["-DFM_KCHECK=1"],
     "mlperf": ["-DFM_MLPERF=1"],
     "mlperf-energy": ["-DFM_MLPERF=1", "-DFM_MLPERF_ENERGY=1", "-DFM_SYNC_PIN=1"],
 }

@@ -1,0 +1,155 @@
+"""TensorFlow-free builder of small .tflite flatbuffers (single-op test models) with the `tflite` schema
+bindings' builder functions. Only what the codegen tests and `formicary kernels check` need: tensors with
+per-tensor/per-channel quantization and constant data, builtin ops with their options tables."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import flatbuffers
+import numpy as np
+import tflite
+
+_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
+
+
+def _mod(name: str):
+    return importlib.import_module(f"tflite.{name}")
+
+
+@dataclass
+class T:
+    shape: tuple[int, ...]
+    dtype: str = "int8"
+    scale: list[float] | None = None
+    zero_point: list[int] | None = None
+    axis: int = 0
+    data: np.ndarray | None = None
+    name: str = ""
+
+
+@dataclass
+class Op:
+    opcode: str                     # builtin name, e.g. "CONV_2D"
+    inputs: list[int]
+    outputs: list[int]
+    options: str | None = None      # options table name, e.g. "Conv2DOptions"
+    fields: dict = field(default_factory=dict)  # option field (CamelCase without Add) -> value
+
+
+def _vec(b: flatbuffers.Builder, values, dtype) -> int:
+    return b.CreateNumpyVector(np.asarray(values, dtype=dtype))
+
+
+def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]) -> bytes:
+    b = flatbuffers.Builder(1024)
+    # Buffers: 0 is the empty sentinel; each constant tensor gets its own.
+    buffer_of: dict[int, int] = {}
+    buffer_data: list[bytes | None] = [None]
+    for i, t in enumerate(tensors):
+        if t.data is not None:
+            buffer_of[i] = len(buffer_data)
+            np_dt = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "uint8": np.uint8,
+                     "int16": np.int16, "int64": np.int64}[t.dtype]
+            buffer_data.append(np.ascontiguousarray(t.data, dtype=np_dt).tobytes())
+        else:
+            buffer_of[i] = 0
+    buf_offsets = []
+    for raw in buffer_data:
+        data_off = _vec(b, np.frombuffer(raw, dtype=np.uint8), np.uint8) if raw else None
+        B = _mod("Buffer")
+        B.Start(b)
+        if data_off is not None:
+            B.AddData(b, data_off)
+        buf_offsets.append(B.End(b))
+
+    tensor_offsets = []
+    for i, t in enumerate(tensors):
+        name = b.CreateString(t.name or f"t{i}")
+        shape = _vec(b, t.shape, np.int32)
+        q_off = None
+        if t.scale is not None:
+            Q = _mod("QuantizationParameters")
+            sc = _vec(b, t.scale, np.float32)
+            zp = _vec(b, t.zero_point if t.zero_point is not None else [0] * len(t.scale), np.int64)
+            Q.Start(b)
+            Q.AddScale(b, sc)
+            Q.AddZeroPoint(b, zp)
+            Q.AddQuantizedDimension(b, t.axis)
+            q_off = Q.End(b)
+        TT = _mod("Tensor")
+        TT.Start(b)
+        TT.AddShape(b, shape)
+        TT.AddType(b, _TYPES[t.dtype])
+        TT.AddBuffer(b, buffer_of[i])
+        TT.AddName(b, name)
+        if q_off is not None:
+            TT.AddQuantization(b, q_off)
+        tensor_offsets.append(TT.End(b))
+
+    codes = sorted({op.opcode for op in ops})
+    code_index = {c: i for i, c in enumerate(codes)}
+    op_offsets = []
+    for op in ops:
+        opt_off = None
+        if op.options:
+            M = _mod(op.options)
+            M.Start(b)
+            for k, v in op.fields.items():
+                getattr(M, "Add" + k)(b, v)
+            opt_off = M.End(b)
+        ins = _vec(b, op.inputs, np.int32)
+        outs = _vec(b, op.outputs, np.int32)
+        O = _mod("Operator")
+        O.Start(b)
+        O.AddOpcodeIndex(b, code_index[op.opcode])
+        O.AddInputs(b, ins)
+        O.AddOutputs(b, outs)
+        if opt_off is not None:
+            O.AddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, op.options))
+            O.AddBuiltinOptions(b, opt_off)
+        op_offsets.append(O.End(b))
+
+    def table_vector(start_fn, items):
+        start_fn(b, len(items))
+        for off in reversed(items):
+            b.PrependUOffsetTRelative(off)
+        return b.EndVector()
+
+    S = _mod("SubGraph")
+    t_vec = table_vector(S.StartTensorsVector, tensor_offsets)
+    o_vec = table_vector(S.StartOperatorsVector, op_offsets)
+    in_vec = _vec(b, inputs, np.int32)
+    out_vec = _vec(b, outputs, np.int32)
+    sg_name = b.CreateString("main")
+    S.Start(b)
+    S.AddTensors(b, t_vec)
+    S.AddOperators(b, o_vec)
+    S.AddInputs(b, in_vec)
+    S.AddOutputs(b, out_vec)
+    S.AddName(b, sg_name)
+    sg = S.End(b)
+
+    code_offsets = []
+    for c in codes:
+        C = _mod("OperatorCode")
+        value = getattr(tflite.BuiltinOperator, c)
+        C.Start(b)
+        C.AddDeprecatedBuiltinCode(b, min(value, 127))
+        C.AddBuiltinCode(b, value)
+        C.AddVersion(b, 1)
+        code_offsets.append(C.End(b))
+
+    M = _mod("Model")
+    codes_vec = table_vector(M.StartOperatorCodesVector, code_offsets)
+    sg_vec = table_vector(M.StartSubgraphsVector, [sg])
+    buf_vec = table_vector(M.StartBuffersVector, buf_offsets)
+    desc = b.CreateString("formicary test model")
+    M.Start(b)
+    M.AddVersion(b, 3)
+    M.AddOperatorCodes(b, codes_vec)
+    M.AddSubgraphs(b, sg_vec)
+    M.AddDescription(b, desc)
+    M.AddBuffers(b, buf_vec)
+    b.Finish(M.End(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
