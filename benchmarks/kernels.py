@@ -9,7 +9,7 @@ Models: the MLPerf Tiny KWS model (../shared/models/kws_ref_model.tflite; skippe
 models built here from seeded random weights (instruction counts do not depend on the values): a depthwise-
 separable CNN, a residual CNN, and formicary's digits CNN (model/zoo.py), trained a few epochs, in float32 and int8.
 Boards: qemu-m4, qemu-m7, qemu-m55. Sets: per board, the reference set and every set that runs on the board's
-core (formicary.bench.kernel_check.SET_CORES: dsp on M4/M7/M55, helium on M55) and has kernel files of its own
+core (KernelSet.cores in host/formicary/codegen/sets/: dsp on M4/M7/M55, helium on M55) and has kernel files of its own
 (a set without any is the reference set under another name, and is listed under `skipped`).
 
 Each (model, board, set) is built at -O2 and benched once through formicary's Python API (`run_bench`, profile

@@ -34,11 +34,6 @@ OPS = ("conv", "conv_1x1", "conv_few_channels", "depthwise", "fully_connected", 
 # Exported names of a generated fm_model.c, renamed per case so that several models link into one image.
 MODEL_SYMBOLS = ("fm_invoke", "fm_input_data", "fm_input_bytes", "fm_output_data", "fm_output_bytes",
                  "fm_op_info", "fm_input_info", "fm_output_info")
-# Which cores can run a set's instructions (reference: every core). A set missing here is assumed portable.
-SET_CORES: dict[str, tuple[str, ...]] = {
-    "dsp": ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m85"),
-    "helium": ("cortex-m55", "cortex-m85"),
-}
 LINE = re.compile(r"^FMKC (\d+) (-?\d+) (\d+) ([0-9a-f]*)$")
 
 
@@ -58,8 +53,10 @@ class KernelCase:
 
 
 def set_runs_on(kernels: str, core: str) -> bool:
-    cores = SET_CORES.get(kernels)
-    return cores is None or core in cores
+    """Whether every set of the kernel set's chain can run on `core` (KernelSet.cores)."""
+    from formicary.codegen import kernel_sets
+
+    return all(k.cores is None or core in k.cores for k in kernel_sets.kernel_set(kernels).chain())
 
 
 # ------------------------------------------------------------------------------------------------- cases
@@ -394,9 +391,7 @@ def build_check_firmware(cases: list[KernelCase], board: str, kernels: str, out_
 
     b = load_board(board)
     kset = kernel_sets.kernel_set(kernels)
-    if not set_runs_on(kset.name, b.core):
-        raise FormicaryError(f"the {kset.name} kernels do not run on {b.name} ({b.core}).",
-                             f"pick a board with one of: {', '.join(SET_CORES[kset.name])}.")
+    kernel_sets.check_core(kset, b.name, b.core)
     if not cases:
         raise FormicaryError("no kernel-check cases.", "pass --cases N with N >= 1.")
     out = Path(out_dir).resolve()
@@ -529,5 +524,5 @@ def run_check(board: str = "qemu-m4", kernels: str | None = None, *, cases: int 
                        "inputs": "one uniform random int8 input set per case, built into the firmware"}}
 
 
-__all__ = ["OPS", "SET_CORES", "CheckFirmware", "KernelCase", "build_check_firmware", "random_cases",
+__all__ = ["OPS", "CheckFirmware", "KernelCase", "build_check_firmware", "random_cases",
            "run_check", "run_firmware", "set_runs_on"]

@@ -2,6 +2,8 @@
 general rescaling add with left shift 20 and three multipliers; mul with one multiplier) and float32."""
 from __future__ import annotations
 
+import numpy as np
+
 from formicary.codegen import quant
 from formicary.codegen.ops import register
 from formicary.codegen.ops.base import (
@@ -75,6 +77,13 @@ def lower_binary(op: Operator, ctx: LowerContext) -> LoweredOp:
         fields: dict[str, object] = {"shape": shape, "input1_offset": -z1, "input2_offset": -z2,
                                      "output_offset": zo}
         if name == "add":
+            real_out = 2.0 * max(float(np.float32(s1)), float(np.float32(s2))) / (
+                float(1 << quant.ADD_LEFT_SHIFT_INT8) * float(np.float32(so)))
+            if not real_out < 1.0:
+                # TFLM's Prepare (QuantizeMultiplierSmallerThanOneExp) aborts the program on such a model.
+                raise Unsupported(f"ADD output scale {so:.3g} is degenerate: TFLM needs twice the larger input scale "
+                                  f"/ (2^20 x output scale) < 1, here {real_out:.3g} (TFLM aborts on this model)",
+                                  "re-quantize with calibration data that covers the output's real range.")
             fields.update(quant.add_int8_params(s1, s2, so))
         else:
             m, s = quant.mul_int8_multiplier(s1, s2, so)
