@@ -136,10 +136,20 @@ static void fill_panel(const fm_conv_s8_params_t *p, const int8_t *input, int32_
         widen(panel + 2 * j, input + (size_t)pix * p->input_dims.c, depth);
     } else if (mode == 1) { /* rows of taps are whole words: row by row, straight from the input */
         const window_t win = window(p, input, pix, g);
-        const int32_t row = p->filter_dims.w * p->filter_dims.c;
+        const int32_t row = p->filter_dims.w * p->filter_dims.c, in_h = p->input_dims.h;
+        const int32_t step = p->dilation_h * p->input_dims.w * p->input_dims.c;
+        const int inside_w = win.mid_b == row;
+        /* offset of the row's first tap from in_b; only dereferenced for rows inside the image */
+        int32_t off = win.iy * p->input_dims.w * p->input_dims.c + win.ix0 * p->input_dims.c;
         uint32_t *dst = panel + 2 * j;
-        for (int32_t ky = 0, iy = win.iy; ky < p->filter_dims.h; ++ky, iy += p->dilation_h, dst += row) {
-            widen(dst, tap_row(p, &win, iy, col), row);
+        for (int32_t ky = 0, iy = win.iy; ky < p->filter_dims.h; ++ky, iy += p->dilation_h, off += step) {
+            const int8_t *src = inside_w && (uint32_t)iy < (uint32_t)in_h ? win.in_b + off
+                                                                           : tap_row(p, &win, iy, col);
+            for (int32_t k = 0; k < row; k += 4, dst += 4) {
+                const uint32_t w = fm_load_u32(src + k);
+                dst[0] = fm_sxtb16(w);
+                dst[1] = fm_sxtb16_ror8(w);
+            }
         }
     } else {
         widen(panel + 2 * j, im2col(p, input, pix, g, col), depth);
