@@ -159,3 +159,16 @@ def conv_scratch_bytes(op, ctx) -> int:
 SCRATCH["fm_conv2d_s8"] = conv_scratch_bytes
 PACK["fm_conv2d_s8"] = pack_conv
 PACK["fm_fully_connected_s8"] = pack_fc
+
+
+def sparse_scratch_bytes(op, ctx) -> int:
+    """conv2d_sparse_s8.c / fully_connected_sparse_s8.c: the int16 panel of 4 pixels, 32 bytes per block column
+    (taps x ceil(depth / 4))."""
+    filt = ctx.inputs()[1]
+    shape = [int(d) for d in filt.shape]
+    taps = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+    return 32 * taps * _round_up(shape[-1], 4) // 4
+
+
+SCRATCH["fm_conv2d_sparse_s8"] = sparse_scratch_bytes
+SCRATCH["fm_fully_connected_sparse_s8"] = sparse_scratch_bytes
