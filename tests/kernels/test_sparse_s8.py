@@ -158,7 +158,7 @@ def test_no_zero_block_in_the_sparse_kernel(monkeypatch):
     fc = fc_model(2, 21, 7, 0.0, True, "RELU", 4, -2, True, 3)
     assert "fm_conv2d_s8(" in kernels_and_consts(conv)[1]
     assert "fm_fully_connected_s8(" in kernels_and_consts(fc)[1]
-    monkeypatch.setattr(sparse, "pays", lambda filt: True)
+    monkeypatch.setattr(sparse, "pays", lambda filt, *args: True)
     check(conv, 1, "fm_conv2d_sparse_s8")
     check(fc, 2, "fm_fully_connected_sparse_s8")
 

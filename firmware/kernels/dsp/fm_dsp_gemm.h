@@ -13,13 +13,27 @@
 #include "fm_kernels_common.h"
 #include "fm_acle.h"
 
-#define FM_DSP_LAYOUT_CONV_GEMM 0x4447 /* conv: [group][oc pair][depth/4][2 oc][4 int16] */
-#define FM_DSP_LAYOUT_FC_GEMV 0x4446   /* fully connected: [row/4][depth/4][4 rows][4 int16], w + filter_offset */
+#define FM_DSP_LAYOUT_CONV_GEMM 0x4447  /* conv: [group][oc pair][depth/4][2 oc][4 int16] */
+#define FM_DSP_LAYOUT_FC_GEMV 0x4446    /* fully connected: [row/4][depth/4][4 rows][4 int16], w + filter_offset */
+#define FM_DSP_LAYOUT_CONV_GEMM8 0x3847 /* conv, compact: [group][oc pair][depth/4][2 oc][4 int8] (TFLite order) */
+#define FM_DSP_LAYOUT_FC_GEMV8 0x3846   /* fully connected, compact: [row/4][depth/4][4 rows][4 int8] */
 
-/* Slow path of the requantization: a call, so that the hot loops keep one copy of the fast path only. */
-static __attribute__((noinline)) int32_t fm_dsp_mbqm_slow(int32_t acc, int32_t mult, int32_t shift)
+/* Slow path of the requantization: a call, so that the hot loops keep one copy of the fast path only. Weak:
+ * every kernel file including this header emits it and the linker keeps one copy. */
+int32_t fm_dsp_mbqm_slow(int32_t acc, int32_t mult, int32_t shift);
+__attribute__((weak, noinline)) int32_t fm_dsp_mbqm_slow(int32_t acc, int32_t mult, int32_t shift)
 {
     return fm_mbqm(acc, mult, shift);
+}
+
+/* Saturate to int8: one SSAT on a DSP core (the clamp of layers whose activation range is the whole int8). */
+FM_INLINE int32_t fm_dsp_sat8(int32_t v)
+{
+#if FM_HAVE_DSP
+    return __ssat(v, 8);
+#else
+    return v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
 }
 
 /*

@@ -3,17 +3,20 @@
  * Armv7E-M DSP: per batch row, a GEMV blocked by 4 output rows, so each input word (4 int8, widened by SXTB16 and
  * SXTB16-ROR8) feeds 8 SMLADs; per block of depth 4: 1 LDR, 2 SXTB16, 4 LDRD, 8 SMLAD for 16 MACs.
  *
- * Layout (host/formicary/codegen/sets/dsp/gemm.py, FM_DSP_LAYOUT_FC_GEMV): rows in blocks of 4 (padded with zero
- * rows), per block depth/4 blocks of [row r: (k0,k2),(k1,k3)] x 4 rows as int16 words holding w + filter_offset
- * (depth padded to a multiple of 4 with zeros). folded_bias = bias + input_offset * sum(w + filter_offset), so
- * the loop adds no offsets. No scratch.
+ * Layouts (host/formicary/codegen/sets/dsp/gemm.py): rows in blocks of 4 (padded with zero rows), per block
+ * depth/4 blocks (depth padded to a multiple of 4 with zeros) of 4 rows, each row
+ * - FM_DSP_LAYOUT_FC_GEMV: (k0,k2),(k1,k3) as int16 words holding w + filter_offset (pre-extended, fastest);
+ * - FM_DSP_LAYOUT_FC_GEMV8: k0..k3 as int8 in one word (compact; filter_offset 0), widened in the loop by
+ *   SXTB16 / SXTB16-ROR8: 2 more instructions per row and depth block.
+ * folded_bias = bias + input_offset * sum(w + filter_offset), so the loop adds no offsets. No scratch.
  */
 #include "fm_dsp_gemm.h"
 
 int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
     (void)scratch;
-    if (p->packed_layout != FM_DSP_LAYOUT_FC_GEMV || p->packed_filter == NULL || p->folded_bias == NULL) {
+    const int wide = p->packed_layout == FM_DSP_LAYOUT_FC_GEMV;
+    if ((!wide && p->packed_layout != FM_DSP_LAYOUT_FC_GEMV8) || p->packed_filter == NULL || p->folded_bias == NULL) {
         return FM_ERR_PARAM;
     }
     const int32_t depth = p->accum_depth, rows = p->output_depth;
@@ -33,17 +36,32 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
             }
             int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
             const int8_t *x = in_row;
-            for (int32_t n = 0; n < blocks; ++n, x += 4, w += 8) {
-                const uint32_t xw = n < full ? fm_load_u32(x) : fm_dsp_tail_word(x, tail);
-                const uint32_t xa = fm_sxtb16(xw), xb = fm_sxtb16_ror8(xw);
-                a0 = fm_smlad(xa, w[0], a0);
-                a0 = fm_smlad(xb, w[1], a0);
-                a1 = fm_smlad(xa, w[2], a1);
-                a1 = fm_smlad(xb, w[3], a1);
-                a2 = fm_smlad(xa, w[4], a2);
-                a2 = fm_smlad(xb, w[5], a2);
-                a3 = fm_smlad(xa, w[6], a3);
-                a3 = fm_smlad(xb, w[7], a3);
+            if (wide) {
+                for (int32_t n = 0; n < blocks; ++n, x += 4, w += 8) {
+                    const uint32_t xw = n < full ? fm_load_u32(x) : fm_dsp_tail_word(x, tail);
+                    const uint32_t xa = fm_sxtb16(xw), xb = fm_sxtb16_ror8(xw);
+                    a0 = fm_smlad(xa, w[0], a0);
+                    a0 = fm_smlad(xb, w[1], a0);
+                    a1 = fm_smlad(xa, w[2], a1);
+                    a1 = fm_smlad(xb, w[3], a1);
+                    a2 = fm_smlad(xa, w[4], a2);
+                    a2 = fm_smlad(xb, w[5], a2);
+                    a3 = fm_smlad(xa, w[6], a3);
+                    a3 = fm_smlad(xb, w[7], a3);
+                }
+            } else {
+                for (int32_t n = 0; n < blocks; ++n, x += 4, w += 4) {
+                    const uint32_t xw = n < full ? fm_load_u32(x) : fm_dsp_tail_word(x, tail);
+                    const uint32_t xa = fm_sxtb16(xw), xb = fm_sxtb16_ror8(xw);
+                    a0 = fm_smlad(xa, fm_sxtb16(w[0]), a0);
+                    a0 = fm_smlad(xb, fm_sxtb16_ror8(w[0]), a0);
+                    a1 = fm_smlad(xa, fm_sxtb16(w[1]), a1);
+                    a1 = fm_smlad(xb, fm_sxtb16_ror8(w[1]), a1);
+                    a2 = fm_smlad(xa, fm_sxtb16(w[2]), a2);
+                    a2 = fm_smlad(xb, fm_sxtb16_ror8(w[2]), a2);
+                    a3 = fm_smlad(xa, fm_sxtb16(w[3]), a3);
+                    a3 = fm_smlad(xb, fm_sxtb16_ror8(w[3]), a3);
+                }
             }
             acc[0] = a0;
             acc[1] = a1;

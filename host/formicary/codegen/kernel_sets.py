@@ -54,6 +54,9 @@ class KernelSet:
     base: str | None = REFERENCE      # set serving the files this one lacks (None only for the reference set)
     description: str = ""
     cores: tuple[str, ...] | None = None  # board cores whose instructions the set's C uses; None: any (portable C)
+    # zero-block fraction from which the set's block-sparse kernels beat its dense ones (ops/sparse.pays);
+    # None: ops/sparse.SPARSE_MIN_ZERO_BLOCKS
+    sparse_min_zero_blocks: float | None = None
 
     @property
     def folder(self) -> Path:

@@ -58,14 +58,18 @@ def pays(filt: Tensor, ctx: LowerContext | None = None, dense_kernel: str = "") 
     sparse execution provides its own sparse kernel file."""
     if filt.data is None or filt.dtype != "int8":
         return False
+    threshold = SPARSE_MIN_ZERO_BLOCKS
     if ctx is not None and ctx.kernel_set is not None and dense_kernel:
         sparse_kernel = "fm_conv2d_sparse_s8" if dense_kernel == "fm_conv2d_s8" else "fm_fully_connected_sparse_s8"
-        if ctx.kernel_set.owner_of_kernel(sparse_kernel) is not ctx.kernel_set.owner_of_kernel(dense_kernel):
+        owner = ctx.kernel_set.owner_of_kernel(sparse_kernel)
+        if owner is not ctx.kernel_set.owner_of_kernel(dense_kernel):
             return False
+        if owner.sparse_min_zero_blocks is not None:  # the set measured its own break-even
+            threshold = owner.sparse_min_zero_blocks
     data = np.asarray(filt.data)
     blocks_per_row = blocks_of(data).shape[1]
     # depths < 4 pad every block: the compressed form must also be smaller than the dense filter
-    return (blocks_per_row < 65536 and zero_block_fraction(data) >= SPARSE_MIN_ZERO_BLOCKS
+    return (blocks_per_row < 65536 and zero_block_fraction(data) >= threshold
             and compressed_bytes(data) < data.size)
 
 
