@@ -98,3 +98,37 @@ def test_report_cli(report_store, tmp_path):
                              capture_output=True, text=True, check=False, timeout=120)
     assert default.returncode == 0, default.stderr
     assert sorted(json.loads(default.stdout)["runs"]) == sorted(ids.values())
+
+
+def test_speedup_table_compares_variants_against_float32_and_says_why_not(tmp_path):
+    """Each shrunk variant against float32 of the same model and board: speed-up, flash, accuracy, kernel set;
+    a variant that does not gain carries the reason (reference int8 kernels, dense-shaped pruning)."""
+    from formicary.store import ResultStore
+    from tests.report.conftest import _result
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    rows = [("float32", "float32", 0.95, 400_000, 40_000, "reference", None),
+            ("int8", "int8", 0.95, 480_000, 10_000, "reference", None),
+            ("int8", "int8", 0.95, 100_000, 10_000, "dsp", None),
+            ("int8-pruned50", "int8", 0.94, 480_000, 10_000, "dsp", "unstructured"),
+            ("int8-pruned50", "int8", 0.95, 50_000, 3_000, "dsp", "channel")]
+    ids = []
+    for i, (label, quant, acc, lat, size, kernels, structure) in enumerate(rows, 1):
+        res = _result(i, label, quant, acc, lat, size, 1.0)
+        res["firmware"]["kernels"] = kernels
+        res["model"]["variant"]["prune_structure"] = structure
+        res["latency"]["samples"] = [lat] * 5
+        ids.append(store.record_result(res))
+    runs = [store.get_run(i) for i in ids]
+    store.close()
+    build_report(runs, tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    section = html.split("Shrinking: speed-ups against the baseline", 1)[1].split("<h2>", 1)[0]
+    table_rows = section.split("<tr>")[2:]
+    assert len(table_rows) == 5 and "baseline" in table_rows[0]
+    assert "<b>0.83×</b>" in table_rows[1] and "portable reference kernels" in table_rows[1]
+    assert "<b>4.00×</b>" in table_rows[2] and "reference kernels" not in table_rows[2] and ">dsp<" in table_rows[2]
+    assert "unstructured pruning leaves every layer" in table_rows[3]
+    assert "<b>8.00×</b>" in table_rows[4] and "(+0.00 points)" in table_rows[4]
+    assert "50,000 bytes (1.60× smaller)" in table_rows[2]  # firmware flash 40,000 + model vs float32's 80,000
+    assert "speed-up = baseline median / variant median, both in instructions" in section

@@ -58,6 +58,7 @@ def test_v1_store_migrates_and_keeps_data(store_path):
         assert old["latency"]["unit"] == "instructions" and old["latency"]["method"] == "qemu-icount-systick"
         assert old["model"]["sha256"] == "cd" * 32 and old["model"]["name"] == "kws.tflite"  # name backfilled
         assert old["firmware"]["runtime_version"] == "0.0.9"
+        assert old["firmware"]["kernels"] is None and old["model"]["variant"]["prune_structure"] is None  # v3
         assert old["settings"] == {"runs": 3} and old["host"] == {"hostname": "old"}
         assert (old["bit_exact"], old["accuracy"], old["flash_bytes"], old["ram_bytes"]) == (True, 0.9, 90000,
                                                                                             30000)
@@ -70,7 +71,12 @@ def test_v1_store_migrates_and_keeps_data(store_path):
         store.add_outputs(1, [{"input": "x.bin", "label": 1, "predicted": 1, "match_reference": True}])
         store.set_energy(1, {"uj_per_inference": 3.0, "method": "modelled", "source": "power model"})
         assert store.get_run(1)["energy"]["uj_per_inference"] == 3.0
-        new = store.begin_run({"board": "qemu-m4"})
+        new = store.begin_run({"board": "qemu-m4", "firmware": {"runtime_version": "0.3", "kernels": "dsp",
+                                                                "optimize": "speed"},
+                               "model": {"variant": {"prune_structure": "channel"}}, "effective_macs": 9081})
         assert new == 3
+        run = store.get_run(3)
+        assert run["firmware"]["kernels"] == "dsp" and run["firmware"]["optimize"] == "speed"
+        assert run["model"]["variant"]["prune_structure"] == "channel" and run["effective_macs"] == 9081
     with ResultStore(store_path) as again:  # reopening does not migrate twice
         assert again.schema_version == SCHEMA_VERSION and len(again.list_runs()) == 3

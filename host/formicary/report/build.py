@@ -121,6 +121,77 @@ def _summary_table(runs: list[dict[str, Any]]) -> str:
     return f"<div class=scroll><table>{head}{''.join(rows)}</table></div>"
 
 
+def _variant_groups(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Runs of one model on one board with one latency unit, in run order: the variants a reader compares."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in runs:
+        if r["latency"].get("median") is None:
+            continue
+        groups.setdefault((r["model"].get("name"), r["board"], r["latency"].get("unit")), []).append(r)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _baseline(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """float32 when the group has it (what shrinking is measured against), else its first run."""
+    return next((r for r in group if r["model"]["variant"].get("quantization") == "float32"), group[0])
+
+
+def _why_no_gain(run: dict[str, Any], base: dict[str, Any], speedup: float) -> str:
+    """A short, honest reason when a shrunk variant is not faster than its baseline."""
+    if speedup >= 1.05:
+        return ""
+    variant = run["model"]["variant"]
+    kernels = (run.get("firmware") or {}).get("kernels") or "reference"
+    if variant.get("quantization") == "int8" and base["model"]["variant"].get("quantization") == "float32" \
+            and kernels == "reference":
+        return ("int8 on the portable reference kernels: plain loops with per-tap offsets, which the FPU's float "
+                "loops match; the board's optimized kernel set (--kernels dsp / helium) is what makes int8 pay")
+    if variant.get("prune_structure") in ("unstructured", "2:4"):
+        return (f"{variant['prune_structure']} pruning leaves every layer's shape dense: the zeros are multiplied "
+                "like any weight (prune by channel, or by block with a sparse kernel, to gain)")
+    return "no gain measured for this variant on this board"
+
+
+def _speedup_table(runs: list[dict[str, Any]]) -> str:
+    """Each variant against its group's baseline (float32 when present): speed-up in the measured unit, flash,
+    model size and accuracy, with the kernel set it ran on; a reason where a shrunk variant does not gain."""
+    blocks = []
+    for group in _variant_groups(runs):
+        base = _baseline(group)
+        b_lat, unit = float(base["latency"]["median"]), base["latency"].get("unit") or ""
+        rows = []
+        for r in group:
+            lat = float(r["latency"]["median"])
+            speedup = b_lat / lat if lat else float("nan")
+            flash = (f"{_num(r.get('flash_bytes'))} bytes ({base['flash_bytes'] / r['flash_bytes']:.2f}× smaller)"
+                     if r.get("flash_bytes") and base.get("flash_bytes") else "—")
+            model = (f"{_num(r.get('model_bytes'))} bytes ({base['model_bytes'] / r['model_bytes']:.2f}×)"
+                     if r.get("model_bytes") and base.get("model_bytes") else "—")
+            acc = "—"
+            if r.get("accuracy") is not None:
+                acc = f"{100 * r['accuracy']:.2f} %"
+                if base.get("accuracy") is not None and r is not base:
+                    acc += f" ({100 * (r['accuracy'] - base['accuracy']):+.2f} points)"
+            macs = _num(r.get("macs"))
+            if r.get("effective_macs") is not None and r.get("macs") and r["effective_macs"] != r["macs"]:
+                macs += f"<br><small>{_num(r['effective_macs'])} with a non-zero weight</small>"
+            note = "baseline" if r is base else _why_no_gain(r, base, speedup)
+            rows.append(
+                f"<tr><td><b>{_e(r['model']['variant'].get('label'))}</b> <small>#{r['id']}</small></td>"
+                f"<td>{_e((r.get('firmware') or {}).get('kernels') or 'reference')}</td>"
+                f"<td class=num>{_with(_num(lat), unit)}</td>"
+                f"<td class=num><b>{speedup:.2f}×</b></td><td class=num>{flash}</td><td class=num>{model}</td>"
+                f"<td class=num>{macs}</td><td class=num>{acc}</td><td><small>{_e(note)}</small></td></tr>")
+        blocks.append(
+            f"<h3>{_e(group[0]['model'].get('name'))} on {_e(group[0]['board'])}</h3>"
+            f"<p class=meta>speed-up = baseline median / variant median, both in {_e(unit)} "
+            f"({_e(base['latency'].get('method'))}); flash = firmware ELF; accuracy on the bench --data.</p>"
+            "<div class=scroll><table><tr><th>variant</th><th>kernel set</th><th>latency median</th>"
+            "<th>speed-up vs baseline</th><th>flash</th><th>model</th><th>MACs</th><th>accuracy</th>"
+            f"<th>why no gain</th></tr>{''.join(rows)}</table></div>")
+    return "".join(blocks) or "<p>No model was benched in more than one variant on the same board.</p>"
+
+
 def _estimate(run: dict[str, Any]) -> str:
     ms = run["latency"].get("estimate_ms")
     if ms is None:
@@ -199,6 +270,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
          f"{datetime.now(UTC).isoformat(timespec='seconds')} by formicary</p>"),
         *(f"<p class=warn>{_e(w)}</p>" for w in warnings),
         "<h2>Summary</h2>", _summary_table(runs),
+        "<h2>Shrinking: speed-ups against the baseline</h2>", _speedup_table(runs),
         "<h2>Latency distribution</h2>",
         _figures(plots_latency, "No latency samples recorded."),
         "<h2>Per-layer breakdown</h2>",

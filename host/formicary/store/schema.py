@@ -103,5 +103,16 @@ CREATE INDEX runs_model_name ON runs(model_name);
 CREATE INDEX runs_started ON runs(started_at);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# v3: what the firmware was built with beyond the model: the kernel set and optimisation level (an A/B of kernel
+# sets is otherwise two identical-looking runs), the pruning structure of the variant, and effective MACs (MACs with
+# a non-zero weight). Runs stored before v3 have NULL here: their firmware predates kernel sets (reference).
+_V3 = """
+ALTER TABLE runs ADD COLUMN kernels         TEXT;
+ALTER TABLE runs ADD COLUMN firmware_optimize TEXT;
+ALTER TABLE runs ADD COLUMN prune_structure TEXT;
+ALTER TABLE runs ADD COLUMN effective_macs  INTEGER;
+CREATE INDEX runs_kernels ON runs(kernels);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
