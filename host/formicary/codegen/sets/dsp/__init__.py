@@ -12,3 +12,5 @@ PACK: dict = {}
 DSP = register_kernel_set(KernelSet(
     "dsp", scratch=SCRATCH, pack=PACK, base="reference",
     description="Armv7E-M DSP (SMLAD/SXTB16): Cortex-M4/M7/M33; weights packed ahead of time"))
+
+from formicary.codegen.sets.dsp import depthwise  # noqa: E402,F401  (fills PACK/SCRATCH for DEPTHWISE_CONV_2D)

