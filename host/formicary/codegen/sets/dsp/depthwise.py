@@ -31,10 +31,39 @@ def pack_groups4(filt: np.ndarray) -> np.ndarray:
     return words.reshape(-1)
 
 
+def requant_rows(multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray | None:
+    """Per channel {multiplier, H, L, rs - 1} of the kernel's one-sum requantization (dw_requant in
+    depthwise_conv2d_s8.c): (H, L) = 2^30 + 2^(30 + rs) as high/low words, rs = -shift. None when a channel is
+    outside what that form covers exactly (shift not in [-31, -1], or a multiplier in (0, 2^30))."""
+    m = np.asarray(multiplier, dtype=np.int64).reshape(-1)
+    rs = -np.asarray(shift, dtype=np.int64).reshape(-1)
+    if np.any(rs < 1) or np.any(rs > 31) or np.any((m != 0) & (m < 2 ** 30)):
+        return None
+    nudge = 2 ** 30 + (1 << (30 + rs))
+    hi, lo = nudge >> 32, nudge & 0xFFFFFFFF
+    rows = np.stack([m, hi, (lo + 2 ** 31) % 2 ** 32 - 2 ** 31, rs - 1], axis=1)
+    return rows.astype(np.int32)
+
+
+def _multipliers(ctx, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The op's per-channel multipliers and shifts, as the lowering computes them (codegen/ops/conv.py)."""
+    from formicary.codegen import quant
+    from formicary.codegen.ops.base import qparams
+    from formicary.codegen.ops.conv import check_filter_quant
+
+    inp, filt, out = ctx.inputs()[0], ctx.inputs()[1], ctx.outputs()[0]
+    scales = check_filter_quant(filt, channels, 3)
+    mult, shift = quant.conv_per_channel_multipliers(qparams(inp)[0], scales, qparams(out)[0], channels)
+    return np.asarray(mult), np.asarray(shift)
+
+
 def pack_depthwise(req: PackRequest, ctx) -> dict[str, str]:
     fields = {"folded_bias": ctx.const_array("fbias", "int32_t", folded_bias(req))}
     if int(req.geometry.get("depth_multiplier", 1)) == 1:
         words = ctx.const_array("wpack", "int32_t", pack_groups4(req.filter))
+        rows = requant_rows(*_multipliers(ctx, req.out_channels))
+        if rows is not None:
+            fields["packed_aux"] = f"(const void *){ctx.const_array('rq', 'int32_t', rows)}"
         return {"packed_filter": f"(const int8_t *){words}", **fields, "packed_layout": LAYOUT_GROUPS4}
     plain = ctx.const_array("wpack", "int8_t", req.filter.reshape(-1))
     return {"packed_filter": plain, **fields, "packed_layout": LAYOUT_PLAIN}
