@@ -77,3 +77,42 @@ def test_depthwise_dsp_random():
                     dh=int(rng.integers(1, 3)), dw=int(rng.integers(1, 3)), act=str(rng.choice(list(ACTS))),
                     pad="SAME", zero_channel=bool(rng.integers(0, 2)))
         check(depthwise_model(100 + i, **case), i)
+
+
+# ---- AVERAGE_POOL_2D / MAX_POOL_2D -------------------------------------------------------------------------------
+
+def pool_model(opcode: str, n=1, h=5, w=5, c=4, fh=3, fw=3, sh=1, sw=1, pad="SAME", act="NONE", zp=0,
+               scale=0.05) -> bytes:
+    oh, ow = quant.compute_out_size(pad, h, fh, sh), quant.compute_out_size(pad, w, fw, sw)
+    tensors = [T((n, h, w, c), scale=[scale], zero_point=[zp]), T((n, oh, ow, c), scale=[scale], zero_point=[zp])]
+    fields = dict(Padding=PADS[pad], StrideW=sw, StrideH=sh, FilterWidth=fw, FilterHeight=fh,
+                  FusedActivationFunction=ACTS[act])
+    return build(tensors, [Op(opcode, [0], [1], "Pool2DOptions", fields)], [0], [1])
+
+
+def check_extremes(model: bytes, shape: tuple[int, ...], seed: int) -> None:
+    """Random inputs plus all -128 and all 127 (the largest lane sums) through the sanitizer build."""
+    rng = np.random.default_rng(seed)
+    sets = [[rng.integers(-128, 128, shape).astype(np.int8)] for _ in range(2)]
+    sets += [[np.full(shape, v, np.int8)] for v in (-128, 127)]
+    r = verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False, kernels="dsp")
+    assert r["sanitize"] and r["bit_exact"], r
+
+
+POOL_CASES = [
+    dict(c=1), dict(c=3, act="RELU"), dict(c=5, sh=2, sw=2, h=6, w=7), dict(c=63, h=3, w=3, fh=2, fw=2),
+    dict(c=65, h=4, w=3, act="RELU6", zp=-128, scale=0.03), dict(c=64, h=25, w=5, fh=25, fw=5, pad="VALID"),
+    dict(c=8, h=1, w=1, fh=1, fw=1), dict(c=4, h=2, w=2, fh=5, fw=5, zp=127), dict(c=6, fh=4, fw=2, sh=3, sw=1),
+    dict(c=4, h=15, w=17, fh=15, fw=17, pad="VALID"),        # 255 taps: the most a 16-bit lane holds
+    dict(c=7, h=16, w=16, fh=16, fw=16, pad="VALID"),        # 256 taps: flushed row by row
+    dict(c=4, h=2, w=300, fh=2, fw=300, pad="VALID"),        # rows wider than 255 taps: scalar
+    dict(c=5, h=20, w=20, fh=19, fw=17, sh=3, sw=4, act="RELU_N1_TO_1", scale=0.01),
+    dict(c=4, n=2, h=3, w=5, fh=2, fw=3, sh=2, sw=2, pad="SAME"),
+]
+
+
+@pytest.mark.parametrize("opcode", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_pool_dsp(opcode, case):
+    shape = (case.get("n", 1), case.get("h", 5), case.get("w", 5), case["c"])
+    check_extremes(pool_model(opcode, **case), shape, seed=len(POOL_CASES))
