@@ -116,3 +116,52 @@ POOL_CASES = [
 def test_pool_dsp(opcode, case):
     shape = (case.get("n", 1), case.get("h", 5), case.get("w", 5), case["c"])
     check_extremes(pool_model(opcode, **case), shape, seed=len(POOL_CASES))
+
+
+# ---- ADD ------------------------------------------------------------------------------------------------------
+
+def add_model(shape1, shape2, out_shape, s1, z1, s2, z2, so, zo, act="NONE") -> bytes:
+    tensors = [T(tuple(shape1), scale=[s1], zero_point=[z1]), T(tuple(shape2), scale=[s2], zero_point=[z2]),
+               T(tuple(out_shape), scale=[so], zero_point=[zo])]
+    op = Op("ADD", [0, 1], [2], "AddOptions", dict(FusedActivationFunction=ACTS[act]))
+    return build(tensors, [op], [0, 1], [2])
+
+
+ADD_CASES = [
+    # (shape1, shape2, scales and zero points (s1, z1, s2, z2, so, zo), activation)
+    ((1, 5, 5, 8), (1, 5, 5, 8), (0.05, -3, 0.08, 10, 0.1, 2), "NONE"),
+    ((1, 7, 3, 5), (1, 7, 3, 5), (0.02, -128, 0.02, 127, 0.04, -128), "RELU"),
+    ((33,), (33,), (0.5, 0, 0.001, -7, 0.5, 3), "RELU6"),                 # input scales 500x apart
+    ((1, 1, 1, 1), (1, 1, 1, 1), (1.0, 5, 1.0, -5, 1e-3, 0), "NONE"),     # output multiplier > 1: portable path
+    ((2, 3, 4, 3), (2, 3, 4, 3), (1e-3, 100, 2e-3, -100, 1e-3, 0), "RELU_N1_TO_1"),
+    ((2, 3), (2, 3), (10.0, 1, 0.01, 2, 20.0, -1), "NONE"),
+    ((1, 4, 5, 3), (1, 1, 5, 1), (0.05, 1, 0.07, -2, 0.09, 4), "NONE"),   # broadcast
+    ((1, 1, 1, 6), (1, 3, 4, 6), (0.03, 127, 0.03, -128, 0.05, 9), "RELU"),
+    ((4, 1), (1, 5), (0.1, 0, 0.2, 0, 0.3, 0), "RELU6"),
+    ((1, 2, 1, 7), (1, 1, 3, 1), (0.004, -60, 0.9, 30, 0.9, -20), "NONE"),
+]
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=[f"add{i}" for i in range(len(ADD_CASES))])
+def test_add_dsp(case):
+    shape1, shape2, (s1, z1, s2, z2, so, zo), act = case
+    out_shape = np.broadcast_shapes(shape1, shape2)
+    model = add_model(shape1, shape2, out_shape, s1, z1, s2, z2, so, zo, act)
+    rng = np.random.default_rng(len(shape1))
+    sets = [[rng.integers(-128, 128, shape1).astype(np.int8), rng.integers(-128, 128, shape2).astype(np.int8)]
+            for _ in range(3)]
+    sets += [[np.full(shape1, v, np.int8), np.full(shape2, w, np.int8)] for v, w in ((-128, -128), (127, 127),
+                                                                                   (-128, 127))]
+    r = verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False, kernels="dsp")
+    assert r["sanitize"] and r["bit_exact"], r
+
+
+def test_add_dsp_random_scales():
+    rng = np.random.default_rng(77)
+    for i in range(8):
+        shape = tuple(int(d) for d in rng.integers(1, 6, int(rng.integers(1, 5))))
+        s1, s2, so = (float(np.float32(10 ** rng.uniform(-3.5, 1))) for _ in range(3))
+        z1, z2, zo = (int(z) for z in rng.integers(-128, 128, 3))
+        model = add_model(shape, shape, shape, s1, z1, s2, z2, so, zo, str(rng.choice(list(ACTS))))
+        r = verify_model(model, inputs=3, seed=i, sanitize=True, measure_tflm_arena=False, kernels="dsp")
+        assert r["sanitize"] and r["bit_exact"], r
