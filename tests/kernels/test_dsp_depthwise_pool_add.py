@@ -59,6 +59,8 @@ DEPTHWISE_CASES = [
     dict(c=8, zero_channel=True, in_zp=127, out_zp=-128), dict(c=5, per_channel=False, n=2),
     dict(c=3, dm=2), dict(c=4, dm=3, h=4, w=3, sh=2, sw=2, act="RELU6"), dict(c=1, dm=2, kh=5, kw=5, h=3, w=3),
     dict(c=5, dm=3, dh=2, dw=2, pad="VALID", h=6, w=6, zero_channel=True),
+    dict(c=5, h=40, w=40, act="RELU"),                                    # slab split into bands of rows
+    dict(c=4, h=30, w=31, sh=2, sw=2, dh=2, dw=1, kh=3, kw=5),
 ]
 
 

@@ -65,6 +65,8 @@ static inline uint32_t fm_ssub16(uint32_t x, uint32_t y) { return (uint32_t)__ss
 /* SXTAB16: y + sxtb16(x), lane-wise. */
 static inline uint32_t fm_sxtab16(uint32_t y, uint32_t x) { return (uint32_t)__sxtab16((int16x2_t)y, (int8x4_t)x); }
 
+/* SSAT #8: x saturated to [-128, 127]. */
+static inline int32_t fm_ssat8(int32_t x) { return __ssat(x, 8); }
 /* SXTAB16 with ROR #8: y + sxtb16 of bytes 1 and 3 of x, lane-wise (asm for the same reason as fm_sxtb16_ror8). */
 static inline uint32_t fm_sxtab16_ror8(uint32_t y, uint32_t x)
 {
@@ -130,6 +132,7 @@ static inline uint32_t fm_ssub16(uint32_t x, uint32_t y)
 }
 static inline uint32_t fm_sxtab16(uint32_t y, uint32_t x) { return fm_sadd16(y, fm_sxtb16(x)); }
 static inline uint32_t fm_sxtab16_ror8(uint32_t y, uint32_t x) { return fm_sadd16(y, fm_sxtb16(fm_ror(x, 8))); }
+static inline int32_t fm_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 static inline uint32_t fm_max_s8x4(uint32_t x, uint32_t y)
 {
     uint32_t r = 0;
