@@ -7,7 +7,7 @@
  *   [w0 | w2] and [w1 | w3] (the lanes SXTB16 and SXTB16-ROR8 make of 4 input channels), zero past the last channel;
  * - folded_bias: bias + input_offset * sum of the channel's weights, so the loop adds no input offset and padding
  *   taps must read the input zero point;
- * - packed_aux (when every channel allows it, else NULL): per channel {multiplier, H, L, rs - 1} of dw_requant;
+ * - packed_aux (when every channel allows it, else NULL): per channel {multiplier, H, rs - 1, 0} of dw_requant;
  * - packed_layout: 1 | (output rows per band << 8).
  * The kernel works a group of 4 channels at a time over a band of output rows: it first writes the band's input
  * rows, padded with the zero point at every border, into a slab in scratch with the 4 channels pre-extended to
@@ -27,19 +27,19 @@
 #define DW_LAYOUT_GROUPS4 1
 #define DW_LAYOUT_PLAIN 2
 
-/* MultiplyByQuantizedMultiplier(x, m, -rs) + output offset for 1 <= rs <= 24 from the packer's per-channel row
- * {m, H, L, rs - 1}: both roundings in one 64-bit sum, floor((x*m + 2^30 + 2^(30+rs) - [t<0] 2^31) / 2^(31+rs)),
+/* MultiplyByQuantizedMultiplier(x, m, -rs) + output offset for 2 <= rs <= 24 from the packer's per-channel row
+ * {m, H, rs - 1, 0}: both roundings in one 64-bit sum, floor((x*m + 2^30 + 2^(30+rs) - [t<0] 2^31) / 2^(31+rs)),
  * where t < 0 (the doubling high product is negative) exactly when x < 0 for the multipliers TFLM makes (0 or
- * >= 2^30); subtracting 2^31 flips bit 31 of L and borrows from H when that bit was 0. H also holds
- * output_offset << (rs - 1), which the final arithmetic shift turns into the added offset exactly. */
+ * >= 2^30). The start value's low word is 2^30, or 2^30 - 2^31 = 0xC0000000 with a borrow of 1 from the high word
+ * H = 2^(rs-2) + output_offset * 2^(rs-1) when x < 0; the offset term comes out of the final arithmetic shift as
+ * the added output offset exactly. SMLAL and five single-cycle instructions. */
 FM_INLINE int32_t dw_requant(int32_t x, const int32_t *row)
 {
-    const int32_t s = x >> 31;
-    const uint32_t lo = (uint32_t)row[2] ^ ((uint32_t)s << 31);
-    const int32_t hi = row[1] + (s & ~(row[2] >> 31));
+    const uint32_t lo = (x < 0 ? 0xC0000000u : 0x40000000u);
+    const int32_t hi = row[1] + (x >> 31);
     uint64_t sum = ((uint64_t)(uint32_t)hi << 32) | lo;
     sum += (uint64_t)((int64_t)x * row[0]);
-    return (int32_t)(uint32_t)(sum >> 32) >> row[3];
+    return (int32_t)(uint32_t)(sum >> 32) >> row[2];
 }
 
 /* Four channels' accumulators += the tap whose int16 inputs are at x ([c0|c2], [c1|c3]) and weights at w. */
@@ -129,7 +129,14 @@ __attribute__((noinline)) static void dw_row3x3(const uint32_t *s, int32_t n, in
         a1 = dw_requant(a1, rq + 4);
         a2 = dw_requant(a2, rq + 8);
         a3 = dw_requant(a3, rq + 12);
-        fm_store_u32(out, dw_pack4(a0, a1, a2, a3, lo4, hi4));
+        if (lo4 == 0x80808080u && hi4 == 0x7F7F7F7Fu) { /* no clamp beyond int8: saturate and store */
+            out[0] = (int8_t)fm_ssat8(a0);
+            out[1] = (int8_t)fm_ssat8(a1);
+            out[2] = (int8_t)fm_ssat8(a2);
+            out[3] = (int8_t)fm_ssat8(a3);
+        } else {
+            fm_store_u32(out, dw_pack4(a0, a1, a2, a3, lo4, hi4));
+        }
     }
 }
 

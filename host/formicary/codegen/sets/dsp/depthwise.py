@@ -52,18 +52,16 @@ def pack_groups4(filt: np.ndarray) -> np.ndarray:
 
 
 def requant_rows(multiplier: np.ndarray, shift: np.ndarray, output_offset: int) -> np.ndarray | None:
-    """Per channel {multiplier, H, L, rs - 1} of the kernel's one-sum requantization (dw_requant), padded with zero
-    rows to a multiple of 4 channels: (H, L) = 2^30 + 2^(30 + rs) + output_offset * 2^(31 + rs) as high/low words,
-    rs = -shift. None when a channel is outside what that form covers exactly (shift not in [-24, -1], or a
-    multiplier in (0, 2^30))."""
+    """Per channel {multiplier, H, rs - 1, 0} of the kernel's one-sum requantization (dw_requant), padded with zero
+    rows to a multiple of 4 channels: H = 2^(rs - 2) + output_offset * 2^(rs - 1), the high word of
+    2^30 + 2^(30 + rs) + output_offset * 2^(31 + rs), rs = -shift. None when a channel is outside what that form
+    covers exactly (shift not in [-24, -2], or a multiplier in (0, 2^30))."""
     m = np.asarray(multiplier, dtype=np.int64).reshape(-1)
     rs = -np.asarray(shift, dtype=np.int64).reshape(-1)
-    if np.any(rs < 1) or np.any(rs > 24) or np.any((m != 0) & (m < 2 ** 30)):
+    if np.any(rs < 2) or np.any(rs > 24) or np.any((m != 0) & (m < 2 ** 30)):
         return None
-    nudge = 2 ** 30 + (np.int64(1) << (30 + rs))
-    hi = (nudge >> 32) + int(output_offset) * (np.int64(1) << (rs - 1))
-    lo = nudge & 0xFFFFFFFF
-    rows = np.stack([m, hi, (lo + 2 ** 31) % 2 ** 32 - 2 ** 31, rs - 1], axis=1)
+    hi = (np.int64(1) << (rs - 2)) + int(output_offset) * (np.int64(1) << (rs - 1))
+    rows = np.stack([m, hi, rs - 1, np.zeros_like(m)], axis=1)
     pad = (-len(rows)) % 4
     rows = np.concatenate([rows, np.zeros((pad, 4), dtype=np.int64)])
     return rows.astype(np.int32)
