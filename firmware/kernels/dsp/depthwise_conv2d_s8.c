@@ -105,39 +105,131 @@ FM_INLINE uint32_t dw_pack4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, uint
     return fm_min_s8x4(fm_max_s8x4(v, lo4), hi4);
 }
 
-/* The hot case on its own, so that the compiler's register allocation sees only it: one output row of a full
- * group of 4 channels, 3x3 window with dilation 1 along x, requantization rows present. `s` is the slab at the
- * row's first window, `step` the slab words between output pixels, `rstep` between window rows. */
-__attribute__((noinline)) static void dw_row3x3(const uint32_t *s, int32_t n, int32_t step, int32_t rstep, const int32_t *w,
-                      const int32_t *fb, const int32_t *rq, int8_t *out, int32_t out_step, uint32_t lo4, uint32_t hi4)
+/* The zero point in the cells of 4 int16 planes (`pitch` values per row) that fall outside the image: the same
+ * cells for every group of channels, so they are written once per band. */
+static void dw_pad_planes(int16_t *planes, int32_t plane, int32_t iy0, int32_t rows, int32_t ix0, int32_t pitch,
+                          int32_t in_h, int32_t in_w, int32_t zp)
 {
-    for (; n > 0; --n, s += step, out += out_step) {
-        int32_t a0 = fb[0], a1 = fb[1], a2 = fb[2], a3 = fb[3];
-        const uint32_t *r = s;
-        DW_TAP(r, w);
-        DW_TAP(r + 2, w + 2);
-        DW_TAP(r + 4, w + 4);
-        r += rstep;
-        DW_TAP(r, w + 6);
-        DW_TAP(r + 2, w + 8);
-        DW_TAP(r + 4, w + 10);
-        r += rstep;
-        DW_TAP(r, w + 12);
-        DW_TAP(r + 2, w + 14);
-        DW_TAP(r + 4, w + 16);
-        a0 = dw_requant(a0, rq);
-        a1 = dw_requant(a1, rq + 4);
-        a2 = dw_requant(a2, rq + 8);
-        a3 = dw_requant(a3, rq + 12);
-        if (lo4 == 0x80808080u && hi4 == 0x7F7F7F7Fu) { /* no clamp beyond int8: saturate and store */
-            out[0] = (int8_t)fm_ssat8(a0);
-            out[1] = (int8_t)fm_ssat8(a1);
-            out[2] = (int8_t)fm_ssat8(a2);
-            out[3] = (int8_t)fm_ssat8(a3);
-        } else {
-            fm_store_u32(out, dw_pack4(a0, a1, a2, a3, lo4, hi4));
+    const int32_t x_start = fm_clamp_i32(-ix0, 0, pitch), x_end = fm_clamp_i32(in_w - ix0, x_start, pitch);
+    for (int32_t j = 0; j < 4; ++j) {
+        for (int32_t r = 0; r < rows; ++r) {
+            int16_t *d = planes + (size_t)j * plane + (size_t)r * pitch;
+            const int inside = iy0 + r >= 0 && iy0 + r < in_h;
+            for (int32_t x = 0; x < pitch; ++x) {
+                if (!inside || x < x_start || x >= x_end) {
+                    d[x] = (int16_t)zp;
+                }
+            }
         }
     }
+}
+
+/* The inside cells of a band's input rows of channels [c, c + n) into n int16 planes, one per channel. */
+static void dw_fill_planes(int16_t *planes, int32_t plane, const int8_t *in_b, int32_t iy0, int32_t rows, int32_t ix0,
+                           int32_t pitch, int32_t in_h, int32_t in_w, int32_t ch, int32_t c, int32_t n)
+{
+    const int32_t x_start = fm_clamp_i32(-ix0, 0, pitch), x_end = fm_clamp_i32(in_w - ix0, x_start, pitch);
+    const int32_t r_start = fm_clamp_i32(-iy0, 0, rows), r_end = fm_clamp_i32(in_h - iy0, r_start, rows);
+    const int32_t count = x_end - x_start;
+    for (int32_t r = r_start; r < r_end; ++r) {
+        int16_t *dst = planes + (size_t)r * pitch + x_start;
+        const int8_t *src = in_b + ((size_t)(iy0 + r) * in_w + (ix0 + x_start)) * ch + c;
+        if (n == 4) {
+            for (int32_t x = 0; x < count; ++x, src += ch) {
+                const uint32_t v = fm_load_u32(src);
+                const uint32_t e = fm_sxtb16(v), o = fm_sxtb16_ror8(v);
+                dst[x] = (int16_t)e;
+                dst[x + plane] = (int16_t)o;
+                dst[x + 2 * plane] = (int16_t)(e >> 16);
+                dst[x + 3 * plane] = (int16_t)(o >> 16);
+            }
+        } else {
+            for (int32_t x = 0; x < count; ++x, src += ch) {
+                for (int32_t j = 0; j < n; ++j) {
+                    dst[x + j * plane] = src[j];
+                }
+            }
+        }
+    }
+}
+
+#define DW_ACC 128 /* accumulators of one channel kept on the stack between the MAC and the requantization pass */
+
+/* The accumulators of `rows` x `width` outputs of one channel (row-major into acc), 3x3 window, stride and dilation
+ * 1 along x, from the channel's int16 plane at `r` (`row` values between output rows, `rstep` between window rows).
+ * Horizontal tap pairs are adjacent halfwords, so SMLAD does two taps at once, and two neighbouring outputs share
+ * their loads: per window row [x0|x1] and [x1|x2] by SMLAD with [w0|w1], [x2|x3] by SMLA<x>B/T with w2, 21
+ * instructions for 18 MACs. w: [w00|w01], [w10|w11], [w20|w21], [w02|w12], [w22|0]. */
+__attribute__((noinline)) static void dw_plane_macs(const int16_t *r, int32_t row, int32_t rstep, int32_t rows,
+                                                    int32_t width, const uint32_t *w, int32_t bias, int32_t *acc)
+{
+    const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+    for (; rows > 0; --rows, r += row) {
+        const int16_t *q0 = r;
+        for (int32_t n = width; n > 0; n -= 2, q0 += 2, acc += 2) {
+            int32_t a = bias, b = bias;
+            const int16_t *q = q0;
+            uint32_t x01 = fm_load_u32(q), x12 = fm_load_u32(q + 1), x23 = fm_load_u32(q + 2);
+            a = fm_smlad(x01, w0, a);
+            b = fm_smlad(x12, w0, b);
+            a = fm_smlabb(x23, w3, a);
+            b = fm_smlatb(x23, w3, b);
+            q += rstep;
+            x01 = fm_load_u32(q);
+            x12 = fm_load_u32(q + 1);
+            x23 = fm_load_u32(q + 2);
+            a = fm_smlad(x01, w1, a);
+            b = fm_smlad(x12, w1, b);
+            a = fm_smlabt(x23, w3, a);
+            b = fm_smlatt(x23, w3, b);
+            q += rstep;
+            x01 = fm_load_u32(q);
+            x12 = fm_load_u32(q + 1);
+            x23 = fm_load_u32(q + 2);
+            a = fm_smlad(x01, w2, a);
+            b = fm_smlad(x12, w2, b);
+            a = fm_smlabb(x23, w4, a);
+            b = fm_smlatb(x23, w4, b);
+            acc[0] = a;
+            if (n == 1) { /* odd width: the pair's second output is past the row */
+                acc += 1;
+                break;
+            }
+            acc[1] = b;
+        }
+    }
+}
+
+/* `n` accumulators of one channel requantized (its row {m, H, rs - 1}), clamped, stored `step` bytes apart. */
+__attribute__((noinline)) static void dw_plane_store(const int32_t *acc, int32_t n, const int32_t *rq, int8_t *out,
+                                                     int32_t step, int32_t lo, int32_t hi)
+{
+    const int32_t m = rq[0], h = rq[1], rs1 = rq[2];
+    for (; n > 0; --n, ++acc, out += step) {
+        const int32_t x = *acc;
+        uint64_t sum = ((uint64_t)(uint32_t)(h + (x >> 31)) << 32) | (x < 0 ? 0xC0000000u : 0x40000000u);
+        sum += (uint64_t)((int64_t)x * m);
+        int32_t v = (int32_t)(uint32_t)(sum >> 32) >> rs1;
+        v = v > lo ? v : lo;
+        v = v < hi ? v : hi;
+        *out = (int8_t)v;
+    }
+}
+
+/* Channel j's 3x3 weights of a layout-1 group (tap t at word 2t + (j & 1), half j >> 1) as dw_plane_row wants
+ * them. */
+static void dw_plane_weights(const int32_t *wg, int32_t j, uint32_t w[5])
+{
+    int32_t t[9];
+    for (int32_t k = 0; k < 9; ++k) {
+        const uint32_t word = (uint32_t)wg[2 * k + (j & 1)];
+        t[k] = (j >> 1) ? fm_hi16(word) : fm_lo16(word);
+    }
+    w[0] = fm_pack16(t[0], t[1]);
+    w[1] = fm_pack16(t[3], t[4]);
+    w[2] = fm_pack16(t[6], t[7]);
+    w[3] = fm_pack16(t[2], t[5]);
+    w[4] = fm_pack16(t[8], 0);
 }
 
 /* Depth multiplier != 1: TFLite filter order, folded bias, zero point at padding taps. */
@@ -197,7 +289,8 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
     const uint32_t zp2 = fm_pack16(-p->input_offset, -p->input_offset);
     const uint32_t lo4 = 0x01010101u * (uint8_t)p->act_min, hi4 = 0x01010101u * (uint8_t)p->act_max;
     const int32_t out_off = p->output_offset;
-    const int fast3x3 = k_h == 3 && k_w == 3 && dw == 1;
+    /* 3x3, stride and dilation 1 along x, requantization rows: channel planes and SMLAD on horizontal tap pairs. */
+    const int planar = k_h == 3 && k_w == 3 && dw == 1 && sw == 1 && p->packed_aux != NULL;
     uint32_t *slab = (uint32_t *)scratch;
     for (int32_t b = 0; b < p->output_dims.n; ++b) {
         const int8_t *in_b = input + (size_t)b * in_h * in_w * ch;
@@ -206,6 +299,36 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
             const int32_t rows = (oy1 - oy0 - 1) * sh + span_h + 1;
             for (int32_t c = 0; c < ch; c += 4) {
                 const int32_t n = fm_min_i32(4, ch - c);
+                if (planar) {
+                    const int32_t pitch = cols + 1, plane = rows * pitch;
+                    int16_t *planes = (int16_t *)scratch;
+                    if (c == 0) {
+                        dw_pad_planes(planes, plane, oy0 * sh - p->pad_h, rows, -p->pad_w, pitch, in_h, in_w,
+                                      -p->input_offset);
+                    }
+                    dw_fill_planes(planes, plane, in_b, oy0 * sh - p->pad_h, rows, -p->pad_w, pitch, in_h, in_w, ch, c,
+                                   n);
+                    const int32_t *wg = (const int32_t *)(const void *)p->packed_filter + (size_t)(c / 4) * 18;
+                    for (int32_t j = 0; j < n; ++j) {
+                        uint32_t w[5];
+                        dw_plane_weights(wg, j, w);
+                        const int32_t *rq = (const int32_t *)p->packed_aux + (size_t)(c + j) * 4;
+                        /* Blocks of whole rows (or of one row's columns) of at most DW_ACC outputs. */
+                        const int32_t blk_rows = fm_max_i32(1, DW_ACC / out_w), blk_w = fm_min_i32(out_w, DW_ACC);
+                        for (int32_t oy = oy0; oy < oy1; oy += blk_rows) {
+                            const int32_t nr = fm_min_i32(blk_rows, oy1 - oy);
+                            for (int32_t x0 = 0; x0 < out_w; x0 += blk_w) {
+                                int32_t acc[DW_ACC + 1];
+                                const int32_t k = fm_min_i32(blk_w, out_w - x0);
+                                dw_plane_macs(planes + (size_t)j * plane + (size_t)(oy - oy0) * sh * pitch + x0,
+                                              sh * pitch, dh * pitch, nr, k, w, p->folded_bias[c + j], acc);
+                                dw_plane_store(acc, nr * k, rq, output + (((size_t)b * out_h + oy) * out_w + x0) * ch +
+                                               c + j, ch, p->act_min, p->act_max);
+                            }
+                        }
+                    }
+                    continue;
+                }
                 dw_fill_slab(slab, in_b, oy0 * sh - p->pad_h, rows, -p->pad_w, cols, in_h, in_w, ch, c, n, zp2);
                 const int32_t *wg = (const int32_t *)(const void *)p->packed_filter + (size_t)(c / 4) * taps * 2;
                 const int32_t *fb = p->folded_bias + c;
@@ -213,10 +336,6 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                 for (int32_t oy = oy0; oy < oy1; ++oy) {
                     const uint32_t *srow = slab + (size_t)(oy - oy0) * sh * row_words;
                     int8_t *out = output + (((size_t)b * out_h + oy) * out_w) * ch + c;
-                    if (fast3x3 && n == 4 && rq != NULL) {
-                        dw_row3x3(srow, out_w, 2 * sw, dh * row_words, wg, fb, rq, out, ch, lo4, hi4);
-                        continue;
-                    }
                     for (int32_t ox = 0; ox < out_w; ++ox, srow += 2 * sw, out += ch) {
                         int32_t a0 = fb[0], a1 = 0, a2 = 0, a3 = 0;
                         if (n == 4) {

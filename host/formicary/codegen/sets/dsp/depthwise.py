@@ -6,7 +6,8 @@ weights [w0 | w2] and [w1 | w3] (the lanes SXTB16 / SXTB16-ROR8 make of 4 input 
 channel: twice the int8 filter's flash, which saves the two extends per tap and channel group that int8 weights
 would cost. Beside it the folded bias (codegen/packing.py) and, when every channel allows it, a per-channel
 requantization table (16 B per channel). The kernel pads and pre-extends a band of input rows per group of 4
-channels in scratch (a slab of 8 B per pixel); the band height is chosen here for a bounded scratch and travels in
+channels in scratch (a slab of 8 B per pixel: interleaved for the general path, one int16
+plane per channel for the 3x3 path); the band height is chosen here for a bounded scratch and travels in
 packed_layout. Other multipliers (layout 2): the TFLite filter unchanged, folded bias, no scratch.
 """
 from __future__ import annotations
@@ -21,10 +22,11 @@ SLAB_BUDGET = 4096  # bytes of scratch the kernel's slab may take before the ima
 
 
 def slab_band(out_h: int, out_w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> tuple[int, int]:
-    """(output rows per band, slab bytes) of the kernel's padded int16 slab of 4 channels (8 B per pixel)."""
+    """(output rows per band, slab bytes) of the kernel's padded int16 slab of 4 channels: 8 B per pixel and one
+    spare pixel per row (the 3x3 path's last pair of taps may read it)."""
     cols = (out_w - 1) * sw + (kw - 1) * dw + 1
     span_h = (kh - 1) * dh
-    row_bytes = 8 * cols
+    row_bytes = 8 * (cols + 1)
 
     def rows_for(band: int) -> int:
         return (band - 1) * sh + span_h + 1
