@@ -166,7 +166,8 @@ __attribute__((noinline)) static void dw_plane_macs(const int16_t *r, int32_t ro
     const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
     for (; rows > 0; --rows, r += row) {
         const int16_t *q0 = r;
-        for (int32_t n = width; n > 0; n -= 2, q0 += 2, acc += 2) {
+        int32_t n = width;
+        for (; n > 1; n -= 2, q0 += 2, acc += 2) {
             int32_t a = bias, b = bias;
             const int16_t *q = q0;
             uint32_t x01 = fm_load_u32(q), x12 = fm_load_u32(q + 1), x23 = fm_load_u32(q + 2);
@@ -191,29 +192,46 @@ __attribute__((noinline)) static void dw_plane_macs(const int16_t *r, int32_t ro
             a = fm_smlabb(x23, w4, a);
             b = fm_smlatb(x23, w4, b);
             acc[0] = a;
-            if (n == 1) { /* odd width: the pair's second output is past the row */
-                acc += 1;
-                break;
-            }
             acc[1] = b;
+        }
+        if (n) { /* odd width: the last output alone */
+            const int16_t *q = q0;
+            int32_t a = fm_smlad(fm_load_u32(q), w0, bias);
+            a = fm_smlabb(fm_load_u32(q + 2), w3, a);
+            q += rstep;
+            a = fm_smlad(fm_load_u32(q), w1, a);
+            a = fm_smlabt(fm_load_u32(q + 2), w3, a);
+            q += rstep;
+            a = fm_smlad(fm_load_u32(q), w2, a);
+            *acc++ = fm_smlabb(fm_load_u32(q + 2), w4, a);
         }
     }
 }
 
-/* `n` accumulators of one channel requantized (its row {m, H, rs - 1}), clamped, stored `step` bytes apart. */
+/* `n` accumulators of one channel requantized (its row {m, H, rs - 1}, as dw_requant), clamped, stored `step` bytes
+ * apart; an activation spanning int8 is one SSAT. */
 __attribute__((noinline)) static void dw_plane_store(const int32_t *acc, int32_t n, const int32_t *rq, int8_t *out,
                                                      int32_t step, int32_t lo, int32_t hi)
 {
     const int32_t m = rq[0], h = rq[1], rs1 = rq[2];
+#define DW_RQ(x) \
+    ((int32_t)(uint32_t)(((((uint64_t)(uint32_t)(h + ((x) >> 31)) << 32) | (((uint32_t)(x) & 0x80000000u) | 0x40000000u)) + \
+                          (uint64_t)((int64_t)(x) * m)) >> 32) >> rs1)
+    if (lo == INT8_MIN && hi == INT8_MAX) {
+        for (; n > 0; --n, ++acc, out += step) {
+            const int32_t x = *acc;
+            *out = (int8_t)fm_ssat8(DW_RQ(x));
+        }
+        return;
+    }
     for (; n > 0; --n, ++acc, out += step) {
         const int32_t x = *acc;
-        uint64_t sum = ((uint64_t)(uint32_t)(h + (x >> 31)) << 32) | (x < 0 ? 0xC0000000u : 0x40000000u);
-        sum += (uint64_t)((int64_t)x * m);
-        int32_t v = (int32_t)(uint32_t)(sum >> 32) >> rs1;
+        int32_t v = DW_RQ(x);
         v = v > lo ? v : lo;
         v = v < hi ? v : hi;
         *out = (int8_t)v;
     }
+#undef DW_RQ
 }
 
 /* Channel j's 3x3 weights of a layout-1 group (tap t at word 2t + (j & 1), half j >> 1) as dw_plane_row wants
