@@ -25,7 +25,8 @@ def check(model: bytes, seed: int, n: int = 3) -> None:
 # ---- DEPTHWISE_CONV_2D -----------------------------------------------------------------------------------------
 
 def depthwise_model(seed: int, n=1, h=5, w=5, c=4, dm=1, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, pad="SAME",
-                    act="NONE", in_zp=None, out_zp=None, zero_channel=False, per_channel=True) -> bytes:
+                    act="NONE", in_zp=None, out_zp=None, zero_channel=False, per_channel=True,
+                    out_scale=None) -> bytes:
     rng = np.random.default_rng(seed)
     oc = c * dm
     oh = quant.compute_out_size(pad, h, kh, sh, dh)
@@ -38,12 +39,14 @@ def depthwise_model(seed: int, n=1, h=5, w=5, c=4, dm=1, kh=3, kw=3, sh=1, sw=1,
     f_scale = [float(np.float32(10 ** rng.uniform(-4, -1.3))) for _ in range(oc if per_channel else 1)]
     in_zp = int(rng.integers(-128, 128)) if in_zp is None else in_zp
     out_zp = int(rng.integers(-128, 128)) if out_zp is None else out_zp
+    if out_scale is None:  # requantization multipliers ~0.003-0.2, as trained models have (packed rows in use)
+        out_scale = in_scale * max(f_scale) * 10 ** rng.uniform(0.7, 2.5)
     bias = rng.integers(-2 ** 16, 2 ** 16, oc).astype(np.int32)
     bscale = [in_scale * s for s in (f_scale * oc if len(f_scale) == 1 else f_scale)]
     tensors = [T((n, h, w, c), scale=[in_scale], zero_point=[in_zp]),
                T(wt.shape, scale=f_scale, zero_point=[0] * len(f_scale), axis=3, data=wt),
                T((oc,), "int32", scale=bscale, zero_point=[0] * oc, data=bias),
-               T((n, oh, ow, oc), scale=[float(np.float32(10 ** rng.uniform(-3, 0.3)))], zero_point=[out_zp])]
+               T((n, oh, ow, oc), scale=[float(np.float32(out_scale))], zero_point=[out_zp])]
     fields = dict(Padding=PADS[pad], StrideW=sw, StrideH=sh, FusedActivationFunction=ACTS[act],
                   DilationWFactor=dw, DilationHFactor=dh, DepthMultiplier=dm)
     return build(tensors, [Op("DEPTHWISE_CONV_2D", [0, 1, 2], [3], "DepthwiseConv2DOptions", fields)], [0], [3])
@@ -61,6 +64,8 @@ DEPTHWISE_CASES = [
     dict(c=5, dm=3, dh=2, dw=2, pad="VALID", h=6, w=6, zero_channel=True),
     dict(c=5, h=40, w=40, act="RELU"),                                    # slab split into bands of rows
     dict(c=4, h=30, w=31, sh=2, sw=2, dh=2, dw=1, kh=3, kw=5),
+    dict(c=6, dh=2, h=9, w=7, sh=2), dict(c=4, h=2, w=140, act="RELU6"),   # rows wider than one stack block
+    dict(c=5, out_scale=1e-5), dict(c=6, out_scale=2e-4, kh=2, kw=2),     # multipliers > 1/4: portable requant
 ]
 
 
@@ -68,6 +73,17 @@ DEPTHWISE_CASES = [
 def test_depthwise_dsp(case):
     for seed in (1, 2):
         check(depthwise_model(seed, **case), seed)
+
+
+def test_depthwise_dsp_packs_requantization_rows(tmp_path):
+    """The cases above reach the packed requantization rows (and with them the 3x3 plane path) unless they ask for
+    large multipliers."""
+    from formicary.codegen import generate
+
+    generate(depthwise_model(1, c=5), tmp_path / "rows", kernels="dsp")
+    assert ".packed_aux = (const void *)" in (tmp_path / "rows" / "fm_model.c").read_text()
+    generate(depthwise_model(1, c=5, out_scale=1e-5), tmp_path / "none", kernels="dsp")
+    assert ".packed_aux" not in (tmp_path / "none" / "fm_model.c").read_text()
 
 
 def test_depthwise_dsp_random():

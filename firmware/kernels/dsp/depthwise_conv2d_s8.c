@@ -9,13 +9,19 @@
  *   taps must read the input zero point;
  * - packed_aux (when every channel allows it, else NULL): per channel {multiplier, H, rs - 1, 0} of dw_requant;
  * - packed_layout: 1 | (output rows per band << 8).
- * The kernel works a group of 4 channels at a time over a band of output rows: it first writes the band's input
- * rows, padded with the zero point at every border, into a slab in scratch with the 4 channels pre-extended to
- * int16 (two words per pixel, as the weights), so that every output pixel, at the border or not, costs the same:
- * per tap one LDRD of input, one LDRD of weights and four SMLABB/SMLATT (1.5 instructions per MAC; the extension
- * is paid once per input pixel and group instead of once per tap). 3x3 windows with dilation 1 run an unrolled
- * copy with constant offsets. The last group of an odd channel count runs the same code with zero weights in the
- * missing lanes and stores only its channels.
+ * The kernel works a group of 4 channels at a time over a band of output rows (the whole image when its slab fits
+ * the packer's budget): it first writes the band's input rows of the 4 channels, extended to int16 and padded with
+ * the zero point at every border, into scratch, so that every output, at the border or not, costs the same and the
+ * extension is paid once per input pixel instead of once per tap.
+ * - 3x3 windows with stride and dilation 1 along x (and requantization rows): one int16 plane per channel; a
+ *   horizontal pair of taps is one halfword-pair load, so SMLAD does 2 MACs, and two neighbouring outputs share
+ *   their loads (21 instructions for 18 MACs). The accumulators of a block of at most DW_ACC outputs go to the
+ *   stack and a second pass requantizes them with the channel's constants in registers (SMLAL + 5, or + SSAT).
+ * - any other window, stride or dilation: the 4 channels interleaved as the weights ([c0|c2], [c1|c3] per pixel);
+ *   per tap two input words, two weight words and four SMLABB/SMLATT (2 instructions per MAC); 4 outputs saturated
+ *   and packed into one word, clamped lane-wise (SSUB8/SEL).
+ * The last group of an odd channel count fills only its channels (zero weights in the missing lanes) and stores
+ * only them.
  *
  * Layout 2 (other depth multipliers): the TFLite filter [kh, kw, out_c] in packed_filter and folded_bias; a plain
  * loop that reads the zero point at padding taps.
