@@ -50,7 +50,8 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
     if target != "host":
         if sanitize or input_sets is not None or not isinstance(model, (str, Path)):
             raise FormicaryError("--sanitize runs on the host only.", f"drop --sanitize for --target {target}.")
-        return verify_on_board(model, target, inputs=inputs, data=data, seed=seed, port=port, baud=baud)
+        return verify_on_board(model, target, inputs=inputs, data=data, seed=seed, port=port, baud=baud,
+                               kernels=kernels)
     from formicary.codegen.generate import read_model_bytes
 
     data_bytes = read_model_bytes(model)
@@ -118,14 +119,16 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
 
 
 def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None, data: str | Path | None = None,
-                    seed: int = 0, port: str | None = None, baud: int | None = None) -> dict:
+                    seed: int = 0, port: str | None = None, baud: int | None = None,
+                    kernels: str | None = None) -> dict:
     """The comparison part of `formicary bench` on a (virtual) board: one run per input, nothing recorded.
 
     Same keys as the host verify where they apply; `latency` adds the on-device statistics."""
     from formicary.bench.runner import run_bench
     from formicary.oracle.compare import tolerance_record
 
-    r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False)
+    r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False,
+                  kernels=kernels)
     first = next((i for i, o in enumerate(r["outputs"]) if not o["match_reference"]), None)
     out: dict = {
         "bit_exact": bool(r["bit_exact"]), "inputs": r["inputs"], "mismatches": r["mismatches"],
