@@ -75,15 +75,15 @@ def test_depthwise_dsp(case):
         check(depthwise_model(seed, **case), seed)
 
 
-def test_depthwise_dsp_packs_requantization_rows(tmp_path):
-    """The cases above reach the packed requantization rows (and with them the 3x3 plane path) unless they ask for
-    large multipliers."""
+def test_depthwise_dsp_packing_flash(tmp_path):
+    """Packing costs no flash when the channel count is a multiple of 4 (int8 weights, folded bias in place of the
+    bias) and 4 bytes per tap to round 5 channels up to 8."""
     from formicary.codegen import generate
 
-    generate(depthwise_model(1, c=5), tmp_path / "rows", kernels="dsp")
-    assert ".packed_aux = (const void *)" in (tmp_path / "rows" / "fm_model.c").read_text()
-    generate(depthwise_model(1, c=5, out_scale=1e-5), tmp_path / "none", kernels="dsp")
-    assert ".packed_aux" not in (tmp_path / "none" / "fm_model.c").read_text()
+    for c, extra in ((8, 0), (5, 9 * 3)):
+        r = generate(depthwise_model(1, c=c), tmp_path / f"c{c}", kernels="dsp")
+        op = r.ops[0]
+        assert op.packed_bytes - op.replaced_bytes == extra, (op.packed_bytes, op.replaced_bytes)
 
 
 def test_depthwise_dsp_random():

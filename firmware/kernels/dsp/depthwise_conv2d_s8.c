@@ -3,11 +3,10 @@
  * DepthwiseConvPerChannel.
  *
  * Layout 1 (depth multiplier 1), packed ahead of time by host/formicary/codegen/sets/dsp/depthwise.py:
- * - packed_filter: channels in groups of 4; per group and tap (ky, kx row-major) two words of int16 weights,
- *   [w0 | w2] and [w1 | w3] (the lanes SXTB16 and SXTB16-ROR8 make of 4 input channels), zero past the last channel;
+ * - packed_filter: the int8 weights [tap][C4], C4 the channel count rounded up to 4 with zero weights, so that a
+ *   32-bit load of 4 channels' weights never reads past the array;
  * - folded_bias: bias + input_offset * sum of the channel's weights, so the loop adds no input offset and padding
  *   taps must read the input zero point;
- * - packed_aux (when every channel allows it, else NULL): per channel {multiplier, H, rs - 1, 0} of dw_requant;
  * - packed_layout: 1 | (output rows per band << 8).
  * The kernel works a group of 4 channels at a time over a band of output rows (the whole image when its slab fits
  * the packer's budget): it first writes the band's input rows of the 4 channels, extended to int16 and padded with
@@ -18,8 +17,10 @@
  *   their loads (21 instructions for 18 MACs). The accumulators of a block of at most DW_ACC outputs go to the
  *   stack and a second pass requantizes them with the channel's constants in registers (SMLAL + 5, or + SSAT).
  * - any other window, stride or dilation: the 4 channels interleaved as the weights ([c0|c2], [c1|c3] per pixel);
- *   per tap two input words, two weight words and four SMLABB/SMLATT (2 instructions per MAC); 4 outputs saturated
- *   and packed into one word, clamped lane-wise (SSUB8/SEL).
+ *   per tap two input words, one word of 4 weights extended by SXTB16 / SXTB16-ROR8, four SMLABB/SMLATT; 4 outputs
+ *   saturated and packed into one word, clamped lane-wise (SSUB8/SEL).
+ * Requantization: dw_requant (one SMLAL) with a row per channel derived from multiplier/shift once per channel and
+ * band, or fm_dsp_mbqm for channels outside its range.
  * The last group of an odd channel count fills only its channels (zero weights in the missing lanes) and stores
  * only them.
  *
@@ -33,30 +34,46 @@
 #define DW_LAYOUT_GROUPS4 1
 #define DW_LAYOUT_PLAIN 2
 
-/* MultiplyByQuantizedMultiplier(x, m, -rs) + output offset for 2 <= rs <= 24 from the packer's per-channel row
- * {m, H, rs - 1, 0}: both roundings in one 64-bit sum, floor((x*m + 2^30 + 2^(30+rs) - [t<0] 2^31) / 2^(31+rs)),
- * where t < 0 (the doubling high product is negative) exactly when x < 0 for the multipliers TFLM makes (0 or
- * >= 2^30). The start value's low word is 2^30, or 2^30 - 2^31 = 0xC0000000 with a borrow of 1 from the high word
+/* MultiplyByQuantizedMultiplier(x, m, -rs) + output offset for 2 <= rs <= 24 from a channel's row {m, H, rs - 1}
+ * (dw_row): both roundings in one 64-bit sum, floor((x*m + 2^30 + 2^(30+rs) - [t<0] 2^31) / 2^(31+rs)), where
+ * t < 0 (the doubling high product is negative) exactly when x < 0 for the multipliers TFLM makes (0 or >= 2^30).
+ * The start value's low word is 2^30, or 2^30 - 2^31 = 0xC0000000 with a borrow of 1 from the high word
  * H = 2^(rs-2) + output_offset * 2^(rs-1) when x < 0; the offset term comes out of the final arithmetic shift as
  * the added output offset exactly. SMLAL and five single-cycle instructions. */
 FM_INLINE int32_t dw_requant(int32_t x, const int32_t *row)
 {
-    const uint32_t lo = (x < 0 ? 0xC0000000u : 0x40000000u);
+    const uint32_t lo = ((uint32_t)x & 0x80000000u) | 0x40000000u;
     const int32_t hi = row[1] + (x >> 31);
     uint64_t sum = ((uint64_t)(uint32_t)hi << 32) | lo;
     sum += (uint64_t)((int64_t)x * row[0]);
     return (int32_t)(uint32_t)(sum >> 32) >> row[2];
 }
 
-/* Four channels' accumulators += the tap whose int16 inputs are at x ([c0|c2], [c1|c3]) and weights at w. */
-#define DW_TAP(x, w)                                                   \
-    do {                                                               \
-        const uint32_t x02_ = (x)[0], x13_ = (x)[1];                   \
-        const uint32_t w02_ = (uint32_t)(w)[0], w13_ = (uint32_t)(w)[1]; \
-        a0 = fm_smlabb(x02_, w02_, a0);                                \
-        a2 = fm_smlatt(x02_, w02_, a2);                                \
-        a1 = fm_smlabb(x13_, w13_, a1);                                \
-        a3 = fm_smlatt(x13_, w13_, a3);                                \
+/* Channel oc's row {m, H, rs - 1} for dw_requant; 0 when its multiplier or shift is outside that form (the kernel
+ * then uses fm_dsp_mbqm). */
+static int dw_row(const fm_depthwise_conv_s8_params_t *p, int32_t oc, int32_t row[3])
+{
+    const int32_t m = p->multiplier[oc], rs = -p->shift[oc];
+    if (rs < 2 || rs > 24 || (m != 0 && m < (1 << 30))) {
+        row[0] = row[1] = row[2] = 0;
+        return 0;
+    }
+    row[0] = m;
+    row[1] = (1 << (rs - 2)) + p->output_offset * (1 << (rs - 1));
+    row[2] = rs - 1;
+    return 1;
+}
+
+/* Four channels' accumulators += the tap whose int16 inputs are at x ([c0|c2], [c1|c3]) and int8 weights at w. */
+#define DW_TAP(x, w)                                                    \
+    do {                                                                \
+        const uint32_t x02_ = (x)[0], x13_ = (x)[1];                    \
+        const uint32_t w_ = fm_load_u32(w);                             \
+        const uint32_t w02_ = fm_sxtb16(w_), w13_ = fm_sxtb16_ror8(w_); \
+        a0 = fm_smlabb(x02_, w02_, a0);                                 \
+        a2 = fm_smlatt(x02_, w02_, a2);                                 \
+        a1 = fm_smlabb(x13_, w13_, a1);                                 \
+        a3 = fm_smlatt(x13_, w13_, a3);                                 \
     } while (0)
 
 /* A band's input rows of channels [c, c + n) into the slab: 2 words per pixel, the zero point outside. */
@@ -240,14 +257,22 @@ __attribute__((noinline)) static void dw_plane_store(const int32_t *acc, int32_t
 #undef DW_RQ
 }
 
-/* Channel j's 3x3 weights of a layout-1 group (tap t at word 2t + (j & 1), half j >> 1) as dw_plane_row wants
- * them. */
-static void dw_plane_weights(const int32_t *wg, int32_t j, uint32_t w[5])
+/* The same with the portable requantization, for a channel dw_row does not cover. */
+static void dw_plane_store_any(const fm_depthwise_conv_s8_params_t *p, int32_t oc, const int32_t *acc, int32_t n,
+                               int8_t *out, int32_t step)
+{
+    for (; n > 0; --n, ++acc, out += step) {
+        const int32_t v = fm_dsp_mbqm(*acc, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+        *out = (int8_t)fm_clamp_i32(v, p->act_min, p->act_max);
+    }
+}
+
+/* A channel's 3x3 weights (tap k at wc[k * c4]) as dw_plane_macs wants them. */
+static void dw_plane_weights(const int8_t *wc, int32_t c4, uint32_t w[5])
 {
     int32_t t[9];
     for (int32_t k = 0; k < 9; ++k) {
-        const uint32_t word = (uint32_t)wg[2 * k + (j & 1)];
-        t[k] = (j >> 1) ? fm_hi16(word) : fm_lo16(word);
+        t[k] = wc[k * c4];
     }
     w[0] = fm_pack16(t[0], t[1]);
     w[1] = fm_pack16(t[3], t[4]);
@@ -309,12 +334,12 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
     const int32_t span_h = (k_h - 1) * dh;
     const int32_t cols = (out_w - 1) * sw + (k_w - 1) * dw + 1;   /* slab pixels per row */
     const int32_t row_words = 2 * cols;
-    const int32_t taps = k_h * k_w;
+    const int32_t c4 = (ch + 3) & ~3;
     const uint32_t zp2 = fm_pack16(-p->input_offset, -p->input_offset);
     const uint32_t lo4 = 0x01010101u * (uint8_t)p->act_min, hi4 = 0x01010101u * (uint8_t)p->act_max;
     const int32_t out_off = p->output_offset;
-    /* 3x3, stride and dilation 1 along x, requantization rows: channel planes and SMLAD on horizontal tap pairs. */
-    const int planar = k_h == 3 && k_w == 3 && dw == 1 && sw == 1 && p->packed_aux != NULL;
+    /* 3x3, stride and dilation 1 along x: channel planes and SMLAD on horizontal tap pairs. */
+    const int planar = k_h == 3 && k_w == 3 && dw == 1 && sw == 1;
     uint32_t *slab = (uint32_t *)scratch;
     for (int32_t b = 0; b < p->output_dims.n; ++b) {
         const int8_t *in_b = input + (size_t)b * in_h * in_w * ch;
@@ -332,11 +357,11 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                     }
                     dw_fill_planes(planes, plane, in_b, oy0 * sh - p->pad_h, rows, -p->pad_w, pitch, in_h, in_w, ch, c,
                                    n);
-                    const int32_t *wg = (const int32_t *)(const void *)p->packed_filter + (size_t)(c / 4) * 18;
                     for (int32_t j = 0; j < n; ++j) {
                         uint32_t w[5];
-                        dw_plane_weights(wg, j, w);
-                        const int32_t *rq = (const int32_t *)p->packed_aux + (size_t)(c + j) * 4;
+                        int32_t rq[3];
+                        dw_plane_weights(p->packed_filter + c + j, c4, w);
+                        const int fast = dw_row(p, c + j, rq);
                         /* Blocks of whole rows (or of one row's columns) of at most DW_ACC outputs. */
                         const int32_t blk_rows = fm_max_i32(1, DW_ACC / out_w), blk_w = fm_min_i32(out_w, DW_ACC);
                         for (int32_t oy = oy0; oy < oy1; oy += blk_rows) {
@@ -346,17 +371,24 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                                 const int32_t k = fm_min_i32(blk_w, out_w - x0);
                                 dw_plane_macs(planes + (size_t)j * plane + (size_t)(oy - oy0) * sh * pitch + x0,
                                               sh * pitch, dh * pitch, nr, k, w, p->folded_bias[c + j], acc);
-                                dw_plane_store(acc, nr * k, rq, output + (((size_t)b * out_h + oy) * out_w + x0) * ch +
-                                               c + j, ch, p->act_min, p->act_max);
+                                int8_t *o = output + (((size_t)b * out_h + oy) * out_w + x0) * ch + c + j;
+                                if (fast) {
+                                    dw_plane_store(acc, nr * k, rq, o, ch, p->act_min, p->act_max);
+                                } else {
+                                    dw_plane_store_any(p, c + j, acc, nr * k, o, ch);
+                                }
                             }
                         }
                     }
                     continue;
                 }
                 dw_fill_slab(slab, in_b, oy0 * sh - p->pad_h, rows, -p->pad_w, cols, in_h, in_w, ch, c, n, zp2);
-                const int32_t *wg = (const int32_t *)(const void *)p->packed_filter + (size_t)(c / 4) * taps * 2;
                 const int32_t *fb = p->folded_bias + c;
-                const int32_t *rq = p->packed_aux != NULL ? (const int32_t *)p->packed_aux + (size_t)c * 4 : NULL;
+                int32_t rq[4][3];
+                int fast = 1;
+                for (int32_t j = 0; j < 4; ++j) {
+                    fast &= dw_row(p, c + fm_min_i32(j, n - 1), rq[j]);
+                }
                 for (int32_t oy = oy0; oy < oy1; ++oy) {
                     const uint32_t *srow = slab + (size_t)(oy - oy0) * sh * row_words;
                     int8_t *out = output + (((size_t)b * out_h + oy) * out_w) * ch + c;
@@ -370,18 +402,18 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                             a1 = n > 1 ? fb[1] : 0;
                             a2 = n > 2 ? fb[2] : 0;
                         }
-                        const int32_t *w = wg;
+                        const int8_t *w = p->packed_filter + c;
                         for (int32_t ky = 0; ky < k_h; ++ky) {
                             const uint32_t *q = srow + ky * dh * row_words;
-                            for (int32_t kx = 0; kx < k_w; ++kx, q += 2 * dw, w += 2) {
+                            for (int32_t kx = 0; kx < k_w; ++kx, q += 2 * dw, w += c4) {
                                 DW_TAP(q, w);
                             }
                         }
-                        if (rq != NULL) {
-                            a0 = dw_requant(a0, rq);
-                            a1 = dw_requant(a1, rq + 4);
-                            a2 = dw_requant(a2, rq + 8);
-                            a3 = dw_requant(a3, rq + 12);
+                        if (fast) {
+                            a0 = dw_requant(a0, rq[0]);
+                            a1 = dw_requant(a1, rq[1]);
+                            a2 = dw_requant(a2, rq[2]);
+                            a3 = dw_requant(a3, rq[3]);
                         } else {
                             a0 = fm_dsp_mbqm(a0, p->multiplier[c], p->shift[c]) + out_off;
                             if (n > 1) {
