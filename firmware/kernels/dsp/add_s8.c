@@ -95,7 +95,7 @@ static int add_fast_setup(const fm_add_s8_params_t *p, add_fast_t *f)
 int fm_add_s8(const fm_add_s8_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output)
 {
     const int32_t n = p->shape.flat_size;
-    add_fast_t f;
+    add_fast_t f = {0};
     const int fast = add_fast_setup(p, &f);
     if (!p->shape.broadcast) {
         if (fast) {

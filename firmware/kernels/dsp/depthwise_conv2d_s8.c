@@ -49,6 +49,14 @@ FM_INLINE int32_t dw_requant(int32_t x, const int32_t *row)
     return (int32_t)(uint32_t)(sum >> 32) >> row[2];
 }
 
+/* The portable output stage of channel oc (requantize, add the output offset), for what dw_requant does not cover:
+ * one out-of-line copy instead of one per call site. */
+__attribute__((noinline)) static int32_t dw_requant_any(const fm_depthwise_conv_s8_params_t *p, int32_t acc,
+                                                        int32_t oc)
+{
+    return fm_dsp_mbqm(acc, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+}
+
 /* Channel oc's row {m, H, rs - 1} for dw_requant; 0 when its multiplier or shift is outside that form (the kernel
  * then uses fm_dsp_mbqm). */
 static int dw_row(const fm_depthwise_conv_s8_params_t *p, int32_t oc, int32_t row[3])
@@ -262,7 +270,7 @@ static void dw_plane_store_any(const fm_depthwise_conv_s8_params_t *p, int32_t o
                                int8_t *out, int32_t step)
 {
     for (; n > 0; --n, ++acc, out += step) {
-        const int32_t v = fm_dsp_mbqm(*acc, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+        const int32_t v = dw_requant_any(p, *acc, oc);
         *out = (int8_t)fm_clamp_i32(v, p->act_min, p->act_max);
     }
 }
@@ -305,7 +313,7 @@ static int dw_plain(const fm_depthwise_conv_s8_params_t *p, const int8_t *input,
                             acc += x * p->packed_filter[(ky * k_w + kx) * out_c + oc];
                         }
                     }
-                    acc = fm_dsp_mbqm(acc, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+                    acc = dw_requant_any(p, acc, oc);
                     out_px[oc] = (int8_t)fm_clamp_i32(acc, p->act_min, p->act_max);
                 }
             }
@@ -337,7 +345,6 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
     const int32_t c4 = (ch + 3) & ~3;
     const uint32_t zp2 = fm_pack16(-p->input_offset, -p->input_offset);
     const uint32_t lo4 = 0x01010101u * (uint8_t)p->act_min, hi4 = 0x01010101u * (uint8_t)p->act_max;
-    const int32_t out_off = p->output_offset;
     /* 3x3, stride and dilation 1 along x: channel planes and SMLAD on horizontal tap pairs. */
     const int planar = k_h == 3 && k_w == 3 && dw == 1 && sw == 1;
     uint32_t *slab = (uint32_t *)scratch;
@@ -415,16 +422,11 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
                             a2 = dw_requant(a2, rq[2]);
                             a3 = dw_requant(a3, rq[3]);
                         } else {
-                            a0 = fm_dsp_mbqm(a0, p->multiplier[c], p->shift[c]) + out_off;
-                            if (n > 1) {
-                                a1 = fm_dsp_mbqm(a1, p->multiplier[c + 1], p->shift[c + 1]) + out_off;
-                            }
-                            if (n > 2) {
-                                a2 = fm_dsp_mbqm(a2, p->multiplier[c + 2], p->shift[c + 2]) + out_off;
-                            }
-                            if (n > 3) {
-                                a3 = fm_dsp_mbqm(a3, p->multiplier[c + 3], p->shift[c + 3]) + out_off;
-                            }
+                            /* lanes past the last channel requantize a real channel; they are not stored */
+                            a0 = dw_requant_any(p, a0, c);
+                            a1 = dw_requant_any(p, a1, c + fm_min_i32(1, n - 1));
+                            a2 = dw_requant_any(p, a2, c + fm_min_i32(2, n - 1));
+                            a3 = dw_requant_any(p, a3, c + fm_min_i32(3, n - 1));
                         }
                         const uint32_t v = dw_pack4(a0, a1, a2, a3, lo4, hi4);
                         if (n == 4) {
