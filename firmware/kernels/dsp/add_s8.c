@@ -12,8 +12,10 @@
  * - the output: the same form as the depthwise kernel's requantization (fm_dsp_requant.h's note): for a sum y,
  *   floor((y * m + 2^30 + 2^(30+r) - [y < 0] 2^31) / 2^(31+r)) = (high word) >> (r - 1).
  * That holds for the multipliers TFLM makes (0 or >= 2^30), input shifts r <= 21 and output shifts 1 <= r <= 31
- * with left_shift 20; other parameters take the portable per-element path. About 25 instructions per element.
- * Broadcasting walks the inputs with TFLM's strides (stride 0 repeats) through the same element function.
+ * with left_shift 20; other parameters take the portable per-element path.
+ * Without broadcasting the elements go in blocks of ADD_BLOCK through three passes (input 1 into a stack buffer,
+ * input 2 added to it, the output), so that each pass keeps only its own constants in registers. Broadcasting
+ * walks the inputs with TFLM's strides (stride 0 repeats) through the same arithmetic one element at a time.
  */
 #include "fm_kernels.h"
 #include "fm_dsp_requant.h"
@@ -58,6 +60,40 @@ static int8_t add_slow_one(const fm_add_s8_params_t *p, int32_t x, int32_t y)
     return (int8_t)fm_clamp_i32(raw, p->act_min, p->act_max);
 }
 
+#define ADD_BLOCK 64 /* elements rescaled into a stack buffer per pass */
+
+/* buf[i] (+)= the rescaled input in[i]: one pass per input, so that only one input's constants are live. */
+__attribute__((noinline)) static void add_in_pass(const int8_t *in, int32_t n, int32_t k, int32_t off, int32_t m,
+                                                  uint32_t lo, uint32_t d, int32_t *buf, int accumulate)
+{
+    if (accumulate) {
+        for (int32_t i = 0; i < n; ++i) {
+            buf[i] += add_in(in[i], k, off, m, lo, d);
+        }
+    } else {
+        for (int32_t i = 0; i < n; ++i) {
+            buf[i] = add_in(in[i], k, off, m, lo, d);
+        }
+    }
+}
+
+/* out[i] = the sums in buf rescaled to the output, offset, clamped. */
+__attribute__((noinline)) static void add_out_pass(const add_fast_t *f, const int32_t *buf, int32_t n, int8_t *out)
+{
+    const int32_t mo = f->mo, ho = f->ho, lo_o = f->lo_o, rs1 = f->rs1;
+    const int32_t borrow = ~(lo_o >> 31), out_off = f->out_off, lo = f->act_min, hi = f->act_max;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t s = buf[i];
+        const int32_t neg = s >> 31;
+        uint64_t sum = ((uint64_t)(uint32_t)(ho + (neg & borrow)) << 32) | ((uint32_t)lo_o ^ ((uint32_t)neg << 31));
+        sum += (uint64_t)((int64_t)s * mo);
+        int32_t v = ((int32_t)(uint32_t)(sum >> 32) >> rs1) + out_off;
+        v = v > lo ? v : lo;
+        v = v < hi ? v : hi;
+        out[i] = (int8_t)v;
+    }
+}
+
 static int add_multiplier_ok(int32_t m) { return m == 0 || m >= (1 << 30); }
 
 /* The constants of add_fast_one, or 0 when the parameters are outside its exact range. */
@@ -99,15 +135,14 @@ int fm_add_s8(const fm_add_s8_params_t *p, const int8_t *input1, const int8_t *i
     const int fast = add_fast_setup(p, &f);
     if (!p->shape.broadcast) {
         if (fast) {
-            int32_t i = 0;
-            for (; i + 2 <= n; i += 2) { /* two elements per iteration: the constants loaded once for both */
-                const int8_t o0 = add_fast_one(&f, input1[i], input2[i]);
-                const int8_t o1 = add_fast_one(&f, input1[i + 1], input2[i + 1]);
-                output[i] = o0;
-                output[i + 1] = o1;
-            }
-            if (i < n) {
-                output[i] = add_fast_one(&f, input1[i], input2[i]);
+            /* Three passes over blocks of ADD_BLOCK elements (input 1, input 2, output), each with only its own
+             * constants in registers: the one-element-at-a-time loop spilled them. */
+            int32_t buf[ADD_BLOCK];
+            for (int32_t i = 0; i < n; i += ADD_BLOCK) {
+                const int32_t k = fm_min_i32(ADD_BLOCK, n - i);
+                add_in_pass(input1 + i, k, f.k1, f.off1, f.m1, f.lo1, f.d1, buf, 0);
+                add_in_pass(input2 + i, k, f.k2, f.off2, f.m2, f.lo2, f.d2, buf, 1);
+                add_out_pass(&f, buf, k, output + i);
             }
         } else {
             for (int32_t i = 0; i < n; ++i) {
