@@ -18,7 +18,7 @@ from formicary.codegen.packing import PackRequest, folded_bias
 
 LAYOUT_GROUPS4 = 1
 LAYOUT_PLAIN = 2
-SLAB_BUDGET = 4096  # bytes of scratch the kernel's slab may take before the image is split into bands of rows
+SLAB_BUDGET = 2048  # bytes of scratch the kernel's slab may take before the image is split into bands of rows
 
 
 def slab_band(out_h: int, out_w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> tuple[int, int]:
