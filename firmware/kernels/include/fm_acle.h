@@ -65,6 +65,30 @@ static inline uint32_t fm_ssub16(uint32_t x, uint32_t y) { return (uint32_t)__ss
 /* SXTAB16: y + sxtb16(x), lane-wise. */
 static inline uint32_t fm_sxtab16(uint32_t y, uint32_t x) { return (uint32_t)__sxtab16((int16x2_t)y, (int8x4_t)x); }
 
+/* SSAT #8: x saturated to [-128, 127]. */
+static inline int32_t fm_ssat8(int32_t x) { return __ssat(x, 8); }
+/* SXTAB16 with ROR #8: y + sxtb16 of bytes 1 and 3 of x, lane-wise (asm for the same reason as fm_sxtb16_ror8). */
+static inline uint32_t fm_sxtab16_ror8(uint32_t y, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(y), "r"(x));
+    return r;
+}
+/* Lane-wise signed max / min of 4 int8: SSUB8 sets the GE flag of each byte where x >= y, SEL picks by them (one
+ * asm block, so nothing can touch the GE flags in between). */
+static inline uint32_t fm_max_s8x4(uint32_t x, uint32_t y)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(x), "r"(y) : "cc");
+    return r;
+}
+static inline uint32_t fm_min_s8x4(uint32_t x, uint32_t y)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(x), "r"(y) : "cc");
+    return r;
+}
+
 #else /* portable definitions: the same bits, no UB */
 
 static inline uint32_t fm_sxtb16(uint32_t x)
@@ -107,6 +131,26 @@ static inline uint32_t fm_ssub16(uint32_t x, uint32_t y)
     return fm_pack16(fm_lo16(x) - fm_lo16(y), fm_hi16(x) - fm_hi16(y));
 }
 static inline uint32_t fm_sxtab16(uint32_t y, uint32_t x) { return fm_sadd16(y, fm_sxtb16(x)); }
+static inline uint32_t fm_sxtab16_ror8(uint32_t y, uint32_t x) { return fm_sadd16(y, fm_sxtb16(fm_ror(x, 8))); }
+static inline int32_t fm_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+static inline uint32_t fm_max_s8x4(uint32_t x, uint32_t y)
+{
+    uint32_t r = 0;
+    for (unsigned i = 0; i < 32; i += 8) {
+        const int8_t a = (int8_t)(uint8_t)(x >> i), b = (int8_t)(uint8_t)(y >> i);
+        r |= (uint32_t)(uint8_t)(a >= b ? a : b) << i;
+    }
+    return r;
+}
+static inline uint32_t fm_min_s8x4(uint32_t x, uint32_t y)
+{
+    uint32_t r = 0;
+    for (unsigned i = 0; i < 32; i += 8) {
+        const int8_t a = (int8_t)(uint8_t)(x >> i), b = (int8_t)(uint8_t)(y >> i);
+        r |= (uint32_t)(uint8_t)(a >= b ? b : a) << i;
+    }
+    return r;
+}
 
 #endif /* FM_HAVE_DSP */
 

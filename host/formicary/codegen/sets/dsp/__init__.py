@@ -10,9 +10,11 @@ SCRATCH: dict = {}
 PACK: dict = {}
 
 DSP = register_kernel_set(KernelSet(
-    "dsp", scratch=SCRATCH, pack=PACK, cores=("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"), base="reference",
+    "dsp", scratch=SCRATCH, pack=PACK, base="reference",
+    cores=("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"),
     description="Armv7E-M DSP (SMLAD/SXTB16): Cortex-M4/M7/M33; weights packed ahead of time",
-    # measured on qemu-m4 (docs/kernels.md): the C block-sparse kernels lose to the dense LDM/SMLAD kernel at 50 and
-    # 75 % zero blocks on 1x1 convs, win from 75 % on 3x3 convs and FC
+    # measured on qemu-m4 (firmware/kernels/dsp/README.md): the C block-sparse kernels lose to the dense LDM/SMLAD
+    # kernel at 50 and 75 % zero blocks on 1x1 convs, win from 75 % on 3x3 convs and FC
     sparse_min_zero_blocks=0.8))
-from . import gemm  # noqa: F401  CONV_2D / FULLY_CONNECTED packers and scratch
+
+from formicary.codegen.sets.dsp import depthwise, gemm  # noqa: E402,F401  (fill PACK/SCRATCH per op family)
