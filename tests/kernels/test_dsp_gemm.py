@@ -209,14 +209,14 @@ def test_dsp_conv_scratch_and_packed_struct(tmp_path):
     res = generate(model(cases), tmp_path / "g", kernels="dsp")
     src = (tmp_path / "g" / "fm_model.c").read_text()
     assert ".filter = NULL" in src and f".packed_layout = {gemm.LAYOUT_CONV_GEMM}" in src
-    assert f".packed_layout = {gemm.LAYOUT_FC_GEMV8}" in src  # batch 1: each weight used once, compact int8
+    assert f".packed_layout = {gemm.LAYOUT_FC_GEMV}" in src  # batch 1, but 768 B: widened anyway (WIDE_ANYWAY_BYTES)
     assert ".multiplier = NULL" in src  # the conv's requantization table replaces the TFLite arrays
     scratch = {s["op"]: s["bytes"] for s in res.scratch}
     assert scratch[0] == 5 * 40 + 8 * 64
     conv_op = next(o for o in res.ops if o.kernel == "fm_conv2d_s8")
     assert conv_op.packed_bytes == 2 * 64 * 40 + 4 * 64 + 12 * 64  # int16 weights, folded bias, requant table
     fc_op = next(o for o in res.ops if o.kernel == "fm_fully_connected_s8")
-    assert fc_op.packed_bytes == 12 * 64 + 4 * 12  # int8 weights, folded bias
+    assert fc_op.packed_bytes == 2 * 12 * 64 + 4 * 12  # int16 weights, folded bias
 
 
 def test_compact_layout_bit_exact(monkeypatch):
@@ -226,18 +226,21 @@ def test_compact_layout_bit_exact(monkeypatch):
 
 
 def test_layout_rule():
-    """int16 where weights are reused (>= WIDE_MIN_REUSE output pixels x batches) and small; int8 otherwise."""
+    """int16 where weights are reused (>= WIDE_MIN_REUSE output pixels x batches) and small, or the layer is tiny
+    (<= WIDE_ANYWAY_BYTES); int8 otherwise."""
     def req(kernel, filt, out_shape, filter_offset=0):
         return PackRequest(kernel, filt, None, input_offset=0, filter_offset=filter_offset,
                            input_shape=(1, 1, 1, int(filt.shape[-1])), output_shape=out_shape)
     w = np.ones((64, 1, 1, 64), np.int8)
     assert gemm.wide_weights(req("fm_conv2d_s8", w, (1, 25, 5, 64)))             # KWS 1x1: 125 pixels
-    assert not gemm.wide_weights(req("fm_conv2d_s8", w, (1, 1, 1, 64)))          # a single output pixel
+    assert not gemm.wide_weights(req("fm_conv2d_s8", w, (1, 1, 1, 64)))          # a single output pixel, 4 KB
     big = np.ones((256, 1, 1, 256), np.int8)                                     # 64 KB of int8 weights
     assert not gemm.wide_weights(req("fm_conv2d_s8", big, (1, 8, 8, 256)))
-    f = np.ones((12, 64), np.int8)
-    assert not gemm.wide_weights(req("fm_fully_connected_s8", f, (1, 1, 1, 12)))  # batch 1
-    assert gemm.wide_weights(req("fm_fully_connected_s8", f, (1, 1, 8, 12)))
+    f = np.ones((32, 64), np.int8)                                               # 2 KB
+    assert not gemm.wide_weights(req("fm_fully_connected_s8", f, (1, 1, 1, 32)))  # batch 1
+    assert gemm.wide_weights(req("fm_fully_connected_s8", f, (1, 1, 8, 32)))
+    kws_fc = np.ones((12, 64), np.int8)                                          # 768 B: widened anyway
+    assert gemm.wide_weights(req("fm_fully_connected_s8", kws_fc, (1, 1, 1, 12)))
     assert gemm.wide_weights(req("fm_fully_connected_s8", f, (1, 1, 1, 12), filter_offset=3))  # needs int16
     # the compact block is the TFLite order: SXTB16 / SXTB16-ROR8 of its word give (k0,k2), (k1,k3)
     packed = gemm.conv_layout(req("fm_conv2d_s8", np.arange(1, 13, dtype=np.int8).reshape(2, 1, 1, 6),
