@@ -285,6 +285,11 @@ def run(models: list[str], boards: list[str], sets: list[str] | None, json_out: 
     return doc
 
 
+def _x(value: float | None) -> str:
+    """A ratio for the table; '-' where there is none (a layer that took no instructions in one set)."""
+    return "-" if value is None else f"{value:.2f}"
+
+
 def print_table(model: str, board, results: dict[str, dict]) -> None:
     sets = list(results)
     ref = results["reference"]
@@ -296,12 +301,12 @@ def print_table(model: str, board, results: dict[str, dict]) -> None:
         row += [f"{results[k]['layers'][i]['instructions']:,}" for k in sets]
         row += [f"{results[k]['layers'][i]['instr_per_mac']:.2f}" if results[k]['layers'][i]['instr_per_mac']
                 else "-" for k in sets]
-        row += [f"{results[k]['layers'][i]['speedup_vs_reference']:.2f}" for k in sets if k != "reference"]
+        row += [_x(results[k]['layers'][i]['speedup_vs_reference']) for k in sets if k != "reference"]
         rows.append(row)
     total = ["all", "whole inference", f"{sum(L['macs'] for L in ref['layers']):,}"]
     total += [f"{results[k]['instructions']:,}" for k in sets]
     total += [f"{results[k]['instr_per_mac']:.2f}" if results[k]["instr_per_mac"] else "-" for k in sets]
-    total += [f"{results[k]['speedup_vs_reference']:.2f}" for k in sets if k != "reference"]
+    total += [_x(results[k]['speedup_vs_reference']) for k in sets if k != "reference"]
     rows.append(total)
     widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(head)]
     def verdict(r: dict) -> str:
