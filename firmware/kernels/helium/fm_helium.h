@@ -198,31 +198,47 @@ FM_INLINE void fm_he_tile_c(const int8_t *a0, const int8_t *a1, const int8_t *w,
 #define fm_he_tile fm_he_tile_c
 #endif
 
+/* The output stage with the block's constants in registers (mult, ls, rs: the table's rows). */
+FM_INLINE int32x4_t fm_he_requant_v(int32x4_t acc, int32x4_t mult, int32x4_t ls, int32x4_t rs, int32_t out_off,
+                                    int32x4_t lo, int32x4_t hi, int left_shifts)
+{
+    if (left_shifts) {
+        acc = vshlq_s32(acc, ls);
+    }
+    acc = vqrdmulhq_s32(acc, mult);
+    acc = vqaddq_s32(acc, vshrq_n_s32(vandq_s32(acc, rs), 31));
+    acc = vrshlq_s32(acc, rs);
+    acc = vaddq_n_s32(acc, out_off);
+    return vminq_s32(vmaxq_s32(acc, lo), hi);
+}
+
 FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
                                int32_t out_stride, int left_shifts)
 {
-    const int32_t chunks = g->k >> 4, tail = g->k & 15;
-    for (int32_t j = 0; j < g->n; j += 4) {
-        const int8_t *wb = g->w + (size_t)j * g->k16;
+    const int32_t chunks = g->k >> 4, tail = g->k & 15, n = g->n, k16 = g->k16, fo = g->filter_offset;
+    const int32_t out_off = g->out_off;
+    const int32x4_t lo = vdupq_n_s32(g->act_min), hi = vdupq_n_s32(g->act_max);
+    for (int32_t j = 0; j < n; j += 4) {
+        const int8_t *wb = g->w + (size_t)j * k16;
         const int32_t *q = g->q + (j / 4) * FM_HE_AUX_BLOCK;
-        const int32x4_t bias = vldrwq_s32(g->bias + j);
-        const mve_pred16_t sp = vctp32q((uint32_t)(g->n - j));
-        for (int32_t i = 0; i < m; i += 2) {
-            const int8_t *a0 = a + (size_t)i * a_stride;
+        const int32x4_t bias = vldrwq_s32(g->bias + j), mult = vldrwq_s32(q), rs = vldrwq_s32(q + 8);
+        const int32x4_t ls = left_shifts ? vldrwq_s32(q + 4) : vdupq_n_s32(0);
+        const mve_pred16_t sp = vctp32q((uint32_t)(n - j));
+        const int8_t *a0 = a;
+        int8_t *o = out + j;
+        for (int32_t i = 0; i < m; i += 2, a0 += 2 * (size_t)a_stride, o += 2 * (size_t)out_stride) {
             const int8_t *a1 = i + 1 < m ? a0 + a_stride : a0; /* odd m: the last row twice, stored once */
             int32x4_t r0 = vdupq_n_s32(0), r1 = vdupq_n_s32(0);
             fm_he_tile(a0, a1, wb, chunks, tail, &r0, &r1);
             r0 = vaddq_s32(r0, bias);
             r1 = vaddq_s32(r1, bias);
-            if (g->filter_offset) {
-                r0 = vaddq_n_s32(r0, (int32_t)((uint32_t)g->filter_offset * (uint32_t)fm_he_row_sum(a0, g->k)));
-                r1 = vaddq_n_s32(r1, (int32_t)((uint32_t)g->filter_offset * (uint32_t)fm_he_row_sum(a1, g->k)));
+            if (fo) {
+                r0 = vaddq_n_s32(r0, (int32_t)((uint32_t)fo * (uint32_t)fm_he_row_sum(a0, g->k)));
+                r1 = vaddq_n_s32(r1, (int32_t)((uint32_t)fo * (uint32_t)fm_he_row_sum(a1, g->k)));
             }
-            int8_t *o = out + (size_t)i * out_stride + j;
-            vstrbq_p_s32(o, fm_he_requant_ls(r0, q, g->out_off, g->act_min, g->act_max, left_shifts), sp);
+            vstrbq_p_s32(o, fm_he_requant_v(r0, mult, ls, rs, out_off, lo, hi, left_shifts), sp);
             if (i + 1 < m) {
-                vstrbq_p_s32(o + out_stride, fm_he_requant_ls(r1, q, g->out_off, g->act_min, g->act_max, left_shifts),
-                             sp);
+                vstrbq_p_s32(o + out_stride, fm_he_requant_v(r1, mult, ls, rs, out_off, lo, hi, left_shifts), sp);
             }
         }
     }
