@@ -3,7 +3,7 @@
  * Helium/MVE, vectorized across channels.
  *
  * Layout FM_HE_LAYOUT_DW16, packed at codegen (sets/helium/conv.py): weights widened to int16 and grouped per block
- * of 8 channels, [block][tap][8] (zeros past out_c), so one pointer reaches a block's taps with immediate offsets;
+ * of 8 channels, [block][tap][8] with taps column by column (t = kx * k_h + ky) (zeros past out_c), so one pointer reaches a block's taps with immediate offsets;
  * packed_aux holds per block 32 int32: the folded bias (bias + input_offset * sum of the channel's weights) of the
  * even channels (c, c+2, c+4, c+6), of the odd ones, then the requantization tables (fm_helium.h) of the even and of
  * the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: no channel has a left shift.
@@ -20,6 +20,7 @@
 
 #define FM_HE_DW_AUX 32       /* int32 per block of 8 channels */
 #define FM_HE_DW_MAX_TAPS 25  /* kernels up to 25 taps use the tap-pointer loop, larger ones fm_he_dw_big */
+#define FM_HE_DW_SEG 8        /* output pixels per staged segment (scratch: sets/helium/conv.py) */
 
 /* One block of 8 channels at one output pixel: taps t read 8 input bytes at tp[t] + c (tp[t] is the padding row
  * of zero points for taps outside the input), weights at wb (8 int16 per tap, contiguous per block). */
@@ -79,10 +80,10 @@ static void fm_he_dw_taps_loop(const fm_depthwise_conv_s8_params_t *p, const int
             for (int32_t ox = 0; ox < out_w; ++ox) {
                 const int32_t x0 = ox * p->stride_w - p->pad_w;
                 int32_t t = 0;
-                for (int32_t ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = y0 + ky * p->dilation_h;
-                    for (int32_t kx = 0; kx < k_w; ++kx, ++t) {
-                        const int32_t ix = x0 + kx * p->dilation_w;
+                for (int32_t kx = 0; kx < k_w; ++kx) {
+                    const int32_t ix = x0 + kx * p->dilation_w;
+                    for (int32_t ky = 0; ky < k_h; ++ky, ++t) {
+                        const int32_t iy = y0 + ky * p->dilation_h;
                         tp[t] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
                                     ? in_b + ((size_t)iy * in_w + ix) * in_c : zrow;
                     }
@@ -94,12 +95,106 @@ static void fm_he_dw_taps_loop(const fm_depthwise_conv_s8_params_t *p, const int
     }
 }
 
+/* Staged path (depth multiplier 1, no horizontal dilation): per output row and segment of up to FM_HE_DW_SEG
+ * output pixels, the window columns are copied into scratch as [block of 8 channels][column][ky][8 bytes], input
+ * zero points where the window leaves the image (and zeros in a channel tail's lanes, whose weights are zero). A
+ * pixel's taps, in the packed weights' order [kx][ky], then sit at column (ox * stride + kx), row ky: tap (ky, kx)
+ * at byte (kx * k_h + ky) * 8 from the pixel's first column, fixed offsets with no bounds checks. */
+FM_INLINE void fm_he_dw_stage(const fm_depthwise_conv_s8_params_t *p, const int8_t *in_b, int32_t oy, int32_t x0,
+                              int32_t cols, int8_t *st, int32_t bstride)
+{
+    const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c, k_h = p->filter_dims.h;
+    const int32_t c_full = in_c & ~7;
+    const int16x8_t zp = vdupq_n_s16((int16_t)(-p->input_offset));
+    const mve_pred16_t tail = vctp16q((uint32_t)(in_c - c_full));
+    for (int32_t ky = 0; ky < k_h; ++ky) {
+        const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+        for (int32_t col = 0; col < cols; ++col) {
+            const int32_t ix = x0 + col;
+            int8_t *dst = st + (col * k_h + ky) * 8;
+            if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                for (int32_t c = 0; c < in_c; c += 8, dst += bstride) {
+                    vstrbq_s16(dst, zp);
+                }
+                continue;
+            }
+            const int8_t *src = in_b + ((size_t)iy * in_w + ix) * in_c;
+            int32_t c = 0;
+            for (; c < c_full; c += 8, dst += bstride) {
+                vstrbq_s16(dst, vldrbq_s16(src + c));
+            }
+            if (c < in_c) {
+                vstrbq_s16(dst, vldrbq_z_s16(src + c, tail));
+            }
+        }
+    }
+}
+
+/* One pixel's block: taps at px + 8 t, weights at wb + 8 t; the accumulators start at the folded biases. */
+FM_INLINE void fm_he_dw_macs(const int8_t *px, const int16_t *wb, int32_t taps, int32x4_t *e, int32x4_t *o)
+{
+    int32x4_t ea = *e, oa = *o;
+    for (int32_t t = 0; t < taps; ++t) {
+        const int16x8_t x = vldrbq_s16(px + 8 * t);
+        const int16x8_t f = vldrhq_s16(wb + 8 * t);
+        ea = vaddq_s32(ea, vmullbq_int_s16(x, f));
+        oa = vaddq_s32(oa, vmulltq_int_s16(x, f));
+        FM_MVE_KEEP(ea);
+        FM_MVE_KEEP(oa);
+    }
+    *e = ea;
+    *o = oa;
+}
+
+FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
+                                    int8_t *st, int left_shifts)
+{
+    const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
+    const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
+    const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, taps = k_h * k_w, sw = p->stride_w;
+    const int16_t *w = (const int16_t *)(const void *)p->packed_filter;
+    const int32_t *aux = (const int32_t *)p->packed_aux;
+    const int32_t out_off = p->output_offset;
+    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    for (int32_t b = 0; b < p->output_dims.n; ++b) {
+        const int8_t *in_b = input + (size_t)b * in_h * in_w * in_c;
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            for (int32_t ox0 = 0; ox0 < out_w; ox0 += FM_HE_DW_SEG) {
+                const int32_t n_px = fm_min_i32(FM_HE_DW_SEG, out_w - ox0);
+                const int32_t cols = (n_px - 1) * sw + k_w, bstride = cols * k_h * 8;
+                fm_he_dw_stage(p, in_b, oy, ox0 * sw - p->pad_w, cols, st, bstride);
+                int8_t *dst0 = output + (((size_t)b * out_h + oy) * out_w + ox0) * out_c;
+                for (int32_t c = 0; c < out_c; c += 8) {
+                    const int32_t *blk = aux + (c / 8) * FM_HE_DW_AUX;
+                    const int16_t *wb = w + (size_t)c * taps;
+                    const int8_t *px = st + (c / 8) * bstride;
+                    const mve_pred16_t pred = vctp16q((uint32_t)(out_c - c));
+                    int8_t *dst = dst0 + c;
+                    for (int32_t i = 0; i < n_px; ++i, px += sw * k_h * 8, dst += out_c) {
+                        int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
+                        if (taps == 9) {
+                            fm_he_dw_macs(px, wb, 9, &e, &o); /* 3x3: unrolled, constant offsets */
+                        } else {
+                            fm_he_dw_macs(px, wb, taps, &e, &o);
+                        }
+                        e = fm_he_requant_v(e, vldrwq_s32(blk + 8), vldrwq_s32(blk + 12), vldrwq_s32(blk + 16),
+                                            out_off, lo, hi, left_shifts);
+                        o = fm_he_requant_v(o, vldrwq_s32(blk + 20), vldrwq_s32(blk + 24), vldrwq_s32(blk + 28),
+                                            out_off, lo, hi, left_shifts);
+                        vstrbq_p_s16(dst, vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), e), o), pred);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* Kernels of more than FM_HE_DW_MAX_TAPS taps: the same blocks, tap pointers rebuilt per block of taps. */
 static void fm_he_dw_big(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
-    const int32_t k_w = p->filter_dims.w, taps = p->filter_dims.h * k_w;
+    const int32_t k_h = p->filter_dims.h, taps = k_h * p->filter_dims.w;
     const int16_t *w = (const int16_t *)(const void *)p->packed_filter;
     const int32_t *aux = (const int32_t *)p->packed_aux;
     const int16x8_t zp = vdupq_n_s16((int16_t)(-p->input_offset));
@@ -115,7 +210,7 @@ static void fm_he_dw_big(const fm_depthwise_conv_s8_params_t *p, const int8_t *i
                     const int16_t *wb = w + (size_t)c * taps;
                     int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
                     for (int32_t t = 0; t < taps; ++t) {
-                        const int32_t iy = y0 + (t / k_w) * p->dilation_h, ix = x0 + (t % k_w) * p->dilation_w;
+                        const int32_t iy = y0 + (t % k_h) * p->dilation_h, ix = x0 + (t / k_h) * p->dilation_w;
                         const int16x8_t x = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
                             ? vldrbq_z_s16(in_b + ((size_t)iy * in_w + ix) * in_c + c, pred) : zp;
                         const int16x8_t f = vldrhq_s16(wb + 8 * t);
@@ -154,7 +249,7 @@ static void fm_he_dw_scalar(const fm_depthwise_conv_s8_params_t *p, const int8_t
                             const int32_t ix = x0 + kx * p->dilation_w;
                             const int32_t x = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
                                 ? input[(((size_t)b * in_h + iy) * in_w + ix) * in_c + oc / dm] : zp;
-                            acc = fm_wrap_add(acc, x * w[((size_t)(oc / 8) * taps + ky * p->filter_dims.w + kx) * 8 + oc % 8]);
+                            acc = fm_wrap_add(acc, x * w[((size_t)(oc / 8) * taps + kx * p->filter_dims.h + ky) * 8 + oc % 8]);
                         }
                     }
                     const int32_t *q = blk + 8 + odd * FM_HE_AUX_BLOCK;
@@ -181,6 +276,15 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
     }
     if (p->depth_multiplier != 1) {
         fm_he_dw_scalar(p, input, output);
+    } else if (p->dilation_w == 1) {
+        if (scratch == NULL) {
+            return FM_ERR_PARAM;
+        }
+        if (p->packed_layout & FM_HE_LAYOUT_NO_LS) {
+            fm_he_dw_staged_body(p, input, output, (int8_t *)scratch, 0);
+        } else {
+            fm_he_dw_staged_body(p, input, output, (int8_t *)scratch, 1);
+        }
     } else if (k_h * k_w > FM_HE_DW_MAX_TAPS) {
         fm_he_dw_big(p, input, output);
     } else {

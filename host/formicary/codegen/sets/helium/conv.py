@@ -4,7 +4,8 @@ DEPTHWISE_CONV_2D, FULLY_CONNECTED), matching firmware/kernels/helium/fm_helium.
 - GEMM layout (conv, FC): per group, output channels in blocks of 4, the reduction depth K padded to a multiple of
   16, bytes ordered [block][chunk of 16][channel of block][16]: one VMLADAVA per channel and chunk. Folded bias
   (codegen/packing.folded_bias) padded to the blocks; packed_aux is the requantization table.
-- DW16 layout (depthwise): weights widened to int16, [block of 8 channels][tap][8]; packed_aux per block of 8 channels: folded bias of
+- DW16 layout (depthwise): weights widened to int16, [block of 8 channels][tap][8], taps column by column
+  (t = kx * k_h + ky, the order of the staged window columns); packed_aux per block of 8 channels: folded bias of
   the even then the odd channels, then the requantization tables of the even and of the odd channels.
 
 Requantization table, per block of 4 channels: multiplier[4], max(shift, 0)[4], min(shift, 0)[4].
@@ -21,6 +22,7 @@ LAYOUT_GEMM = 0x4801
 LAYOUT_DW16 = 0x4802
 NO_LS = 0x10000  # or-ed into the layout: every shift <= 0 (FM_HE_LAYOUT_NO_LS)
 IM2COL_ROWS = 4  # FM_HE_IM2COL_ROWS in conv2d_s8.c
+DW_SEG = 8  # FM_HE_DW_SEG in depthwise_conv2d_s8.c
 
 
 def _round_up(n: int, m: int) -> int:
@@ -95,7 +97,8 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     """DEPTHWISE_CONV_2D: int16 weights [tap][C8] and per 8 channels the folded bias and tables, even/odd split."""
     oc = req.out_channels
     c8 = _round_up(oc, 8)
-    taps = req.filter.reshape(-1, oc).astype(np.int16)
+    f = req.filter.reshape(req.filter.shape[1], req.filter.shape[2], oc)
+    taps = f.transpose(1, 0, 2).reshape(-1, oc).astype(np.int16)  # column by column: t = kx * k_h + ky
     w = np.zeros((taps.shape[0], c8), dtype=np.int16)
     w[:, :oc] = taps
     w = w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)  # [block][tap][8]
@@ -126,5 +129,13 @@ def conv_scratch(op: Operator, ctx: LowerContext) -> int:
 
 
 def depthwise_scratch(op: Operator, ctx: LowerContext) -> int:
-    """DEPTHWISE_CONV_2D: a row of input zero points for the padding taps, in_c rounded up to 8 bytes."""
-    return _round_up(dims4(ctx.inputs()[0])[3], 8)
+    """DEPTHWISE_CONV_2D. Depth multiplier 1 without horizontal dilation: the staged window columns of one segment
+    of up to DW_SEG output pixels, [block of 8 channels][column][k_h][8] bytes. Otherwise a row of input zero points
+    for the padding taps, in_c rounded up to 8 bytes."""
+    ins = ctx.inputs()
+    in_d, f_d, out_d = dims4(ins[0]), dims4(ins[1]), dims4(ctx.outputs()[0])
+    in_c8 = _round_up(in_d[3], 8)
+    if in_d[3] == out_d[3] and int(op.options.get("dilation_w_factor", 1)) == 1:
+        cols = (min(DW_SEG, out_d[2]) - 1) * int(op.options.get("stride_w", 1)) + f_d[2]
+        return in_c8 * cols * f_d[1]
+    return in_c8
