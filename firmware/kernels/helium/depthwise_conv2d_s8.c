@@ -96,46 +96,48 @@ static void fm_he_dw_taps_loop(const fm_depthwise_conv_s8_params_t *p, const int
 }
 
 /* Staged path (depth multiplier 1, no horizontal dilation): per output row and segment of up to FM_HE_DW_SEG
- * output pixels, the window columns are copied into scratch as [block of 8 channels][column][ky][8 bytes], input
- * zero points where the window leaves the image (and zeros in a channel tail's lanes, whose weights are zero). A
- * pixel's taps, in the packed weights' order [kx][ky], then sit at column (ox * stride + kx), row ky: tap (ky, kx)
- * at byte (kx * k_h + ky) * 8 from the pixel's first column, fixed offsets with no bounds checks. */
+ * output pixels, the window columns are copied into scratch as [block of 16 channels][column][ky][16 bytes] (one
+ * vector load and store per 16 bytes), input zero points where the window leaves the image (zeros in a channel
+ * tail's lanes, whose weights are zero). A pixel's taps, in the packed weights' order [kx][ky], then sit at column
+ * (ox * stride + kx), row ky: tap (ky, kx) at byte (kx * k_h + ky) * 16 from the pixel's first column, fixed
+ * offsets with no bounds checks; a block of 8 channels reads its half of each 16 bytes. */
 FM_INLINE void fm_he_dw_stage(const fm_depthwise_conv_s8_params_t *p, const int8_t *in_b, int32_t oy, int32_t x0,
                               int32_t cols, int8_t *st, int32_t bstride)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c, k_h = p->filter_dims.h;
-    const int32_t c_full = in_c & ~7;
-    const int16x8_t zp = vdupq_n_s16((int16_t)(-p->input_offset));
-    const mve_pred16_t tail = vctp16q((uint32_t)(in_c - c_full));
+    const int32_t c_full = in_c & ~15;
+    const int8x16_t zp = vdupq_n_s8((int8_t)(-p->input_offset));
+    const mve_pred16_t tail = vctp8q((uint32_t)(in_c - c_full));
     for (int32_t ky = 0; ky < k_h; ++ky) {
         const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
         for (int32_t col = 0; col < cols; ++col) {
             const int32_t ix = x0 + col;
-            int8_t *dst = st + (col * k_h + ky) * 8;
+            int8_t *dst = st + (col * k_h + ky) * 16;
             if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                for (int32_t c = 0; c < in_c; c += 8, dst += bstride) {
-                    vstrbq_s16(dst, zp);
+                for (int32_t c = 0; c < in_c; c += 16, dst += bstride) {
+                    vstrbq_s8(dst, zp);
                 }
                 continue;
             }
             const int8_t *src = in_b + ((size_t)iy * in_w + ix) * in_c;
             int32_t c = 0;
-            for (; c < c_full; c += 8, dst += bstride) {
-                vstrbq_s16(dst, vldrbq_s16(src + c));
+            for (; c < c_full; c += 16, dst += bstride) {
+                vstrbq_s8(dst, vldrbq_s8(src + c));
             }
             if (c < in_c) {
-                vstrbq_s16(dst, vldrbq_z_s16(src + c, tail));
+                vstrbq_s8(dst, vldrbq_z_s8(src + c, tail));
             }
         }
     }
 }
 
-/* One pixel's block: taps at px + 8 t, weights at wb + 8 t; the accumulators start at the folded biases. */
+/* One pixel's block of 8 channels: taps at px + 16 t (the staged stride), weights at wb + 8 t; the accumulators
+ * start at the folded biases. */
 FM_INLINE void fm_he_dw_macs(const int8_t *px, const int16_t *wb, int32_t taps, int32x4_t *e, int32x4_t *o)
 {
     int32x4_t ea = *e, oa = *o;
     for (int32_t t = 0; t < taps; ++t) {
-        const int16x8_t x = vldrbq_s16(px + 8 * t);
+        const int16x8_t x = vldrbq_s16(px + 16 * t);
         const int16x8_t f = vldrhq_s16(wb + 8 * t);
         ea = vaddq_s32(ea, vmullbq_int_s16(x, f));
         oa = vaddq_s32(oa, vmulltq_int_s16(x, f));
@@ -145,6 +147,34 @@ FM_INLINE void fm_he_dw_macs(const int8_t *px, const int16_t *wb, int32_t taps, 
     *e = ea;
     *o = oa;
 }
+
+/* 3x3: the same, unrolled. On the board in assembly: GCC 12 hoists the unrolled loads and spills the vectors. */
+#if FM_MVE_NATIVE
+#define FM_HE_DW_TAP(xo, wo)                                                                                      \
+    "vldrb.s16 q0, [%[x], #" #xo "]\n\t"                                                                          \
+    "vldrh.16 q1, [%[w], #" #wo "]\n\t"                                                                           \
+    "vmullb.s16 q2, q0, q1\n\t"                                                                                   \
+    "vmullt.s16 q3, q0, q1\n\t"                                                                                   \
+    "vadd.i32 %q[e], %q[e], q2\n\t"                                                                               \
+    "vadd.i32 %q[o], %q[o], q3\n\t"
+FM_INLINE void fm_he_dw_macs9(const int8_t *px, const int16_t *wb, int32x4_t *e, int32x4_t *o)
+{
+    int32x4_t ea = *e, oa = *o;
+    /* byte offsets -64..64 from the middle tap: the 7-bit immediate of VLDRB */
+    __asm__(FM_HE_DW_TAP(-64, 0) FM_HE_DW_TAP(-48, 16) FM_HE_DW_TAP(-32, 32) FM_HE_DW_TAP(-16, 48)
+            FM_HE_DW_TAP(0, 64) FM_HE_DW_TAP(16, 80) FM_HE_DW_TAP(32, 96) FM_HE_DW_TAP(48, 112) FM_HE_DW_TAP(64, 128)
+            : [e] "+w"(ea), [o] "+w"(oa)
+            : [x] "r"(px + 64), [w] "r"(wb), "m"(*(const int8_t(*)[144])px), "m"(*(const int16_t(*)[72])wb)
+            : "q0", "q1", "q2", "q3");
+    *e = ea;
+    *o = oa;
+}
+#else
+FM_INLINE void fm_he_dw_macs9(const int8_t *px, const int16_t *wb, int32x4_t *e, int32x4_t *o)
+{
+    fm_he_dw_macs(px, wb, 9, e, o);
+}
+#endif
 
 FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
                                     int8_t *st, int left_shifts)
@@ -161,19 +191,19 @@ FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, cons
         for (int32_t oy = 0; oy < out_h; ++oy) {
             for (int32_t ox0 = 0; ox0 < out_w; ox0 += FM_HE_DW_SEG) {
                 const int32_t n_px = fm_min_i32(FM_HE_DW_SEG, out_w - ox0);
-                const int32_t cols = (n_px - 1) * sw + k_w, bstride = cols * k_h * 8;
+                const int32_t cols = (n_px - 1) * sw + k_w, bstride = cols * k_h * 16;
                 fm_he_dw_stage(p, in_b, oy, ox0 * sw - p->pad_w, cols, st, bstride);
                 int8_t *dst0 = output + (((size_t)b * out_h + oy) * out_w + ox0) * out_c;
                 for (int32_t c = 0; c < out_c; c += 8) {
                     const int32_t *blk = aux + (c / 8) * FM_HE_DW_AUX;
                     const int16_t *wb = w + (size_t)c * taps;
-                    const int8_t *px = st + (c / 8) * bstride;
+                    const int8_t *px = st + (c / 16) * bstride + (c & 8);
                     const mve_pred16_t pred = vctp16q((uint32_t)(out_c - c));
                     int8_t *dst = dst0 + c;
-                    for (int32_t i = 0; i < n_px; ++i, px += sw * k_h * 8, dst += out_c) {
+                    for (int32_t i = 0; i < n_px; ++i, px += sw * k_h * 16, dst += out_c) {
                         int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
                         if (taps == 9) {
-                            fm_he_dw_macs(px, wb, 9, &e, &o); /* 3x3: unrolled, constant offsets */
+                            fm_he_dw_macs9(px, wb, &e, &o);
                         } else {
                             fm_he_dw_macs(px, wb, taps, &e, &o);
                         }

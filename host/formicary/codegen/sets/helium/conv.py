@@ -134,8 +134,7 @@ def depthwise_scratch(op: Operator, ctx: LowerContext) -> int:
     for the padding taps, in_c rounded up to 8 bytes."""
     ins = ctx.inputs()
     in_d, f_d, out_d = dims4(ins[0]), dims4(ins[1]), dims4(ctx.outputs()[0])
-    in_c8 = _round_up(in_d[3], 8)
     if in_d[3] == out_d[3] and int(op.options.get("dilation_w_factor", 1)) == 1:
         cols = (min(DW_SEG, out_d[2]) - 1) * int(op.options.get("stride_w", 1)) + f_d[2]
-        return in_c8 * cols * f_d[1]
-    return in_c8
+        return _round_up(in_d[3], 16) * cols * f_d[1]
+    return _round_up(in_d[3], 8)
