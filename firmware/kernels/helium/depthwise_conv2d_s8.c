@@ -184,8 +184,8 @@ FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, cons
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, taps = k_h * k_w, sw = p->stride_w;
     const int16_t *w = (const int16_t *)(const void *)p->packed_filter;
     const int32_t *aux = (const int32_t *)p->packed_aux;
-    const int32_t out_off = p->output_offset;
-    const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
+    const int16_t out_off = (int16_t)p->output_offset;
+    const int16x8_t lo = vdupq_n_s16((int16_t)p->act_min), hi = vdupq_n_s16((int16_t)p->act_max);
     for (int32_t b = 0; b < p->output_dims.n; ++b) {
         const int8_t *in_b = input + (size_t)b * in_h * in_w * in_c;
         for (int32_t oy = 0; oy < out_h; ++oy) {
@@ -207,11 +207,11 @@ FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, cons
                         } else {
                             fm_he_dw_macs(px, wb, taps, &e, &o);
                         }
-                        e = fm_he_requant_v(e, vldrwq_s32(blk + 8), vldrwq_s32(blk + 12), vldrwq_s32(blk + 16),
-                                            out_off, lo, hi, left_shifts);
-                        o = fm_he_requant_v(o, vldrwq_s32(blk + 20), vldrwq_s32(blk + 24), vldrwq_s32(blk + 28),
-                                            out_off, lo, hi, left_shifts);
-                        vstrbq_p_s16(dst, vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), e), o), pred);
+                        e = fm_he_scale_v(e, vldrwq_s32(blk + 8), vldrwq_s32(blk + 12), vldrwq_s32(blk + 16),
+                                          left_shifts);
+                        o = fm_he_scale_v(o, vldrwq_s32(blk + 20), vldrwq_s32(blk + 24), vldrwq_s32(blk + 28),
+                                          left_shifts);
+                        vstrbq_p_s16(dst, fm_he_out8(e, o, out_off, lo, hi), pred);
                     }
                 }
             }

@@ -147,6 +147,15 @@ FM_MVE_FN int16x8_t vmovntq_s32(int16x8_t a, int32x4_t b) { for (int i = 0; i < 
 /* widen the even / odd int16 lanes to int32 */
 FM_MVE_FN int32x4_t vmovlbq_s16(int16x8_t a) { int32x4_t r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i]; return r; }
 FM_MVE_FN int32x4_t vmovltq_s16(int16x8_t a) { int32x4_t r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i + 1]; return r; }
+/* saturate b's lanes to int16 into the even (b) / odd (t) lanes of a, keeping a's other lanes */
+FM_MVE_FN int16_t fm_mve_sat16(int32_t x) { return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x)); }
+FM_MVE_FN int16x8_t vqmovnbq_s32(int16x8_t a, int32x4_t b) { for (int i = 0; i < 4; ++i) a.v[2 * i] = fm_mve_sat16(b.v[i]); return a; }
+FM_MVE_FN int16x8_t vqmovntq_s32(int16x8_t a, int32x4_t b) { for (int i = 0; i < 4; ++i) a.v[2 * i + 1] = fm_mve_sat16(b.v[i]); return a; }
+FM_MVE_FN int16x8_t vreinterpretq_s16_s32(int32x4_t a) { int16x8_t r; memcpy(r.v, a.v, sizeof r.v); return r; }
+FM_MVE_FN int16x8_t vqaddq_n_s16(int16x8_t a, int16_t b)
+{ for (int i = 0; i < 8; ++i) a.v[i] = fm_mve_sat16((int32_t)a.v[i] + b); return a; }
+FM_MVE_FN int16x8_t vmaxq_s16(int16x8_t a, int16x8_t b) { for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i]; return a; }
+FM_MVE_FN int16x8_t vminq_s16(int16x8_t a, int16x8_t b) { for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i]; return a; }
 FM_MVE_FN int16x8_t vaddq_s16(int16x8_t a, int16x8_t b)
 { for (int i = 0; i < 8; ++i) a.v[i] = fm_mve_i16((int32_t)a.v[i] + b.v[i]); return a; }
 
