@@ -176,6 +176,88 @@ FM_INLINE void fm_he_dw_macs9(const int8_t *px, const int16_t *wb, int32x4_t *e,
 }
 #endif
 
+/* n pixels of one block of 8 channels (full or predicated), px stepping by pstep bytes, dst by ostep. */
+FM_INLINE void fm_he_dw_pixels_c(const int8_t *px, const int16_t *wb, int32_t taps, const int32_t *blk, int8_t *dst,
+                                 int32_t n, int32_t pstep, int32_t ostep, int16_t out_off, int16x8_t lo, int16x8_t hi,
+                                 mve_pred16_t pred, int left_shifts)
+{
+    for (int32_t i = 0; i < n; ++i, px += pstep, dst += ostep) {
+        int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
+        if (taps == 9) {
+            fm_he_dw_macs9(px, wb, &e, &o);
+        } else {
+            fm_he_dw_macs(px, wb, taps, &e, &o);
+        }
+        e = fm_he_scale_v(e, vldrwq_s32(blk + 8), vldrwq_s32(blk + 12), vldrwq_s32(blk + 16), left_shifts);
+        o = fm_he_scale_v(o, vldrwq_s32(blk + 20), vldrwq_s32(blk + 24), vldrwq_s32(blk + 28), left_shifts);
+        vstrbq_p_s16(dst, fm_he_out8(e, o, out_off, lo, hi), pred);
+    }
+}
+
+/* 3x3, a full block, no left shift (KWS): the same computation. On the board the whole pixel loop is assembly (80
+ * instructions a pixel: 54 for the taps, 21 for the output stage), as GCC 12 reloads its loop state from the stack
+ * around the tap block; the host runs fm_he_dw_pixels_c. */
+#if FM_MVE_NATIVE
+FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32_t *blk, int8_t *dst, int32_t n,
+                                int32_t pstep, int32_t ostep, int32_t out_off, int32_t act_min, int32_t act_max)
+{
+    /* q4/q5: even/odd accumulators, q6/q7: clamp bounds; aux block (int32): bias e 0, o 4, then per half
+     * multiplier, ls, rs (e: 8, 12, 16; o: 20, 24, 28) */
+    __asm__ volatile("vdup.16 q6, %[lo]\n\t"
+                     "vdup.16 q7, %[hi]\n\t"
+                     "add %[x], %[x], #64\n"
+                     "1:\n\t"
+                     "vldrw.32 q4, [%[q]]\n\t"
+                     "vldrw.32 q5, [%[q], #16]\n\t"
+#define FM_HE_DW_TAP4(xo, wo)                                                                                     \
+                     "vldrb.s16 q0, [%[x], #" #xo "]\n\t"                                                          \
+                     "vldrh.16 q1, [%[w], #" #wo "]\n\t"                                                           \
+                     "vmullb.s16 q2, q0, q1\n\t"                                                                   \
+                     "vmullt.s16 q3, q0, q1\n\t"                                                                   \
+                     "vadd.i32 q4, q4, q2\n\t"                                                                     \
+                     "vadd.i32 q5, q5, q3\n\t"
+                     FM_HE_DW_TAP4(-64, 0) FM_HE_DW_TAP4(-48, 16) FM_HE_DW_TAP4(-32, 32) FM_HE_DW_TAP4(-16, 48)
+                     FM_HE_DW_TAP4(0, 64) FM_HE_DW_TAP4(16, 80) FM_HE_DW_TAP4(32, 96) FM_HE_DW_TAP4(48, 112)
+                     FM_HE_DW_TAP4(64, 128)
+#undef FM_HE_DW_TAP4
+                     "vldrw.32 q0, [%[q], #32]\n\t"
+                     "vldrw.32 q1, [%[q], #64]\n\t"
+                     "vqrdmulh.s32 q4, q4, q0\n\t"
+                     "vand q2, q4, q1\n\t"
+                     "vshr.s32 q2, q2, #31\n\t"
+                     "vqadd.s32 q4, q4, q2\n\t"
+                     "vrshl.s32 q4, q4, q1\n\t"
+                     "vldrw.32 q0, [%[q], #80]\n\t"
+                     "vldrw.32 q1, [%[q], #112]\n\t"
+                     "vqrdmulh.s32 q5, q5, q0\n\t"
+                     "vand q2, q5, q1\n\t"
+                     "vshr.s32 q2, q2, #31\n\t"
+                     "vqadd.s32 q5, q5, q2\n\t"
+                     "vrshl.s32 q5, q5, q1\n\t"
+                     "vqmovnb.s32 q0, q4\n\t"
+                     "vqmovnt.s32 q0, q5\n\t"
+                     "vqadd.s16 q0, q0, %[off]\n\t"
+                     "vmax.s16 q0, q0, q6\n\t"
+                     "vmin.s16 q0, q0, q7\n\t"
+                     "vstrb.16 q0, [%[d]]\n\t"
+                     "add %[d], %[d], %[os]\n\t"
+                     "add %[x], %[x], %[ps]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [x] "+l"(px), [d] "+l"(dst), [n] "+r"(n)
+                     : [w] "r"(wb), [q] "r"(blk), [ps] "r"(pstep), [os] "r"(ostep), [off] "r"(out_off),
+                       [lo] "r"(act_min), [hi] "r"(act_max)
+                     : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "memory", "cc");
+}
+#else
+FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32_t *blk, int8_t *dst, int32_t n,
+                                int32_t pstep, int32_t ostep, int32_t out_off, int32_t act_min, int32_t act_max)
+{
+    fm_he_dw_pixels_c(px, wb, 9, blk, dst, n, pstep, ostep, (int16_t)out_off, vdupq_n_s16((int16_t)act_min),
+                      vdupq_n_s16((int16_t)act_max), 0xffff, 0);
+}
+#endif
+
 FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
                                     int8_t *st, int left_shifts)
 {
@@ -198,20 +280,13 @@ FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, cons
                     const int32_t *blk = aux + (c / 8) * FM_HE_DW_AUX;
                     const int16_t *wb = w + (size_t)c * taps;
                     const int8_t *px = st + (c / 16) * bstride + (c & 8);
-                    const mve_pred16_t pred = vctp16q((uint32_t)(out_c - c));
-                    int8_t *dst = dst0 + c;
-                    for (int32_t i = 0; i < n_px; ++i, px += sw * k_h * 16, dst += out_c) {
-                        int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
-                        if (taps == 9) {
-                            fm_he_dw_macs9(px, wb, &e, &o);
-                        } else {
-                            fm_he_dw_macs(px, wb, taps, &e, &o);
-                        }
-                        e = fm_he_scale_v(e, vldrwq_s32(blk + 8), vldrwq_s32(blk + 12), vldrwq_s32(blk + 16),
-                                          left_shifts);
-                        o = fm_he_scale_v(o, vldrwq_s32(blk + 20), vldrwq_s32(blk + 24), vldrwq_s32(blk + 28),
-                                          left_shifts);
-                        vstrbq_p_s16(dst, fm_he_out8(e, o, out_off, lo, hi), pred);
+                    const int32_t pstep = sw * k_h * 16;
+                    if (taps == 9 && !left_shifts && c + 8 <= out_c) {
+                        fm_he_dw_pixels9(px, wb, blk, dst0 + c, n_px, pstep, out_c, p->output_offset, p->act_min,
+                                         p->act_max);
+                    } else {
+                        fm_he_dw_pixels_c(px, wb, taps, blk, dst0 + c, n_px, pstep, out_c, out_off, lo, hi,
+                                          vctp16q((uint32_t)(out_c - c)), left_shifts);
                     }
                 }
             }
