@@ -6,7 +6,7 @@
  * of 8 channels, [block][tap][8] with taps column by column (t = kx * k_h + ky) (zeros past out_c), so one pointer reaches a block's taps with immediate offsets;
  * packed_aux holds per block 32 int32: the folded bias (bias + input_offset * sum of the channel's weights) of the
  * even channels (c, c+2, c+4, c+6), of the odd ones, then the requantization tables (fm_helium.h) of the even and of
- * the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: no channel has a left shift.
+ * the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: every channel shifts right (fm_helium.h).
  *
  * Per output pixel the taps' input addresses go into a table (taps outside the input point at a scratch row of
  * input zero points, which the folded bias expects them to read), then per block of 8 channels and tap: one
@@ -105,27 +105,36 @@ FM_INLINE void fm_he_dw_stage(const fm_depthwise_conv_s8_params_t *p, const int8
                               int32_t cols, int8_t *st, int32_t bstride)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c, k_h = p->filter_dims.h;
-    const int32_t c_full = in_c & ~15;
+    const int32_t c_full = in_c & ~15, nb = (in_c + 15) / 16;
     const int8x16_t zp = vdupq_n_s8((int8_t)(-p->input_offset));
     const mve_pred16_t tail = vctp8q((uint32_t)(in_c - c_full));
+    /* the columns inside the image: [lo, hi) */
+    const int32_t lo = fm_min_i32(cols, x0 < 0 ? -x0 : 0), hi = fm_max_i32(lo, fm_min_i32(cols, in_w - x0));
     for (int32_t ky = 0; ky < k_h; ++ky) {
         const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
-        for (int32_t col = 0; col < cols; ++col) {
-            const int32_t ix = x0 + col;
-            int8_t *dst = st + (col * k_h + ky) * 16;
-            if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                for (int32_t c = 0; c < in_c; c += 16, dst += bstride) {
-                    vstrbq_s8(dst, zp);
-                }
-                continue;
+        const int inside = iy >= 0 && iy < in_h;
+        const int32_t c_lo = inside ? lo : cols, c_hi = inside ? hi : cols;
+        int8_t *dst = st + ky * 16;
+        int32_t col = 0;
+        for (; col < c_lo; ++col, dst += k_h * 16) {
+            for (int32_t b = 0; b < nb; ++b) {
+                vstrbq_s8(dst + b * bstride, zp);
             }
-            const int8_t *src = in_b + ((size_t)iy * in_w + ix) * in_c;
+        }
+        const int8_t *src = inside && col < c_hi ? in_b + ((size_t)iy * in_w + x0 + col) * in_c : in_b;
+        for (; col < c_hi; ++col, dst += k_h * 16, src += in_c) {
+            int8_t *d = dst;
             int32_t c = 0;
-            for (; c < c_full; c += 16, dst += bstride) {
-                vstrbq_s8(dst, vldrbq_s8(src + c));
+            for (; c < c_full; c += 16, d += bstride) {
+                vstrbq_s8(d, vldrbq_s8(src + c));
             }
             if (c < in_c) {
-                vstrbq_s8(dst, vldrbq_z_s8(src + c, tail));
+                vstrbq_s8(d, vldrbq_z_s8(src + c, tail));
+            }
+        }
+        for (; col < cols; ++col, dst += k_h * 16) {
+            for (int32_t b = 0; b < nb; ++b) {
+                vstrbq_s8(dst + b * bstride, zp);
             }
         }
     }
@@ -194,8 +203,8 @@ FM_INLINE void fm_he_dw_pixels_c(const int8_t *px, const int16_t *wb, int32_t ta
     }
 }
 
-/* 3x3, a full block, no left shift (KWS): the same computation. On the board the whole pixel loop is assembly (80
- * instructions a pixel: 54 for the taps, 21 for the output stage), as GCC 12 reloads its loop state from the stack
+/* 3x3, a full block, every channel shifting right (FM_HE_LAYOUT_NO_LS; KWS): the same computation. On the board the
+ * whole pixel loop is assembly (78 instructions a pixel: 54 for the taps, 19 for the output stage), as GCC 12 reloads its loop state from the stack
  * around the tap block; the host runs fm_he_dw_pixels_c. */
 #if FM_MVE_NATIVE
 FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32_t *blk, int8_t *dst, int32_t n,
@@ -223,15 +232,13 @@ FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32
                      "vldrw.32 q0, [%[q], #32]\n\t"
                      "vldrw.32 q1, [%[q], #64]\n\t"
                      "vqrdmulh.s32 q4, q4, q0\n\t"
-                     "vand q2, q4, q1\n\t"
-                     "vshr.s32 q2, q2, #31\n\t"
+                     "vshr.s32 q2, q4, #31\n\t"
                      "vqadd.s32 q4, q4, q2\n\t"
                      "vrshl.s32 q4, q4, q1\n\t"
                      "vldrw.32 q0, [%[q], #80]\n\t"
                      "vldrw.32 q1, [%[q], #112]\n\t"
                      "vqrdmulh.s32 q5, q5, q0\n\t"
-                     "vand q2, q5, q1\n\t"
-                     "vshr.s32 q2, q2, #31\n\t"
+                     "vshr.s32 q2, q5, #31\n\t"
                      "vqadd.s32 q5, q5, q2\n\t"
                      "vrshl.s32 q5, q5, q1\n\t"
                      "vqmovnb.s32 q0, q4\n\t"

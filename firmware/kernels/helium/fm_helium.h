@@ -26,7 +26,8 @@
 #define FM_HE_LAYOUT_GEMM 0x4801      /* conv and FC: see above */
 #define FM_HE_LAYOUT_DW16 0x4802      /* depthwise: int16 weights [tap][C8], see depthwise_conv2d_s8.c */
 #define FM_HE_AUX_BLOCK 12            /* int32 per block of 4 channels in the requantization table */
-#define FM_HE_LAYOUT_NO_LS 0x10000    /* or-ed into the layout id: every shift <= 0, the kernel skips the left shift */
+#define FM_HE_LAYOUT_NO_LS 0x10000    /* or-ed into the layout id: every channel shifts right (shift < 0): the kernels
+                                       * skip the left shift and the rounding fix's mask (fm_he_scale_v) */
 
 /* The int8 output stage on 4 lanes: requantize `acc` with the table `q` (multiplier[4], ls[4], rs[4]). */
 FM_INLINE int32x4_t fm_he_requant_ls(int32x4_t acc, const int32_t *q, int32_t out_off, int32_t act_min,
@@ -84,7 +85,7 @@ typedef struct {
     int32_t n, k, k16;
     int32_t out_off, act_min, act_max;
     int32_t filter_offset;
-    int32_t left_shifts; /* 0: the layout says no channel shifts left */
+    int32_t left_shifts; /* 0: the layout says every channel shifts right (FM_HE_LAYOUT_NO_LS) */
 } fm_he_gemm_t;
 
 FM_INLINE int32_t fm_he_row_sum(const int8_t *a, int32_t k)
@@ -199,27 +200,27 @@ FM_INLINE void fm_he_tile_c(const int8_t *a0, const int8_t *a1, const int8_t *w,
 #endif
 
 /* The output stage with the block's constants in registers (mult, ls, rs: the table's rows). */
+FM_INLINE int32x4_t fm_he_scale_v(int32x4_t acc, int32x4_t mult, int32x4_t ls, int32x4_t rs, int left_shifts);
+
 FM_INLINE int32x4_t fm_he_requant_v(int32x4_t acc, int32x4_t mult, int32x4_t ls, int32x4_t rs, int32_t out_off,
                                     int32x4_t lo, int32x4_t hi, int left_shifts)
 {
-    if (left_shifts) {
-        acc = vshlq_s32(acc, ls);
-    }
-    acc = vqrdmulhq_s32(acc, mult);
-    acc = vqaddq_s32(acc, vshrq_n_s32(vandq_s32(acc, rs), 31));
-    acc = vrshlq_s32(acc, rs);
-    acc = vaddq_n_s32(acc, out_off);
+    acc = vaddq_n_s32(fm_he_scale_v(acc, mult, ls, rs, left_shifts), out_off);
     return vminq_s32(vmaxq_s32(acc, lo), hi);
 }
 
-/* Requantization up to the rounding shift (fm_he_requant_v without offset and clamp). */
+/* Requantization up to the rounding shift (fm_he_requant_v without offset and clamp). left_shifts == 0 is the
+ * layout flag FM_HE_LAYOUT_NO_LS: every right shift is at least 1, so the -1 for negative values needs no mask. */
 FM_INLINE int32x4_t fm_he_scale_v(int32x4_t acc, int32x4_t mult, int32x4_t ls, int32x4_t rs, int left_shifts)
 {
     if (left_shifts) {
         acc = vshlq_s32(acc, ls);
+        acc = vqrdmulhq_s32(acc, mult);
+        acc = vqaddq_s32(acc, vshrq_n_s32(vandq_s32(acc, rs), 31));
+    } else {
+        acc = vqrdmulhq_s32(acc, mult);
+        acc = vqaddq_s32(acc, vshrq_n_s32(acc, 31));
     }
-    acc = vqrdmulhq_s32(acc, mult);
-    acc = vqaddq_s32(acc, vshrq_n_s32(vandq_s32(acc, rs), 31));
     return vrshlq_s32(acc, rs);
 }
 

@@ -20,7 +20,7 @@ from formicary.tflite.ir import Operator
 
 LAYOUT_GEMM = 0x4801
 LAYOUT_DW16 = 0x4802
-NO_LS = 0x10000  # or-ed into the layout: every shift <= 0 (FM_HE_LAYOUT_NO_LS)
+NO_LS = 0x10000  # or-ed into the layout: every shift < 0, i.e. right by at least 1 (FM_HE_LAYOUT_NO_LS)
 IM2COL_ROWS = 4  # FM_HE_IM2COL_ROWS in conv2d_s8.c
 DW_SEG = 8  # FM_HE_DW_SEG in depthwise_conv2d_s8.c
 
@@ -90,7 +90,7 @@ def pack_gemm(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     return {"packed_filter": ctx.const_array("hw", "int8_t", np.concatenate(mats)),
             "folded_bias": ctx.const_array("hbias", "int32_t", np.concatenate(biases)),
             "packed_aux": ctx.const_array("hq", "int32_t", np.concatenate(tabs)),
-            "packed_layout": LAYOUT_GEMM | (NO_LS if np.all(shift <= 0) else 0)}
+            "packed_layout": LAYOUT_GEMM | (NO_LS if np.all(shift < 0) else 0)}
 
 
 def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
@@ -116,7 +116,7 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     return {"packed_filter": f"(const int8_t *){ctx.const_array('hw', 'int16_t', w)}",
             "folded_bias": "NULL",
             "packed_aux": ctx.const_array("hq", "int32_t", aux),
-            "packed_layout": LAYOUT_DW16 | (NO_LS if np.all(shift <= 0) else 0)}
+            "packed_layout": LAYOUT_DW16 | (NO_LS if np.all(shift < 0) else 0)}
 
 
 def conv_scratch(op: Operator, ctx: LowerContext) -> int:
