@@ -25,6 +25,11 @@ IM2COL_ROWS = 4  # FM_HE_IM2COL_ROWS in conv2d_s8.c
 DW_SEG = 8  # FM_HE_DW_SEG in depthwise_conv2d_s8.c
 
 
+# The kernels read only their own requantization tables (packed_aux): the TFLite-layout per-channel arrays are not
+# written to flash (codegen/ops/conv.requant_fields).
+_NO_TFLITE_REQUANT = {"multiplier": "NULL", "shift": "NULL"}
+
+
 def _round_up(n: int, m: int) -> int:
     return (n + m - 1) // m * m
 
@@ -90,6 +95,7 @@ def pack_gemm(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     return {"packed_filter": ctx.const_array("hw", "int8_t", np.concatenate(mats)),
             "folded_bias": ctx.const_array("hbias", "int32_t", np.concatenate(biases)),
             "packed_aux": ctx.const_array("hq", "int32_t", np.concatenate(tabs)),
+            **_NO_TFLITE_REQUANT,
             "packed_layout": LAYOUT_GEMM | (NO_LS if np.all(shift < 0) else 0)}
 
 
@@ -116,6 +122,7 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     return {"packed_filter": f"(const int8_t *){ctx.const_array('hw', 'int16_t', w)}",
             "folded_bias": "NULL",
             "packed_aux": ctx.const_array("hq", "int32_t", aux),
+            **_NO_TFLITE_REQUANT,
             "packed_layout": LAYOUT_DW16 | (NO_LS if np.all(shift < 0) else 0)}
 
 
