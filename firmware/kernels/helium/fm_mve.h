@@ -125,6 +125,8 @@ FM_MVE_FN int32x4_t vshlq_s32(int32x4_t a, int32x4_t b) { for (int i = 0; i < 4;
 /* as vshlq_s32, right shifts rounding (add 2^(n-1) first, at full precision) */
 FM_MVE_FN int32x4_t vrshlq_s32(int32x4_t a, int32x4_t b) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], b.v[i], 1); return a; }
 FM_MVE_FN int32x4_t vrshlq_n_s32(int32x4_t a, int32_t b) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], b, 1); return a; }
+/* shift every lane by the signed low byte of a register (VSHL.S32 Qda, Rm) */
+FM_MVE_FN int32x4_t vshlq_r_s32(int32x4_t a, int32_t b) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], b, 0); return a; }
 FM_MVE_FN int32x4_t vshlq_n_s32(int32x4_t a, int n) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], n, 0); return a; }
 /* saturate((2*a*b + 2^31) >> 32) */
 FM_MVE_FN int32_t fm_mve_qrdmulh(int32_t a, int32_t b)
