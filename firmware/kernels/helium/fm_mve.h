@@ -26,6 +26,7 @@
 typedef struct { int8_t v[16]; } int8x16_t;
 typedef struct { int16_t v[8]; } int16x8_t;
 typedef struct { int32_t v[4]; } int32x4_t;
+typedef struct { uint8_t v[16]; } uint8x16_t;
 typedef uint16_t mve_pred16_t;
 
 #define FM_MVE_FN static inline
@@ -70,6 +71,11 @@ FM_MVE_FN int16x8_t vldrhq_s16(const int16_t *p) { return vldrhq_z_s16(p, 0xffff
 FM_MVE_FN int32x4_t vldrwq_z_s32(const int32_t *p, mve_pred16_t m)
 { int32x4_t r; for (int i = 0; i < 4; ++i) r.v[i] = fm_mve_on(m, i, 4) ? p[i] : 0; return r; }
 FM_MVE_FN int32x4_t vldrwq_s32(const int32_t *p) { return vldrwq_z_s32(p, 0xffffu); }
+
+FM_MVE_FN uint8x16_t vldrbq_u8(const uint8_t *p) { uint8x16_t r; for (int i = 0; i < 16; ++i) r.v[i] = p[i]; return r; }
+/* gather: lane i = base[offset[i]] */
+FM_MVE_FN int8x16_t vldrbq_gather_offset_s8(const int8_t *base, uint8x16_t offset)
+{ int8x16_t r; for (int i = 0; i < 16; ++i) r.v[i] = base[offset.v[i]]; return r; }
 
 /* ---- stores (narrowing: the low byte of each lane) ---- */
 FM_MVE_FN void vstrbq_p_s8(int8_t *p, int8x16_t q, mve_pred16_t m)

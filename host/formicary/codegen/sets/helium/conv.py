@@ -21,7 +21,12 @@ from formicary.tflite.ir import Operator
 LAYOUT_GEMM = 0x4801
 LAYOUT_DW16 = 0x4802
 NO_LS = 0x10000  # or-ed into the layout: every shift < 0, i.e. right by at least 1 (FM_HE_LAYOUT_NO_LS)
-IM2COL_ROWS = 4  # FM_HE_IM2COL_ROWS in conv2d_s8.c
+IM2COL_BYTES = 1024  # FM_HE_IM2COL_BYTES in conv2d_s8.c
+
+
+def im2col_rows(k16: int) -> int:
+    """fm_he_im2col_rows(): im2col rows per GEMM call, even, 4..32."""
+    return max(4, min(32, (IM2COL_BYTES // k16) & ~1))
 DW_SEG = 8  # FM_HE_DW_SEG in depthwise_conv2d_s8.c
 
 
@@ -127,12 +132,21 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
 
 
 def conv_scratch(op: Operator, ctx: LowerContext) -> int:
-    """CONV_2D: none on the 1x1 path, else FM_HE_IM2COL_ROWS im2col rows of K16 bytes."""
+    """CONV_2D: none on the 1x1 path, else im2col_rows(K16) rows of K16 bytes; the band im2col adds its band of
+    k_h zero-point-padded input rows and a K16-byte offset table (fm_he_conv_band in conv2d_s8.c)."""
     ins = ctx.inputs()
     in_d, f_d = dims4(ins[0]), dims4(ins[1])
     if f_d[1] == 1 and f_d[2] == 1 and f_d[3] == in_d[3]:
         return 0
-    return IM2COL_ROWS * _round_up(f_d[1] * f_d[2] * f_d[3], 16)
+    k16 = _round_up(f_d[1] * f_d[2] * f_d[3], 16)
+    cols = im2col_rows(k16) * k16
+    if in_d[3] == f_d[3]:  # one group: the band im2col when a window spans <= 256 bytes of the band
+        out_w = dims4(ctx.outputs()[0])[2]
+        sw, dw = int(op.options.get("stride_w", 1)), int(op.options.get("dilation_w_factor", 1))
+        band_w = (out_w - 1) * sw + (f_d[2] - 1) * dw + 1
+        if ((f_d[1] - 1) * band_w + (f_d[2] - 1) * dw) * in_d[3] + in_d[3] - 1 <= 255:
+            return cols + f_d[1] * band_w * in_d[3] + k16
+    return cols
 
 
 def depthwise_scratch(op: Operator, ctx: LowerContext) -> int:
