@@ -234,12 +234,43 @@ FM_INLINE int16x8_t fm_he_out8(int32x4_t e, int32x4_t o, int16_t out_off, int16x
     return vminq_s16(vmaxq_s16(v, lo), hi);
 }
 
-FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
-                               int32_t out_stride, int left_shifts)
+/* The 8 sums of a tile to int8 outputs: bias (+ filter_offset * row sums), requantization, stores of the rows
+ * (the second only when `two`). */
+FM_INLINE void fm_he_tile_out(const fm_he_gemm_t *g, int32x4_t r0, int32x4_t r1, const int8_t *a0, const int8_t *a1,
+                              int32x4_t bias, int32x4_t mult, int32x4_t ls, int32x4_t rs, int32x4_t lo, int32x4_t hi,
+                              int8_t *o, int32_t out_stride, mve_pred16_t sp, int two, int left_shifts, int plain)
 {
-    const int32_t chunks = g->k >> 4, tail = g->k & 15, n = g->n, k16 = g->k16, fo = g->filter_offset;
-    const int32_t out_off = g->out_off;
+    r0 = vaddq_s32(r0, bias);
+    r1 = vaddq_s32(r1, bias);
+    if (!plain && g->filter_offset) {
+        const uint32_t fo = (uint32_t)g->filter_offset;
+        r0 = vaddq_n_s32(r0, (int32_t)(fo * (uint32_t)fm_he_row_sum(a0, g->k)));
+        r1 = vaddq_n_s32(r1, (int32_t)(fo * (uint32_t)fm_he_row_sum(a1, g->k)));
+    }
+    r0 = fm_he_requant_v(r0, mult, ls, rs, g->out_off, lo, hi, left_shifts);
+    if (plain) {
+        vstrbq_s32(o, r0);
+    } else {
+        vstrbq_p_s32(o, r0, sp);
+    }
+    if (two) {
+        r1 = fm_he_requant_v(r1, mult, ls, rs, g->out_off, lo, hi, left_shifts);
+        if (plain) {
+            vstrbq_s32(o + out_stride, r1);
+        } else {
+            vstrbq_p_s32(o + out_stride, r1, sp);
+        }
+    }
+}
+
+/* plain: every channel shifts right, k a multiple of 16, n of 4, no filter offset (KWS's convolutions): no tail,
+ * no row sums, unpredicated stores. */
+FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
+                               int32_t out_stride, int left_shifts, int plain)
+{
+    const int32_t chunks = g->k >> 4, tail = plain ? 0 : g->k & 15, n = g->n, k16 = g->k16;
     const int32x4_t lo = vdupq_n_s32(g->act_min), hi = vdupq_n_s32(g->act_max);
+    const int32_t m2 = m & ~1;
     for (int32_t j = 0; j < n; j += 4) {
         const int8_t *wb = g->w + (size_t)j * k16;
         const int32_t *q = g->q + (j / 4) * FM_HE_AUX_BLOCK;
@@ -248,20 +279,16 @@ FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a
         const mve_pred16_t sp = vctp32q((uint32_t)(n - j));
         const int8_t *a0 = a;
         int8_t *o = out + j;
-        for (int32_t i = 0; i < m; i += 2, a0 += 2 * (size_t)a_stride, o += 2 * (size_t)out_stride) {
-            const int8_t *a1 = i + 1 < m ? a0 + a_stride : a0; /* odd m: the last row twice, stored once */
+        for (int32_t i = 0; i < m2; i += 2, a0 += 2 * (size_t)a_stride, o += 2 * (size_t)out_stride) {
             int32x4_t r0 = vdupq_n_s32(0), r1 = vdupq_n_s32(0);
-            fm_he_tile(a0, a1, wb, chunks, tail, &r0, &r1);
-            r0 = vaddq_s32(r0, bias);
-            r1 = vaddq_s32(r1, bias);
-            if (fo) {
-                r0 = vaddq_n_s32(r0, (int32_t)((uint32_t)fo * (uint32_t)fm_he_row_sum(a0, g->k)));
-                r1 = vaddq_n_s32(r1, (int32_t)((uint32_t)fo * (uint32_t)fm_he_row_sum(a1, g->k)));
-            }
-            vstrbq_p_s32(o, fm_he_requant_v(r0, mult, ls, rs, out_off, lo, hi, left_shifts), sp);
-            if (i + 1 < m) {
-                vstrbq_p_s32(o + out_stride, fm_he_requant_v(r1, mult, ls, rs, out_off, lo, hi, left_shifts), sp);
-            }
+            fm_he_tile(a0, a0 + a_stride, wb, chunks, tail, &r0, &r1);
+            fm_he_tile_out(g, r0, r1, a0, a0 + a_stride, bias, mult, ls, rs, lo, hi, o, out_stride, sp, 1,
+                           left_shifts, plain);
+        }
+        if (m & 1) { /* the last row twice, stored once */
+            int32x4_t r0 = vdupq_n_s32(0), r1 = vdupq_n_s32(0);
+            fm_he_tile(a0, a0, wb, chunks, tail, &r0, &r1);
+            fm_he_tile_out(g, r0, r1, a0, a0, bias, mult, ls, rs, lo, hi, o, out_stride, sp, 0, left_shifts, plain);
         }
     }
 }
@@ -269,10 +296,10 @@ FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a
 static inline void fm_he_gemm(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
                               int32_t out_stride)
 {
-    if (g->left_shifts) {
-        fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 1);
+    if (!g->left_shifts && (g->k & 15) == 0 && (g->n & 3) == 0 && g->filter_offset == 0) {
+        fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 0, 1);
     } else {
-        fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 0);
+        fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 1, 0);
     }
 }
 
