@@ -8,92 +8,19 @@
  * even channels (c, c+2, c+4, c+6), of the odd ones, then the requantization tables (fm_helium.h) of the even and of
  * the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: every channel shifts right (fm_helium.h).
  *
- * Per output pixel the taps' input addresses go into a table (taps outside the input point at a scratch row of
- * input zero points, which the folded bias expects them to read), then per block of 8 channels and tap: one
- * widening load (8 bytes -> int16), one weight load, VMULLB/VMULLT (even / odd lanes -> int32) and two adds; both
- * accumulators are requantized and narrowed back into channel order (VMOVNB/VMOVNT) for one 8-byte store. The tap
- * loop stays rolled (unrolled, GCC 12 hoists its loads and spills vectors); the channel tail is predicated.
- * Scratch: in_c rounded up to 8 bytes. Depth multiplier > 1 runs a scalar loop over the same tables, kernels over
- * FM_HE_DW_MAX_TAPS taps a bounds-checked vector loop.
+ * Depth multiplier 1 without horizontal dilation (fm_he_dw_staged, below): per output row and segment of up to
+ * FM_HE_DW_SEG pixels the window columns are staged in scratch with zero-point padding, so every tap sits at a
+ * fixed offset; per block of 8 channels and tap: one widening load (8 bytes -> int16), one weight load, VMULLB/VMULLT
+ * (even / odd lanes -> int32) and two adds; both accumulators are requantized and narrowed back into channel order
+ * with saturation (VQMOVNB/VQMOVNT) for the offset, clamp and one 8-byte store. 3x3 over full blocks with right
+ * shifts only (KWS) is one assembly loop on the board; the channel tail is predicated. Scratch:
+ * sets/helium/conv.py depthwise_scratch. Depth multiplier > 1 runs a scalar loop over the same tables, horizontal
+ * dilation a bounds-checked vector loop.
  */
 #include "fm_helium.h"
 
 #define FM_HE_DW_AUX 32       /* int32 per block of 8 channels */
-#define FM_HE_DW_MAX_TAPS 25  /* kernels up to 25 taps use the tap-pointer loop, larger ones fm_he_dw_big */
 #define FM_HE_DW_SEG 8        /* output pixels per staged segment (scratch: sets/helium/conv.py) */
-
-/* One block of 8 channels at one output pixel: taps t read 8 input bytes at tp[t] + c (tp[t] is the padding row
- * of zero points for taps outside the input), weights at wb (8 int16 per tap, contiguous per block). */
-FM_INLINE void fm_he_dw_block(const int8_t *const *tp, int32_t taps, int32_t c, const int16_t *wb, const int32_t *blk,
-                              const fm_depthwise_conv_s8_params_t *p, int8_t *dst, mve_pred16_t pred, int full,
-                              int left_shifts)
-{
-    int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
-#pragma GCC unroll 1
-    for (int32_t t = 0; t < taps; ++t) {
-        const int16x8_t x = full ? vldrbq_s16(tp[t] + c) : vldrbq_z_s16(tp[t] + c, pred);
-        const int16x8_t f = vldrhq_s16(wb + 8 * t);
-        e = vaddq_s32(e, vmullbq_int_s16(x, f));
-        o = vaddq_s32(o, vmulltq_int_s16(x, f));
-        FM_MVE_KEEP(e);
-        FM_MVE_KEEP(o);
-    }
-    e = fm_he_requant_ls(e, blk + 8, p->output_offset, p->act_min, p->act_max, left_shifts);
-    o = fm_he_requant_ls(o, blk + 8 + FM_HE_AUX_BLOCK, p->output_offset, p->act_min, p->act_max, left_shifts);
-    const int16x8_t v = vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), e), o);
-    if (full) {
-        vstrbq_s16(dst + c, v);
-    } else {
-        vstrbq_p_s16(dst + c, v, pred);
-    }
-}
-
-/* All channel blocks of one output pixel. */
-FM_INLINE void fm_he_dw_pixel(const int8_t *const *tp, int32_t taps, const fm_depthwise_conv_s8_params_t *p,
-                              int8_t *dst, int left_shifts)
-{
-    const int32_t out_c = p->output_dims.c, c_full = out_c & ~7;
-    const int16_t *w = (const int16_t *)(const void *)p->packed_filter;
-    const int32_t *aux = (const int32_t *)p->packed_aux;
-    int32_t c = 0;
-    for (; c < c_full; c += 8) {
-        fm_he_dw_block(tp, taps, c, w + (size_t)c * taps, aux + (c / 8) * FM_HE_DW_AUX, p, dst, 0xffff, 1,
-                       left_shifts);
-    }
-    if (c < out_c) {
-        fm_he_dw_block(tp, taps, c, w + (size_t)c * taps, aux + (c / 8) * FM_HE_DW_AUX, p, dst,
-                       vctp16q((uint32_t)(out_c - c)), 0, left_shifts);
-    }
-}
-
-static void fm_he_dw_taps_loop(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
-                               const int8_t *zrow, int left_shifts)
-{
-    const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
-    const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
-    const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, taps = k_h * k_w;
-    const int8_t *tp[FM_HE_DW_MAX_TAPS];
-    for (int32_t b = 0; b < p->output_dims.n; ++b) {
-        const int8_t *in_b = input + (size_t)b * in_h * in_w * in_c;
-        for (int32_t oy = 0; oy < out_h; ++oy) {
-            const int32_t y0 = oy * p->stride_h - p->pad_h;
-            for (int32_t ox = 0; ox < out_w; ++ox) {
-                const int32_t x0 = ox * p->stride_w - p->pad_w;
-                int32_t t = 0;
-                for (int32_t kx = 0; kx < k_w; ++kx) {
-                    const int32_t ix = x0 + kx * p->dilation_w;
-                    for (int32_t ky = 0; ky < k_h; ++ky, ++t) {
-                        const int32_t iy = y0 + ky * p->dilation_h;
-                        tp[t] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
-                                    ? in_b + ((size_t)iy * in_w + ix) * in_c : zrow;
-                    }
-                }
-                int8_t *dst = output + (((size_t)b * out_h + oy) * out_w + ox) * out_c;
-                fm_he_dw_pixel(tp, taps, p, dst, left_shifts);
-            }
-        }
-    }
-}
 
 /* Staged path (depth multiplier 1, no horizontal dilation): per output row and segment of up to FM_HE_DW_SEG
  * output pixels, the window columns are copied into scratch as [block of 16 channels][column][ky][16 bytes] (one
@@ -265,7 +192,7 @@ FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32
 }
 #endif
 
-FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
+FM_INLINE void fm_he_dw_staged(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
                                     int8_t *st, int left_shifts)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
@@ -301,7 +228,7 @@ FM_INLINE void fm_he_dw_staged_body(const fm_depthwise_conv_s8_params_t *p, cons
     }
 }
 
-/* Kernels of more than FM_HE_DW_MAX_TAPS taps: the same blocks, tap pointers rebuilt per block of taps. */
+/* Horizontal dilation (rare): the same blocks, each tap's address and bounds computed in the loop. */
 static void fm_he_dw_big(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
@@ -382,7 +309,6 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
         return FM_ERR_PARAM; /* not packed for this set */
     }
     const int32_t in_c = p->input_dims.c, out_c = p->output_dims.c;
-    const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w;
     if (p->depth_multiplier <= 0 || in_c * p->depth_multiplier != out_c || p->filter_dims.c != out_c) {
         return FM_ERR_PARAM;
     }
@@ -392,24 +318,9 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
         if (scratch == NULL) {
             return FM_ERR_PARAM;
         }
-        if (p->packed_layout & FM_HE_LAYOUT_NO_LS) {
-            fm_he_dw_staged_body(p, input, output, (int8_t *)scratch, 0);
-        } else {
-            fm_he_dw_staged_body(p, input, output, (int8_t *)scratch, 1);
-        }
-    } else if (k_h * k_w > FM_HE_DW_MAX_TAPS) {
-        fm_he_dw_big(p, input, output);
+        fm_he_dw_staged(p, input, output, (int8_t *)scratch, !(p->packed_layout & FM_HE_LAYOUT_NO_LS));
     } else {
-        if (scratch == NULL) {
-            return FM_ERR_PARAM;
-        }
-        int8_t *zrow = (int8_t *)scratch; /* in_c rounded up to 8 bytes of the input zero point */
-        fm_he_fill(zrow, (int8_t)(-p->input_offset), (in_c + 7) & ~7);
-        if (p->packed_layout & FM_HE_LAYOUT_NO_LS) {
-            fm_he_dw_taps_loop(p, input, output, zrow, 0);
-        } else {
-            fm_he_dw_taps_loop(p, input, output, zrow, 1);
-        }
+        fm_he_dw_big(p, input, output);
     }
     return FM_OK;
 }

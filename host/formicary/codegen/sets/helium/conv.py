@@ -151,11 +151,10 @@ def conv_scratch(op: Operator, ctx: LowerContext) -> int:
 
 def depthwise_scratch(op: Operator, ctx: LowerContext) -> int:
     """DEPTHWISE_CONV_2D. Depth multiplier 1 without horizontal dilation: the staged window columns of one segment
-    of up to DW_SEG output pixels, [block of 8 channels][column][k_h][8] bytes. Otherwise a row of input zero points
-    for the padding taps, in_c rounded up to 8 bytes."""
+    of up to DW_SEG output pixels, [block of 16 channels][column][k_h][16] bytes. The other paths need none."""
     ins = ctx.inputs()
     in_d, f_d, out_d = dims4(ins[0]), dims4(ins[1]), dims4(ctx.outputs()[0])
     if in_d[3] == out_d[3] and int(op.options.get("dilation_w_factor", 1)) == 1:
         cols = (min(DW_SEG, out_d[2]) - 1) * int(op.options.get("stride_w", 1)) + f_d[2]
         return _round_up(in_d[3], 16) * cols * f_d[1]
-    return _round_up(in_d[3], 8)
+    return 0
