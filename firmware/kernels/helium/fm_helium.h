@@ -145,13 +145,14 @@ FM_INLINE void fm_he_tile(const int8_t *a0, const int8_t *a1, const int8_t *w, i
                      :
                      : "q0", "q1", "q2", "q3", "memory", "cc");
     if (tail) { /* no register left for it above */
-        __asm__ volatile("vctp.8 %[t]\n\t"
-                         "vpstt\n\t"
+        /* the predicate goes in as an operand ("Up": VPR), so GCC knows the register's content */
+        const mve_pred16_t tp = vctp8q((uint32_t)tail);
+        __asm__ volatile("vpstt\n\t"
                          "vldrbt.8 q0, [%[a0]]\n\t"
                          "vldrbt.8 q1, [%[a1]]\n\t" FM_HE_MK_W("vmladava.s8")
                          : [s00] "+Te"(s00), [s01] "+Te"(s01), [s02] "+Te"(s02), [s03] "+Te"(s03),
                            [s10] "+Te"(s10), [s11] "+Te"(s11), [s12] "+Te"(s12), [s13] "+Te"(s13), [w] "+r"(w)
-                         : [a0] "r"(a0), [a1] "r"(a1), [t] "r"(tail)
+                         : [a0] "r"(a0), [a1] "r"(a1), [t] "Up"(tp)
                          : "q0", "q1", "q2", "q3", "memory");
     }
     /* Through memory rather than the two-lane VMOV (Qd[idx], Qd[idx2], Rt, Rt2), whose operand order assemblers,
