@@ -153,7 +153,7 @@ def test_fully_connected_helium(batches, accum, out_depth, per_channel, filter_z
     tensors.append(T((batches, out_depth), scale=[out_scale], zero_point=[out_zp]))
     out = len(tensors) - 1
     model = build(tensors, [Op("FULLY_CONNECTED", inputs, [out], "FullyConnectedOptions",
-                               dict(FusedActivationFunction=ACTS[act]))], [0], [out])
+                               {"FusedActivationFunction": ACTS[act]})], [0], [out])
     check(model, seed)
 
 
@@ -213,15 +213,15 @@ def test_max_pool2d_helium(n, h, w, c, fh, fw, sh, sw, pad, act, zp, seed):
     scale = float(np.float32(0.02 + (seed % 100) / 400))
     tensors = [T((n, h, w, c), scale=[scale], zero_point=[zp]), T((n, oh, ow, c), scale=[scale], zero_point=[zp])]
     model = build(tensors, [Op("MAX_POOL_2D", [0], [1], "Pool2DOptions",
-                               dict(Padding=PADS[pad], StrideW=sw, StrideH=sh, FilterWidth=fw, FilterHeight=fh,
-                                    FusedActivationFunction=ACTS[act]))], [0], [1])
+                               {"Padding": PADS[pad], "StrideW": sw, "StrideH": sh, "FilterWidth": fw,
+                                "FilterHeight": fh, "FusedActivationFunction": ACTS[act]})], [0], [1])
     check(model, seed)
 
 
 def _add_model(shape1, shape2, out_shape, s1, z1, s2, z2, so, zo, act) -> bytes:
     tensors = [T(shape1, scale=[s1], zero_point=[z1]), T(shape2, scale=[s2], zero_point=[z2]),
                T(out_shape, scale=[so], zero_point=[zo])]
-    return build(tensors, [Op("ADD", [0, 1], [2], "AddOptions", dict(FusedActivationFunction=ACTS[act]))],
+    return build(tensors, [Op("ADD", [0, 1], [2], "AddOptions", {"FusedActivationFunction": ACTS[act]})],
                  [0, 1], [2])
 
 

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.qemu
 
 
 def _conv(depthwise: bool, **kw) -> bytes:
-    c = dict(n=1, h=25, w=5, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1, pad="SAME", in_c=64, out_c=64, dm=1, groups=1,
-             act="RELU", per_channel=True, in_scale=0.05, in_zp=-3, out_scale=0.1, out_zp=10, bias_bits=16,
-             has_bias=True, seed=3)
+    c = {"n": 1, "h": 25, "w": 5, "kh": 1, "kw": 1, "sh": 1, "sw": 1, "dh": 1, "dw": 1, "pad": "SAME", "in_c": 64,
+         "out_c": 64, "dm": 1, "groups": 1, "act": "RELU", "per_channel": True, "in_scale": 0.05, "in_zp": -3,
+         "out_scale": 0.1, "out_zp": 10, "bias_bits": 16, "has_bias": True, "seed": 3}
     c.update(kw)
     c["oh"] = quant.compute_out_size(c["pad"], c["h"], c["kh"], c["sh"], c["dh"])
     c["ow"] = quant.compute_out_size(c["pad"], c["w"], c["kw"], c["sw"], c["dw"])
@@ -27,7 +27,8 @@ def _conv(depthwise: bool, **kw) -> bytes:
 def _maxpool() -> bytes:
     return build([T((1, 9, 7, 19), scale=[0.05], zero_point=[-3]), T((1, 5, 4, 19), scale=[0.05], zero_point=[-3])],
                  [Op("MAX_POOL_2D", [0], [1], "Pool2DOptions",
-                     dict(Padding=0, StrideW=2, StrideH=2, FilterWidth=3, FilterHeight=3, FusedActivationFunction=1))],
+                     {"Padding": 0, "StrideW": 2, "StrideH": 2, "FilterWidth": 3, "FilterHeight": 3,
+                      "FusedActivationFunction": 1})],
                  [0], [1])
 
 
