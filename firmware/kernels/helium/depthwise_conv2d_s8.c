@@ -22,108 +22,81 @@
 #define FM_HE_DW_AUX 32       /* int32 per block of 8 channels */
 #define FM_HE_DW_SEG 8        /* output pixels per staged segment (scratch: sets/helium/conv.py) */
 
-/* Staged path (depth multiplier 1, no horizontal dilation): per output row and segment of up to FM_HE_DW_SEG
- * output pixels, the window columns are copied into scratch as [block of 16 channels][column][ky][16 bytes] (one
- * vector load and store per 16 bytes), input zero points where the window leaves the image (zeros in a channel
- * tail's lanes, whose weights are zero). A pixel's taps, in the packed weights' order [kx][ky], then sit at column
- * (ox * stride + kx), row ky: tap (ky, kx) at byte (kx * k_h + ky) * 16 from the pixel's first column, fixed
- * offsets with no bounds checks; a block of 8 channels reads its half of each 16 bytes. */
-FM_INLINE void fm_he_dw_stage(const fm_depthwise_conv_s8_params_t *p, const int8_t *in_b, int32_t oy, int32_t x0,
-                              int32_t cols, int8_t *st, int32_t bstride)
+/* Staged path (depth multiplier 1, no horizontal dilation, k_h <= FM_HE_DW_MAX_KH). Scratch holds k_h slots, each
+ * one input row's window columns for a segment of up to FM_HE_DW_SEG output pixels, [slot][block of 16 channels]
+ * [column][16 bytes], input zero points where the window leaves the image (zeros in a channel tail's lanes, whose
+ * weights are zero). A slot keeps its row while the next output rows still read it, so with a vertical stride of
+ * 1 each output row stages one new input row (all the rows outside the image share one slot of zero points). Tap
+ * (ky, kx) of output pixel i then sits at column i * stride_w + kx of the slot of row ky: fixed offsets from k_h
+ * row pointers, no bounds checks; a block of 8 channels reads its half of each 16 bytes. */
+#define FM_HE_DW_MAX_KH 16
+
+/* One input row (iy; outside the image: zero points) into a slot: columns from input x = x0. */
+static void fm_he_dw_stage_row(const fm_depthwise_conv_s8_params_t *p, const int8_t *in_b, int32_t iy, int32_t x0,
+                               int32_t cols, int8_t *slot, int32_t bst)
 {
-    const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c, k_h = p->filter_dims.h;
+    const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t c_full = in_c & ~15, nb = (in_c + 15) / 16;
     const int8x16_t zp = vdupq_n_s8((int8_t)(-p->input_offset));
     const mve_pred16_t tail = vctp8q((uint32_t)(in_c - c_full));
+    const int inside = iy >= 0 && iy < in_h;
     /* the columns inside the image: [lo, hi) */
-    const int32_t lo = fm_min_i32(cols, x0 < 0 ? -x0 : 0), hi = fm_max_i32(lo, fm_min_i32(cols, in_w - x0));
-    for (int32_t ky = 0; ky < k_h; ++ky) {
-        const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
-        const int inside = iy >= 0 && iy < in_h;
-        const int32_t c_lo = inside ? lo : cols, c_hi = inside ? hi : cols;
-        int8_t *dst = st + ky * 16;
-        int32_t col = 0;
-        for (; col < c_lo; ++col, dst += k_h * 16) {
-            for (int32_t b = 0; b < nb; ++b) {
-                vstrbq_s8(dst + b * bstride, zp);
-            }
+    const int32_t lo = inside ? fm_min_i32(cols, x0 < 0 ? -x0 : 0) : cols;
+    const int32_t hi = inside ? fm_max_i32(lo, fm_min_i32(cols, in_w - x0)) : cols;
+    for (int32_t b = 0; b < nb; ++b) {
+        int8_t *dst = slot + b * bst;
+        for (int32_t col = 0; col < lo; ++col) {
+            vstrbq_s8(dst + col * 16, zp);
         }
-        const int8_t *src = inside && col < c_hi ? in_b + ((size_t)iy * in_w + x0 + col) * in_c : in_b;
-        for (; col < c_hi; ++col, dst += k_h * 16, src += in_c) {
-            int8_t *d = dst;
-            int32_t c = 0;
-            for (; c < c_full; c += 16, d += bstride) {
-                vstrbq_s8(d, vldrbq_s8(src + c));
-            }
-            if (c < in_c) {
-                vstrbq_s8(d, vldrbq_z_s8(src + c, tail));
-            }
+        for (int32_t col = hi; col < cols; ++col) {
+            vstrbq_s8(dst + col * 16, zp);
         }
-        for (; col < cols; ++col, dst += k_h * 16) {
-            for (int32_t b = 0; b < nb; ++b) {
-                vstrbq_s8(dst + b * bstride, zp);
-            }
+    }
+    if (hi == lo) {
+        return;
+    }
+    const int8_t *src = in_b + ((size_t)iy * in_w + x0 + lo) * in_c;
+    for (int32_t col = lo; col < hi; ++col, src += in_c) {
+        int8_t *dst = slot + col * 16;
+        int32_t c = 0;
+        for (; c < c_full; c += 16, dst += bst) {
+            vstrbq_s8(dst, vldrbq_s8(src + c));
+        }
+        if (c < in_c) {
+            vstrbq_s8(dst, vldrbq_z_s8(src + c, tail));
         }
     }
 }
 
-/* One pixel's block of 8 channels: taps at px + 16 t (the staged stride), weights at wb + 8 t; the accumulators
- * start at the folded biases. */
-FM_INLINE void fm_he_dw_macs(const int8_t *px, const int16_t *wb, int32_t taps, int32x4_t *e, int32x4_t *o)
+/* One pixel's block of 8 channels: tap (ky, kx) at rows[ky] + 16 kx (+ the pixel's column), weights at
+ * wb + 8 (kx * k_h + ky); the accumulators start at the folded biases. */
+FM_INLINE void fm_he_dw_macs(const int8_t *const *rows, int32_t off, const int16_t *wb, int32_t k_h, int32_t k_w,
+                             int32x4_t *e, int32x4_t *o)
 {
     int32x4_t ea = *e, oa = *o;
-    for (int32_t t = 0; t < taps; ++t) {
-        const int16x8_t x = vldrbq_s16(px + 16 * t);
-        const int16x8_t f = vldrhq_s16(wb + 8 * t);
-        ea = vaddq_s32(ea, vmullbq_int_s16(x, f));
-        oa = vaddq_s32(oa, vmulltq_int_s16(x, f));
-        FM_MVE_KEEP(ea);
-        FM_MVE_KEEP(oa);
+    for (int32_t kx = 0; kx < k_w; ++kx) {
+        for (int32_t ky = 0; ky < k_h; ++ky, wb += 8) {
+            const int16x8_t x = vldrbq_s16(rows[ky] + off + 16 * kx);
+            const int16x8_t f = vldrhq_s16(wb);
+            ea = vaddq_s32(ea, vmullbq_int_s16(x, f));
+            oa = vaddq_s32(oa, vmulltq_int_s16(x, f));
+            FM_MVE_KEEP(ea);
+            FM_MVE_KEEP(oa);
+        }
     }
     *e = ea;
     *o = oa;
 }
 
-/* 3x3: the same, unrolled. On the board in assembly: GCC 12 hoists the unrolled loads and spills the vectors. */
-#if FM_MVE_NATIVE
-#define FM_HE_DW_TAP(xo, wo)                                                                                      \
-    "vldrb.s16 q0, [%[x], #" #xo "]\n\t"                                                                          \
-    "vldrh.16 q1, [%[w], #" #wo "]\n\t"                                                                           \
-    "vmullb.s16 q2, q0, q1\n\t"                                                                                   \
-    "vmullt.s16 q3, q0, q1\n\t"                                                                                   \
-    "vadd.i32 %q[e], %q[e], q2\n\t"                                                                               \
-    "vadd.i32 %q[o], %q[o], q3\n\t"
-FM_INLINE void fm_he_dw_macs9(const int8_t *px, const int16_t *wb, int32x4_t *e, int32x4_t *o)
+/* n pixels of one block of 8 channels (full or predicated), the pixel's column stepping by pstep bytes, dst by
+ * ostep. */
+FM_INLINE void fm_he_dw_pixels_c(const int8_t *const *rows, const int16_t *wb, int32_t k_h, int32_t k_w,
+                                 const int32_t *blk, int8_t *dst, int32_t n, int32_t pstep, int32_t ostep,
+                                 int16_t out_off, int16x8_t lo, int16x8_t hi, mve_pred16_t pred, int left_shifts)
 {
-    int32x4_t ea = *e, oa = *o;
-    /* byte offsets -64..64 from the middle tap: the 7-bit immediate of VLDRB */
-    __asm__(FM_HE_DW_TAP(-64, 0) FM_HE_DW_TAP(-48, 16) FM_HE_DW_TAP(-32, 32) FM_HE_DW_TAP(-16, 48)
-            FM_HE_DW_TAP(0, 64) FM_HE_DW_TAP(16, 80) FM_HE_DW_TAP(32, 96) FM_HE_DW_TAP(48, 112) FM_HE_DW_TAP(64, 128)
-            : [e] "+w"(ea), [o] "+w"(oa)
-            : [x] "r"(px + 64), [w] "r"(wb), "m"(*(const int8_t(*)[144])px), "m"(*(const int16_t(*)[72])wb)
-            : "q0", "q1", "q2", "q3");
-    *e = ea;
-    *o = oa;
-}
-#else
-FM_INLINE void fm_he_dw_macs9(const int8_t *px, const int16_t *wb, int32x4_t *e, int32x4_t *o)
-{
-    fm_he_dw_macs(px, wb, 9, e, o);
-}
-#endif
-
-/* n pixels of one block of 8 channels (full or predicated), px stepping by pstep bytes, dst by ostep. */
-FM_INLINE void fm_he_dw_pixels_c(const int8_t *px, const int16_t *wb, int32_t taps, const int32_t *blk, int8_t *dst,
-                                 int32_t n, int32_t pstep, int32_t ostep, int16_t out_off, int16x8_t lo, int16x8_t hi,
-                                 mve_pred16_t pred, int left_shifts)
-{
-    for (int32_t i = 0; i < n; ++i, px += pstep, dst += ostep) {
+    for (int32_t i = 0; i < n; ++i, dst += ostep) {
         int32x4_t e = vldrwq_s32(blk), o = vldrwq_s32(blk + 4);
-        if (taps == 9) {
-            fm_he_dw_macs9(px, wb, &e, &o);
-        } else {
-            fm_he_dw_macs(px, wb, taps, &e, &o);
-        }
+        fm_he_dw_macs(rows, i * pstep, wb, k_h, k_w, &e, &o);
         e = fm_he_scale_v(e, vldrwq_s32(blk + 8), vldrwq_s32(blk + 12), vldrwq_s32(blk + 16), left_shifts);
         o = fm_he_scale_v(o, vldrwq_s32(blk + 20), vldrwq_s32(blk + 24), vldrwq_s32(blk + 28), left_shifts);
         vstrbq_p_s16(dst, fm_he_out8(e, o, out_off, lo, hi), pred);
@@ -131,31 +104,84 @@ FM_INLINE void fm_he_dw_pixels_c(const int8_t *px, const int16_t *wb, int32_t ta
 }
 
 /* 3x3, a full block, every channel shifting right (FM_HE_LAYOUT_NO_LS; KWS): the same computation. On the board the
- * whole pixel loop is assembly (78 instructions a pixel: 54 for the taps, 19 for the output stage), as GCC 12 reloads its loop state from the stack
- * around the tap block; the host runs fm_he_dw_pixels_c. */
+ * whole pixel loop is assembly (80 instructions a pixel: 54 for the taps, 19 for the output stage), as GCC 12
+ * reloads its loop state from the stack around the tap block; the host runs fm_he_dw_pixels_c. */
 #if FM_MVE_NATIVE
-FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32_t *blk, int8_t *dst, int32_t n,
-                                int32_t pstep, int32_t ostep, int32_t out_off, int32_t act_min, int32_t act_max)
+FM_INLINE void fm_he_dw_pixels9(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int16_t *wb,
+                                const int32_t *blk, int8_t *dst, int32_t n, int32_t pstep, int32_t ostep,
+                                const int16_t *cst)
 {
     /* q4/q5: even/odd accumulators, q6/q7: clamp bounds; aux block (int32): bias e 0, o 4, then per half
-     * multiplier, ls, rs (e: 8, 12, 16; o: 20, 24, 28) */
-    __asm__ volatile("vdup.16 q6, %[lo]\n\t"
-                     "vdup.16 q7, %[hi]\n\t"
-                     "add %[x], %[x], #64\n"
+     * multiplier, ls, rs (e: 8, 12, 16; o: 20, 24, 28); weights: tap (ky, kx) at 16 (3 kx + ky) bytes */
+    /* the clamp bounds and the output offset come as int16 vectors from memory (cst: lo[8], hi[8], offset[8]): no
+     * general register is left for them */
+    __asm__ volatile("vldrh.16 q6, [%[c]]\n\t"
+                     "vldrh.16 q7, [%[c], #16]\n"
                      "1:\n\t"
                      "vldrw.32 q4, [%[q]]\n\t"
                      "vldrw.32 q5, [%[q], #16]\n\t"
-#define FM_HE_DW_TAP4(xo, wo)                                                                                     \
-                     "vldrb.s16 q0, [%[x], #" #xo "]\n\t"                                                          \
+#define FM_HE_DW_TAP4(row, xo, wo)                                                                                \
+                     "vldrb.s16 q0, [%[" row "], #" #xo "]\n\t"                                                   \
                      "vldrh.16 q1, [%[w], #" #wo "]\n\t"                                                           \
                      "vmullb.s16 q2, q0, q1\n\t"                                                                   \
                      "vmullt.s16 q3, q0, q1\n\t"                                                                   \
                      "vadd.i32 q4, q4, q2\n\t"                                                                     \
                      "vadd.i32 q5, q5, q3\n\t"
-                     FM_HE_DW_TAP4(-64, 0) FM_HE_DW_TAP4(-48, 16) FM_HE_DW_TAP4(-32, 32) FM_HE_DW_TAP4(-16, 48)
-                     FM_HE_DW_TAP4(0, 64) FM_HE_DW_TAP4(16, 80) FM_HE_DW_TAP4(32, 96) FM_HE_DW_TAP4(48, 112)
-                     FM_HE_DW_TAP4(64, 128)
-#undef FM_HE_DW_TAP4
+                     FM_HE_DW_TAP4("x0", 0, 0) FM_HE_DW_TAP4("x1", 0, 16) FM_HE_DW_TAP4("x2", 0, 32)
+                     FM_HE_DW_TAP4("x0", 16, 48) FM_HE_DW_TAP4("x1", 16, 64) FM_HE_DW_TAP4("x2", 16, 80)
+                     FM_HE_DW_TAP4("x0", 32, 96) FM_HE_DW_TAP4("x1", 32, 112) FM_HE_DW_TAP4("x2", 32, 128)
+                     "vldrw.32 q0, [%[q], #32]\n\t"
+                     "vldrw.32 q1, [%[q], #64]\n\t"
+                     "vqrdmulh.s32 q4, q4, q0\n\t"
+                     "vshr.s32 q2, q4, #31\n\t"
+                     "vqadd.s32 q4, q4, q2\n\t"
+                     "vrshl.s32 q4, q4, q1\n\t"
+                     "vldrw.32 q0, [%[q], #80]\n\t"
+                     "vldrw.32 q1, [%[q], #112]\n\t"
+                     "vqrdmulh.s32 q5, q5, q0\n\t"
+                     "vshr.s32 q2, q5, #31\n\t"
+                     "vqadd.s32 q5, q5, q2\n\t"
+                     "vrshl.s32 q5, q5, q1\n\t"
+                     "vqmovnb.s32 q0, q4\n\t"
+                     "vqmovnt.s32 q0, q5\n\t"
+                     "vldrh.16 q1, [%[c], #32]\n\t"
+                     "vqadd.s16 q0, q0, q1\n\t"
+                     "vmax.s16 q0, q0, q6\n\t"
+                     "vmin.s16 q0, q0, q7\n\t"
+                     "vstrb.16 q0, [%[d]]\n\t"
+                     "add %[d], %[d], %[os]\n\t"
+                     "add %[x0], %[x0], %[ps]\n\t"
+                     "add %[x1], %[x1], %[ps]\n\t"
+                     "add %[x2], %[x2], %[ps]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [x0] "+l"(r0), [x1] "+l"(r1), [x2] "+l"(r2), [d] "+l"(dst), [n] "+r"(n)
+                     : [w] "r"(wb), [q] "r"(blk), [ps] "r"(pstep), [os] "r"(ostep), [c] "r"(cst)
+                     : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "memory", "cc");
+}
+
+/* Stride 1: the first tap of each row post-increments its pointer by one column (no adds), so a general register
+ * is free for the output offset. */
+FM_INLINE void fm_he_dw_pixels9_s1(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int16_t *wb,
+                                   const int32_t *blk, int8_t *dst, int32_t n, int32_t ostep, const int16_t *cst,
+                                   int32_t out_off)
+{
+    __asm__ volatile("vldrh.16 q6, [%[c]]\n\t"
+                     "vldrh.16 q7, [%[c], #16]\n"
+                     "1:\n\t"
+                     "vldrw.32 q4, [%[q]]\n\t"
+                     "vldrw.32 q5, [%[q], #16]\n\t"
+#define FM_HE_DW_TAP4P(row, wo)                                                                                   \
+                     "vldrb.s16 q0, [%[" row "]], #16\n\t"                                                        \
+                     "vldrh.16 q1, [%[w], #" #wo "]\n\t"                                                           \
+                     "vmullb.s16 q2, q0, q1\n\t"                                                                   \
+                     "vmullt.s16 q3, q0, q1\n\t"                                                                   \
+                     "vadd.i32 q4, q4, q2\n\t"                                                                     \
+                     "vadd.i32 q5, q5, q3\n\t"
+                     FM_HE_DW_TAP4P("x0", 0) FM_HE_DW_TAP4P("x1", 16) FM_HE_DW_TAP4P("x2", 32)
+                     FM_HE_DW_TAP4("x0", 0, 48) FM_HE_DW_TAP4("x1", 0, 64) FM_HE_DW_TAP4("x2", 0, 80)
+                     FM_HE_DW_TAP4("x0", 16, 96) FM_HE_DW_TAP4("x1", 16, 112) FM_HE_DW_TAP4("x2", 16, 128)
+#undef FM_HE_DW_TAP4P
                      "vldrw.32 q0, [%[q], #32]\n\t"
                      "vldrw.32 q1, [%[q], #64]\n\t"
                      "vqrdmulh.s32 q4, q4, q0\n\t"
@@ -175,53 +201,124 @@ FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32
                      "vmin.s16 q0, q0, q7\n\t"
                      "vstrb.16 q0, [%[d]]\n\t"
                      "add %[d], %[d], %[os]\n\t"
-                     "add %[x], %[x], %[ps]\n\t"
                      "subs %[n], %[n], #1\n\t"
                      "bne 1b\n\t"
-                     : [x] "+l"(px), [d] "+l"(dst), [n] "+r"(n)
-                     : [w] "r"(wb), [q] "r"(blk), [ps] "r"(pstep), [os] "r"(ostep), [off] "r"(out_off),
-                       [lo] "r"(act_min), [hi] "r"(act_max)
+                     : [x0] "+l"(r0), [x1] "+l"(r1), [x2] "+l"(r2), [d] "+l"(dst), [n] "+r"(n)
+                     : [w] "r"(wb), [q] "r"(blk), [os] "r"(ostep), [c] "r"(cst), [off] "r"(out_off)
                      : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "memory", "cc");
 }
+#undef FM_HE_DW_TAP4
 #else
-FM_INLINE void fm_he_dw_pixels9(const int8_t *px, const int16_t *wb, const int32_t *blk, int8_t *dst, int32_t n,
-                                int32_t pstep, int32_t ostep, int32_t out_off, int32_t act_min, int32_t act_max)
+FM_INLINE void fm_he_dw_pixels9_s1(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int16_t *wb,
+                                   const int32_t *blk, int8_t *dst, int32_t n, int32_t ostep, const int16_t *cst,
+                                   int32_t out_off)
 {
-    fm_he_dw_pixels_c(px, wb, 9, blk, dst, n, pstep, ostep, (int16_t)out_off, vdupq_n_s16((int16_t)act_min),
-                      vdupq_n_s16((int16_t)act_max), 0xffff, 0);
+    const int8_t *const rows[3] = {r0, r1, r2};
+    fm_he_dw_pixels_c(rows, wb, 3, 3, blk, dst, n, 16, ostep, (int16_t)out_off, vldrhq_s16(cst),
+                      vldrhq_s16(cst + 8), 0xffff, 0);
+}
+
+FM_INLINE void fm_he_dw_pixels9(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int16_t *wb,
+                                const int32_t *blk, int8_t *dst, int32_t n, int32_t pstep, int32_t ostep,
+                                const int16_t *cst)
+{
+    const int8_t *const rows[3] = {r0, r1, r2};
+    fm_he_dw_pixels_c(rows, wb, 3, 3, blk, dst, n, pstep, ostep, cst[16], vldrhq_s16(cst), vldrhq_s16(cst + 8),
+                      0xffff, 0);
 }
 #endif
 
 FM_INLINE void fm_he_dw_staged(const fm_depthwise_conv_s8_params_t *p, const int8_t *input, int8_t *output,
-                                    int8_t *st, int left_shifts)
+                               int8_t *st, int left_shifts)
 {
     const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w, taps = k_h * k_w, sw = p->stride_w;
+    const int32_t nb = (in_c + 15) / 16, pstep = sw * 16;
     const int16_t *w = (const int16_t *)(const void *)p->packed_filter;
     const int32_t *aux = (const int32_t *)p->packed_aux;
     const int16_t out_off = (int16_t)p->output_offset;
     const int16x8_t lo = vdupq_n_s16((int16_t)p->act_min), hi = vdupq_n_s16((int16_t)p->act_max);
+    const int fast = k_h == 3 && k_w == 3 && !left_shifts;
+    int16_t cst[24]; /* fm_he_dw_pixels9: clamp bounds and output offset as int16 vectors */
+    vstrhq_s16(cst, lo);
+    vstrhq_s16(cst + 8, hi);
+    vstrhq_s16(cst + 16, vdupq_n_s16(out_off));
+    int32_t key[FM_HE_DW_MAX_KH];  /* per slot: the input row it holds (-1: zero points), -2: nothing */
+    int32_t slot[FM_HE_DW_MAX_KH]; /* per ky: its slot */
+    const int8_t *rows[FM_HE_DW_MAX_KH];
     for (int32_t b = 0; b < p->output_dims.n; ++b) {
         const int8_t *in_b = input + (size_t)b * in_h * in_w * in_c;
+        for (int32_t s = 0; s < k_h; ++s) {
+            key[s] = -2;
+        }
         for (int32_t oy = 0; oy < out_h; ++oy) {
             for (int32_t ox0 = 0; ox0 < out_w; ox0 += FM_HE_DW_SEG) {
                 const int32_t n_px = fm_min_i32(FM_HE_DW_SEG, out_w - ox0);
-                const int32_t cols = (n_px - 1) * sw + k_w, bstride = cols * k_h * 16;
-                fm_he_dw_stage(p, in_b, oy, ox0 * sw - p->pad_w, cols, st, bstride);
-                int8_t *dst0 = output + (((size_t)b * out_h + oy) * out_w + ox0) * out_c;
-                for (int32_t c = 0; c < out_c; c += 8) {
-                    const int32_t *blk = aux + (c / 8) * FM_HE_DW_AUX;
-                    const int16_t *wb = w + (size_t)c * taps;
-                    const int8_t *px = st + (c / 16) * bstride + (c & 8);
-                    const int32_t pstep = sw * k_h * 16;
-                    if (taps == 9 && !left_shifts && c + 8 <= out_c) {
-                        fm_he_dw_pixels9(px, wb, blk, dst0 + c, n_px, pstep, out_c, p->output_offset, p->act_min,
-                                         p->act_max);
-                    } else {
-                        fm_he_dw_pixels_c(px, wb, taps, blk, dst0 + c, n_px, pstep, out_c, out_off, lo, hi,
-                                          vctp16q((uint32_t)(out_c - c)), left_shifts);
+                const int32_t cols = (n_px - 1) * sw + k_w, bst = cols * 16;
+                const int32_t x0 = ox0 * sw - p->pad_w;
+                if (ox0 > 0 || out_w > FM_HE_DW_SEG) { /* several segments per row: no reuse across rows */
+                    for (int32_t s = 0; s < k_h; ++s) {
+                        key[s] = -2;
                     }
+                }
+                /* keep the slots this row reads, stage its other rows into the free ones */
+                uint32_t used = 0;
+                for (int32_t ky = 0; ky < k_h; ++ky) {
+                    const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+                    const int32_t want = iy >= 0 && iy < in_h ? iy : -1;
+                    slot[ky] = -1;
+                    for (int32_t s = 0; s < k_h; ++s) {
+                        if (key[s] == want) {
+                            slot[ky] = s;
+                            used |= 1u << s;
+                        }
+                    }
+                }
+                for (int32_t ky = 0; ky < k_h; ++ky) {
+                    if (slot[ky] >= 0) {
+                        continue;
+                    }
+                    const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+                    const int32_t want = iy >= 0 && iy < in_h ? iy : -1;
+                    int32_t s = 0;
+                    while (used & (1u << s)) {
+                        ++s;
+                    }
+                    fm_he_dw_stage_row(p, in_b, want, x0, cols, st + (size_t)s * nb * bst, bst);
+                    key[s] = want;
+                    used |= 1u << s;
+                    for (int32_t k2 = ky; k2 < k_h; ++k2) { /* rows outside the image share the slot */
+                        const int32_t iy2 = oy * p->stride_h - p->pad_h + k2 * p->dilation_h;
+                        if (slot[k2] < 0 && (iy2 >= 0 && iy2 < in_h ? iy2 : -1) == want) {
+                            slot[k2] = s;
+                        }
+                    }
+                }
+                int8_t *dst0 = output + (((size_t)b * out_h + oy) * out_w + ox0) * out_c;
+                int32_t c = 0;
+                if (fast) { /* 3x3, right shifts only: the full blocks through fm_he_dw_pixels9 */
+                    const int8_t *s0 = st + (size_t)slot[0] * nb * bst, *s1 = st + (size_t)slot[1] * nb * bst;
+                    const int8_t *s2 = st + (size_t)slot[2] * nb * bst;
+                    for (; c + 8 <= out_c; c += 8) {
+                        const int32_t boff = (c >> 4) * bst + (c & 8);
+                        if (sw == 1) {
+                            fm_he_dw_pixels9_s1(s0 + boff, s1 + boff, s2 + boff, w + (size_t)c * 9,
+                                                aux + (c / 8) * FM_HE_DW_AUX, dst0 + c, n_px, out_c, cst,
+                                                p->output_offset);
+                        } else {
+                            fm_he_dw_pixels9(s0 + boff, s1 + boff, s2 + boff, w + (size_t)c * 9,
+                                             aux + (c / 8) * FM_HE_DW_AUX, dst0 + c, n_px, pstep, out_c, cst);
+                        }
+                    }
+                }
+                for (; c < out_c; c += 8) {
+                    for (int32_t ky = 0; ky < k_h; ++ky) {
+                        rows[ky] = st + ((size_t)slot[ky] * nb + c / 16) * bst + (c & 8);
+                    }
+                    fm_he_dw_pixels_c(rows, w + (size_t)c * taps, k_h, k_w, aux + (c / 8) * FM_HE_DW_AUX, dst0 + c,
+                                      n_px, pstep, out_c, out_off, lo, hi, vctp16q((uint32_t)(out_c - c)),
+                                      left_shifts);
                 }
             }
         }
@@ -314,7 +411,7 @@ int fm_depthwise_conv2d_s8(const fm_depthwise_conv_s8_params_t *p, const int8_t 
     }
     if (p->depth_multiplier != 1) {
         fm_he_dw_scalar(p, input, output);
-    } else if (p->dilation_w == 1) {
+    } else if (p->dilation_w == 1 && p->filter_dims.h <= FM_HE_DW_MAX_KH) {
         if (scratch == NULL) {
             return FM_ERR_PARAM;
         }

@@ -87,6 +87,7 @@ FM_MVE_FN void vstrbq_s16(int8_t *p, int16x8_t q) { vstrbq_p_s16(p, q, 0xffffu);
 FM_MVE_FN void vstrbq_p_s32(int8_t *p, int32x4_t q, mve_pred16_t m)
 { for (int i = 0; i < 4; ++i) if (fm_mve_on(m, i, 4)) p[i] = fm_mve_i8(q.v[i]); }
 FM_MVE_FN void vstrbq_s32(int8_t *p, int32x4_t q) { vstrbq_p_s32(p, q, 0xffffu); }
+FM_MVE_FN void vstrhq_s16(int16_t *p, int16x8_t q) { for (int i = 0; i < 8; ++i) p[i] = q.v[i]; }
 FM_MVE_FN void vstrwq_s32(int32_t *p, int32x4_t q) { for (int i = 0; i < 4; ++i) p[i] = q.v[i]; }
 
 /* ---- reductions: the scalar accumulator wraps modulo 2^32 as the instruction's does ---- */
