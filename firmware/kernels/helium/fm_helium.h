@@ -120,7 +120,7 @@ FM_INLINE void fm_he_tile_c(const int8_t *a0, const int8_t *a1, const int8_t *w,
 FM_INLINE void fm_he_tile(const int8_t *a0, const int8_t *a1, const int8_t *w, int32_t chunks, int32_t tail,
                           int32x4_t *r0, int32x4_t *r1)
 {
-    if (chunks == 0) { /* k < 16: rare (FC/conv over a few inputs); the C tile */
+    if (chunks <= 0) { /* k < 16: rare (FC/conv over a few inputs); the C tile */
         fm_he_tile_c(a0, a1, w, chunks, tail, r0, r1);
         return;
     }
@@ -239,7 +239,8 @@ FM_INLINE int16x8_t fm_he_out8(int32x4_t e, int32x4_t o, int16_t out_off, int16x
  * (the second only when `two`). */
 FM_INLINE void fm_he_tile_out(const fm_he_gemm_t *g, int32x4_t r0, int32x4_t r1, const int8_t *a0, const int8_t *a1,
                               int32x4_t bias, int32x4_t mult, int32x4_t ls, int32x4_t rs, int32x4_t lo, int32x4_t hi,
-                              int8_t *o, int32_t out_stride, mve_pred16_t sp, int two, int left_shifts, int plain)
+                              int32_t out_off, int8_t *o, int32_t out_stride, mve_pred16_t sp, int two,
+                              int left_shifts, int plain)
 {
     r0 = vaddq_s32(r0, bias);
     r1 = vaddq_s32(r1, bias);
@@ -248,14 +249,14 @@ FM_INLINE void fm_he_tile_out(const fm_he_gemm_t *g, int32x4_t r0, int32x4_t r1,
         r0 = vaddq_n_s32(r0, (int32_t)(fo * (uint32_t)fm_he_row_sum(a0, g->k)));
         r1 = vaddq_n_s32(r1, (int32_t)(fo * (uint32_t)fm_he_row_sum(a1, g->k)));
     }
-    r0 = fm_he_requant_v(r0, mult, ls, rs, g->out_off, lo, hi, left_shifts);
+    r0 = fm_he_requant_v(r0, mult, ls, rs, out_off, lo, hi, left_shifts);
     if (plain) {
         vstrbq_s32(o, r0);
     } else {
         vstrbq_p_s32(o, r0, sp);
     }
     if (two) {
-        r1 = fm_he_requant_v(r1, mult, ls, rs, g->out_off, lo, hi, left_shifts);
+        r1 = fm_he_requant_v(r1, mult, ls, rs, out_off, lo, hi, left_shifts);
         if (plain) {
             vstrbq_s32(o + out_stride, r1);
         } else {
@@ -269,7 +270,9 @@ FM_INLINE void fm_he_tile_out(const fm_he_gemm_t *g, int32x4_t r0, int32x4_t r1,
 FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
                                int32_t out_stride, int left_shifts, int plain)
 {
-    const int32_t chunks = g->k >> 4, tail = plain ? 0 : g->k & 15, n = g->n, k16 = g->k16;
+    /* plain: k >= 16, so chunks >= 1 and the C tile for k < 16 drops out */
+    const int32_t chunks = plain ? fm_max_i32(g->k >> 4, 1) : g->k >> 4, tail = plain ? 0 : g->k & 15;
+    const int32_t n = g->n, k16 = g->k16, out_off = g->out_off;
     const int32x4_t lo = vdupq_n_s32(g->act_min), hi = vdupq_n_s32(g->act_max);
     const int32_t m2 = m & ~1;
     for (int32_t j = 0; j < n; j += 4) {
@@ -283,13 +286,14 @@ FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a
         for (int32_t i = 0; i < m2; i += 2, a0 += 2 * (size_t)a_stride, o += 2 * (size_t)out_stride) {
             int32x4_t r0 = vdupq_n_s32(0), r1 = vdupq_n_s32(0);
             fm_he_tile(a0, a0 + a_stride, wb, chunks, tail, &r0, &r1);
-            fm_he_tile_out(g, r0, r1, a0, a0 + a_stride, bias, mult, ls, rs, lo, hi, o, out_stride, sp, 1,
+            fm_he_tile_out(g, r0, r1, a0, a0 + a_stride, bias, mult, ls, rs, lo, hi, out_off, o, out_stride, sp, 1,
                            left_shifts, plain);
         }
         if (m & 1) { /* the last row twice, stored once */
             int32x4_t r0 = vdupq_n_s32(0), r1 = vdupq_n_s32(0);
             fm_he_tile(a0, a0, wb, chunks, tail, &r0, &r1);
-            fm_he_tile_out(g, r0, r1, a0, a0, bias, mult, ls, rs, lo, hi, o, out_stride, sp, 0, left_shifts, plain);
+            fm_he_tile_out(g, r0, r1, a0, a0, bias, mult, ls, rs, lo, hi, out_off, o, out_stride, sp, 0, left_shifts,
+                           plain);
         }
     }
 }
@@ -297,7 +301,7 @@ FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a
 static inline void fm_he_gemm(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
                               int32_t out_stride)
 {
-    if (!g->left_shifts && (g->k & 15) == 0 && (g->n & 3) == 0 && g->filter_offset == 0) {
+    if (!g->left_shifts && g->k > 0 && (g->k & 15) == 0 && (g->n & 3) == 0 && g->filter_offset == 0) {
         fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 0, 1);
     } else {
         fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 1, 0);
