@@ -132,8 +132,9 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
 
 
 def conv_scratch(op: Operator, ctx: LowerContext) -> int:
-    """CONV_2D: none on the 1x1 path, else im2col_rows(K16) rows of K16 bytes; the band im2col adds its band of
-    k_h zero-point-padded input rows and a K16-byte offset table (fm_he_conv_band in conv2d_s8.c)."""
+    """CONV_2D: none on the 1x1 path, else im2col_rows(K16) rows of K16 bytes; the band im2col adds its band (a
+    ring of k_h zero-point-padded input rows, each stored twice) and a K16-byte offset table (fm_he_conv_band in
+    conv2d_s8.c)."""
     ins = ctx.inputs()
     in_d, f_d = dims4(ins[0]), dims4(ins[1])
     if f_d[1] == 1 and f_d[2] == 1 and f_d[3] == in_d[3]:
@@ -145,7 +146,7 @@ def conv_scratch(op: Operator, ctx: LowerContext) -> int:
         sw, dw = int(op.options.get("stride_w", 1)), int(op.options.get("dilation_w_factor", 1))
         band_w = (out_w - 1) * sw + (f_d[2] - 1) * dw + 1
         if ((f_d[1] - 1) * band_w + (f_d[2] - 1) * dw) * in_d[3] + in_d[3] - 1 <= 255:
-            return cols + f_d[1] * band_w * in_d[3] + k16
+            return cols + 2 * f_d[1] * band_w * in_d[3] + k16  # the band: a ring of k_h rows, each twice
     return cols
 
 
