@@ -298,6 +298,13 @@ FM_INLINE void fm_he_gemm_body(const fm_he_gemm_t *g, const int8_t *a, int32_t a
     }
 }
 
+/* Any GEMM, the general variant only: for FULLY_CONNECTED, whose few outputs do not repay a second copy. */
+static inline void fm_he_gemm_any(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
+                                  int32_t out_stride)
+{
+    fm_he_gemm_body(g, a, a_stride, m, out, out_stride, 1, 0);
+}
+
 static inline void fm_he_gemm(const fm_he_gemm_t *g, const int8_t *a, int32_t a_stride, int32_t m, int8_t *out,
                               int32_t out_stride)
 {
