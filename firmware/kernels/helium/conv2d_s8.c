@@ -8,8 +8,8 @@
  * - windows spanning at most 256 bytes of a zero-point-padded band of input rows (KWS's first layer): band im2col
  *   with gather loads (fm_he_conv_band below);
  * - otherwise im2col: up to fm_he_im2col_rows() output pixels' windows are copied into scratch (rows of K16 bytes,
- *   zero point for padding taps, zeros past K) and multiplied by the packed matrix. Few input channels (KWS's first
- *   layer: 10x4 over 1 channel) take this path too: a window row of kw * in_c bytes is one predicated copy.
+ *   zero point for padding taps, zeros past K) and multiplied by the packed matrix; a window row of kw * in_c bytes
+ *   inside the image is one predicated copy.
  */
 #include "fm_helium.h"
 
