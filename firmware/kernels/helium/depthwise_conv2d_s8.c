@@ -4,9 +4,9 @@
  *
  * Layout FM_HE_LAYOUT_DW16, packed at codegen (sets/helium/conv.py): weights widened to int16 and grouped per block
  * of 8 channels, [block][tap][8] with taps column by column (t = kx * k_h + ky), zeros past out_c, so one pointer
- * reaches a block's taps with immediate offsets; packed_aux holds per block 32 int32: the folded bias (bias + input_offset * sum of the channel's weights) of the
- * even channels (c, c+2, c+4, c+6), of the odd ones, then the requantization tables (fm_helium.h) of the even and of
- * the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: every channel shifts right (fm_helium.h).
+ * reaches a block's taps with immediate offsets; packed_aux holds per block 32 int32: the folded bias (bias +
+ * input_offset * sum of the channel's weights) of the even channels (c, c+2, c+4, c+6), of the odd ones, then the
+ * requantization tables (fm_helium.h) of the even and of the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: every channel shifts right (fm_helium.h).
  *
  * Depth multiplier 1 without horizontal dilation (fm_he_dw_staged, below): the input rows a segment of up to
  * FM_HE_DW_SEG output pixels reads are staged in k_h scratch slots with zero-point padding (kept while later output
