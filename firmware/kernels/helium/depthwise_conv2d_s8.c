@@ -6,16 +6,17 @@
  * of 8 channels, [block][tap][8] with taps column by column (t = kx * k_h + ky), zeros past out_c, so one pointer
  * reaches a block's taps with immediate offsets; packed_aux holds per block 32 int32: the folded bias (bias +
  * input_offset * sum of the channel's weights) of the even channels (c, c+2, c+4, c+6), of the odd ones, then the
- * requantization tables (fm_helium.h) of the even and of the odd channels. folded_bias is NULL. FM_HE_LAYOUT_NO_LS: every channel shifts right (fm_helium.h).
+ * requantization tables (fm_helium.h) of the even and of the odd channels. folded_bias is NULL.
+ * FM_HE_LAYOUT_NO_LS: every channel shifts right (fm_helium.h).
  *
  * Depth multiplier 1 without horizontal dilation (fm_he_dw_staged, below): the input rows a segment of up to
  * FM_HE_DW_SEG output pixels reads are staged in k_h scratch slots with zero-point padding (kept while later output
- * rows still read them), so every tap sits at a fixed offset from its row's pointer; per block of 8 channels and tap: one widening load (8 bytes -> int16), one weight load, VMULLB/VMULLT
- * (even / odd lanes -> int32) and two adds; both accumulators are requantized and narrowed back into channel order
- * with saturation (VQMOVNB/VQMOVNT) for the offset, clamp and one 8-byte store. 3x3 over full blocks with right
- * shifts only (KWS) is one assembly loop on the board; the channel tail is predicated. Scratch:
- * sets/helium/conv.py depthwise_scratch. Depth multiplier > 1 runs a scalar loop over the same tables, horizontal
- * dilation a bounds-checked vector loop.
+ * rows still read them), so every tap sits at a fixed offset from its row's pointer. Per block of 8 channels and
+ * tap: one widening load (8 bytes -> int16), one weight load, VMULLB/VMULLT (even / odd lanes -> int32) and two
+ * adds; both accumulators are requantized and narrowed back into channel order with saturation (VQMOVNB/VQMOVNT)
+ * for the offset, clamp and one 8-byte store. 3x3 over full blocks with right shifts only (KWS) is one assembly
+ * loop on the board; the channel tail is predicated. Scratch: sets/helium/conv.py depthwise_scratch. Depth
+ * multiplier > 1 runs a scalar loop over the same tables, horizontal dilation a bounds-checked vector loop.
  */
 #include "fm_helium.h"
 
