@@ -386,7 +386,8 @@ static void fm_he_dw_scalar(const fm_depthwise_conv_s8_params_t *p, const int8_t
                             const int32_t ix = x0 + kx * p->dilation_w;
                             const int32_t x = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
                                 ? input[(((size_t)b * in_h + iy) * in_w + ix) * in_c + oc / dm] : zp;
-                            acc = fm_wrap_add(acc, x * w[((size_t)(oc / 8) * taps + kx * p->filter_dims.h + ky) * 8 + oc % 8]);
+                            const int32_t t = kx * p->filter_dims.h + ky; /* packed column by column */
+                            acc = fm_wrap_add(acc, x * w[((size_t)(oc / 8) * taps + t) * 8 + oc % 8]);
                         }
                     }
                     const int32_t *q = blk + 8 + odd * FM_HE_AUX_BLOCK;
