@@ -153,7 +153,7 @@ def test_fully_connected_helium(batches, accum, out_depth, per_channel, filter_z
     tensors.append(T((batches, out_depth), scale=[out_scale], zero_point=[out_zp]))
     out = len(tensors) - 1
     model = build(tensors, [Op("FULLY_CONNECTED", inputs, [out], "FullyConnectedOptions",
-                               dict(FusedActivationFunction=ACTS[act]))], [0], [out])
+                               {"FusedActivationFunction": ACTS[act]})], [0], [out])
     check(model, seed)
 
 
@@ -199,3 +199,45 @@ def test_residual_separable_model_helium(c, hw, seed):
     from tests.codegen.test_models import residual_model
 
     check(residual_model(c=c, hw=hw, seed=seed), seed, n=5)
+
+
+@settings(max_examples=N, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 10), w=st.integers(1, 10), c=st.sampled_from(DEPTHS + [32, 48]),
+       fh=st.integers(1, 4), fw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       pad=st.sampled_from(list(PADS)), act=st.sampled_from(list(ACTS)), zp=st.sampled_from([-128, 127, 0, -7]),
+       seed=st.integers(0, 2 ** 16))
+def test_max_pool2d_helium(n, h, w, c, fh, fw, sh, sw, pad, act, zp, seed):
+    """Channel tails (predicated blocks of 16), windows clipped at every border, fused clamps."""
+    fh, fw = min(fh, h), min(fw, w)
+    oh, ow = quant.compute_out_size(pad, h, fh, sh), quant.compute_out_size(pad, w, fw, sw)
+    scale = float(np.float32(0.02 + (seed % 100) / 400))
+    tensors = [T((n, h, w, c), scale=[scale], zero_point=[zp]), T((n, oh, ow, c), scale=[scale], zero_point=[zp])]
+    model = build(tensors, [Op("MAX_POOL_2D", [0], [1], "Pool2DOptions",
+                               {"Padding": PADS[pad], "StrideW": sw, "StrideH": sh, "FilterWidth": fw,
+                                "FilterHeight": fh, "FusedActivationFunction": ACTS[act]})], [0], [1])
+    check(model, seed)
+
+
+def _add_model(shape1, shape2, out_shape, s1, z1, s2, z2, so, zo, act) -> bytes:
+    tensors = [T(shape1, scale=[s1], zero_point=[z1]), T(shape2, scale=[s2], zero_point=[z2]),
+               T(out_shape, scale=[so], zero_point=[zo])]
+    return build(tensors, [Op("ADD", [0, 1], [2], "AddOptions", {"FusedActivationFunction": ACTS[act]})],
+                 [0, 1], [2])
+
+
+@settings(max_examples=N, deadline=None)
+@given(shape=st.sampled_from([(1, 1, 1, 1), (1, 1, 1, 3), (1, 5, 5, 8), (2, 3, 7, 17), (1, 25, 5, 64), (37,)]),
+       s1=st.floats(1e-3, 1.0), s2=st.floats(1e-3, 1.0), so=st.floats(1e-3, 2.0),
+       z1=st.sampled_from([-128, 127, 0, 5]), z2=st.sampled_from([-128, 127, 0, -9]),
+       zo=st.sampled_from([-128, 127, 0, 3]), act=st.sampled_from(list(ACTS)), seed=st.integers(0, 2 ** 16))
+def test_add_helium(shape, s1, s2, so, z1, z2, zo, act, seed):
+    """Same shapes (the vector path, tails of 1..3 elements), scales far apart either way, zero points at both ends."""
+    s1, s2, so = (float(np.float32(v)) for v in (s1, s2, so))
+    check(_add_model(shape, shape, shape, s1, z1, s2, z2, so, zo, act), seed)
+
+
+@pytest.mark.parametrize("shape1,shape2,out", [((1, 4, 5, 8), (1, 1, 1, 8), (1, 4, 5, 8)),
+                                               ((1, 1, 5, 1), (1, 3, 1, 6), (1, 3, 5, 6)),
+                                               ((2, 3, 1, 4), (1, 1, 1, 1), (2, 3, 1, 4))])
+def test_add_broadcast_helium(shape1, shape2, out):
+    check(_add_model(shape1, shape2, out, 0.05, -3, 0.2, 10, 0.1, -128, "RELU"), 7)

@@ -4,11 +4,25 @@
  * Per output pixel and block of 8 channels, the window's taps inside the image are summed in int16 lanes (one
  * widening load and one add per tap; at most 256 taps per int16 sum, |sum| <= 256 * 128 fits), flushed into int32
  * even/odd lanes (VMOVLB/VMOVLT); the rounded division (half away from zero by C division, as TFLM) is scalar per
- * channel, as MVE has no integer division. The channel tail is predicated. No scratch.
+ * channel, as MVE has no integer division. The channel tail is predicated. Windows of at most 256 taps (all the
+ * usual ones) take 32 channels at a time: four sums, four loads and four adds per tap. No scratch.
  */
 #include "fm_helium.h"
 
 #define FM_HE_POOL_FLUSH 256 /* int16 partial sums hold at most this many taps */
+
+/* n <= 8 channels' sums (int16 lanes, channel order) divided by count, rounding half away from zero as TFLM. */
+static void fm_he_pool_out(int16x8_t s, int32_t count, int8_t *out, int32_t n, const fm_pool_params_t *p)
+{
+    int32_t sums[8];
+    vstrwq_s32(sums, vmovlbq_s16(s));
+    vstrwq_s32(sums + 4, vmovltq_s16(s));
+    for (int32_t j = 0; j < n; ++j) {
+        const int32_t acc = sums[(j & 1) * 4 + j / 2];
+        const int32_t avg = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+        out[j] = (int8_t)fm_clamp_i32(avg, p->act_min, p->act_max);
+    }
+}
 
 int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output, void *scratch)
 {
@@ -30,7 +44,26 @@ int fm_average_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t 
                 const int8_t *win = in_b + (size_t)(wy.origin + wy.start) * row
                                     + (size_t)(wx.origin + wx.start) * depth;
                 const int32_t wh = wy.end - wy.start, ww = wx.end - wx.start;
-                for (int32_t c = 0; c < depth; c += 8) {
+                int32_t c = 0;
+                if (count <= FM_HE_POOL_FLUSH) { /* 32 channels at a time: four int16 sums per window tap */
+                    for (; c + 32 <= depth; c += 32) {
+                        int16x8_t s0 = vdupq_n_s16(0), s1 = s0, s2 = s0, s3 = s0;
+                        for (int32_t fy = 0; fy < wh; ++fy) {
+                            const int8_t *src = win + (size_t)fy * row + c;
+                            for (int32_t fx = 0; fx < ww; ++fx, src += depth) {
+                                s0 = vaddq_s16(s0, vldrbq_s16(src));
+                                s1 = vaddq_s16(s1, vldrbq_s16(src + 8));
+                                s2 = vaddq_s16(s2, vldrbq_s16(src + 16));
+                                s3 = vaddq_s16(s3, vldrbq_s16(src + 24));
+                            }
+                        }
+                        fm_he_pool_out(s0, count, out_px + c, 8, p);
+                        fm_he_pool_out(s1, count, out_px + c + 8, 8, p);
+                        fm_he_pool_out(s2, count, out_px + c + 16, 8, p);
+                        fm_he_pool_out(s3, count, out_px + c + 24, 8, p);
+                    }
+                }
+                for (; c < depth; c += 8) {
                     const mve_pred16_t pred = vctp16q((uint32_t)(depth - c));
                     int32x4_t e = vdupq_n_s32(0), o = vdupq_n_s32(0);
                     int16x8_t s = vdupq_n_s16(0);

@@ -26,6 +26,7 @@
 typedef struct { int8_t v[16]; } int8x16_t;
 typedef struct { int16_t v[8]; } int16x8_t;
 typedef struct { int32_t v[4]; } int32x4_t;
+typedef struct { uint8_t v[16]; } uint8x16_t;
 typedef uint16_t mve_pred16_t;
 
 #define FM_MVE_FN static inline
@@ -71,6 +72,11 @@ FM_MVE_FN int32x4_t vldrwq_z_s32(const int32_t *p, mve_pred16_t m)
 { int32x4_t r; for (int i = 0; i < 4; ++i) r.v[i] = fm_mve_on(m, i, 4) ? p[i] : 0; return r; }
 FM_MVE_FN int32x4_t vldrwq_s32(const int32_t *p) { return vldrwq_z_s32(p, 0xffffu); }
 
+FM_MVE_FN uint8x16_t vldrbq_u8(const uint8_t *p) { uint8x16_t r; for (int i = 0; i < 16; ++i) r.v[i] = p[i]; return r; }
+/* gather: lane i = base[offset[i]] */
+FM_MVE_FN int8x16_t vldrbq_gather_offset_s8(const int8_t *base, uint8x16_t offset)
+{ int8x16_t r; for (int i = 0; i < 16; ++i) r.v[i] = base[offset.v[i]]; return r; }
+
 /* ---- stores (narrowing: the low byte of each lane) ---- */
 FM_MVE_FN void vstrbq_p_s8(int8_t *p, int8x16_t q, mve_pred16_t m)
 { for (int i = 0; i < 16; ++i) if (fm_mve_on(m, i, 1)) p[i] = q.v[i]; }
@@ -81,6 +87,7 @@ FM_MVE_FN void vstrbq_s16(int8_t *p, int16x8_t q) { vstrbq_p_s16(p, q, 0xffffu);
 FM_MVE_FN void vstrbq_p_s32(int8_t *p, int32x4_t q, mve_pred16_t m)
 { for (int i = 0; i < 4; ++i) if (fm_mve_on(m, i, 4)) p[i] = fm_mve_i8(q.v[i]); }
 FM_MVE_FN void vstrbq_s32(int8_t *p, int32x4_t q) { vstrbq_p_s32(p, q, 0xffffu); }
+FM_MVE_FN void vstrhq_s16(int16_t *p, int16x8_t q) { for (int i = 0; i < 8; ++i) p[i] = q.v[i]; }
 FM_MVE_FN void vstrwq_s32(int32_t *p, int32x4_t q) { for (int i = 0; i < 4; ++i) p[i] = q.v[i]; }
 
 /* ---- reductions: the scalar accumulator wraps modulo 2^32 as the instruction's does ---- */
@@ -125,6 +132,8 @@ FM_MVE_FN int32x4_t vshlq_s32(int32x4_t a, int32x4_t b) { for (int i = 0; i < 4;
 /* as vshlq_s32, right shifts rounding (add 2^(n-1) first, at full precision) */
 FM_MVE_FN int32x4_t vrshlq_s32(int32x4_t a, int32x4_t b) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], b.v[i], 1); return a; }
 FM_MVE_FN int32x4_t vrshlq_n_s32(int32x4_t a, int32_t b) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], b, 1); return a; }
+/* shift every lane by the signed low byte of a register (VSHL.S32 Qda, Rm) */
+FM_MVE_FN int32x4_t vshlq_r_s32(int32x4_t a, int32_t b) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], b, 0); return a; }
 FM_MVE_FN int32x4_t vshlq_n_s32(int32x4_t a, int n) { for (int i = 0; i < 4; ++i) a.v[i] = fm_mve_shl(a.v[i], n, 0); return a; }
 /* saturate((2*a*b + 2^31) >> 32) */
 FM_MVE_FN int32_t fm_mve_qrdmulh(int32_t a, int32_t b)
@@ -147,6 +156,15 @@ FM_MVE_FN int16x8_t vmovntq_s32(int16x8_t a, int32x4_t b) { for (int i = 0; i < 
 /* widen the even / odd int16 lanes to int32 */
 FM_MVE_FN int32x4_t vmovlbq_s16(int16x8_t a) { int32x4_t r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i]; return r; }
 FM_MVE_FN int32x4_t vmovltq_s16(int16x8_t a) { int32x4_t r; for (int i = 0; i < 4; ++i) r.v[i] = a.v[2 * i + 1]; return r; }
+/* saturate b's lanes to int16 into the even (b) / odd (t) lanes of a, keeping a's other lanes */
+FM_MVE_FN int16_t fm_mve_sat16(int32_t x) { return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x)); }
+FM_MVE_FN int16x8_t vqmovnbq_s32(int16x8_t a, int32x4_t b) { for (int i = 0; i < 4; ++i) a.v[2 * i] = fm_mve_sat16(b.v[i]); return a; }
+FM_MVE_FN int16x8_t vqmovntq_s32(int16x8_t a, int32x4_t b) { for (int i = 0; i < 4; ++i) a.v[2 * i + 1] = fm_mve_sat16(b.v[i]); return a; }
+FM_MVE_FN int16x8_t vreinterpretq_s16_s32(int32x4_t a) { int16x8_t r; memcpy(r.v, a.v, sizeof r.v); return r; }
+FM_MVE_FN int16x8_t vqaddq_n_s16(int16x8_t a, int16_t b)
+{ for (int i = 0; i < 8; ++i) a.v[i] = fm_mve_sat16((int32_t)a.v[i] + b); return a; }
+FM_MVE_FN int16x8_t vmaxq_s16(int16x8_t a, int16x8_t b) { for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i]; return a; }
+FM_MVE_FN int16x8_t vminq_s16(int16x8_t a, int16x8_t b) { for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i]; return a; }
 FM_MVE_FN int16x8_t vaddq_s16(int16x8_t a, int16x8_t b)
 { for (int i = 0; i < 8; ++i) a.v[i] = fm_mve_i16((int32_t)a.v[i] + b.v[i]); return a; }
 

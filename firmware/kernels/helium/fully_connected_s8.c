@@ -17,6 +17,6 @@ int fm_fully_connected_s8(const fm_fully_connected_s8_params_t *p, const int8_t 
     const fm_he_gemm_t g = {p->packed_filter, p->folded_bias, (const int32_t *)p->packed_aux, p->output_depth, k,
                             (k + 15) & ~15, p->output_offset, p->act_min, p->act_max, p->filter_offset,
                             !(p->packed_layout & FM_HE_LAYOUT_NO_LS)};
-    fm_he_gemm(&g, input, k, p->batches, output, p->output_depth);
+    fm_he_gemm_any(&g, input, k, p->batches, output, p->output_depth);
     return FM_OK;
 }

@@ -1,5 +1,6 @@
 /* Host check of firmware/kernels/helium/fm_mve.h's portable intrinsics against known lane values, and of the vector
- * requantization (fm_he_requant) against the scalar TFLM one (fm_mbqm) over random and edge inputs. Prints "ok". */
+ * requantization (fm_he_requant, fm_he_scale_v in both forms, fm_he_out8) against the scalar TFLM one (fm_mbqm) over
+ * random and edge inputs. Prints "ok". */
 #include <stdio.h>
 #include "fm_helium.h"
 
@@ -39,6 +40,16 @@ int main(void)
     int16x8_t n = vmovntq_s32(vmovnbq_s32(vdupq_n_s16(0), vdupq_n_s32(70000)), vdupq_n_s32(-2));
     CHECK(n.v[0] == (int16_t)(70000 - 65536) && n.v[1] == -2);
     CHECK(vaddvaq_s8(5, vldrbq_s8(src)) == 5 - 8);
+    /* saturating narrows into even / odd int16 lanes, saturating int16 add, register shift, byte gather */
+    int16x8_t sn = vqmovntq_s32(vqmovnbq_s32(vdupq_n_s16(7), vdupq_n_s32(70000)), vdupq_n_s32(-70000));
+    CHECK(sn.v[0] == INT16_MAX && sn.v[1] == INT16_MIN && sn.v[6] == INT16_MAX && sn.v[7] == INT16_MIN);
+    CHECK(vqaddq_n_s16(vdupq_n_s16(32700), 100).v[3] == INT16_MAX && vqaddq_n_s16(vdupq_n_s16(-5), -3).v[0] == -8);
+    CHECK(vgetq_lane_s32(vshlq_r_s32(vdupq_n_s32(-3), 20), 1) == -3 * (1 << 20));
+    const uint8_t go[16] = {15, 0, 3, 3, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+    int8_t gb[16];
+    for (int i = 0; i < 16; ++i) gb[i] = (int8_t)(i * 3 - 20);
+    const int8x16_t g = vldrbq_gather_offset_s8(gb, vldrbq_u8(go));
+    CHECK(g.v[0] == 25 && g.v[1] == -20 && g.v[2] == -11 && g.v[3] == -11);
 
     /* vector requantization == fm_mbqm, lane by lane, shifts -31..+10 and accumulators over all of int32 */
     for (int it = 0; it < 2000000 && !fails; ++it) {
@@ -56,6 +67,25 @@ int main(void)
         }
         int32x4_t v = vldrwq_s32(acc);
         int32x4_t out = fm_he_requant(v, q, 0, INT32_MIN, INT32_MAX);
+        /* fm_he_scale_v: the general form always, the maskless one (FM_HE_LAYOUT_NO_LS) when every shift < 0 */
+        const int32x4_t mv = vldrwq_s32(q), lsv = vldrwq_s32(q + 4), rsv = vldrwq_s32(q + 8);
+        const int32x4_t gen = fm_he_scale_v(v, mv, lsv, rsv, 1);
+        const int all_rs = q[8] < 0 && q[9] < 0 && q[10] < 0 && q[11] < 0;
+        const int32x4_t fast = all_rs ? fm_he_scale_v(v, mv, lsv, rsv, 0) : gen;
+        /* fm_he_out8 (saturate to int16, offset, clamp) == clamp(x + offset) for int8 offsets and bounds */
+        const int16_t off = (int16_t)((int32_t)(next() % 256u) - 128);
+        const int16x8_t o8 = fm_he_out8(gen, fast, off, vdupq_n_s16(-128), vdupq_n_s16(127));
+        for (int l = 0; l < 4; ++l) {
+            const int32_t want = fm_mbqm(acc[l], q[l], q[4 + l] + q[8 + l]);
+            const int64_t c = (int64_t)want + off;
+            const int16_t want8 = (int16_t)(c < -128 ? -128 : (c > 127 ? 127 : c));
+            if (vgetq_lane_s32(gen, l) != want || vgetq_lane_s32(fast, l) != want || o8.v[2 * l] != want8
+                || o8.v[2 * l + 1] != want8) {
+                printf("FAIL scale_v/out8 acc=%d mult=%d shift=%d\n", acc[l], q[l], q[4 + l] + q[8 + l]);
+                ++fails;
+                break;
+            }
+        }
         for (int l = 0; l < 4; ++l) {
             const int32_t want = fm_mbqm(acc[l], q[l], q[4 + l] + q[8 + l]);
             if (vgetq_lane_s32(out, l) != want) {
