@@ -168,7 +168,7 @@ def test_killed_worker_and_timeout_stay_contained(kws_model_path, tmp_path, buil
 
     inv = tmp_path / "fleet.toml"
     inv.write_text('[[device]]\nname = "victim"\nboard = "qemu-m4"\nruns = 60\n\n'
-                   '[[device]]\nname = "slow"\nboard = "qemu-m4"\nruns = 400\ntimeout = 8\n\n'
+                   '[[device]]\nname = "slow"\nboard = "qemu-m4"\nruns = 20000\ntimeout = 8\n\n'
                    '[[device]]\nname = "fine"\nboard = "qemu-m4"\n')
     killed: list[int] = []
     urls: dict[str, str] = {}
@@ -201,7 +201,7 @@ def test_killed_worker_and_timeout_stay_contained(kws_model_path, tmp_path, buil
         assert len(v["latency"]["samples"]) >= 20 and len(v["outputs"]) >= 1
         s = st.get_run(slow["run_id"])
         assert s["status"] == "incomplete" and "time budget" in s["incomplete_reason"]
-        assert 0 < len(s["latency"]["samples"]) < 400
+        assert 0 < len(s["latency"]["samples"]) < 20000
         assert st.get_run(by_dev["fine"]["run_id"])["status"] == "complete"
     # the killed worker's QEMU did not outlive it: nothing listens on its serial port any more
     host, port = urls["victim"].removeprefix("socket://").split(":")

@@ -24,8 +24,9 @@ def synthetic_result(label: str = "int8", *, board: str = "qemu-m4", unit: str =
         "complete": True, "incomplete_reason": None,
         "model": {"path": f"/models/{model_name}-{label}.tflite", "sha256": f"{seed:02x}" * 32, "name": model_name,
                   "variant": {"quantization": "int8" if "int8" in label else label, "sparsity": 0.5 if "pruned"
-                              in label else 0.0, "clusters": None, "qat": False, "label": label}},
-        "firmware": {"runtime_version": "0.1.0", "protocol_version": 1},
+                              in label else 0.0, "clusters": None, "qat": False, "label": label,
+                              "prune_structure": "block" if "pruned" in label else None}},
+        "firmware": {"runtime_version": "0.1.0", "protocol_version": 1, "kernels": "dsp", "optimize": "speed"},
         "settings": {"runs": n, "warmup": 2, "profile": True, "data": "kws01"},
         "latency": {"unit": unit, "method": method, "estimate_ms": base / 25e3,
                     "samples": [base + rng.randint(0, base // 50) for _ in range(n)],
