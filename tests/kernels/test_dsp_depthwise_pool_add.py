@@ -183,3 +183,49 @@ def test_add_dsp_random_scales():
         model = add_model(shape, shape, shape, s1, z1, s2, z2, so, zo, str(rng.choice(list(ACTS))))
         r = verify_model(model, inputs=3, seed=i, sanitize=True, measure_tflm_arena=False, kernels="dsp")
         assert r["sanitize"] and r["bit_exact"], r
+
+
+# ---- MEAN ------------------------------------------------------------------------------------------------------
+
+def mean_model(shape, axes, keep, s, z, so, zo) -> bytes:
+    out = tuple((1 if d in axes else n) for d, n in enumerate(shape) if keep or d not in axes)
+    tensors = [T(tuple(shape), scale=[s], zero_point=[z]), T((len(axes),), "int32", data=np.array(axes, np.int32)),
+               T(out or (1,), scale=[so], zero_point=[zo])]
+    return build(tensors, [Op("MEAN", [0, 1], [2], "ReducerOptions", {"KeepDims": keep})], [0], [2])
+
+
+def check_sets(model: bytes, sets) -> None:
+    r = verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False, kernels="dsp")
+    assert r["sanitize"] and r["bit_exact"], r
+
+
+@pytest.mark.parametrize("shape,axes,keep", [
+    ((1, 5, 5, 64), [1, 2], True),      # the KWS/DS-CNN global pool
+    ((1, 3, 4, 7), [1, 2], False),      # odd channels: one group of 4 and 3 single channels
+    ((2, 4, 3, 5), [1, 2], True),       # batch walks the outer kept dimension
+    ((1, 6, 5, 1), [1, 2], False),      # one channel
+    ((1, 4, 6, 6), [2], True),          # one spatial axis, still channels-last
+    ((1, 5, 4, 6), [1], False),         # H alone: not contiguous, general walk
+    ((1, 3, 4, 6), [3], True),          # channels reduced: general walk
+    ((2, 3, 4, 5), [0, 3], False),      # batch and channels: general walk
+    ((1, 2, 3, 4), [1, 2, 3], True),
+])
+def test_dsp_mean_shapes(shape, axes, keep):
+    rng = np.random.default_rng(sum(shape) * 7 + len(axes))
+    for s, z, so, zo in [(0.05, 3, 0.05, 3), (0.02, -128, 0.03, 127), (0.1, 127, 0.01, -128)]:
+        check(mean_model(shape, axes, keep, s, z, so, zo), int(rng.integers(1 << 16)), n=2)
+
+
+@pytest.mark.parametrize("hw,c", [((16, 16), 8), ((23, 19), 6), ((33, 31), 5)])
+@pytest.mark.parametrize("fill", [-128, 127])
+def test_dsp_mean_lane_flush(hw, c, fill):
+    """More than 256 pixels of -128 or 127: a 16-bit lane sum that is not flushed in time wraps."""
+    shape = (1, hw[0], hw[1], c)
+    rng = np.random.default_rng(hw[0] * c)
+    x = np.full(shape, fill, np.int8)
+    y = rng.integers(-128, 128, shape).astype(np.int8)
+    for keep in (False, True):
+        # output scales that keep the mean of a constant input away from the int8 ends, so a wrapped sum shows
+        for z, so, zo in [(0, 0.08, 0), (-128, 0.04, -128), (127, 0.16, 0)]:
+            model = mean_model(shape, [1, 2], keep, 0.04, z, so, zo)
+            check_sets(model, [[x], [y]])

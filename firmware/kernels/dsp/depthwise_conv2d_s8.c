@@ -146,10 +146,13 @@ static void dw_pad_planes(int16_t *planes, int32_t plane, int32_t iy0, int32_t r
         for (int32_t r = 0; r < rows; ++r) {
             int16_t *d = planes + (size_t)j * plane + (size_t)r * pitch;
             const int inside = iy0 + r >= 0 && iy0 + r < in_h;
-            for (int32_t x = 0; x < pitch; ++x) {
-                if (!inside || x < x_start || x >= x_end) {
-                    d[x] = (int16_t)zp;
-                }
+            /* the row's outside runs, not a test per cell (GCC made that 12 instructions a cell on Cortex-M7) */
+            const int32_t a = inside ? x_start : pitch, e = inside ? x_end : pitch;
+            for (int32_t x = 0; x < a; ++x) {
+                d[x] = (int16_t)zp;
+            }
+            for (int32_t x = e; x < pitch; ++x) {
+                d[x] = (int16_t)zp;
             }
         }
     }
@@ -186,12 +189,102 @@ static void dw_fill_planes(int16_t *planes, int32_t plane, const int8_t *in_b, i
 
 #define DW_ACC 128 /* accumulators of one channel kept on the stack between the MAC and the requantization pass */
 
+#if FM_HAVE_DSP && defined(__thumb2__)
+/* The same on the board, in Thumb-2: GCC 12 schedules the C loop differently per -mcpu and spills on Cortex-M7
+ * (35 instructions a pair instead of 30), so the loop is written out: three row pointers advanced by post-indexed
+ * loads, one temporary, 24 instructions per pair of outputs (9 loads, 12 MACs, STRD, SUBS, BGE).
+ * Registers: r0-r2 window rows, r3 input, r4-r8 w[0..4], r9 bias, r10/r11 the pair, r12 acc, lr pairs left.
+ * Stack (after the 56 bytes pushed/reserved): [sp] row bytes, [sp+4] rstep bytes, [sp+8] rows left, [sp+12] row
+ * start, then the arguments width, w, bias, acc at [sp+56..68]. */
+#define DW_ARG __attribute__((unused)) /* read by the asm from r0-r3 and the stack */
+__attribute__((naked, noinline)) static void dw_plane_macs(DW_ARG const int16_t *r, DW_ARG int32_t row,
+                                                           DW_ARG int32_t rstep, DW_ARG int32_t rows,
+                                                           DW_ARG int32_t width, DW_ARG const uint32_t *w,
+                                                           DW_ARG int32_t bias, DW_ARG int32_t *acc)
+{
+    __asm__ volatile(
+        "push   {r4-r11, lr}\n\t"
+        "sub    sp, sp, #20\n\t"
+        "cmp    r3, #0\n\t"
+        "ble    9f\n\t"
+        "lsls   r1, r1, #1\n\t"
+        "lsls   r2, r2, #1\n\t"
+        "str    r1, [sp]\n\t"
+        "str    r2, [sp, #4]\n\t"
+        "str    r3, [sp, #8]\n\t"
+        "ldr    r12, [sp, #60]\n\t"
+        "ldm    r12, {r4-r8}\n\t"
+        "ldr    r9, [sp, #64]\n\t"
+        "ldr    r12, [sp, #68]\n\t"
+        "1:\n\t" /* one output row */
+        "str    r0, [sp, #12]\n\t"
+        "ldr    r2, [sp, #4]\n\t"
+        "add    r1, r0, r2\n\t"
+        "add    r2, r1, r2\n\t"
+        "ldr    lr, [sp, #56]\n\t"
+        "subs   lr, lr, #2\n\t"
+        "blt    3f\n\t"
+        "2:\n\t" /* two outputs: a (r10) at x0, b (r11) at x1 */
+        "ldr    r3, [r0, #4]\n\t"
+        "smlabb r10, r3, r7, r9\n\t"
+        "smlatb r11, r3, r7, r9\n\t"
+        "ldr    r3, [r0, #2]\n\t"
+        "smlad  r11, r3, r4, r11\n\t"
+        "ldr    r3, [r0], #4\n\t"
+        "smlad  r10, r3, r4, r10\n\t"
+        "ldr    r3, [r1, #4]\n\t"
+        "smlabt r10, r3, r7, r10\n\t"
+        "smlatt r11, r3, r7, r11\n\t"
+        "ldr    r3, [r1, #2]\n\t"
+        "smlad  r11, r3, r5, r11\n\t"
+        "ldr    r3, [r1], #4\n\t"
+        "smlad  r10, r3, r5, r10\n\t"
+        "ldr    r3, [r2, #4]\n\t"
+        "smlabb r10, r3, r8, r10\n\t"
+        "smlatb r11, r3, r8, r11\n\t"
+        "ldr    r3, [r2, #2]\n\t"
+        "smlad  r11, r3, r6, r11\n\t"
+        "ldr    r3, [r2], #4\n\t"
+        "smlad  r10, r3, r6, r10\n\t"
+        "strd   r10, r11, [r12], #8\n\t"
+        "subs   lr, lr, #2\n\t"
+        "bge    2b\n\t"
+        "3:\n\t" /* lr == -1: odd width, the last output alone */
+        "cmn    lr, #1\n\t"
+        "bne    4f\n\t"
+        "ldr    r3, [r0]\n\t"
+        "smlad  r10, r3, r4, r9\n\t"
+        "ldr    r3, [r0, #4]\n\t"
+        "smlabb r10, r3, r7, r10\n\t"
+        "ldr    r3, [r1]\n\t"
+        "smlad  r10, r3, r5, r10\n\t"
+        "ldr    r3, [r1, #4]\n\t"
+        "smlabt r10, r3, r7, r10\n\t"
+        "ldr    r3, [r2]\n\t"
+        "smlad  r10, r3, r6, r10\n\t"
+        "ldr    r3, [r2, #4]\n\t"
+        "smlabb r10, r3, r8, r10\n\t"
+        "str    r10, [r12], #4\n\t"
+        "4:\n\t"
+        "ldr    r0, [sp, #12]\n\t"
+        "ldr    r3, [sp]\n\t"
+        "add    r0, r0, r3\n\t"
+        "ldr    r3, [sp, #8]\n\t"
+        "subs   r3, r3, #1\n\t"
+        "str    r3, [sp, #8]\n\t"
+        "bgt    1b\n\t"
+        "9:\n\t"
+        "add    sp, sp, #20\n\t"
+        "pop    {r4-r11, pc}\n\t");
+}
+#undef DW_ARG
+#else
 /* The accumulators of `rows` x `width` outputs of one channel (row-major into acc), 3x3 window, stride and dilation
  * 1 along x, from the channel's int16 plane at `r` (`row` values between output rows, `rstep` between window rows).
  * Horizontal tap pairs are adjacent halfwords, so SMLAD does two taps at once, and two neighbouring outputs share
  * their loads: per window row [x0|x1] and [x1|x2] by SMLAD with [w0|w1], [x2|x3] by SMLA<x>B/T with w2, 21
  * instructions for 18 MACs. w: [w00|w01], [w10|w11], [w20|w21], [w02|w12], [w22|0]. */
-__attribute__((noinline)) static void dw_plane_macs(const int16_t *r, int32_t row, int32_t rstep, int32_t rows,
+static void dw_plane_macs(const int16_t *r, int32_t row, int32_t rstep, int32_t rows,
                                                     int32_t width, const uint32_t *w, int32_t bias, int32_t *acc)
 {
     const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
@@ -238,6 +331,7 @@ __attribute__((noinline)) static void dw_plane_macs(const int16_t *r, int32_t ro
         }
     }
 }
+#endif
 
 /* `n` accumulators of one channel requantized (its row {m, H, rs - 1}, as dw_requant), clamped, stored `step` bytes
  * apart; an activation spanning int8 is one SSAT. */
