@@ -128,7 +128,8 @@ def test_speedup_table_compares_variants_against_float32_and_says_why_not(tmp_pa
     assert len(table_rows) == 5 and "baseline" in table_rows[0]
     assert "<b>0.83×</b>" in table_rows[1] and "portable reference kernels" in table_rows[1]
     assert "<b>4.00×</b>" in table_rows[2] and "reference kernels" not in table_rows[2] and ">dsp<" in table_rows[2]
-    assert "unstructured pruning leaves every layer" in table_rows[3]
+    assert "unstructured pruning leaves every layer" in table_rows[3] and "pruned: unstructured" in table_rows[3]
+    assert "pruned: channel" in table_rows[4]
     assert "<b>8.00×</b>" in table_rows[4] and "(+0.00 points)" in table_rows[4]
     assert "50,000 bytes (1.60× smaller)" in table_rows[2]  # firmware flash 40,000 + model vs float32's 80,000
     assert "speed-up = baseline median / variant median, both in instructions" in section

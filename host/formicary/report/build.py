@@ -176,8 +176,10 @@ def _speedup_table(runs: list[dict[str, Any]]) -> str:
             if r.get("effective_macs") is not None and r.get("macs") and r["effective_macs"] != r["macs"]:
                 macs += f"<br><small>{_num(r['effective_macs'])} with a non-zero weight</small>"
             note = "baseline" if r is base else _why_no_gain(r, base, speedup)
+            pruned = r["model"]["variant"].get("prune_structure")
+            structure = f"<br>pruned: {_e(pruned)}" if pruned else ""
             rows.append(
-                f"<tr><td><b>{_e(r['model']['variant'].get('label'))}</b> <small>#{r['id']}</small></td>"
+                f"<tr><td><b>{_e(r['model']['variant'].get('label'))}</b> <small>#{r['id']}{structure}</small></td>"
                 f"<td>{_e((r.get('firmware') or {}).get('kernels') or 'reference')}</td>"
                 f"<td class=num>{_with(_num(lat), unit)}</td>"
                 f"<td class=num><b>{speedup:.2f}×</b></td><td class=num>{flash}</td><td class=num>{model}</td>"
