@@ -21,6 +21,7 @@ from formicary.bench.verify import verify_model
 from formicary.codegen import generate, quant
 from formicary.target import host as native
 from formicary.tflite import read_model
+from formicary.tflite.builder import fully_connected_model
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -277,19 +278,9 @@ def test_fully_connected_s8_any_quant(kernels, batches, accum, out_depth, per_ch
     out_scale = log_uniform(data.draw, 1e-3, 4.0)
     f_scale = [log_uniform(data.draw, 1e-4, 0.05) for _ in range(out_depth if per_channel else 1)]
     w = rng.integers(-127, 128, (out_depth, accum)).astype(np.int8)
-    tensors = [T((batches, accum), scale=[in_scale], zero_point=[in_zp]),
-               T(w.shape, scale=f_scale, zero_point=[0] * len(f_scale), data=w)]
-    inputs = [0, 1]
-    if has_bias:
-        b = rng.integers(-2 ** 16, 2 ** 16, out_depth).astype(np.int32)
-        tensors.append(T((out_depth,), "int32", scale=[in_scale * f_scale[0]], zero_point=[0], data=b))
-        inputs.append(2)
-    else:
-        inputs.append(-1)
-    tensors.append(T((batches, out_depth), scale=[out_scale], zero_point=[out_zp]))
-    out = len(tensors) - 1
-    model = build(tensors, [Op("FULLY_CONNECTED", inputs, [out], "FullyConnectedOptions",
-                               dict(FusedActivationFunction=ACTS[act]))], [0], [out])
+    bias = rng.integers(-2 ** 16, 2 ** 16, out_depth).astype(np.int32) if has_bias else None
+    model = fully_connected_model(w, batches=batches, in_scale=in_scale, in_zp=in_zp, f_scale=f_scale,
+                                  out_scale=out_scale, out_zp=out_zp, bias=bias, act=act)
     check(model, seed, kernels=kernels)
 
 

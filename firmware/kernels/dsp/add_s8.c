@@ -17,7 +17,7 @@
  * input 2 added to it, the output), so that each pass keeps only its own constants in registers. Broadcasting
  * walks the inputs with TFLM's strides (stride 0 repeats) through the same arithmetic one element at a time.
  */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 #include "fm_dsp_requant.h"
 
 typedef struct {
@@ -47,17 +47,6 @@ FM_INLINE int8_t add_fast_one(const add_fast_t *f, int32_t x, int32_t y)
     v = v > f->act_min ? v : f->act_min;
     v = v < f->act_max ? v : f->act_max;
     return (int8_t)v;
-}
-
-/* The portable element (the reference kernel's arithmetic with the fewer-instruction fm_dsp_ helpers). */
-static int8_t add_slow_one(const fm_add_s8_params_t *p, int32_t x, int32_t y)
-{
-    const int32_t in1 = (int32_t)((uint32_t)(p->input1_offset + x) << p->left_shift);
-    const int32_t in2 = (int32_t)((uint32_t)(p->input2_offset + y) << p->left_shift);
-    const int32_t s1 = fm_mbqm_smaller_than_one(in1, p->input1_multiplier, p->input1_shift);
-    const int32_t s2 = fm_mbqm_smaller_than_one(in2, p->input2_multiplier, p->input2_shift);
-    const int32_t raw = fm_mbqm_smaller_than_one(s1 + s2, p->output_multiplier, p->output_shift) + p->output_offset;
-    return (int8_t)fm_clamp_i32(raw, p->act_min, p->act_max);
 }
 
 #define ADD_BLOCK 64 /* elements rescaled into a stack buffer per pass */
@@ -146,7 +135,7 @@ int fm_add_s8(const fm_add_s8_params_t *p, const int8_t *input1, const int8_t *i
             }
         } else {
             for (int32_t i = 0; i < n; ++i) {
-                output[i] = add_slow_one(p, input1[i], input2[i]);
+                output[i] = fm_add_s8_one(p, input1[i], input2[i]);
             }
         }
         return FM_OK;
@@ -154,7 +143,7 @@ int fm_add_s8(const fm_add_s8_params_t *p, const int8_t *input1, const int8_t *i
     fm_bcast_iter_t it = {{0}, 0, 0};
     for (int32_t i = 0; i < n; ++i) {
         const int32_t x = input1[it.off1], y = input2[it.off2];
-        output[i] = fast ? add_fast_one(&f, x, y) : add_slow_one(p, x, y);
+        output[i] = fast ? add_fast_one(&f, x, y) : fm_add_s8_one(p, x, y);
         fm_bcast_next(&p->shape, &it);
     }
     return FM_OK;

@@ -108,6 +108,24 @@ FM_INLINE void fm_he_dw_pixels_c(const int8_t *const *rows, const int16_t *wb, i
  * whole pixel loop is assembly (80 instructions a pixel: 54 for the taps, 19 for the output stage), as GCC 12
  * reloads its loop state from the stack around the tap block; the host runs fm_he_dw_pixels_c. */
 #if FM_MVE_NATIVE
+/* The output stage both pixel loops share: q4/q5 (even/odd accumulators) times their multipliers, the rounding
+ * right shift with TFLM's rounding, narrowed with saturation into the 8 int16 lanes of q0. */
+#define FM_HE_DW_REQUANT                                                                                          \
+                     "vldrw.32 q0, [%[q], #32]\n\t"                                                                 \
+                     "vldrw.32 q1, [%[q], #64]\n\t"                                                                 \
+                     "vqrdmulh.s32 q4, q4, q0\n\t"                                                                  \
+                     "vshr.s32 q2, q4, #31\n\t"                                                                     \
+                     "vqadd.s32 q4, q4, q2\n\t"                                                                     \
+                     "vrshl.s32 q4, q4, q1\n\t"                                                                     \
+                     "vldrw.32 q0, [%[q], #80]\n\t"                                                                 \
+                     "vldrw.32 q1, [%[q], #112]\n\t"                                                                \
+                     "vqrdmulh.s32 q5, q5, q0\n\t"                                                                  \
+                     "vshr.s32 q2, q5, #31\n\t"                                                                     \
+                     "vqadd.s32 q5, q5, q2\n\t"                                                                     \
+                     "vrshl.s32 q5, q5, q1\n\t"                                                                     \
+                     "vqmovnb.s32 q0, q4\n\t"                                                                       \
+                     "vqmovnt.s32 q0, q5\n\t"
+
 FM_INLINE void fm_he_dw_pixels9(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int16_t *wb,
                                 const int32_t *blk, int8_t *dst, int32_t n, int32_t pstep, int32_t ostep,
                                 const int16_t *cst)
@@ -131,20 +149,7 @@ FM_INLINE void fm_he_dw_pixels9(const int8_t *r0, const int8_t *r1, const int8_t
                      FM_HE_DW_TAP4("x0", 0, 0) FM_HE_DW_TAP4("x1", 0, 16) FM_HE_DW_TAP4("x2", 0, 32)
                      FM_HE_DW_TAP4("x0", 16, 48) FM_HE_DW_TAP4("x1", 16, 64) FM_HE_DW_TAP4("x2", 16, 80)
                      FM_HE_DW_TAP4("x0", 32, 96) FM_HE_DW_TAP4("x1", 32, 112) FM_HE_DW_TAP4("x2", 32, 128)
-                     "vldrw.32 q0, [%[q], #32]\n\t"
-                     "vldrw.32 q1, [%[q], #64]\n\t"
-                     "vqrdmulh.s32 q4, q4, q0\n\t"
-                     "vshr.s32 q2, q4, #31\n\t"
-                     "vqadd.s32 q4, q4, q2\n\t"
-                     "vrshl.s32 q4, q4, q1\n\t"
-                     "vldrw.32 q0, [%[q], #80]\n\t"
-                     "vldrw.32 q1, [%[q], #112]\n\t"
-                     "vqrdmulh.s32 q5, q5, q0\n\t"
-                     "vshr.s32 q2, q5, #31\n\t"
-                     "vqadd.s32 q5, q5, q2\n\t"
-                     "vrshl.s32 q5, q5, q1\n\t"
-                     "vqmovnb.s32 q0, q4\n\t"
-                     "vqmovnt.s32 q0, q5\n\t"
+                     FM_HE_DW_REQUANT
                      "vldrh.16 q1, [%[c], #32]\n\t"
                      "vqadd.s16 q0, q0, q1\n\t"
                      "vmax.s16 q0, q0, q6\n\t"
@@ -183,20 +188,7 @@ FM_INLINE void fm_he_dw_pixels9_s1(const int8_t *r0, const int8_t *r1, const int
                      FM_HE_DW_TAP4("x0", 0, 48) FM_HE_DW_TAP4("x1", 0, 64) FM_HE_DW_TAP4("x2", 0, 80)
                      FM_HE_DW_TAP4("x0", 16, 96) FM_HE_DW_TAP4("x1", 16, 112) FM_HE_DW_TAP4("x2", 16, 128)
 #undef FM_HE_DW_TAP4P
-                     "vldrw.32 q0, [%[q], #32]\n\t"
-                     "vldrw.32 q1, [%[q], #64]\n\t"
-                     "vqrdmulh.s32 q4, q4, q0\n\t"
-                     "vshr.s32 q2, q4, #31\n\t"
-                     "vqadd.s32 q4, q4, q2\n\t"
-                     "vrshl.s32 q4, q4, q1\n\t"
-                     "vldrw.32 q0, [%[q], #80]\n\t"
-                     "vldrw.32 q1, [%[q], #112]\n\t"
-                     "vqrdmulh.s32 q5, q5, q0\n\t"
-                     "vshr.s32 q2, q5, #31\n\t"
-                     "vqadd.s32 q5, q5, q2\n\t"
-                     "vrshl.s32 q5, q5, q1\n\t"
-                     "vqmovnb.s32 q0, q4\n\t"
-                     "vqmovnt.s32 q0, q5\n\t"
+                     FM_HE_DW_REQUANT
                      "vqadd.s16 q0, q0, %[off]\n\t"
                      "vmax.s16 q0, q0, q6\n\t"
                      "vmin.s16 q0, q0, q7\n\t"
@@ -209,6 +201,7 @@ FM_INLINE void fm_he_dw_pixels9_s1(const int8_t *r0, const int8_t *r1, const int
                      : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "memory", "cc");
 }
 #undef FM_HE_DW_TAP4
+#undef FM_HE_DW_REQUANT
 #else
 FM_INLINE void fm_he_dw_pixels9_s1(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int16_t *wb,
                                    const int32_t *blk, int8_t *dst, int32_t n, int32_t ostep, const int16_t *cst,

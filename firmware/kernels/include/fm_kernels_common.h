@@ -29,6 +29,20 @@ extern "C" {
         (dst) = (int8_t)fm_clamp_i32(fm_acc_, (p)->act_min, (p)->act_max);          \
     } while (0)
 
+/* ADD int8, one element (TFLM reference_integer_ops::AddElementwise): both inputs offset and shifted left by
+ * left_shift, rescaled to the common scale, summed, rescaled to the output, offset and clamped. The reference
+ * kernel is this in a loop; optimized sets use it where their vector form does not apply (broadcasting, rare
+ * parameters). */
+FM_INLINE int8_t fm_add_s8_one(const fm_add_s8_params_t *p, int32_t x, int32_t y)
+{
+    const int32_t in1 = (p->input1_offset + x) * ((int32_t)1 << p->left_shift);
+    const int32_t in2 = (p->input2_offset + y) * ((int32_t)1 << p->left_shift);
+    const int32_t s1 = fm_mbqm_smaller_than_one(in1, p->input1_multiplier, p->input1_shift);
+    const int32_t s2 = fm_mbqm_smaller_than_one(in2, p->input2_multiplier, p->input2_shift);
+    const int32_t raw = fm_mbqm_smaller_than_one(s1 + s2, p->output_multiplier, p->output_shift) + p->output_offset;
+    return (int8_t)fm_clamp_i32(raw, p->act_min, p->act_max);
+}
+
 /* Fused-activation clamp of the float kernels (NaN passes through, as in TFLM's ActivationFunctionWithMinMax). */
 FM_INLINE float fm_clamp_f32(float x, float lo, float hi)
 {

@@ -163,7 +163,7 @@ def _conv_case(rng: np.random.Generator, op: str) -> tuple[dict[str, Any], bytes
 
 
 def _fc_case(rng: np.random.Generator) -> tuple[dict[str, Any], bytes]:
-    from formicary.tflite.builder import Op, T, build
+    from formicary.tflite.builder import fully_connected_model
 
     batches, accum, out_d = int(rng.choice([1, 1, 1, 2])), int(rng.integers(1, 129)), int(rng.integers(1, 33))
     per_channel = bool(rng.random() < 0.3)
@@ -172,20 +172,10 @@ def _fc_case(rng: np.random.Generator) -> tuple[dict[str, Any], bytes]:
     out_zp = int(rng.integers(-128, 128))
     act = str(rng.choice(["NONE", "NONE", "RELU", "RELU6"]))
     w = rng.integers(-127, 128, (out_d, accum)).astype(np.int8)
-    tensors = [T((batches, accum), scale=[in_scale], zero_point=[in_zp]),
-               T(w.shape, scale=f_scale, zero_point=[0] * len(f_scale), data=w)]
     has_bias = bool(rng.random() < 0.85)
-    inputs = [0, 1]
-    if has_bias:
-        tensors.append(T((out_d,), "int32", scale=[in_scale * f_scale[0]], zero_point=[0],
-                         data=rng.integers(-bias_lim, bias_lim + 1, out_d).astype(np.int32)))
-        inputs.append(2)
-    else:
-        inputs.append(-1)
-    tensors.append(T((batches, out_d), scale=[out_scale], zero_point=[out_zp]))
-    out = len(tensors) - 1
-    model = build(tensors, [Op("FULLY_CONNECTED", inputs, [out], "FullyConnectedOptions",
-                               dict(FusedActivationFunction=_ACTS[act]))], [0], [out])
+    bias = rng.integers(-bias_lim, bias_lim + 1, out_d).astype(np.int32) if has_bias else None
+    model = fully_connected_model(w, batches=batches, in_scale=in_scale, in_zp=in_zp, f_scale=f_scale,
+                                  out_scale=out_scale, out_zp=out_zp, bias=bias, act=act)
     return dict(batches=batches, accum=accum, out=out_d, per_channel=per_channel, bias=has_bias, act=act,
                 in_scale=in_scale, in_zp=in_zp, out_scale=out_scale, out_zp=out_zp,
                 macs=batches * accum * out_d), model

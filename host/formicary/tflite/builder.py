@@ -153,3 +153,27 @@ def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]
     M.AddBuffers(b, buf_vec)
     b.Finish(M.End(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}  # TFLite ActivationFunctionType
+
+
+def fully_connected_model(w: np.ndarray, *, batches: int, in_scale: float, in_zp: int, f_scale: list[float],
+                          out_scale: float, out_zp: int, bias: np.ndarray | None = None, f_zp: int = 0,
+                          act: str = "NONE") -> bytes:
+    """A one-op int8 FULLY_CONNECTED model: input [batches, depth], weights `w` [out, depth] with one scale (per
+    tensor, zero point `f_zp`) or one per output (per channel, zero point 0), optional int32 bias at
+    in_scale x f_scale[0] as the converter writes it, fused activation `act`."""
+    out_depth = int(w.shape[0])
+    tensors = [T((batches, int(w.shape[1])), scale=[in_scale], zero_point=[in_zp]),
+               T(w.shape, scale=list(f_scale), zero_point=[f_zp] * len(f_scale), data=w)]
+    inputs = [0, 1]
+    if bias is not None:
+        tensors.append(T((out_depth,), "int32", scale=[in_scale * f_scale[0]], zero_point=[0], data=bias))
+        inputs.append(2)
+    else:
+        inputs.append(-1)
+    tensors.append(T((batches, out_depth), scale=[out_scale], zero_point=[out_zp]))
+    out = len(tensors) - 1
+    return build(tensors, [Op("FULLY_CONNECTED", inputs, [out], "FullyConnectedOptions",
+                              {"FusedActivationFunction": ACTIVATIONS[act]})], [0], [out])
