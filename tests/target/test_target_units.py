@@ -106,6 +106,15 @@ class _FakeConnection:
         self.closed = True
 
 
+def _flash_module():
+    """formicary.target.flash as bring-up will import it: from sys.modules, not through the package attribute (an
+    in-process pytester run elsewhere on this worker may have dropped the module from sys.modules while the
+    package still points at the old object, and a patch on that object would not be seen)."""
+    import importlib
+
+    return importlib.import_module("formicary.target.flash")
+
+
 def test_a_real_board_running_another_model_is_flashed_then_reattached(tmp_path, monkeypatch):
     board = load_board("nucleo-l4r5zi")
     answers = [ModelMismatchError("the board runs model xyz", "flash it"), None]
@@ -119,7 +128,7 @@ def test_a_real_board_running_another_model_is_flashed_then_reattached(tmp_path,
         return _FakeConnection(url)
 
     monkeypatch.setattr("formicary.device.connect_serial", fake_connect)
-    monkeypatch.setattr("formicary.target.flash.flash_firmware", lambda fw, b, port: flashed.append((b.name, port)))
+    monkeypatch.setattr(_flash_module(), "flash_firmware", lambda fw, b, port: flashed.append((b.name, port)))
     events = []
     link = bringup.bring_up(board, _fw(tmp_path), port="/dev/ttyACM0", baud=115200, on_event=events.append)
     assert link.flashed and flashed == [("nucleo-l4r5zi", "/dev/ttyACM0")] and link.url == "/dev/ttyACM0"
@@ -133,7 +142,7 @@ def test_no_flash_and_virtual_boards_raise_the_mismatch(tmp_path, monkeypatch):
         raise ModelMismatchError("the board runs model xyz", "flash it")
 
     monkeypatch.setattr("formicary.device.connect_serial", mismatch)
-    monkeypatch.setattr("formicary.target.flash.flash_firmware", lambda *a, **k: pytest.fail("flashed"))
+    monkeypatch.setattr(_flash_module(), "flash_firmware", lambda *a, **k: pytest.fail("flashed"))
     with pytest.raises(ModelMismatchError):
         bringup.bring_up(load_board("nucleo-l4r5zi"), _fw(tmp_path), port="/dev/x", flash_on_mismatch=False)
     with pytest.raises(ModelMismatchError):  # a QEMU started elsewhere cannot be re-flashed over serial
