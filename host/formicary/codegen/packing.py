@@ -29,6 +29,11 @@ class PackRequest:
     geometry: dict[str, int] = field(default_factory=dict)  # strides, dilations, pads, depth_multiplier
     input_shape: tuple[int, int, int, int] = (1, 1, 1, 1)    # NHWC (FULLY_CONNECTED: 1, 1, batches, depth)
     output_shape: tuple[int, int, int, int] = (1, 1, 1, 1)
+    # the lowering's requantization (TFLM's rules, computed once there): one multiplier/shift per output channel
+    # (a per-tensor FULLY_CONNECTED's broadcast), and the output zero point
+    multiplier: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    output_offset: int = 0
 
     @property
     def out_channels(self) -> int:

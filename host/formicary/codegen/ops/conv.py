@@ -113,16 +113,20 @@ def bias_ref(ctx: LowerContext, bias: Tensor | None, dtype: str) -> str:
     return ctx.tensor_ref(bias)
 
 
-def int8_weights(ctx: LowerContext, kernel: str, filt: Tensor, bias: Tensor | None, input_offset: int,
+def int8_weights(ctx: LowerContext, kernel: str, filt: Tensor, bias: Tensor | None, rq: Requant,
                  geometry: dict[str, int], in_d, out_d, filter_offset: int = 0) -> dict[str, str]:
     """The `filter`/`bias` fields of an int8 convolution-family kernel: TFLite-layout constants, or the kernel
-    set's ahead-of-time packing of them (codegen/packing.py)."""
+    set's ahead-of-time packing of them (codegen/packing.py), which also gets this op's requantization `rq`."""
     if bias is not None:
         _check_bias(bias, "int32")
+    channels = int(out_d[3])
     request = PackRequest(kernel=kernel, filter=np.asarray(filt.data, dtype=np.int8),
                           bias=None if bias is None else np.asarray(bias.data, dtype=np.int32).reshape(-1),
-                          input_offset=int(input_offset), filter_offset=int(filter_offset), geometry=dict(geometry),
-                          input_shape=tuple(int(d) for d in in_d), output_shape=tuple(int(d) for d in out_d))
+                          input_offset=int(rq.input_offset), filter_offset=int(filter_offset), geometry=dict(geometry),
+                          input_shape=tuple(int(d) for d in in_d), output_shape=tuple(int(d) for d in out_d),
+                          multiplier=np.broadcast_to(np.asarray(rq.multiplier, np.int64), channels).copy(),
+                          shift=np.broadcast_to(np.asarray(rq.shift, np.int64), channels).copy(),
+                          output_offset=int(rq.output_offset))
     return ctx.weight_fields(request, filt, bias)
 
 
@@ -198,7 +202,7 @@ def _conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
     if in_d[3] == f_d[3] and sparse.pays(filt, ctx, "fm_conv2d_s8"):
         return sparse.lower_conv(op, ctx, inp, filt, bias_ref(ctx, bias, "int32"), out, in_d, f_d, out_d, geometry,
                                  rq, _conv_macs(out_d, f_d, False))
-    weights = int8_weights(ctx, "fm_conv2d_s8", filt, bias, rq.input_offset, geometry, in_d, out_d)
+    weights = int8_weights(ctx, "fm_conv2d_s8", filt, bias, rq, geometry, in_d, out_d)
     params = ctx.const_struct("params", "fm_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
         **rq.clamp_fields(), **weights, **requant_fields(ctx, rq, weights)})
@@ -217,7 +221,7 @@ def _depthwise_conv_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
                           "re-export the model.")
     geometry = window.fields(in_d, f_d, out, out_d)
     rq = Requant.per_channel(inp, out, filt, out_d[3], 3, act)
-    weights = int8_weights(ctx, "fm_depthwise_conv2d_s8", filt, bias, rq.input_offset,
+    weights = int8_weights(ctx, "fm_depthwise_conv2d_s8", filt, bias, rq,
                            {**geometry, "depth_multiplier": dm}, in_d, out_d)
     params = ctx.const_struct("params", "fm_depthwise_conv_s8_params_t", {
         "input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d), **geometry,
@@ -285,7 +289,7 @@ def _fully_connected_s8(op: Operator, ctx: LowerContext) -> LoweredOp:
     if filter_zp == 0 and sparse.pays(filt, ctx, "fm_fully_connected_s8"):
         return sparse.lower_fully_connected(op, ctx, inp, filt, bias_ref(ctx, bias, "int32"), out, batches, accum,
                                             out_depth, rq, per_channel)
-    weights = int8_weights(ctx, "fm_fully_connected_s8", filt, bias, rq.input_offset, {"per_channel": int(per_channel)},
+    weights = int8_weights(ctx, "fm_fully_connected_s8", filt, bias, rq, {"per_channel": int(per_channel)},
                            (1, 1, batches, accum), (1, 1, batches, out_depth), filter_offset=-filter_zp)
     params = ctx.const_struct("params", "fm_fully_connected_s8_params_t", {
         "batches": batches, "accum_depth": accum, "output_depth": out_depth,

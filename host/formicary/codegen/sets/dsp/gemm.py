@@ -132,16 +132,10 @@ def requant_table(multiplier: np.ndarray, shift: np.ndarray, output_offset: int)
 
 
 def pack_conv(req: PackRequest, ctx) -> dict[str, str]:
-    from formicary.codegen.ops.base import ON_INT8, fused_activation
-    from formicary.codegen.ops.conv import Requant
-
-    inp, filt, out = ctx.inputs()[0], ctx.inputs()[1], ctx.outputs()[0]
-    # the same Requant the lowering would put in the params (multiplier, shift, output offset)
-    rq = Requant.per_channel(inp, out, filt, req.out_channels, 0, fused_activation(ctx.op, ON_INT8))
     wide = wide_weights(req)
     fields = _pack(ctx, LAYOUT_CONV_GEMM if wide else LAYOUT_CONV_GEMM8, conv_layout(req, wide), conv_bias(req))
-    fields["packed_aux"] = ctx.const_array("rqk", "int32_t", requant_table(rq.multiplier, rq.shift,
-                                                                          rq.output_offset))
+    fields["packed_aux"] = ctx.const_array("rqk", "int32_t", requant_table(req.multiplier, req.shift,
+                                                                          req.output_offset))
     fields["multiplier"] = fields["shift"] = "NULL"
     return fields
 

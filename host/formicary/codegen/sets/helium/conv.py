@@ -39,22 +39,6 @@ def _round_up(n: int, m: int) -> int:
     return (n + m - 1) // m * m
 
 
-def _multipliers(ctx: LowerContext, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The op's per-channel multiplier/shift (as the lowering computed them), broadcast to n channels."""
-    from formicary.codegen import quant
-    from formicary.codegen.ops.base import qparams
-
-    ins, out = ctx.inputs(), ctx.outputs()[0]
-    in_scale, _ = qparams(ins[0])
-    out_scale, _ = qparams(out)
-    fq = ins[1].quant
-    if ctx.op.opcode == "FULLY_CONNECTED" and fq.scale.size == 1:
-        m, s = quant.per_tensor_conv_multiplier(in_scale, float(fq.scale[0]), out_scale)
-        return np.full(n, m, dtype=np.int64), np.full(n, s, dtype=np.int64)
-    mult, shift = quant.conv_per_channel_multipliers(in_scale, fq.scale, out_scale, n)
-    return np.asarray(mult, dtype=np.int64), np.asarray(shift, dtype=np.int64)
-
-
 def requant_table(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """[blocks of 4][multiplier 4, ls 4, rs 4] int32 (channels past the end: multiplier 0)."""
     n4 = _round_up(len(mult), 4)
@@ -90,7 +74,7 @@ def pack_gemm(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
         groups = 1
     oc_g = oc // groups
     fb = folded_bias(req)
-    mult, shift = _multipliers(ctx, oc)
+    mult, shift = req.multiplier, req.shift  # the lowering's, one per output channel
     mats, biases, tabs = [], [], []
     for g in range(groups):
         sl = slice(g * oc_g, (g + 1) * oc_g)
@@ -114,7 +98,7 @@ def pack_depthwise(req: PackRequest, ctx: LowerContext) -> dict[str, str]:
     w[:, :oc] = taps
     w = w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)  # [block][tap][8]
     fb = _pad(folded_bias(req), c8).reshape(-1, 8)
-    mult, shift = _multipliers(ctx, oc)
+    mult, shift = req.multiplier, req.shift  # the lowering's, one per output channel
     m = np.zeros(c8, dtype=np.int64)
     s = np.zeros(c8, dtype=np.int64)
     m[:oc], s[:oc] = mult, shift
