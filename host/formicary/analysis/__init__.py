@@ -19,10 +19,15 @@ ARENA_METHOD = "measured: smallest arena_size the TFLM interpreter allocates and
 
 
 def analyse(model: bytes | str | Path, board: str | None = None, measure_arena: bool = True,
-            rt_ops: Iterable[str] | None = None) -> dict[str, Any]:
+            rt_ops: Iterable[str] | None = None, kernels: str | None = None,
+            arena_bytes: int | None = None) -> dict[str, Any]:
     """The report for `model` (.tflite path or bytes); with `board`, whether it fits that board. `rt_ops`: the
     opcodes formicary-rt lowers (`formicary.codegen.supported_opcodes()`, passed in by the caller because
     analysis sits below codegen); without it, per-op `support.formicary_rt` is null (unknown).
+
+    `energy_model` (docs/energy.md) follows the loops of the `kernels` set (default: the board's, else
+    reference) with activations priced at the level of `arena_bytes` (default: TFLM's measured arena, else the
+    largest live activation set).
 
     Raises FormicaryError for unreadable models or an unknown board. A model TFLM refuses is reported
     (tflm_compatible false, tflm_error) rather than raised.
@@ -48,7 +53,28 @@ def analyse(model: bytes | str | Path, board: str | None = None, measure_arena: 
                             "method": ARENA_METHOD if arena is not None else
                             ("not measured: TFLM refused the model" if not compatible else "not measured (skipped)")}
     report["board_fit"] = _fit(board, len(data), arena) if board else None
+    report["energy_model"] = _energy_model(ir, report, board, kernels, arena_bytes)
     return report
+
+
+def _energy_model(ir: ModelIR, report: dict, board: str | None, kernels: str | None,
+                  arena_bytes: int | None) -> dict:
+    from formicary.analysis.energy_model import model_energy, weights_memory
+
+    b = None
+    if board:
+        from formicary.boards import load_board
+
+        b = load_board(board)
+    ks = kernels or (b.kernels if b is not None else "reference")
+    if arena_bytes is not None:
+        arena, method = arena_bytes, "given: formicary-rt's planned arena"
+    elif report.get("tflm_arena_bytes") is not None:
+        arena, method = report["tflm_arena_bytes"], "measured: TFLM arena (host build)"
+    else:
+        arena, method = report["peak_live_activations_bytes"], "lower bound: largest live activation set"
+    return model_energy(ir, kernels=ks, arena_bytes=int(arena), arena_method=method,
+                        board=b.name if b is not None else None, weights_in=weights_memory(b))
 
 
 def _fit(board: str, flash_needed: int, arena: int | None) -> dict:

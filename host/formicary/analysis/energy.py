@@ -54,3 +54,9 @@ def energy_floor(*, macs: int, adds: int, mults: int, precision: str, memory_byt
                      "memory_uj": memory_pj * 1e-6}
     return {"mult": mult_key, "add": add_key, "memory_level": level["name"], "memory_accesses_64bit": accesses,
             "memory_bytes": memory_bytes, "working_set_bytes": working_set_bytes, "per_node": out}
+
+
+def flash_level() -> dict:
+    """The price of a read from the MCU's flash: not in the table, an assumption kept in the table's data
+    (`memory_assumed`, kind flash) with the reason written next to it."""
+    return next(m for m in table()["memory_assumed"] if m["kind"] == "flash")

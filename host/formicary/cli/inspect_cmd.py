@@ -25,6 +25,29 @@ def _shape(t: dict) -> str:
     return ("x".join(str(d) for d in t["shape"]) or "scalar") + f" {short.get(t['dtype'], t['dtype'])}"
 
 
+def _energy_table(console, em: dict[str, Any]) -> None:
+    from formicary.cli._output import new_table
+
+    table = new_table(title=f"where the energy goes, per layer (modelled: {em['kernels']} kernels, weights in "
+                            f"{em['weights_level']}, activations in {em['activations_level']})",
+                      pad_edge=False, box=None)
+    for col in ("#", "op", "compute pJ", "weights pJ", "activ. pJ", "total pJ", "moving", "total pJ 7nm",
+                "moving 7nm"):
+        table.add_column(col, justify="left" if col == "op" else "right", no_wrap=True)
+    for layer in em["layers"]:
+        a, b = layer["per_node"]["45nm"], layer["per_node"]["7nm"]
+        if not a["total_pj"]:
+            continue
+        table.add_row(str(layer["index"]), layer["op"].replace("DEPTHWISE_CONV_2D", "DW_CONV")
+                      .replace("FULLY_CONNECTED", "FC"), f"{a['compute_pj']:,.0f}", f"{a['weight_read_pj']:,.0f}",
+                      f"{a['activation_pj']:,.0f}", f"{a['total_pj']:,.0f}", f"{a['data_movement_share']:.1%}",
+                      f"{b['total_pj']:,.0f}", f"{b['data_movement_share']:.1%}")
+    console.print(table)
+    console.print("45 nm unless marked; weights = weight, bias and requantization reads; activ. = activation and "
+                  "scratch reads + writes in the arena; moving = (weights + activ.) / total; kernel path and "
+                  "access counts per layer: --json energy_model.layers", style="dim")
+
+
 def _human(console, r: dict[str, Any]) -> None:
     from formicary.cli._output import new_table
 
@@ -63,6 +86,9 @@ def _human(console, r: dict[str, Any]) -> None:
                                                          for t in (act, w, out)))
     console.print(qt)
 
+    if r.get("energy_model"):
+        _energy_table(console, r["energy_model"])
+
     ef = r["energy_floor"]
     q = r["quantization"]
     ops = ", ".join(f"{k}×{v}" for k, v in r["ops"].items())
@@ -95,12 +121,21 @@ def _human(console, r: dict[str, Any]) -> None:
                  else f"arena        unknown ({r['tflm_arena']['method']})")
     for node in ("45nm", "7nm"):
         p = ef["per_node"][node]
-        lines.append(f"energy floor {p['total_uj']:.4g} µJ/inference @ {node} (modelled: "
-                     f"{'Horowitz ISSCC 2014 45 nm' if node == '45nm' else 'issue-2 7 nm'} table; compute "
-                     f"{p['compute_uj']:.3g} µJ, memory {p['memory_uj']:.3g} µJ)")
+        lines.append(f"energy floor {p['total_uj']:.4g} µJ/inference @ {node} (modelled lower bound, every byte moved "
+                     f"once: compute {p['compute_uj']:.3g} µJ, memory {p['memory_uj']:.3g} µJ)")
     lines.append(f"             {ef['precision']} MAC = {ef['mult']} + {ef['add']}; memory "
                  f"{ef['memory_bytes']:,} B moved once = {ef['memory_accesses_64bit']:,} 64-bit accesses to "
                  f"{ef['memory_level']} (working set {ef['working_set_bytes']:,} B)")
+    em = r.get("energy_model")
+    if em:
+        for node in ("45nm", "7nm"):
+            t = em["total"][node]
+            lines.append(f"energy model {t['total_uj']:.4g} µJ/inference @ {node} (modelled, {em['kernels']} kernels' "
+                         f"loops): compute {t['compute_uj']:.3g}, weight reads {t['weight_read_uj']:.3g}, "
+                         f"activations {t['activation_uj']:.3g} µJ; data movement {t['data_movement_share']:.1%}")
+        lines.append(f"             weights in {em['weights_level']}, activations in {em['activations_level']} "
+                     f"(arena {em['arena_bytes']:,} B, {em['arena_method']}); table: Jouppi et al. ISCA 2021 "
+                     "Table 2 (45 nm: Horowitz ISSCC 2014); docs/energy.md")
     fit = r.get("board_fit")
     if fit:
         verdict = "[bold green]fits[/]" if fit["fits"] else "[bold red]does NOT fit[/]"
@@ -126,15 +161,24 @@ def register(app: typer.Typer) -> None:
                 require_fit: bool = typer.Option(False, "--require-fit",
                                                  help="exit 2 with an error when the model does not fit --board"),
                 no_arena: bool = typer.Option(False, "--no-arena", help="skip measuring the TFLM arena"),
+                kernels: str = typer.Option(None, "--kernels", "-k",
+                                            help="kernel set whose loops the energy model follows (reference, dsp, "
+                                                 "helium; default: the board's, else reference)"),
                 as_json: bool = JSON_OPTION) -> None:
-        """Ops, tensors, parameters, MACs, sparsity, quantization, TFLM verdict and arena, energy floor, board fit."""
+        """Ops, tensors, parameters, MACs, sparsity, quantization, TFLM verdict and arena, energy per layer
+        (compute vs data movement, modelled), board fit."""
         from formicary.analysis import analyse
         from formicary.codegen.ops import supported_opcodes
         from formicary.errors import FormicaryError
 
         if require_fit and not board:
             raise FormicaryError("--require-fit needs --board.", "add `--board NAME` (see `formicary boards`).")
-        result = {"model_path": str(model), **analyse(model, board, measure_arena=not no_arena, rt_ops=supported_opcodes())}
+        if kernels:
+            from formicary.codegen.kernel_sets import kernel_set
+
+            kernel_set(kernels)  # an unknown set is one FormicaryError naming the known ones
+        result = {"model_path": str(model), **analyse(model, board, measure_arena=not no_arena,
+                                                      rt_ops=supported_opcodes(), kernels=kernels)}
         fit = result.get("board_fit")
         if require_fit and not fit["fits"]:
             raise FormicaryError(f"model does not fit {fit['board']}: {fit['reason']}.",
