@@ -129,7 +129,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     total_runs = runs if runs is not None else max(len(ins.sets), MIN_DEFAULT_RUNS)
     per_input = _split_runs(total_runs, len(ins.sets))
 
-    analysis = analyse(fw.tflite, measure_arena=False)
+    analysis = analyse(fw.tflite, measure_arena=False, kernels=fw.kernels, arena_bytes=fw.arena_bytes or None)
+    analysis["energy_model"]["board"] = b.name
     reference = run_tflm(fw.tflite.read_bytes(), ins.sets)
     result: dict[str, Any] = {
         "schema": 1, "board": b.name, "virtual": b.virtual, "host": _host(),
@@ -143,6 +144,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "arena_bytes": fw.arena_bytes, "macs": int(analysis["macs"]),
         "effective_macs": int(analysis["effective_macs"]), "model_bytes": int(analysis["model_bytes"]),
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
+        "energy_model": analysis.get("energy_model"),
     }
     st, owns_store = _open_store(store)
     run_id: int | None = None

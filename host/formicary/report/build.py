@@ -206,7 +206,15 @@ def _floor(run: dict[str, Any]) -> str:
     if not floor:
         return ""
     parts = ", ".join(f"{_num(float(v), 3)} µJ @{_e(k)}" for k, v in floor.items())
-    return f"<br><small>floor (MAC energy, modelled): {parts}</small>"
+    from formicary.report.plots import energy_model_of
+
+    em = energy_model_of(run)
+    model = ""
+    if em:
+        t = em["total"]["45nm"]
+        model = (f"<br><small>where it goes (modelled, {_e(em.get('kernels'))} kernels): "
+                 f"{_num(float(t['total_uj']), 3)} µJ @45nm, {t['data_movement_share']:.0%} data movement</small>")
+    return f"<br><small>floor (every byte once, modelled): {parts}</small>" + model
 
 
 def _details(run: dict[str, Any]) -> str:
@@ -254,6 +262,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
     plots_latency = P.latency_distributions(runs)
     plots_layers = [p for p in (P.layer_breakdown(r) for r in runs) if p is not None]
     plots_variants = P.variant_tradeoffs(runs)
+    plots_energy = [p for p in (P.energy_layers(r) for r in runs) if p is not None] + P.energy_variants(runs)
     warnings = []
     units = sorted({r["latency"].get("unit") for r in runs if r["latency"].get("unit")})
     if len(units) > 1:
@@ -280,6 +289,8 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
         "<h2>Variants: accuracy vs size vs latency/energy</h2>",
         _figures(plots_variants, "No run has an accuracy (bench with labelled --data), so there is no "
                  "trade-off plot."),
+        "<h2>Where the energy goes (modelled)</h2>",
+        _figures(plots_energy, "No run carries an energy model (runs recorded before it existed)."),
         "<h2>Runs</h2>", *(_details(r) for r in runs),
         "</body></html>",
     ]
@@ -287,7 +298,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
     output.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(parts)
     output.write_text(text, encoding="utf-8")
-    all_plots = plots_latency + plots_layers + plots_variants
+    all_plots = plots_latency + plots_layers + plots_variants + plots_energy
     exported = []
     if png_dir is not None:
         png_dir = Path(png_dir)

@@ -197,3 +197,88 @@ def variant_tradeoffs(runs: list[dict[str, Any]]) -> list[Plot]:
         safe = "".join(c if c.isalnum() else "-" for c in f"{model}-{board}-{unit}")
         plots.append(Plot(f"variants-{safe}", f"Variants of {model} on {board}", caption, _png(fig)))
     return plots
+
+
+# Energy model (docs/energy.md): the three parts a layer's energy is split into, in stacking order.
+ENERGY_PARTS = (("compute", "compute_pj", "#2ca02c"), ("weight reads (flash)", "weight_read_pj", "#d62728"),
+                ("activation traffic (arena)", "activation_pj", "#1f77b4"))
+
+
+def energy_model_of(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's modelled energy breakdown: the bench JSON's `energy_model`, or where the store keeps it."""
+    return run.get("energy_model") or (run.get("extra") or {}).get("energy_model")
+
+
+def _energy_caption(em: dict[str, Any], node: str) -> str:
+    return (f"Modelled, not measured: counts from the shapes and the {em.get('kernels')} kernels' loops, priced "
+            f"at {node} per Jouppi et al. ISCA 2021 Table 2 (45 nm: Horowitz ISSCC 2014); weights in "
+            f"{em.get('weights_level')}, activations in {em.get('activations_level')} (docs/energy.md).")
+
+
+def energy_layers(run: dict[str, Any], node: str = "45nm") -> Plot | None:
+    """One stacked bar per layer: compute / weight reads / activation traffic, in pJ (modelled)."""
+    em = energy_model_of(run)
+    if not em:
+        return None
+    layers = [layer for layer in em["layers"] if layer["per_node"][node]["total_pj"]]
+    if not layers:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(layers)))
+    ypos = np.arange(len(layers))
+    left = np.zeros(len(layers))
+    for label, key, color in ENERGY_PARTS:
+        vals = np.array([float(layer["per_node"][node][key]) for layer in layers])
+        ax.barh(ypos, vals, left=left, color=color, label=label)
+        left += vals
+    for y, layer, value in zip(ypos, layers, left):
+        ax.text(value, y, f" {layer['per_node'][node]['data_movement_share']:.0%} moving", va="center", fontsize=7)
+    ax.set_yticks(ypos, [f"{layer['index']} {layer['op']}" for layer in layers], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"energy per inference [pJ, {node}] — modelled")
+    ax.set_title(f"Where the energy goes — {run_label(run)}")
+    _eng(ax)
+    ax.margins(x=0.14)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    t = em["total"][node]
+    caption = (f"Per layer: compute, weight reads and activation traffic; labels: share of data movement. Total "
+               f"{t['total_uj']:.3g} µJ, {t['data_movement_share']:.0%} data movement. " + _energy_caption(em, node))
+    return Plot(f"energy-layers-run{run['id']}", f"Where the energy goes — run #{run['id']}", caption, _png(fig))
+
+
+def energy_variants(runs: list[dict[str, Any]], node: str = "45nm") -> list[Plot]:
+    """One stacked bar per variant of the same model on the same board: compute / weights / activations (µJ)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        if energy_model_of(run):
+            groups.setdefault((run["model"].get("name") or "?", run["board"]), []).append(run)
+    plots = []
+    for (model, board), group in groups.items():
+        if len(group) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(group) + 2), 4.4))
+        xpos = np.arange(len(group))
+        bottom = np.zeros(len(group))
+        for label, key, color in ENERGY_PARTS:
+            key_uj = key.replace("_pj", "_uj")
+            vals = np.array([float(energy_model_of(r)["total"][node][key_uj]) for r in group])
+            ax.bar(xpos, vals, bottom=bottom, color=color, label=label)
+            bottom += vals
+        for x, r, value in zip(xpos, group, bottom):
+            ax.text(x, value, f"{energy_model_of(r)['total'][node]['data_movement_share']:.0%}", ha="center",
+                    va="bottom", fontsize=7)
+        labels = [f"{r['model']['variant'].get('label') or r['model']['variant'].get('quantization') or ''}\n"
+                  f"#{r['id']} {energy_model_of(r).get('kernels')}" for r in group]
+        ax.set_xticks(xpos, labels, fontsize=8)
+        ax.set_ylabel(f"energy per inference [µJ, {node}] — modelled", fontsize=9)
+        ax.set_title(f"Where the energy goes: variants of {model} on {board}")
+        ax.margins(y=0.12)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        caption = ("One bar per run; above each bar its share of data movement. Fewer and narrower weights (int8, "
+                   "pruning) shrink the red part. " + _energy_caption(energy_model_of(group[0]), node))
+        safe = "".join(c if c.isalnum() else "-" for c in f"{model}-{board}")
+        plots.append(Plot(f"energy-variants-{safe}", f"Where the energy goes: variants of {model} on {board}",
+                          caption, _png(fig)))
+    return plots
