@@ -66,7 +66,7 @@ def test_every_figure_carries_unit_and_method(report_store, tmp_path):
     assert "</b> cycles<br><small>dwt-cyccnt" in text
     assert "µJ/inference<br><small>modelled: qemu-m4 power model x latency" in text
     assert "<b>91.50</b> %<br><small>top-1 on device" in text
-    assert "floor (MAC energy, modelled)" in text
+    assert "floor (every byte once, modelled)" in text
     assert "different units (cycles, instructions)" in text
     assert "board unplugged" in text and "status-incomplete" in text
     # Every number in the summary table is followed by a unit.

@@ -36,8 +36,9 @@ reduction depth, M = P*OC*K MACs, Kn = K rounded up to n, OCn = OC rounded up to
   int32 accumulators written and read once, folded bias + requantization row (16 B) per channel and pixel pair.
 - dsp FULLY_CONNECTED: 4-row GEMV: each weight read once per batch row, each input byte once per 4 output rows.
 - dsp DEPTHWISE_CONV_2D (multiplier 1): input read once into an int16 zero-point-padded slab; 3x3 / stride-1
-  path: the channel's 9 weights stay in registers (read once), two outputs share their slab loads (1 byte per
-  MAC), int32 accumulators through the stack; other windows: 1 weight byte and 2 slab bytes per MAC.
+  path: the channel's 9 weights stay in registers (read once per band), two neighbouring outputs take 9 word
+  loads (36 B for 18 MACs: 2 slab bytes per MAC), int32 accumulators through the stack; other windows: 1 weight
+  byte and 2 slab bytes per MAC.
 - helium CONV_2D / FULLY_CONNECTED: 2 rows x 4 channels VMLADAVA tile: each weight read once per row pair, each
   row byte once per 4 channels; 1x1 and FULLY_CONNECTED read the input in place, other windows copy each pixel's
   window into an im2col row (read K, write K16) first; folded bias + requantization (16 B) per channel per pair.
@@ -280,9 +281,9 @@ def _mac_layer(ir: ModelIR, op: Operator, ins: list, out: Tensor, precision: str
         c.act_read_bytes = inp.nbytes
         c.act_write_bytes = g["n"] * hp * wp * C4 * 2
         if g["kh"] == 3 and g["kw"] == 3 and g["sw"] == 1 and g["dw"] == 1:
-            c.kernel = "dsp depthwise 3x3: int16 slab, weights in registers, two outputs share loads"
+            c.kernel = "dsp depthwise 3x3: int16 planes, weights in registers, 9 word loads per 2 outputs"
             c.weight_read_bytes = C4 * K
-            c.act_read_bytes += macs + P * C4 * 4
+            c.act_read_bytes += 2 * macs + P * C4 * 4
             c.act_write_bytes += P * C4 * 4
             c.param_read_bytes = C4 * 16
         else:
@@ -322,7 +323,8 @@ def _mac_layer(ir: ModelIR, op: Operator, ins: list, out: Tensor, precision: str
     else:
         macs = P * OC * K
         folded = owner != "reference"  # an optimized set's plain fallback loop uses the folded bias
-        c.kernel = ("reference: each weight once per output pixel, each input once per MAC" if not folded
+        per = "batch row" if code == "FULLY_CONNECTED" else "output pixel"
+        c.kernel = (f"reference: each weight once per {per}, each input once per MAC" if not folded
                     else f"{owner} plain loop on the TFLite layout, folded bias")
         _mac_ops(c, precision, macs)
         if precision in ("int8", "int16x8") and not folded:
