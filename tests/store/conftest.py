@@ -25,7 +25,9 @@ def synthetic_result(label: str = "int8", *, board: str = "qemu-m4", unit: str =
         "model": {"path": f"/models/{model_name}-{label}.tflite", "sha256": f"{seed:02x}" * 32, "name": model_name,
                   "variant": {"quantization": "int8" if "int8" in label else label, "sparsity": 0.5 if "pruned"
                               in label else 0.0, "clusters": None, "qat": False, "label": label,
-                              "prune_structure": "block" if "pruned" in label else None}},
+                              "prune_structure": "block" if "pruned" in label else None,
+                              "training": [{"stage": "lora", "rank": 4, "label": "lora4"}] if "lora" in label
+                              else []}},
         "firmware": {"runtime_version": "0.1.0", "protocol_version": 1, "kernels": "dsp", "optimize": "speed"},
         "settings": {"runs": n, "warmup": 2, "profile": True, "data": "kws01"},
         "latency": {"unit": unit, "method": method, "estimate_ms": base / 25e3,

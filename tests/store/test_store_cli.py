@@ -21,7 +21,7 @@ def _cli(*args, env=None):
 
 def test_import_list_show_export(tmp_path, store_path, make_result):
     bench_json = tmp_path / "bench.json"
-    bench_json.write_text(json.dumps(make_result("int8", seed=5)))
+    bench_json.write_text(json.dumps(make_result("int8-lora4", seed=5)))
     # FORMICARY_STORE selects the store when --store is not given.
     imported = _cli("runs", "import", str(bench_json), "--json", env={"FORMICARY_STORE": str(store_path)})
     assert imported.returncode == 0, imported.stderr
@@ -40,6 +40,7 @@ def test_import_list_show_export(tmp_path, store_path, make_result):
     assert json.loads(shown.stdout) == expected
     human_show = _cli("runs", "show", str(run_id), "--store", str(store_path))
     assert "µJ/inference (modelled" in human_show.stdout and "instructions" in human_show.stdout
+    assert "trained   lora: rank 4" in human_show.stdout
 
     out = tmp_path / "runs.csv"
     exported = _cli("runs", "export", "--format", "csv", "-o", str(out), "--store", str(store_path))

@@ -190,3 +190,11 @@ def test_store_uses_wal_and_refuses_newer_schema(store_path):
     con.close()
     with pytest.raises(FormicaryError, match="newer"):
         ResultStore(store_path)
+
+
+def test_variant_training_stages_round_trip(store, make_result):
+    """How the Keras model was trained (schema v4) comes back as stored; runs without it read as []."""
+    lora = store.get_run(store.record_result(make_result("int8-lora4", seed=4)))
+    assert lora["model"]["variant"]["training"] == [{"stage": "lora", "rank": 4, "label": "lora4"}]
+    plain = store.get_run(store.record_result(make_result("int8", seed=5)))
+    assert plain["model"]["variant"]["training"] == []

@@ -42,11 +42,15 @@ def load_inputs(tflite: Path, data: str | Path | None, count: int | None, seed: 
 
 
 def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
-    """Quantization and sparsity read from the model itself; clusters and QAT from the `formicary compile`
-    report beside it when there is one (a bare .tflite does not say how it was made: null)."""
+    """Quantization and sparsity read from the model itself; clusters, QAT and how the Keras model was trained
+    (distilled, adapted, LoRA: `training`) from the `formicary compile` report beside it when there is one (a bare
+    .tflite does not say how it was made: null / [])."""
+    from formicary.model.provenance import variant_suffix
+
     quant = analysis["quantization"]["precision"]
     sparsity = round(float(analysis["sparsity"]["overall"]), 4)
     clusters = qat = structure = None
+    training: list[dict[str, Any]] = []
     pruned = sparsity
     report = tflite.parent / "report.json"
     if report.is_file():
@@ -58,14 +62,15 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
             clusters = (info["cluster"] or {}).get("clusters")
         if "qat" in info:
             qat = bool(info["qat"])
+        training = [s for s in info.get("provenance") or [] if isinstance(s, dict) and s.get("stage")]
         prune = info.get("prune") or {}
         structure = prune.get("structure")
         if structure == "channel":  # channels removed, not zeroed: the model has no zeros to count
             pruned = float(prune.get("target") or 0.0)
-    label = quant + (f"-pruned{round(pruned * 100)}" if pruned >= 0.05 else "") + \
+    label = quant + variant_suffix(training) + (f"-pruned{round(pruned * 100)}" if pruned >= 0.05 else "") + \
         (f"-clustered{clusters}" if clusters else "") + ("-qat" if qat else "")
     return {"quantization": quant, "sparsity": sparsity, "clusters": clusters, "qat": qat, "label": label,
-            "prune_structure": structure}
+            "prune_structure": structure, "training": training}
 
 
 def _host() -> dict[str, str]:

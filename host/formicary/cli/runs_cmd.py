@@ -53,6 +53,10 @@ def _show_human(console, run: dict[str, Any]) -> None:
     console.print(f"  board     {run['board']} ({'virtual' if run['virtual'] else 'real'})")
     console.print(f"  model     {run['model']['name']} {v['label'] or ''} sha256 {(run['model']['sha256'] or '')[:16]}"
                   f" ({v['quantization']}, sparsity {v['sparsity']}, clusters {v['clusters']}, qat {v['qat']})")
+    for stage in v.get("training") or []:
+        details = ", ".join(f"{k} {val}" for k, val in stage.items()
+                            if k not in ("stage", "label") and isinstance(val, (str, int, float, bool)))
+        console.print(f"  trained   {stage['stage']}: {details}")
     console.print(f"  firmware  runtime {run['firmware']['runtime_version']}, protocol "
                   f"{run['firmware']['protocol_version']}")
     console.print(f"  time      {run['started_at']} → {run['finished_at'] or 'not finished'}")

@@ -267,6 +267,12 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
     keras_io.make_deterministic(opts.seed)
     with steps(f"loading {model_file.path.name}"):
         model = keras_io.load_keras_model(model_file)
+    from formicary.model.provenance import read_provenance
+
+    provenance, provenance_warning = read_provenance(model_file.path)
+    if provenance_warning:
+        warnings.append(provenance_warning)
+        progress.warn(provenance_warning)
     in_shape = keras_io.input_shape(model)
     classes = int(model.outputs[0].shape[-1] or 0)
     # A Keras model works on float values: raw int8 .bin samples are taken as those values (they are
@@ -295,7 +301,10 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
                             "train": _describe(train), "calib": _describe(calib), "val": _describe(val),
                             "calibration": None if opts.quantize == "float32" else
                             "synthetic random inputs" if data.calib_synthetic else "representative samples of --calib",
-                            "prune": None, "cluster": None, "qat": None}
+                            "prune": None, "cluster": None, "qat": None,
+                            # How the Keras model given was made (its sidecar, see formicary.model.provenance);
+                            # stages run here (e.g. distillation) are appended: bench labels the variant from it.
+                            "provenance": provenance}
     tune = FineTune(train, opts.epochs, opts.batch_size) if train is not None else None
     sparsity = _pruning(opts)
     if sparsity is not None:

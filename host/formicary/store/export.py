@@ -15,7 +15,7 @@ CSV_TABLES = ("runs", "samples", "layers", "outputs")
 RUN_COLUMNS = [
     "id", "uid", "status", "board", "virtual", "started_at", "finished_at", "incomplete_reason",
     "model_name", "model_sha256", "quantization", "sparsity", "clusters", "qat", "variant",
-    "runtime_version", "protocol_version",
+    "training", "runtime_version", "protocol_version",
     "latency_unit", "latency_method", "latency_count", "latency_min", "latency_median", "latency_p90",
     "latency_p99", "latency_max", "latency_mean", "latency_estimate_ms",
     "bit_exact", "mismatches", "inputs", "accuracy",
@@ -33,6 +33,8 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "incomplete_reason": run["incomplete_reason"], "model_name": model["name"],
         "model_sha256": model["sha256"], "quantization": variant["quantization"], "sparsity": variant["sparsity"],
         "clusters": variant["clusters"], "qat": variant["qat"], "variant": variant["label"],
+        # the training stages as their stage names, e.g. "transfer+lora" (details are in the JSON export)
+        "training": "+".join(s["stage"] for s in variant.get("training") or []) or None,
         "runtime_version": run["firmware"]["runtime_version"],
         "protocol_version": run["firmware"]["protocol_version"],
         "latency_unit": lat["unit"], "latency_method": lat["method"], "latency_count": lat["count"],

@@ -45,7 +45,8 @@ _SCALARS: dict[str, str] = {
     "flash_bytes": "flash_bytes", "ram_bytes": "ram_bytes", "arena_bytes": "arena_bytes", "macs": "macs",
     "model_bytes": "model_bytes",
 }
-_JSON_COLS = {"settings": "settings_json", "host": "host_json", "energy_floor_uj": "energy_floor_json"}
+_JSON_COLS = {"settings": "settings_json", "host": "host_json", "energy_floor_uj": "energy_floor_json",
+              "model.variant.training": "training_json"}
 # Keys handled elsewhere (arrays, derived statistics, finish state); anything else lands in extra_json.
 _KNOWN_TOP = {k.split(".")[0] for k in _SCALARS} | set(_JSON_COLS) | {
     "energy", "layers", "outputs", "power_samples", "complete", "incomplete_reason", "finished_at", "id", "uid",
@@ -292,8 +293,9 @@ class ResultStore:
         if unit is not None and unit not in LATENCY_UNITS:
             raise FormicaryError(f"unknown latency unit {unit!r}", f"use one of {', '.join(LATENCY_UNITS)}")
         for key, col in _JSON_COLS.items():
-            if key in d:
-                sets[col] = None if d[key] is None else json.dumps(d[key], sort_keys=True)
+            present, value = _get(d, key)
+            if present:
+                sets[col] = None if value is None else json.dumps(value, sort_keys=True)
         if "energy" in d:
             sets.update(_energy_columns(d["energy"]))
         extra = {k: v for k, v in d.items() if k not in _KNOWN_TOP}
@@ -457,7 +459,8 @@ class ResultStore:
             "model": {"path": row["model_path"], "sha256": row["model_sha256"], "name": row["model_name"],
                       "variant": {"quantization": row["quantization"], "sparsity": row["sparsity"],
                                   "clusters": row["clusters"], "qat": _bool(row["qat"]),
-                                  "label": row["variant_label"], "prune_structure": row["prune_structure"]}},
+                                  "label": row["variant_label"], "prune_structure": row["prune_structure"],
+                                  "training": json.loads(row["training_json"]) if row["training_json"] else []}},
             "firmware": {"runtime_version": row["runtime_version"], "protocol_version": row["protocol_version"],
                          "kernels": row["kernels"], "optimize": row["firmware_optimize"]},
             "latency": latency,

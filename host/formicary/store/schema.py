@@ -114,5 +114,11 @@ ALTER TABLE runs ADD COLUMN effective_macs  INTEGER;
 CREATE INDEX runs_kernels ON runs(kernels);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# v4: how the variant's Keras model was trained before conversion (distilled from a teacher, adapted to new
+# classes, LoRA-tuned): the `model.variant.training` stages as JSON. NULL for runs stored before v4.
+_V4 = """
+ALTER TABLE runs ADD COLUMN training_json   TEXT;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
