@@ -70,11 +70,17 @@ def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
     assert [o["predicted"] for o in res["outputs"]] == [int(np.argmax(o[0])) for o in ref]
     assert 0 < res["flash_bytes"] < 4 * 2**20 and 0 < res["ram_bytes"] < 32 * 1024
     assert res["macs"] == 2_656_768 and res["complete"] is True
+    # the modelled energy breakdown follows this build's kernels and planned arena (docs/energy.md)
+    em = res["energy_model"]
+    assert em["method"] == "modelled" and em["board"] == "qemu-m4"
+    assert em["kernels"] == res["firmware"]["kernels"] and em["arena_bytes"] == res["arena_bytes"]
+    assert len(em["layers"]) == 13 and 0.9 < em["total"]["45nm"]["data_movement_share"] < 1.0
     # recorded, with the same samples
     with ResultStore(store) as st:
         run = st.get_run(res["run_id"])
     assert run["status"] == "complete" and run["latency"]["samples"] == lat["samples"]
     assert run["bit_exact"] is True and len(run["outputs"]) == 12
+    assert run["extra"]["energy_model"]["total"] == em["total"]
 
 
 def test_two_benches_give_identical_counts(kws_build):
