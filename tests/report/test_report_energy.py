@@ -6,13 +6,13 @@ import base64
 import io
 import re
 
+from formicary.analysis.energy_model import model_energy
 from formicary.report import build_report
 from formicary.tflite import read_model
 from PIL import Image
 
-from formicary.analysis.energy_model import model_energy
-from tests.analysis.test_energy_model import conv_fc_model
 from tests.report.conftest import _result
+from tests.support.energy_models import conv_fc_model
 
 
 def test_energy_bars_per_layer_and_per_variant(tmp_path):

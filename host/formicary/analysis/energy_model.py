@@ -44,6 +44,7 @@ reduction depth, M = P*OC*K MACs, Kn = K rounded up to n, OCn = OC rounded up to
   window into an im2col row (read K, write K16) first; folded bias + requantization (16 B) per channel per pair.
 - helium DEPTHWISE_CONV_2D (multiplier 1): input rows staged once; per block of 8 channels, tap and output
   pixel one 8-byte activation load and one int16 weight load; 128 B of bias/requantization per block and pixel.
+- TRANSPOSE_CONV, BATCH_MATMUL (no modelled kernel loop): every operand read once per MAC.
 - every other op, every set: each input element read once per use (pooling: once per window tap; SOFTMAX: three
   passes), each output written once, constant operands read from flash once per use; RESHAPE/SQUEEZE/EXPAND_DIMS
   alias their input (no traffic). Their arithmetic is `macs.count_op`'s adds/mults at the layer's precision.
@@ -96,7 +97,7 @@ def _mac_ops(c: LayerCounts, precision: str, macs: int) -> None:
 
 def _epilogue(c: LayerCounts, precision: str, outputs: int, *, bias_in_loop: bool) -> None:
     """Per output: bias add (when not folded) and, for integer layers, TFLM's requantization."""
-    mult, add = energy.arithmetic_types(precision)
+    _, add = energy.arithmetic_types(precision)
     if bias_in_loop:
         c.ops[add] += outputs
     if precision in ("int8", "int16x8"):
@@ -161,7 +162,12 @@ def layer_counts(ir: ModelIR, op: Operator, kernels: str = "reference") -> Layer
     return _other_layer(ir, op, ins, outs, precision)
 
 
+_ELEMENTWISE = frozenset({"ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"})
+_POOLS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"})
+
+
 def _other_layer(ir: ModelIR, op: Operator, ins: list, outs: list, precision: str) -> LayerCounts:
+    """Ops without a modelled kernel loop: one read per input element used, one write per output."""
     c = LayerCounts(kernel="generic: each input element read once per use, each output written once")
     counts = count_op(ir, op)
     mult, add = energy.arithmetic_types(precision)
@@ -169,23 +175,32 @@ def _other_layer(ir: ModelIR, op: Operator, ins: list, outs: list, precision: st
     c.ops[add] += counts.adds
     n_out = sum(t.numel for t in outs)
     code = op.opcode
+    if counts.macs:  # TRANSPOSE_CONV, BATCH_MATMUL, a convolution with a run-time filter: reference-like loops
+        c.kernel = "MAC op without a modelled kernel: every operand read once per MAC"
+        _mac_ops(c, precision, counts.macs)
+        for t in ins:
+            if t is not None and t.dtype not in ("int32", "int64") and len(t.shape) > 1:
+                if t.is_constant:
+                    c.weight_read_bytes += counts.macs * _elem(t)
+                else:
+                    c.act_read_bytes += counts.macs * _elem(t)
+        c.act_write_bytes += sum(t.nbytes for t in outs)
+        return c
     for t in ins:
         if t is None:
             continue
-        if code in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D") and not t.is_constant:
+        if t.is_constant:
+            if t.dtype in ("int32", "int64") and code not in ("ADD", "SUB", "MUL"):
+                continue  # shape / axis operands: read once at set-up, not per element
+            c.weight_read_bytes += (n_out if code in _ELEMENTWISE else t.numel) * _elem(t)
+        elif code in _POOLS:
             window = int(op.options.get("filter_height", 1)) * int(op.options.get("filter_width", 1))
             c.act_read_bytes += n_out * window * _elem(t)
             c.kernel = "pooling: each input read once per window tap"
-        elif code in ("SOFTMAX", "LOG_SOFTMAX") and not t.is_constant:
+        elif code in ("SOFTMAX", "LOG_SOFTMAX"):
             c.act_read_bytes += 3 * t.nbytes
             c.kernel = "softmax: three passes over the input (max, sum of exponentials, outputs)"
-        elif t.is_constant:
-            if t.dtype in ("int32", "int64") and code not in ("ADD", "SUB", "MUL"):
-                continue  # shape / axis operands: read once at set-up, not per element
-            uses = n_out if code in ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE") \
-                else t.numel
-            c.weight_read_bytes += min(uses, max(n_out, t.numel)) * _elem(t)
-        elif code in ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"):
+        elif code in _ELEMENTWISE:
             c.act_read_bytes += n_out * _elem(t)  # broadcasting reads an element once per output using it
         else:
             c.act_read_bytes += t.nbytes
