@@ -246,6 +246,13 @@ def energy_layers(run: dict[str, Any], node: str = "45nm") -> Plot | None:
     return Plot(f"energy-layers-run{run['id']}", f"Where the energy goes — run #{run['id']}", caption, _png(fig))
 
 
+def _variant_bar_label(run: dict[str, Any]) -> str:
+    v = run["model"]["variant"]
+    structure = v.get("prune_structure")
+    return (f"{v.get('label') or v.get('quantization') or ''}{' ' + structure if structure else ''}\n"
+            f"#{run['id']} {energy_model_of(run).get('kernels')}")
+
+
 def energy_variants(runs: list[dict[str, Any]], node: str = "45nm") -> list[Plot]:
     """One stacked bar per variant of the same model on the same board: compute / weights / activations (µJ)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -267,8 +274,7 @@ def energy_variants(runs: list[dict[str, Any]], node: str = "45nm") -> list[Plot
         for x, r, value in zip(xpos, group, bottom):
             ax.text(x, value, f"{energy_model_of(r)['total'][node]['data_movement_share']:.0%}", ha="center",
                     va="bottom", fontsize=7)
-        labels = [f"{r['model']['variant'].get('label') or r['model']['variant'].get('quantization') or ''}\n"
-                  f"#{r['id']} {energy_model_of(r).get('kernels')}" for r in group]
+        labels = [_variant_bar_label(r) for r in group]
         ax.set_xticks(xpos, labels, fontsize=8)
         ax.set_ylabel(f"energy per inference [µJ, {node}] — modelled", fontsize=9)
         ax.set_title(f"Where the energy goes: variants of {model} on {board}")
