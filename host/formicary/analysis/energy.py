@@ -1,8 +1,9 @@
-"""Energy floor per inference from the energy-per-operation table (energy_table.json, kept as data).
+"""The energy-per-operation table (energy_table.json, kept as data with its sources) and the energy floor.
 
 The floor is a lower bound from physics, not a prediction: it counts only the arithmetic the model needs and
 each byte of weights and activations moving once, at the cheapest memory level that can hold the working set.
-See docs/report-json.md for the definition and what it ignores.
+See docs/report-json.md for the definition and what it ignores. Where the energy goes per layer, with the
+kernels' real access counts, flash and arena levels, is energy_model.py (docs/energy.md).
 """
 from __future__ import annotations
 
