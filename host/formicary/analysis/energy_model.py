@@ -137,7 +137,7 @@ def _sparse_blocks(kernels: str, op_code: str, filt: Tensor) -> int | None:
     return int((sparse.blocks_of(np.asarray(filt.data)) != 0).any(axis=2).sum())
 
 
-def _dsp_wide(op_code: str, filt: Tensor, bias: Tensor | None, out_shape: tuple, filter_offset: int) -> bool:
+def _dsp_wide(op_code: str, filt: Tensor, out_shape: tuple, filter_offset: int) -> bool:
     from formicary.codegen.packing import PackRequest
     from formicary.codegen.sets.dsp.gemm import wide_weights
 
@@ -265,7 +265,7 @@ def _mac_layer(ir: ModelIR, op: Operator, ins: list, out: Tensor, precision: str
         fzp = 0
         if code == "FULLY_CONNECTED" and filt.quant is not None and filt.quant.zero_point.size == 1:
             fzp = -int(filt.quant.zero_point[0])
-        wide = _dsp_wide(code, filt, bias, out.shape, fzp)
+        wide = _dsp_wide(code, filt, out.shape, fzp)
         wbe = 2 if wide else 1
         layout = "int16 pre-extended weights" if wide else "compact int8 weights"
         Kp = _up(K, 4)
