@@ -113,7 +113,8 @@ def run_seed(seed: int, args, out_dir: Path) -> dict[str, Any]:
             sep = adapters.separate()
             sep_err, _ = adapters.check(sep, train.x)
             sep_acc, sep_tfl = accuracies(sep, calib, val)
-            host = verify_model(sep_tfl, inputs=args.verify_inputs, sanitize=True, measure_tflm_arena=False)
+            host = verify_model(sep_tfl, inputs=args.verify_inputs, sanitize=True, measure_tflm_arena=False) \
+                if args.verify_inputs else {"bit_exact": None, "inputs": 0}
             entry["separate"] = {**sep_acc, "export_max_abs_error": sep_err, "ops": opcodes(sep_tfl),
                                  "host_bit_exact": host["bit_exact"], "host_inputs": host["inputs"]}
             if seed == args.seeds[0]:
@@ -190,10 +191,12 @@ def flash_table(merged_flash: int, sep_flash: int, merged_syms: dict[str, int], 
     parameter structs, plus the base ops' requantization data that differ because calibration differs."""
     adapters = adapter_ops(sep_tfl)
     model_bytes = sum(merged_syms.values())
-    shared = {s: n for s, n in sep_syms.items() if sep_decl.get(s) is not None and sep_decl.get(s) == other_decl.get(s)}
-    own = {s: n for s, n in sep_syms.items() if s not in shared}
-    adapter_op_bytes = sum(n for s, n in own.items() if owner_op(s, sep_tfl) in adapters)
-    per_adapter = sum(own.values())
+    # Every byte of the adapter ops is the adapter's own; a base op's symbol is shared only when a second adapter's
+    # build emits it byte for byte (its int8 weights; its requantization depends on the calibrated activations).
+    adapter_op_bytes = sum(n for s, n in sep_syms.items() if owner_op(s, sep_tfl) in adapters)
+    shared = {s: n for s, n in sep_syms.items() if owner_op(s, sep_tfl) not in adapters
+              and sep_decl.get(s) is not None and sep_decl.get(s) == other_decl.get(s)}
+    per_adapter = sum(sep_syms.values()) - sum(shared.values())
     rows = []
     for n in NS:
         full = merged_flash + (n - 1) * model_bytes
@@ -208,8 +211,8 @@ def flash_table(merged_flash: int, sep_flash: int, merged_syms: dict[str, int], 
             "rows": rows,
             "method": ("N=1: firmware flash_bytes of the merged and of the separate build (bench). N>1 computed: "
                        "full = merged flash + (N-1) x merged model constant data; LoRA = separate flash + (N-1) x "
-                       "adapter bytes (constant data of the separate build that a second, separately converted "
-                       "adapter does not share byte for byte). Constant data = ELF symbol sizes fm_op<i>_* and "
+                       "adapter bytes (the adapter ops' constant data, plus the base ops' constant data that a "
+                       "second, separately converted adapter of the same base does not emit byte for byte). Constant data = ELF symbol sizes fm_op<i>_* and "
                        "fm_const_t<j> (arm-none-eabi-nm). No multi-adapter firmware is built (issue 18).")}
 
 
@@ -310,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3, help="fine-tuning learning rate (full and LoRA alike)")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training digits")
     p.add_argument("--val-limit", type=int, default=None, help="use only the first N validation digits")
-    p.add_argument("--verify-inputs", type=int, default=10, help="inputs of the host bit-exactness check")
+    p.add_argument("--verify-inputs", type=int, default=10, help="inputs of the host bit-exactness check of the separate adapters (0: skip)")
     p.add_argument("--board", default="qemu-m4", help="board for verify/bench/flash, or 'none'")
     p.add_argument("--kernels", default=None, help="kernel set on the board (default: the board's)")
     p.add_argument("--device-inputs", type=int, default=400, help="rotated validation digits verified on the board")

@@ -63,7 +63,6 @@ class LoRAAdapters:
     alpha: float
     base: Any                                   # private copy of the input model (keep_trainable layers trained)
     train_model: Any                            # base layers frozen + explicit adapter branches (with scale)
-    factors: dict[str, tuple[np.ndarray, np.ndarray]]   # layer -> (A, B) as Keras kernels
     plan: _Plan
     trainable_params: int
     full_finetune_params: int
@@ -73,6 +72,13 @@ class LoRAAdapters:
     @property
     def scale(self) -> float:
         return self.alpha / self.rank
+
+    @property
+    def factors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """layer -> (A, B) as their Keras kernels (Dense: (in, r), (r, out); Conv2D: (kh, kw, cin, r),
+        (1, 1, r, cout)), read from the adapter model."""
+        return {name: tuple(self.train_model.get_layer(f"{name}_lora_{x}").get_weights()[0] for x in "ab")
+                for name in self.plan.adapted}
 
     def delta(self, name: str) -> np.ndarray:
         """(alpha/rank)·A·B in the shape of the layer's kernel."""
@@ -97,8 +103,9 @@ class LoRAAdapters:
 
     def separate(self) -> Any:
         """The model with explicit adapter branches (scale folded into B), every layer a fresh copy."""
+        factors = self.factors
         return _rebuild(self.base, lambda layer, args, kwargs: (
-            _branch(layer, args, kwargs, self.rank, scale=None, factors=self.factors[layer.name],
+            _branch(layer, args, kwargs, self.rank, scale=None, factors=factors[layer.name],
                     folded_scale=self.scale) if layer.name in self.plan.adapted else None), fresh=True)
 
     def check(self, model: Any, x: np.ndarray) -> tuple[float, float]:
@@ -147,9 +154,22 @@ def info_of(adapters: LoRAAdapters, *, merged: bool, error: float, tolerance: fl
 def lora_train(model: Any, tune: FineTune, rank: int, *, alpha: float | None = None,
                keep_trainable: Collection[str] = ()) -> LoRAAdapters:
     """Train LoRA factors (and the keep_trainable layers) and return them with the base, unmerged."""
+    require_labels(tune, "LoRA")
+    adapters = prepare(model, rank, alpha=alpha, keep_trainable=keep_trainable)
+    start = time.perf_counter()
+    fit(adapters.train_model, tune, original=model)
+    adapters.train_seconds = time.perf_counter() - start
+    for layer in adapters.base.layers:
+        layer.trainable = True   # the exported models are ordinary, fully trainable models again
+    return adapters
+
+
+def prepare(model: Any, rank: int, *, alpha: float | None = None,
+            keep_trainable: Collection[str] = ()) -> LoRAAdapters:
+    """The untrained adapter model: a private copy of `model` with every layer frozen except the keep_trainable
+    ones, and an adapter branch (A random, B = 0) beside each adapted layer."""
     import tf_keras as keras
 
-    require_labels(tune, "LoRA")
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
         raise FormicaryError(f"LoRA rank {rank!r} is not a positive integer", "pass e.g. --lora-rank 4.")
     alpha = float(rank if alpha is None else alpha)
@@ -162,11 +182,10 @@ def lora_train(model: Any, tune: FineTune, rank: int, *, alpha: float | None = N
                              "cannot be rebuilt).")
     base = keras.models.clone_model(model)
     base.set_weights(model.get_weights())
-    plan = _plan(base, rank, keep_trainable)
+    plan = _plan(base, keep_trainable)
     if not plan.adapted and not plan.keep:
         raise FormicaryError("LoRA found no Dense or Conv2D layer to adapt and no keep_trainable layer",
                              "pass a model with Dense/Conv2D layers, or name layers to train in keep_trainable.")
-
     full = 0
     for name in (*plan.adapted, *plan.keep):
         full += int(sum(int(np.prod(w.shape)) for w in base.get_layer(name).trainable_weights))
@@ -176,27 +195,19 @@ def lora_train(model: Any, tune: FineTune, rank: int, *, alpha: float | None = N
         _branch(layer, args, kwargs, int(rank), scale=alpha / rank, seed=plan.adapted.index(layer.name))
         if layer.name in plan.adapted else None), fresh=False)
     trainable = int(sum(int(np.prod(w.shape)) for w in train_model.trainable_weights))
-
-    start = time.perf_counter()
-    fit(train_model, tune, original=model)
-    seconds = time.perf_counter() - start
-
-    factors, per_layer = {}, {}
+    per_layer = {}
     for name in plan.adapted:
-        a = train_model.get_layer(f"{name}_lora_a").get_weights()[0]
-        b = train_model.get_layer(f"{name}_lora_b").get_weights()[0]
-        factors[name] = (a, b)
-        kernel = base.get_layer(name).get_weights()[0]
-        rows = int(np.prod(kernel.shape[:-1]))
-        per_layer[name] = {"type": type(base.get_layer(name)).__name__, "matrix": [rows, int(kernel.shape[-1])],
+        layer = base.get_layer(name)
+        kernel = layer.get_weights()[0]
+        a, b = (train_model.get_layer(f"{name}_lora_{x}").get_weights()[0] for x in "ab")
+        per_layer[name] = {"type": type(layer).__name__,
+                           "matrix": [int(np.prod(kernel.shape[:-1])), int(kernel.shape[-1])],
                            "lora_params": int(a.size + b.size),
-                           "full_params": int(sum(int(np.prod(w.shape)) for w in base.get_layer(name).weights))}
-    for layer in base.layers:
-        layer.trainable = True
-    return LoRAAdapters(int(rank), alpha, base, train_model, factors, plan, trainable, full, seconds, per_layer)
+                           "full_params": int(sum(int(np.prod(w.shape)) for w in layer.weights))}
+    return LoRAAdapters(int(rank), alpha, base, train_model, plan, trainable, full, 0.0, per_layer)
 
 
-def _plan(model: Any, rank: int, keep_trainable: Collection[str]) -> _Plan:
+def _plan(model: Any, keep_trainable: Collection[str]) -> _Plan:
     names = {layer.name for layer in model.layers}
     unknown = sorted(set(keep_trainable) - names)
     if unknown:
@@ -303,5 +314,8 @@ def _rebuild(model: Any, replace: Callable[[Any, tuple, dict], Any], *, fresh: b
 
 
 def _outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
-    out = model(x, training=False)
+    from formicary.model.keras_io import quiet_native_logs
+
+    with quiet_native_logs():   # Grappler complains about the Add/Activation graph on fd 2; harmless
+        out = model(x, training=False)
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
