@@ -87,8 +87,9 @@ def run_seed(seed: int, args, out_dir: Path) -> dict[str, Any]:
     base_acc, base_tfl = accuracies(base, calib, val)
     from formicary.compile.pipeline import keras_accuracy
 
+    upright = keras_accuracy(base, limit(splits.val, args.val_limit))
     row: dict[str, Any] = {"seed": seed, "train_samples": len(train), "val_samples": len(val),
-                           "base": {**base_acc, "float_upright": keras_accuracy(base, limit(splits.val, args.val_limit))}}
+                           "base": {**base_acc, "float_upright": upright}}
     tune = FineTune(train, epochs=args.epochs, batch_size=32, learning_rate=args.lr)
 
     make_deterministic(seed)
@@ -157,7 +158,7 @@ def c_declarations(tfl: bytes, kernels: str) -> dict[str, str]:
         generate(tfl, Path(tmp) / "m", kernels=kernels)
         src = (Path(tmp) / "m" / "fm_model.c").read_text()
     return {m.group(1): m.group(0) for m in
-            re.finditer(r"static const [\w ]+? (fm_op\d+_\w+|fm_const_t\d+)\b.*?;\n", src, re.S)}
+            re.finditer(r"static const [\w ]+? (fm_op\d+_\w+|fm_const_t\d+)\b.*?;\n", src, re.DOTALL)}
 
 
 def adapter_ops(tfl: bytes) -> set[int]:
@@ -212,8 +213,9 @@ def flash_table(merged_flash: int, sep_flash: int, merged_syms: dict[str, int], 
             "method": ("N=1: firmware flash_bytes of the merged and of the separate build (bench). N>1 computed: "
                        "full = merged flash + (N-1) x merged model constant data; LoRA = separate flash + (N-1) x "
                        "adapter bytes (the adapter ops' constant data, plus the base ops' constant data that a "
-                       "second, separately converted adapter of the same base does not emit byte for byte). Constant data = ELF symbol sizes fm_op<i>_* and "
-                       "fm_const_t<j> (arm-none-eabi-nm). No multi-adapter firmware is built (issue 18).")}
+                       "second, separately converted adapter of the same base does not emit byte for byte). "
+                       "Constant data = ELF symbol sizes fm_op<i>_* and fm_const_t<j> (arm-none-eabi-nm). "
+                       "No multi-adapter firmware is built (issue 18).")}
 
 
 def device(args, out_dir: Path, rank: int) -> dict[str, Any]:
@@ -292,11 +294,11 @@ def human(doc: dict[str, Any]) -> str:
     dev = doc.get("device")
     if dev:
         o = dev["overhead"]
-        lines += ["", f"{dev['board']} ({dev['merged']['kernels']} kernels), rank {r0}: merged "
+        lines += ["", (f"{dev['board']} ({dev['merged']['kernels']} kernels), rank {r0}: merged "
                   f"{o['merged_instructions']:.0f} instructions, separate {o['separate_instructions']:.0f} "
                   f"(+{o['extra_instructions']:.0f}, x{o['ratio']}); device accuracy merged "
                   f"{dev['merged']['accuracy']:.3f} / separate {dev['separate']['accuracy']:.3f} "
-                  f"(bit-exact: {dev['merged']['bit_exact']} / {dev['separate']['bit_exact']})",
+                  f"(bit-exact: {dev['merged']['bit_exact']} / {dev['separate']['bit_exact']})"),
                   "", "N   N full models   base + N adapters   (bytes of flash; N>1 computed from measured parts)"]
         for row in dev["flash"]["rows"]:
             lines.append(f"{row['n']:<3} {row['full_models_bytes']:>15,} {row['base_plus_adapters_bytes']:>19,}")
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3, help="fine-tuning learning rate (full and LoRA alike)")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training digits")
     p.add_argument("--val-limit", type=int, default=None, help="use only the first N validation digits")
-    p.add_argument("--verify-inputs", type=int, default=10, help="inputs of the host bit-exactness check of the separate adapters (0: skip)")
+    p.add_argument("--verify-inputs", type=int, default=10,
+                   help="inputs of the host bit-exactness check of the separate adapters (0: skip)")
     p.add_argument("--board", default="qemu-m4", help="board for verify/bench/flash, or 'none'")
     p.add_argument("--kernels", default=None, help="kernel set on the board (default: the board's)")
     p.add_argument("--device-inputs", type=int, default=400, help="rotated validation digits verified on the board")

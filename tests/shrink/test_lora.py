@@ -113,8 +113,7 @@ def test_merge_reproduces_the_adapter_model_on_conv_and_dense(tiny, trained):
 
 
 def test_lora_finetune_info_and_refusals(tiny, monkeypatch):
-    from formicary.shrink import FineTune
-    from formicary.shrink import lora
+    from formicary.shrink import FineTune, lora
 
     model, tune = tiny
     short = FineTune(tune.train, epochs=1, batch_size=64, learning_rate=1e-2)
@@ -153,7 +152,7 @@ def test_separate_adapters_export_low_rank_ops_bit_exact_on_host(tiny, trained):
     # per adapted layer: the base op, A, B (CONV_2D or FULLY_CONNECTED) and an ADD (the ReLU fused into it)
     assert ops == ["CONV_2D"] * 3 + ["ADD"] + ["CONV_2D"] * 3 + ["ADD", "DEPTHWISE_CONV_2D", "RESHAPE"] \
         + ["FULLY_CONNECTED"] * 3 + ["ADD", "FULLY_CONNECTED", "SOFTMAX"]
-    fc_b = [op for op in ir.operators if "d1_lora_b" in ir.tensors[op.outputs[0]].name][0]
+    fc_b = next(op for op in ir.operators if "d1_lora_b" in ir.tensors[op.outputs[0]].name)
     assert len(fc_b.inputs) < 3 or fc_b.inputs[2] < 0            # the adapter FULLY_CONNECTED has no bias
     adds = [op for op in ir.operators if op.opcode == "ADD"]
     assert [op.options.get("fused_activation_function") for op in adds] == ["RELU"] * 3

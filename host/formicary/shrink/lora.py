@@ -148,7 +148,8 @@ def info_of(adapters: LoRAAdapters, *, merged: bool, error: float, tolerance: fl
             "skipped": dict(adapters.plan.skipped), "per_layer": adapters.per_layer,
             "trainable_params": adapters.trainable_params, "full_finetune_params": adapters.full_finetune_params,
             "merged": merged, "merge_max_abs_error": error, "merge_tolerance": tolerance,
-            "train_seconds": round(adapters.train_seconds, 3), "label": f"lora{adapters.rank}" + ("" if merged else "sep")}
+            "train_seconds": round(adapters.train_seconds, 3),
+            "label": f"lora{adapters.rank}" + ("" if merged else "sep")}
 
 
 def lora_train(model: Any, tune: FineTune, rank: int, *, alpha: float | None = None,
