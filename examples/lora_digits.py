@@ -58,6 +58,15 @@ def opcodes(tfl: bytes) -> list[str]:
     return [op.opcode for op in read_model(tfl).operators]
 
 
+def op_shapes(tfl: bytes) -> list[tuple]:
+    """(opcode, input/weight/output shapes) of every op: what "the base's op set and shapes" means."""
+    from formicary.tflite import read_model
+
+    ir = read_model(tfl)
+    return [(op.opcode, *(tuple(ir.tensors[t].shape) for t in (*op.inputs, *op.outputs) if t >= 0))
+            for op in ir.operators]
+
+
 def full_finetune(base: Any, tune) -> tuple[Any, dict[str, Any]]:
     import tf_keras as keras
 
@@ -109,7 +118,7 @@ def run_seed(seed: int, args, out_dir: Path) -> dict[str, Any]:
         acc, tfl = accuracies(merged, calib, val)
         entry = {"trainable_params": info["trainable_params"], "full_finetune_params": info["full_finetune_params"],
                  "train_seconds": info["train_seconds"], "merge_max_abs_error": err, "merge_tolerance": tol, **acc,
-                 "same_ops_as_base": opcodes(tfl) == opcodes(base_tfl)}
+                 "same_ops_as_base": op_shapes(tfl) == op_shapes(base_tfl)}
         if rank == args.ranks[0]:
             sep = adapters.separate()
             sep_err, _ = adapters.check(sep, train.x)

@@ -133,7 +133,7 @@ def test_lora_finetune_info_and_refusals(tiny, monkeypatch):
         lora.lora_finetune(model, short, 2)
 
 
-def test_separate_adapters_export_low_rank_ops_bit_exact_on_host(tiny, trained):
+def test_separate_adapters_export_low_rank_ops_bit_exact_on_host(tiny, trained, tmp_path):
     from formicary.bench.verify import verify_model
     from formicary.model.convert import convert
     from formicary.tflite import read_model
@@ -156,6 +156,11 @@ def test_separate_adapters_export_low_rank_ops_bit_exact_on_host(tiny, trained):
     assert len(fc_b.inputs) < 3 or fc_b.inputs[2] < 0            # the adapter FULLY_CONNECTED has no bias
     adds = [op for op in ir.operators if op.opcode == "ADD"]
     assert [op.options.get("fused_activation_function") for op in adds] == ["RELU"] * 3
+    import tf_keras as keras
+
+    path = tmp_path / "sep.keras"            # plain layers: the rest of the pipeline loads it without custom objects
+    sep.save(path)
+    np.testing.assert_array_equal(np.asarray(keras.models.load_model(path)(calib)), np.asarray(sep(calib)))
     result = verify_model(sep_tfl, inputs=8, sanitize=True, measure_tflm_arena=False)
     assert result["bit_exact"], result
 
