@@ -186,3 +186,35 @@ def test_example_at_reduced_size(capsys):
     assert row["base"]["float"] < 0.25 and row["base"]["float_upright"] > 0.6
     assert lora4["float"] > row["base"]["float"] + 0.08
     assert abs(lora4["separate"]["int8_tflm"] - lora4["int8_tflm"]) <= 0.1
+
+
+def test_residual_graph_with_batchnorm_merges_exactly(tf):
+    """A functional graph with a skip connection, BatchNormalization and two inputs to an Add: the rebuilt
+    adapter model equals the base while B = 0, and with B set the merged model reproduces it."""
+    import tf_keras as keras
+
+    from formicary.shrink.lora import prepare
+
+    inp = keras.Input((5, 5, 3), name="x")
+    a = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="ca")(inp)
+    a = keras.layers.BatchNormalization(name="bn")(a)
+    y = keras.layers.Add(name="skip")([inp, a])
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(y)
+    out = keras.layers.Dense(4, name="logits")(y)
+    model = keras.Model(inp, out)
+    model.get_layer("bn").set_weights([np.full(3, 1.5, np.float32), np.full(3, 0.1, np.float32),
+                                       np.full(3, 0.2, np.float32), np.full(3, 2.0, np.float32)])
+    x = np.random.default_rng(1).normal(size=(16, 5, 5, 3)).astype(np.float32)
+    adapters = prepare(model, 2, alpha=1.0)
+    assert adapters.plan.adapted == ["ca", "logits"] and "bn" in adapters.plan.skipped
+    np.testing.assert_array_equal(np.asarray(adapters.train_model(x)), np.asarray(model(x)))
+    rng = np.random.default_rng(2)
+    for name in adapters.plan.adapted:
+        layer = adapters.train_model.get_layer(f"{name}_lora_b")
+        layer.set_weights([rng.normal(size=layer.get_weights()[0].shape).astype(np.float32)])
+    merged = adapters.merged()
+    err, _ = adapters.check(merged, x)
+    assert err < 1e-5
+    assert float(np.abs(np.asarray(merged(x)) - np.asarray(model(x))).max()) > 0.1
+    sep_err, _ = adapters.check(adapters.separate(), x)
+    assert sep_err < 1e-5
