@@ -287,19 +287,20 @@ def summary(rows: list[dict[str, Any]], ranks: list[int]) -> dict[str, Any]:
 
 
 def human(doc: dict[str, Any]) -> str:
-    lines = [f"task: {doc['task']}", "", "method            trainable  float acc       int8 TFLM acc   train s"]
+    lines = [f"task: {doc['task']}", "",
+             f"{'method':17} {'trainable':>9}  {'float acc':21} {'int8 TFLM acc':21} train s"]
     s = doc["summary"]
 
     def fmt(x):
         return f"{x['mean']:.3f}" + (f" [{x['min']:.3f}-{x['max']:.3f}]" if x["min"] != x["max"] else "")
 
-    lines.append(f"{'base (no tuning)':17} {'-':>9}  {fmt(s['base']['float']):15} {fmt(s['base']['int8_tflm']):15} -")
+    lines.append(f"{'base (no tuning)':17} {'-':>9}  {fmt(s['base']['float']):21} {fmt(s['base']['int8_tflm']):21} -")
     for key, name in [("full", "full fine-tune"), *[(f"lora{r}", f"LoRA rank {r}") for r in doc["settings"]["ranks"]]]:
-        lines.append(f"{name:17} {s[key]['trainable_params']:>9}  {fmt(s[key]['float']):15} "
-                     f"{fmt(s[key]['int8_tflm']):15} {s[key]['train_seconds']['mean']:.2f}")
+        lines.append(f"{name:17} {s[key]['trainable_params']:>9}  {fmt(s[key]['float']):21} "
+                     f"{fmt(s[key]['int8_tflm']):21} {s[key]['train_seconds']['mean']:.2f}")
     r0 = doc["settings"]["ranks"][0]
     sep = s[f"lora{r0}sep"]
-    lines.append(f"{'LoRA ' + str(r0) + ' separate':17} {'':>9}  {fmt(sep['float']):15} {fmt(sep['int8_tflm']):15}")
+    lines.append(f"{'LoRA ' + str(r0) + ' separate':17} {'':>9}  {fmt(sep['float']):21} {fmt(sep['int8_tflm']):21}")
     dev = doc.get("device")
     if dev:
         o = dev["overhead"]
