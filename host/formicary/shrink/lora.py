@@ -178,9 +178,9 @@ def prepare(model: Any, rank: int, *, alpha: float | None = None,
         raise FormicaryError(f"LoRA alpha {alpha} is not a positive number",
                              "pass e.g. --lora-alpha 8 (the update is scaled by alpha/rank), or leave it out.")
     if not isinstance(model, keras.Model) or not getattr(model, "_is_graph_network", False):
-        raise FormicaryError("LoRA needs a Sequential or functional tf_keras model (it rebuilds the layer graph)",
-                             "build the model with keras.Sequential or the functional API (subclassed models "
-                             "cannot be rebuilt).")
+        raise FormicaryError("LoRA needs a built Sequential or functional tf_keras model (it rebuilds the layer "
+                             "graph)", "build the model with keras.Sequential or the functional API with a known "
+                             "input shape (subclassed models cannot be rebuilt).")
     base = keras.models.clone_model(model)
     base.set_weights(model.get_weights())
     plan = _plan(base, keep_trainable)
