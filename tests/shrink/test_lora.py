@@ -128,6 +128,10 @@ def test_lora_finetune_info_and_refusals(tiny, monkeypatch):
         lora.lora_finetune(model, short, 0)
     with pytest.raises(FormicaryError, match="nope"):
         lora.lora_finetune(model, short, 2, keep_trainable=("nope",))
+    import tf_keras as keras
+
+    with pytest.raises(FormicaryError, match="built Sequential or functional"):
+        lora.lora_finetune(keras.Sequential([keras.layers.Dense(3)]), short, 2)
     monkeypatch.setattr(lora.LoRAAdapters, "check", lambda self, m, x: (0.5, 1e-4))
     with pytest.raises(FormicaryError, match="differs from the adapter model"):
         lora.lora_finetune(model, short, 2)
