@@ -130,6 +130,10 @@ def test_lora_finetune_info_and_refusals(tiny, monkeypatch):
         lora.lora_finetune(model, short, 2, keep_trainable=("nope",))
     import tf_keras as keras
 
+    nested = keras.Sequential([keras.Input((4,)), keras.Sequential([keras.layers.Dense(3)], name="inner"),
+                               keras.layers.Dense(2, name="outer")])
+    plan = lora.prepare(nested, 2).plan
+    assert plan.adapted == ["outer"] and "nested model" in plan.skipped["inner"]
     with pytest.raises(FormicaryError, match="built Sequential or functional"):
         lora.lora_finetune(keras.Sequential([keras.layers.Dense(3)]), short, 2)
     monkeypatch.setattr(lora.LoRAAdapters, "check", lambda self, m, x: (0.5, 1e-4))

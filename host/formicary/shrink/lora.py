@@ -222,6 +222,10 @@ def _plan(model: Any, keep_trainable: Collection[str]) -> _Plan:
         elif kind not in ADAPTED:
             if kind == "DepthwiseConv2D":
                 plan.skipped[layer.name] = DEPTHWISE_REASON
+            elif hasattr(layer, "layers"):
+                plan.skipped[layer.name] = (f"nested model ({kind}): LoRA adapts the outer model's own layers only; "
+                                            "frozen (build the model flat, e.g. keras.Model(base.input, "
+                                            "head(base.layers[-2].output)))")
             elif layer.weights:
                 plan.skipped[layer.name] = f"{kind} has no LoRA form here; frozen"
         elif kind == "Conv2D" and (layer.groups != 1 or layer.data_format != "channels_last"):
