@@ -6,10 +6,12 @@ head is trained, and optionally the top block of the frozen part is unfrozen aft
 With `lora_rank`, LoRA adapters (formicary.shrink.lora) train instead of the plain head training.
 
 Rules (docs/shrinking.md, "Transfer learning"):
-- classifier head: from the model output, walk back through parameter-free output layers (Activation, Softmax)
-  to the last Dense layer, then through the Dropout-like layers feeding it. The last feature layer (`auto`) is
-  the layer whose output feeds that head: for the digits CNN the hidden Dense `fc1`, for a convolutional net
-  ending in GlobalAveragePooling → Dense the pooling layer.
+- classifier head (replaced): from the model output, walk back through parameter-free output layers (Activation,
+  Softmax) to the last Dense layer, then through the Dropout-like layers feeding it.
+- last feature layer (`auto`): the last Flatten / GlobalPooling layer the head depends on, when every path from
+  the input to the head passes through it: the end of the convolutional feature extractor. The Dense layers
+  between it and the head (the classifier block, e.g. the digits CNN's hidden `fc1`) are trained, starting from
+  the base's weights; the head's last Dense is new. Without such a layer (an MLP), the head's input layer.
 - frozen part: the freeze layer and every layer it depends on (its ancestors in the graph); everything after it
   trains. BatchNormalization layers stay frozen, in inference mode, during the whole adaptation (a few dozen
   examples would wreck their statistics), also when they sit in the unfrozen top block.
@@ -65,7 +67,8 @@ class HeadInfo:
     """Where a model's classifier head sits."""
 
     dense: str                    # the classifier Dense layer
-    feature: str                  # the last feature layer (its output feeds the head)
+    feature: str                  # the last feature layer (`auto` freezes up to it)
+    head_input: str               # the layer whose output feeds the head (the latest possible freeze point)
     before: list[str] = field(default_factory=list)   # Dropout-like layers between feature and Dense
     after: list[str] = field(default_factory=list)    # Activation/Softmax layers after the Dense
     activation: str = "linear"    # the base's output activation (the Dense's own or the trailing layer's)
@@ -148,8 +151,32 @@ def find_head(model: Any) -> HeadInfo:
     if _kind(src) == "InputLayer":
         raise FormicaryError(f"the classifier {dense.name!r} takes the model input directly: there is no feature "
                              "extractor to freeze", "adapt a model with feature layers before its classifier.")
-    return HeadInfo(dense=dense.name, feature=src.name, before=before, after=after,
-                    activation=activation if activation and own == "linear" else own)
+    return HeadInfo(dense=dense.name, feature=_last_feature_layer(model, src), head_input=src.name, before=before,
+                    after=after, activation=activation if activation and own == "linear" else own)
+
+
+_FEATURE_END = ("Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+                "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")
+
+
+def _last_feature_layer(model: Any, head_input: Any) -> str:
+    chain = ancestors(model, head_input.name)
+    cuts = _cuts(chain)
+    for p in range(len(chain) - 1, -1, -1):
+        if _kind(chain[p]) in _FEATURE_END and cuts[p]:
+            return chain[p].name
+    return head_input.name
+
+
+def _cuts(chain: list[Any]) -> list[bool]:
+    """cuts[p]: every path from the input to the end of `chain` (ancestors in topological order) passes through
+    chain[p], i.e. no layer after p reads from a layer before p."""
+    pos = {lay.name: i for i, lay in enumerate(chain)}
+    earliest = [min([pos[s.name] for s in _inbound(lay)], default=i) for i, lay in enumerate(chain)]
+    suffix_min = [len(chain)] * (len(chain) + 1)
+    for i in range(len(chain) - 1, -1, -1):
+        suffix_min[i] = min(suffix_min[i + 1], earliest[i])
+    return [suffix_min[p + 1] >= p for p in range(len(chain))]
 
 
 def _single_source(layer: Any) -> Any:
@@ -182,8 +209,8 @@ def ancestors(model: Any, name: str) -> list[Any]:
 
 
 def feature_candidates(model: Any, head: HeadInfo) -> list[str]:
-    """Layer names --freeze-until accepts: the last feature layer and every layer it depends on (no input)."""
-    return [lay.name for lay in ancestors(model, head.feature) if _kind(lay) != "InputLayer"]
+    """Layer names --freeze-until accepts: the head's input layer and every layer it depends on (no input)."""
+    return [lay.name for lay in ancestors(model, head.head_input) if _kind(lay) != "InputLayer"]
 
 
 def resolve_freeze(model: Any, freeze_until: str, head: HeadInfo) -> str:
@@ -194,9 +221,9 @@ def resolve_freeze(model: Any, freeze_until: str, head: HeadInfo) -> str:
         known = {lay.name for lay in _all_layers(model)}
         why = ("is part of the classifier head or after it" if freeze_until in known else "is not a layer of the "
                "model")
-        shown = ", ".join(names[-12:]) + (" …" if len(names) > 12 else "")
+        shown = (" …, " if len(names) > 12 else "") + ", ".join(names[-12:])
         raise FormicaryError(f"--freeze-until {freeze_until!r} {why}",
-                             f"pass auto or one of the feature layers: {shown} (last = the last feature layer).",
+                             f"pass auto (= {head.feature}) or one of the layers before the head: {shown}.",
                              details={"candidates": names})
     return freeze_until
 
@@ -204,15 +231,10 @@ def resolve_freeze(model: Any, freeze_until: str, head: HeadInfo) -> str:
 def top_block(model: Any, freeze: str) -> list[str]:
     """The frozen layers that `--fine-tune-epochs` unfreezes (rule in the module docstring), in order."""
     chain = ancestors(model, freeze)
-    pos = {lay.name: i for i, lay in enumerate(chain)}
-    # cut after chain[p]: no layer after p reads from a layer before p
-    earliest_src = [min([pos[s.name] for s in _inbound(lay)], default=i) for i, lay in enumerate(chain)]
-    suffix_min = [len(chain)] * (len(chain) + 1)
-    for i in range(len(chain) - 1, -1, -1):
-        suffix_min[i] = min(suffix_min[i + 1], earliest_src[i])
+    cuts = _cuts(chain)
     for p in range(len(chain) - 2, -1, -1):
         block = chain[p + 1:]
-        if suffix_min[p + 1] >= p and any(_kind(lay) in KERNEL_LAYERS for lay in block):
+        if cuts[p] and any(_kind(lay) in KERNEL_LAYERS for lay in block):
             return [lay.name for lay in block]
     return [lay.name for lay in chain if _kind(lay) != "InputLayer"]
 
@@ -226,7 +248,7 @@ def replace_head(model: Any, classes: int, head: HeadInfo | None = None) -> Any:
 
     head = head or find_head(model)
     by_name = {lay.name: lay for lay in _all_layers(model)}
-    x = by_name[head.feature].output
+    x = by_name[head.head_input].output
     for name in head.before:
         layer = by_name[name]
         x = layer.__class__.from_config(layer.get_config())(x)
