@@ -172,7 +172,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    "epochs": args.scratch_long_epochs}
         runs.append(row)
     kinds = [k for k in ("adapted", "scratch", "scratch_long") if k in runs[0]]
-    summary = {k: {m: _stats([r[k][m] for r in runs]) for m in ("float", "int8_tflm", "device")} for k in kinds}
+    summary: dict[str, Any] = {k: {m: _stats([r[k][m] for r in runs]) for m in ("float", "int8_tflm", "device")}
+                               for k in kinds}
+    # paired per seed (same examples): how much transfer gains over scratch, and on how many seeds it wins
+    for m in ("int8_tflm", "device"):
+        deltas = [r["adapted"][m] - r["scratch"][m] for r in runs if r["adapted"][m] is not None]
+        summary.setdefault("adapted_minus_scratch", {})[m] = {
+            **_stats(deltas), "wins": sum(d > 0 for d in deltas), "ties": sum(d == 0 for d in deltas)}
     return {
         "config": {"seeds": args.seeds, "per_class": args.per_class, "pretrain_epochs": args.pretrain_epochs,
                    "epochs": args.epochs, "fine_tune_epochs": args.fine_tune_epochs,
@@ -201,8 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"held-out digits 5-9: {result['val']['samples']} samples; {args.per_class} labelled per class; "
           f"seeds {args.seeds}")
     for kind, s in result["summary"].items():
+        if kind == "adapted_minus_scratch":
+            continue
         print(f"{kind:13s} float {_pct(s['float'])} | int8 TFLM {_pct(s['int8_tflm'])} | "
               f"{args.board} {_pct(s['device'])}")
+    gain = result["summary"]["adapted_minus_scratch"]["int8_tflm"]
+    print(f"adapted - scratch (int8 TFLM, paired by seed): {gain['mean']:+.1%} ± {gain['std']:.1%}, adapted wins on "
+          f"{gain['wins']} of {gain['n']} seeds ({gain['ties']} ties)")
     return 0
 
 

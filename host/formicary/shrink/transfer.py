@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -509,7 +509,3 @@ def adapt_files(base: str | Path, data: str | Path, out: str | Path, options: Ad
         keras_io.save_keras_model(model, out)
         sidecar = write_provenance(out, new_stages)
     return AdaptResult(out, sidecar, new_stages, warnings)
-
-
-def options_dict(options: AdaptOptions) -> dict[str, Any]:
-    return asdict(options)
