@@ -238,3 +238,53 @@ def test_example_reduced_run_beats_chance(tf, tmp_path):
     assert run["adapted"]["int8_tflm"] > 0.75, run
     assert abs(run["adapted"]["int8_tflm"] - run["adapted"]["float"]) < 0.05
     assert result["summary"]["adapted"]["int8_tflm"]["mean"] == run["adapted"]["int8_tflm"]
+
+
+def test_adapt_without_new_head_fine_tunes_the_base(tf, base04, digits_splits):
+    import tf_keras as keras
+
+    from formicary.model.keras_io import make_deterministic
+    from formicary.shrink.transfer import AdaptOptions, adapt
+
+    s = digits_splits
+    old = s.train.y < 5
+    make_deterministic(0)
+    base = keras.models.load_model(base04)
+    before = {lay.name: [w.copy() for w in lay.get_weights()] for lay in base.layers}
+    model, stage = adapt(base, Dataset(s.train.x[old][:60], s.train.y[old][:60], "new 0-4"),
+                         AdaptOptions(epochs=2, learning_rate=1e-3))
+    assert not stage["new_head"] and stage["label_map"] == [0, 1, 2, 3, 4] and stage["head"] == "probs"
+    assert stage["freeze_until"] == "flatten"
+    after = {lay.name: lay.get_weights() for lay in model.layers}
+    for name in ("conv1", "conv2"):
+        assert all(np.array_equal(a, b) for a, b in zip(before[name], after[name])), name
+    for name in ("fc1", "probs"):  # the base's own head (not a new one) was fine-tuned
+        assert not np.array_equal(before[name][0], after[name][0]), name
+
+
+def test_lora_path_calls_the_contract(tf, base04, new_digits, tmp_path, monkeypatch):
+    """The adapt side of the LoRA contract: the new head is kept fully trainable, alpha/separate are passed on,
+    and the LoRA stage lands in the sidecar after the transfer stage (a stand-in lora module records the call)."""
+    import types
+
+    from formicary.model.provenance import read_provenance
+    from formicary.shrink.transfer import AdaptOptions, adapt_files
+
+    calls = {}
+
+    def lora_finetune(model, tune, rank, *, alpha=None, keep_trainable=(), separate=False):
+        calls.update(rank=rank, alpha=alpha, keep=list(keep_trainable), separate=separate, epochs=tune.epochs,
+                     outputs=int(model.outputs[0].shape[-1]), labels=sorted(set(tune.train.y.tolist())))
+        return model, {"stage": "lora", "rank": rank, "trainable_params": 123, "label": f"lora{rank}"}
+
+    monkeypatch.setitem(sys.modules, "formicary.shrink.lora", types.SimpleNamespace(lora_finetune=lora_finetune))
+    few, _ = new_digits
+    data = tmp_path / "few.npz"
+    np.savez(data, x=few.x, y=few.y)
+    out = tmp_path / "lora.keras"
+    result = adapt_files(base04, data, out, AdaptOptions(classes=5, epochs=3, lora_rank=4, lora_alpha=8.0))
+    assert calls == {"rank": 4, "alpha": 8.0, "keep": ["probs"], "separate": False, "epochs": 3, "outputs": 5,
+                     "labels": [0, 1, 2, 3, 4]}
+    stages, _ = read_provenance(out)
+    assert [s["stage"] for s in stages] == ["transfer", "lora"] and stages[0]["method"] == "lora"
+    assert result.to_dict()["lora"]["label"] == "lora4" and stages[0]["trainable_params"] == 123
