@@ -114,7 +114,7 @@ def measure(model: Path, out: Path, calib: Path, val_idx: Path, board: str | Non
     if board:
         cmd = [sys.executable, "-m", "formicary.cli", "bench", str(res.model_path), "--board", board, "--data",
                str(val_idx), "--no-store", "--json"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         bench = json.loads(proc.stdout)
         if "error" in bench:
             raise RuntimeError(f"bench failed: {bench['error']}")
