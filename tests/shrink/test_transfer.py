@@ -110,11 +110,11 @@ def test_adapt_keeps_frozen_weights_and_trains_the_head(tf, new_digits):
     after = {lay.name: lay.get_weights() for lay in model.layers}
     # stem and its BatchNormalization (moving statistics too) never change; the top block's BN stays frozen too
     for name in ("stem", "stem_bn", "pw_bn"):
-        for w0, w1 in zip(before[name], after[name]):
+        for w0, w1 in zip(before[name], after[name], strict=True):
             np.testing.assert_array_equal(w0, w1)
     # the top block (unfrozen for the fine-tuning epochs) and the new head did train
     for name in ("dw", "pw"):
-        assert any(not np.array_equal(w0, w1) for w0, w1 in zip(before[name], after[name])), name
+        assert any(not np.array_equal(w0, w1) for w0, w1 in zip(before[name], after[name], strict=True)), name
     assert after["logits"][0].shape == (8, 5)
     assert stage["freeze_until"] == "gap" and stage["top_block"][:2] == ["dw", "pw"]
     assert stage["trainable_params"] == 8 * 5 + 5
@@ -257,7 +257,7 @@ def test_adapt_without_new_head_fine_tunes_the_base(tf, base04, digits_splits):
     assert stage["freeze_until"] == "flatten"
     after = {lay.name: lay.get_weights() for lay in model.layers}
     for name in ("conv1", "conv2"):
-        assert all(np.array_equal(a, b) for a, b in zip(before[name], after[name])), name
+        assert all(np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=True)), name
     for name in ("fc1", "probs"):  # the base's own head (not a new one) was fine-tuned
         assert not np.array_equal(before[name][0], after[name][0]), name
 
