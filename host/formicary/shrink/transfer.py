@@ -275,7 +275,8 @@ def label_map_for(y: np.ndarray, classes: int | None, base_classes: int) -> tupl
     if classes != len(distinct):
         raise FormicaryError(f"--classes {classes} but the --data labels have {len(distinct)} distinct values "
                              f"({_short(distinct)})",
-                             f"pass --classes {len(distinct)}, or give data with examples of all {classes} classes.",
+                             f"pass --classes {len(distinct)} (the number of distinct labels), or give data with "
+                             f"exactly {classes} distinct labels.",
                              details={"labels": distinct})
     if classes < 2:
         raise FormicaryError("the --data labels have a single class: there is nothing to tell apart",
@@ -479,6 +480,9 @@ def adapt_files(base: str | Path, data: str | Path, out: str | Path, options: Ad
     if not train_raw.has_labels:
         raise FormicaryError(f"--data {data} has no labels `y`: adapting trains on labelled examples",
                              "save labels as `y` in the .npz (or use a .bin folder with y_labels.csv).")
+    if options.classes is not None:  # label errors before the slow TensorFlow import
+        labels, new_head = label_map_for(train_raw.y, options.classes, options.classes)
+        _check_examples(train_raw.y, labels, new_head)
     warnings: list[str] = []
     stages, warning = read_provenance(model_file.path)
     if warning:
