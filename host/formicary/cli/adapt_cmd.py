@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "-o", "--out", help="Where to write the adapted model (.keras)."),
         val: Optional[str] = typer.Option(None, "--val", help="Labelled validation data (same labels as --data)."),
         freeze_until: str = typer.Option("auto", "--freeze-until",
-                                         help="Freeze this layer and all before it; auto = the last feature layer "
-                                              "(the input of the classifier head)."),
+                                         help="Freeze this layer and all it depends on; auto = the last feature layer "
+                                              "(the last Flatten/GlobalPooling before the classifier)."),
         classes: Optional[int] = typer.Option(None, "--classes",
                                               help="New head for N classes (= distinct labels in --data, mapped in "
                                                    "sorted order to 0..N-1); omit to keep the base's head."),
