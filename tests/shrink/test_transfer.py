@@ -288,3 +288,34 @@ def test_lora_path_calls_the_contract(tf, base04, new_digits, tmp_path, monkeypa
     stages, _ = read_provenance(out)
     assert [s["stage"] for s in stages] == ["transfer", "lora"] and stages[0]["method"] == "lora"
     assert result.to_dict()["lora"]["label"] == "lora4" and stages[0]["trainable_params"] == 123
+
+
+def test_cli_adapt_with_real_lora_adapters_then_compile(tf, base04, new_digits, digits_splits, tmp_path):
+    """The real LoRA stage behind `formicary adapt --lora-rank`: frozen 0-4 features with rank-4 adapters and a
+    new head learn 5-9; the separate adapters survive compile as extra ops and label the variant."""
+    from formicary.analysis import analyse
+    from formicary.bench.runner import _variant
+    from formicary.compile import compile_model
+
+    few, val = new_digits
+    data, val_path = tmp_path / "few.npz", tmp_path / "val.npz"
+    np.savez(data, x=few.x, y=few.y)
+    np.savez(val_path, x=val.x, y=val.y)
+    out = tmp_path / "lora.keras"
+    proc = subprocess.run([sys.executable, "-c", CLI_PRELUDE, "adapt", str(base04), "--data", str(data), "--val",
+                           str(val_path), "--classes", "5", "-o", str(out), "--epochs", "15", "--lora-rank", "4",
+                           "--lora-separate", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    lora = result["lora"]
+    assert (lora["rank"], lora["merged"], lora["label"]) == (4, False, "lora4sep")
+    assert 0 < lora["trainable_params"] < lora["full_finetune_params"]
+    assert result["transfer"]["val_accuracy"] > 0.6, result["transfer"]  # chance is 0.2
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=digits_splits.calib.x)
+    res = compile_model(out, tmp_path / "compiled", calib=str(calib))
+    report = res.report
+    assert [s["stage"] for s in report["compile"]["provenance"]] == ["transfer", "lora"]
+    assert report["ops"].get("ADD", 0) >= len(lora["layers"])  # one ADD per adapted layer joins its branch
+    variant = _variant(analyse(res.model_path, measure_arena=False), res.model_path)
+    assert variant["label"] == "int8-adapted-lora4sep"

@@ -51,13 +51,22 @@ def loss_and_metrics(model: Any) -> tuple[Any, list[str]]:
     import tf_keras as keras
 
     out_units = model.outputs[0].shape[-1]
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if activation == "" and hasattr(last, "layer"):  # a tfmot wrapper: look at the wrapped layer
-        activation = getattr(getattr(last.layer, "activation", None), "__name__", "")
+    activation = output_activation(model)
     if out_units == 1:
         return keras.losses.BinaryCrossentropy(from_logits=activation != "sigmoid"), ["accuracy"]
     return keras.losses.SparseCategoricalCrossentropy(from_logits=activation != "softmax"), ["accuracy"]
+
+
+def output_activation(model: Any) -> str:
+    """The activation the model's output ends in ("softmax", "sigmoid", "" for logits/linear): the last layer's
+    own activation, or a separate Softmax / Activation layer (tfmot wrappers are looked through)."""
+    last = model.layers[-1]
+    if hasattr(last, "layer"):  # a tfmot wrapper: look at the wrapped layer
+        last = last.layer
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    name = getattr(getattr(last, "activation", None), "__name__", "")
+    return "" if name == "linear" else name
 
 
 def fit(model: Any, tune: FineTune, callbacks: list | None = None, original: Any | None = None) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from formicary.data import Dataset, as_float, fit_to_input, load_dataset
 from formicary.errors import FormicaryError
-from formicary.shrink import KERNEL_LAYERS, FineTune
+from formicary.shrink import KERNEL_LAYERS, FineTune, fit
 
 AUTO = "auto"
 MIN_EXAMPLES_PER_CLASS = 2
@@ -387,13 +387,13 @@ def adapt(base_model: Any, train: Dataset, options: AdaptOptions,
         _set_trainable(model, frozen)
         stage.update({"freeze_until": freeze, "frozen_params": _params(model.non_trainable_weights),
                       "trainable_params": _params(model.trainable_weights)})
-        _fit(model, tune)
+        fit(model, tune)
         block: list[str] = []
         if options.fine_tune_epochs:
             block = top_block(model, freeze)
             _set_trainable(model, frozen - set(block))
             stage["fine_tune_trainable_params"] = _params(model.trainable_weights)
-            _fit(model, FineTune(tune.train, options.fine_tune_epochs, options.batch_size, options.fine_tune_lr))
+            fit(model, FineTune(tune.train, options.fine_tune_epochs, options.batch_size, options.fine_tune_lr))
         stage["top_block"] = block
         for layer in model.layers:  # a plain model again: compile may prune/fine-tune any layer
             layer.trainable = True
@@ -410,27 +410,9 @@ def adapt(base_model: Any, train: Dataset, options: AdaptOptions,
     return model, stage
 
 
-def _fit(model: Any, tune: FineTune) -> None:
-    """Compile (Adam at the tune's rate, cross-entropy on class indices) and train; the loss takes logits unless
-    the model ends in a softmax (its last Dense's activation or a Softmax/Activation layer)."""
-    import tf_keras as keras
-
-    from formicary.model.keras_io import quiet_native_logs
-
-    probs = _activation_name(model.layers[-1]) == "softmax"
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=tune.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not probs), metrics=["accuracy"])
-    with quiet_native_logs():
-        model.fit(tune.train.x, tune.train.y, epochs=tune.epochs, batch_size=tune.batch_size, shuffle=True,
-                  verbose=0)
-
-
 def _lora(model: Any, tune: FineTune, options: AdaptOptions, keep: list[str]) -> tuple[Any, dict[str, Any]]:
-    try:
-        from formicary.shrink.lora import lora_finetune  # provided by the LoRA stage
-    except ImportError as exc:
-        raise FormicaryError("LoRA is not available in this formicary (formicary.shrink.lora is missing)",
-                             "adapt without --lora-rank.") from exc
+    from formicary.shrink.lora import lora_finetune
+
     for layer in model.layers:
         layer.trainable = True
     return lora_finetune(model, tune, options.lora_rank, alpha=options.lora_alpha, keep_trainable=keep,
