@@ -216,3 +216,35 @@ def test_cli_error_is_one_formicary_error(tmp_path, monkeypatch, capsys):
     assert code == 2
     err = json.loads(stdout)["error"]
     assert "outside (0, 16]" in err["cause"] and "builtin:dscnn@WIDTH" in err["fix"]
+
+
+def test_logits_are_read_before_the_softmax(tf):
+    """Three ways to end a classifier give the same logits: a Dense with softmax (rebuilt without it), a separate
+    Softmax layer (its input), a linear Dense (as is); a sigmoid output is refused."""
+    import tf_keras as keras
+
+    from formicary.shrink.distill import logits_view, teacher_logits
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((4,))
+    hidden = keras.layers.Dense(6, activation="relu")(inp)
+    dense = keras.layers.Dense(3, activation="softmax", name="probs")
+    with_softmax = keras.Model(inp, dense(hidden))
+    linear_head = keras.layers.Dense(3, name="logits")
+    linear = keras.Model(inp, linear_head(hidden))
+    linear_head.set_weights(dense.get_weights())
+    separate = keras.Model(inp, keras.layers.Softmax()(linear_head(hidden)))
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    want = linear.predict(x, verbose=0)
+    for model in (with_softmax, separate, linear):
+        got, _ = teacher_logits(model, x)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    # Training through the view copies the head back: the student keeps its softmax output, with trained weights.
+    view, copy_back, _ = logits_view(with_softmax, "student")
+    view.layers[-1].set_weights([w + 1.0 for w in dense.get_weights()])
+    copy_back()
+    assert with_softmax.layers[-1].activation.__name__ == "softmax"
+    np.testing.assert_allclose(dense.get_weights()[1], view.layers[-1].get_weights()[1])
+    sigmoid = keras.Model(inp, keras.layers.Dense(3, activation="sigmoid")(hidden))
+    with pytest.raises(FormicaryError, match="not a softmax or a linear output"):
+        logits_view(sigmoid, "teacher")

@@ -77,7 +77,7 @@ def _training_lines(info: dict[str, Any]) -> list[str]:
     student = info.get("student") or {}
     training = student.get("training") or {}
     if student and training.get("loss", "").startswith("labels"):
-        lines.append(f"student {student.get('model')} ({_num(student.get('macs'))} MACs) trained from scratch on the "
+        lines.append(f"model {student.get('model')} ({_num(student.get('macs'))} MACs) trained from scratch on the "
                      f"labels: {training.get('epochs')} epochs, seed {training.get('seed')}, "
                      f"{training.get('samples')} samples")
     if info.get("saved_keras"):
