@@ -80,10 +80,10 @@ def _sweep(data: dict[str, Path], args: argparse.Namespace, teacher_keras: Path)
     picked. Uses the library directly (no conversion), same splits and training loop as compile."""
     import tf_keras
 
+    from formicary.compile.pipeline import keras_accuracy
     from formicary.data import load_dataset
     from formicary.model import keras_io
     from formicary.model.students import build_builtin
-    from formicary.compile.pipeline import keras_accuracy
     from formicary.shrink.distill import StudentTraining, teacher_logits, train_student
 
     train, val = load_dataset(data["train"]), load_dataset(data["val"])

@@ -76,7 +76,7 @@ def parse_builtin(spec: str) -> BuiltinSpec:
 
 def scaled(channels: int, width: float) -> int:
     """A hidden layer's channel count at `width`: rounded, never below 1."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 def build_builtin(spec: BuiltinSpec | str, input_shape: tuple[int | None, ...], classes: int) -> Any:
