@@ -147,6 +147,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "teacher_macs": teacher["macs"], "student_macs": student_macs,
         "macs_ratio": round(teacher["macs"] / student_macs, 2),
+        "student_within_quarter": student_macs * 4 <= teacher["macs"],  # the bound: ≤ 1/4 of the MACs
         "tflm_int8": {"distilled": _stats([r["distilled"]["tflm_int8_accuracy"] for r in rows]),
                       "labels": _stats([r["labels"]["tflm_int8_accuracy"] for r in rows]),
                       "gain_points": _stats([r["tflm_gain_points"] for r in rows]),
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     s = doc["summary"]
     print(f"teacher {doc['task']['teacher']}: {s['teacher_macs']:,} MACs; student {doc['task']['student']}: "
-          f"{s['student_macs']:,} MACs ({s['macs_ratio']}x fewer)")
+          f"{s['student_macs']:,} MACs ({s['macs_ratio']}x fewer)"
+          + ("" if s["student_within_quarter"] else "  (NOT within 1/4 of the teacher's MACs)"))
     print(f"teacher int8: TFLM {doc['teacher']['tflm_int8_accuracy']:.2%}"
           + (f", {doc['task']['board']} {doc['teacher']['board']['accuracy']:.2%}" if doc["task"]["board"] else ""))
     for r in doc["seeds"]:
