@@ -211,7 +211,10 @@ def _teacher_file(opts: CompileOptions, source: ModelFile | BuiltinSpec) -> Mode
         raise FormicaryError(f"--distill-from trains the student, but {source.path.name} is a .tflite flatbuffer "
                              "(it cannot be trained)", "pass the student as a Keras model or as a built-in "
                              "architecture, e.g. builtin:cnn@0.25.")
-    teacher = identify(opts.distill_from)
+    try:
+        teacher = identify(opts.distill_from)
+    except FormicaryError as err:
+        raise FormicaryError(f"--distill-from teacher: {err.cause}", err.fix, details=err.details) from err
     if teacher.kind == "tflite":
         raise FormicaryError(f"teacher {teacher.path.name} is a .tflite flatbuffer: distillation needs the teacher's "
                              "float logits from a Keras model",
