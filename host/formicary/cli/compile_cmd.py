@@ -17,7 +17,13 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
     console.print(f"[bold]model.tflite[/] {result['model_path']}  ({_kib(report.get('model_bytes'))})")
     if info.get("reoptimised") is False:
         console.print(f"[yellow]{info.get('note')}[/]")
-    steps = [f"prune {info['prune']['structure']} {info['prune']['achieved']:.1%}" if info.get("prune") else None,
+    for line in _training_lines(info):
+        console.print(line)
+    distilled = any(s.get("stage") == "distill" for s in info.get("provenance") or [] if isinstance(s, dict))
+    student = info.get("student") or {}
+    steps = ["distil" if distilled and student else
+             "train on labels" if student.get("training") else None,
+             f"prune {info['prune']['structure']} {info['prune']['achieved']:.1%}" if info.get("prune") else None,
              f"cluster {info['cluster']['clusters']}" if info.get("cluster") else None,
              info["qat"]["scheme"] if info.get("qat") else None,
              f"quantize {info['quantize']}" if info.get("quantize") else None]
@@ -50,6 +56,35 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
     console.print(f"report: {result['report_path']}  (compile {info.get('wall_seconds', 0):.1f} s)")
 
 
+def _training_lines(info: dict[str, Any]) -> list[str]:
+    """How the Keras model was made: its recorded stages (distilled, adapted, …) and a student trained here."""
+    lines = []
+    for stage in info.get("provenance") or []:
+        if not isinstance(stage, dict):
+            continue
+        if stage.get("stage") == "distill":
+            teacher_acc = stage.get("teacher_float_accuracy")
+            lines.append(
+                f"distilled: student {stage.get('student')} ({_num(stage.get('student_macs'))} MACs) from teacher "
+                f"{Path(str(stage.get('teacher'))).name} ({_num(stage.get('teacher_macs'))} MACs, "
+                f"{stage.get('macs_ratio')}× the student's"
+                + (f", float {teacher_acc:.2%}" if isinstance(teacher_acc, (int, float)) else "")
+                + f"); T={stage.get('temperature'):g}, alpha={stage.get('alpha'):g}, {stage.get('epochs')} epochs, "
+                  f"seed {stage.get('seed')}, {stage.get('train_samples')} training samples")
+        else:
+            lines.append(f"{stage.get('stage')}: " + ", ".join(
+                f"{k}={v}" for k, v in stage.items() if k != "stage" and isinstance(v, (int, float, str))))
+    student = info.get("student") or {}
+    training = student.get("training") or {}
+    if student and training.get("loss", "").startswith("labels"):
+        lines.append(f"model {student.get('model')} ({_num(student.get('macs'))} MACs) trained from scratch on the "
+                     f"labels: {training.get('epochs')} epochs, seed {training.get('seed')}, "
+                     f"{training.get('samples')} samples")
+    if info.get("saved_keras"):
+        lines.append(f"trained Keras model saved: {info['saved_keras']} (+ .formicary.json provenance)")
+    return lines
+
+
 def _kib(n: Any) -> str:
     return f"{n / 1024:.1f} KiB" if isinstance(n, (int, float)) else "?"
 
@@ -71,7 +106,9 @@ def _sparsity(s: Any) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("compile")
     def compile_command(
-        model: Path = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir) or .tflite."),
+        model: str = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir), .tflite, or a built-in "
+                                              "architecture builtin:cnn@WIDTH / builtin:dscnn@WIDTH (trained on "
+                                              "--train, from scratch or distilled with --distill-from)."),
         out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for model.tflite and report.json."),
         train: Optional[str] = typer.Option(None, "--train", help="Fine-tuning data: .npz (x, y) or .bin folder."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration data, or 'synthetic' (warns)."),
@@ -85,16 +122,30 @@ def register(app: typer.Typer) -> None:
         cluster: Optional[int] = typer.Option(None, "--cluster", help="Weight clusters per kernel, e.g. 16."),
         qat: bool = typer.Option(False, "--qat", help="Quantization-aware training (int8)."),
         quantize: str = typer.Option("int8", "--quantize", help="int8, int16x8 or float32."),
-        epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs for prune/cluster/QAT."),
+        epochs: int = typer.Option(3, "--epochs", help="Training epochs of each stage (distillation or training a "
+                                                       "built-in, prune/cluster/QAT fine-tuning)."),
         seed: int = typer.Option(0, "--seed", help="Random seed: same seed, byte-identical model.tflite."),
         board: Optional[str] = typer.Option(None, "--board", help="Check that the model fits this board."),
+        distill_from: Optional[str] = typer.Option(
+            None, "--distill-from", help="Teacher Keras model: train MODEL (the student) on its softened outputs "
+                                         "mixed with the --train labels, before prune/cluster/QAT."),
+        temperature: Optional[float] = typer.Option(None, "--temperature",
+                                                    help="Distillation temperature T (default 4)."),
+        distill_alpha: Optional[float] = typer.Option(
+            None, "--distill-alpha", help="Weight of the teacher's soft targets in [0, 1]; 1 - alpha weighs the "
+                                          "labels (default 0.7)."),
+        save_keras: Optional[str] = typer.Option(
+            None, "--save-keras", help="Also save the trained student as a Keras model (+ provenance sidecar), "
+                                       "before prune/cluster/QAT, e.g. student.keras."),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Shrink, quantize and convert a model to a TFLite Micro flatbuffer checked by the TFLM interpreter."""
         from formicary.compile import CompileOptions, compile_model
 
         opts = CompileOptions(train=train, calib=calib, val=val, prune=prune, prune_structure=prune_structure,
-                              cluster=cluster, qat=qat, quantize=quantize, epochs=epochs, seed=seed, board=board)
+                              cluster=cluster, qat=qat, quantize=quantize, epochs=epochs, seed=seed, board=board,
+                              distill_from=distill_from, temperature=temperature, distill_alpha=distill_alpha,
+                              save_keras=save_keras)
         result = compile_model(model, out_dir, opts)
         emit({"model_path": str(result.model_path), "report_path": str(result.report_path),
               "report": result.report}, as_json, render_report)

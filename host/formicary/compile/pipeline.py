@@ -1,4 +1,5 @@
-"""The host compiler pipeline: load → shrink (prune / cluster / QAT) → convert → prove it runs in TFLM → report.
+"""The host compiler pipeline: load (or build a built-in student) → distil / train → shrink (prune / cluster /
+QAT) → convert → prove it runs in TFLM → report.
 
 `compile_model` is the one public entry point (the CLI and `formicary demo` call it). Everything that can be
 checked without TensorFlow (options, model file, data files) is checked first, so mistakes fail in well under a
@@ -18,6 +19,7 @@ from formicary import progress
 from formicary.data import Dataset, as_float, fit_to_input, load_dataset, synthetic
 from formicary.errors import FormicaryError
 from formicary.model.keras_io import ModelFile, identify
+from formicary.model.students import BuiltinSpec, is_builtin, parse_builtin
 
 SYNTHETIC = "synthetic"
 ACCURACY_UNIT = "fraction of samples whose top-1 class matches the label"
@@ -39,6 +41,12 @@ class CompileOptions:
     seed: int = 0
     board: str | None = None
     batch_size: int = 32
+    # Knowledge distillation (formicary.shrink.distill): train the model (a Keras student or a built-in
+    # `builtin:NAME@WIDTH`) on this teacher's softened outputs before prune/cluster/QAT. None = library default.
+    distill_from: str | None = None
+    temperature: float | None = None
+    distill_alpha: float | None = None
+    save_keras: str | None = None      # write the trained student (+ provenance sidecar) here
 
 
 @dataclass
@@ -97,6 +105,23 @@ def validate_options(opts: CompileOptions) -> None:
         raise FormicaryError(f"--epochs {opts.epochs}: need at least 1", "pass --epochs 1 or more.")
     if opts.batch_size < 1:
         raise FormicaryError(f"batch size {opts.batch_size}: need at least 1", "use a positive batch size.")
+    if opts.distill_from is None:
+        given = [name for name, value in (("--temperature", opts.temperature),
+                                          ("--distill-alpha", opts.distill_alpha)) if value is not None]
+        if given:
+            raise FormicaryError(f"{', '.join(given)} set(s) how to distil, but no --distill-from teacher was given",
+                                 "add --distill-from TEACHER.keras, or drop the option.")
+    else:
+        from formicary.shrink.distill import validate
+
+        validate(*_distill_settings(opts))
+
+
+def _distill_settings(opts: CompileOptions) -> tuple[float, float]:
+    from formicary.shrink.distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+
+    return (DEFAULT_TEMPERATURE if opts.temperature is None else float(opts.temperature),
+            DEFAULT_ALPHA if opts.distill_alpha is None else float(opts.distill_alpha))
 
 
 def _pruning(opts: CompileOptions) -> float | None:
@@ -123,17 +148,19 @@ def compile_model(model: str | Path, out_dir: str | Path, options: CompileOption
     started = time.perf_counter()
     steps = _Steps()
     warnings: list[str] = []
-    model_file = identify(model)
+    source: ModelFile | BuiltinSpec = parse_builtin(str(model)) if is_builtin(model) else identify(model)
+    teacher = _teacher_file(opts, source)
+    kind = source.kind if isinstance(source, ModelFile) else "builtin"
     if any((opts.train, opts.val, opts.calib not in (None, SYNTHETIC))):
         with steps("loading data"):
-            data = _load_data(opts, model_file)
+            data = _load_data(opts, kind, source)
     else:
-        data = _load_data(opts, model_file)
+        data = _load_data(opts, kind, source)
 
-    if model_file.kind == "tflite":
-        model_bytes, compile_info, accuracy = _tflite_input(model_file, opts, data, steps, warnings)
+    if isinstance(source, ModelFile) and source.kind == "tflite":
+        model_bytes, compile_info, accuracy = _tflite_input(source, opts, data, steps, warnings)
     else:
-        model_bytes, compile_info, accuracy = _keras_input(model_file, opts, data, steps, warnings)
+        model_bytes, compile_info, accuracy = _keras_input(source, opts, data, steps, warnings, teacher)
 
     from formicary.analysis import analyse
     from formicary.codegen.ops import supported_opcodes
@@ -171,14 +198,49 @@ class _Data:
     calib_synthetic: bool = False
 
 
-def _load_data(opts: CompileOptions, model_file: ModelFile) -> _Data:
+def _teacher_file(opts: CompileOptions, source: ModelFile | BuiltinSpec) -> ModelFile | None:
+    """The --distill-from teacher, identified from its bytes (no TensorFlow): missing files and .tflite teachers
+    fail here, before any data is loaded or anything is trained."""
+    tflite_in = isinstance(source, ModelFile) and source.kind == "tflite"
+    if opts.save_keras and tflite_in:
+        raise FormicaryError("--save-keras writes the trained Keras student, but the input is a .tflite "
+                             "(nothing is trained)", "pass a Keras model or builtin:NAME@WIDTH, or drop --save-keras.")
+    if opts.distill_from is None:
+        return None
+    if tflite_in:
+        raise FormicaryError(f"--distill-from trains the student, but {source.path.name} is a .tflite flatbuffer "
+                             "(it cannot be trained)", "pass the student as a Keras model or as a built-in "
+                             "architecture, e.g. builtin:cnn@0.25.")
+    try:
+        teacher = identify(opts.distill_from)
+    except FormicaryError as err:
+        raise FormicaryError(f"--distill-from teacher: {err.cause}", err.fix, details=err.details) from err
+    if teacher.kind == "tflite":
+        raise FormicaryError(f"teacher {teacher.path.name} is a .tflite flatbuffer: distillation needs the teacher's "
+                             "float logits from a Keras model",
+                             "pass the Keras model the .tflite was converted from (.keras, .h5 or SavedModel "
+                             "folder) as --distill-from.")
+    return teacher
+
+
+def _load_data(opts: CompileOptions, kind: str, source: ModelFile | BuiltinSpec | None = None) -> _Data:
     """Load every data file up front (no TensorFlow needed) and check what the options require."""
     data = _Data()
     shrinking = [name for name, on in (("--prune", _pruning(opts) is not None), ("--cluster", opts.cluster),
                                        ("--qat", opts.qat)) if on]
-    reoptimise = model_file.kind != "tflite"
+    reoptimise = kind != "tflite"
+    training = ("--distill-from" if opts.distill_from else
+                f"{source.spec} (an untrained built-in architecture)" if isinstance(source, BuiltinSpec) else None)
     if opts.train:
         data.train = load_dataset(opts.train)
+        if training and not data.train.has_labels:
+            raise FormicaryError(f"{training} trains on --train {opts.train}, but it has no labels `y`",
+                                 "save labels as `y` in the .npz (or use a .bin folder with y_labels.csv): the "
+                                 "hard-label part of the loss needs them.")
+    elif training:
+        raise FormicaryError(f"{training} needs training data, and no --train was given",
+                             "pass --train DATA with labels (an .npz with x and y, or a .bin folder with "
+                             "y_labels.csv).")
     elif shrinking and reoptimise:
         raise FormicaryError(f"{', '.join(shrinking)} fine-tunes the model but no --train data was given",
                              "pass --train DATA (an .npz with x and y, or a .bin folder with y_labels.csv).")
@@ -251,8 +313,8 @@ def _tflite_input(model_file: ModelFile, opts: CompileOptions, data: _Data, step
 
 # ---------------------------------------------------------------------------------------------- Keras in
 
-def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps: _Steps,
-                 warnings: list[str]) -> tuple[bytes, dict, dict | None]:
+def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _Data, steps: _Steps,
+                 warnings: list[str], teacher_file: ModelFile | None = None) -> tuple[bytes, dict, dict | None]:
     import sys
 
     from formicary.model import keras_io
@@ -265,14 +327,33 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
     from formicary.shrink import FineTune, sparsity_of
 
     keras_io.make_deterministic(opts.seed)
-    with steps(f"loading {model_file.path.name}"):
-        model = keras_io.load_keras_model(model_file)
+    teacher = None
+    if teacher_file is not None:
+        with steps(f"loading teacher {teacher_file.path.name}"):
+            teacher = keras_io.load_keras_model(teacher_file)
     from formicary.model.provenance import read_provenance
 
-    provenance, provenance_warning = read_provenance(model_file.path)
-    if provenance_warning:
-        warnings.append(provenance_warning)
-        progress.warn(provenance_warning)
+    if isinstance(source, BuiltinSpec):
+        import tf_keras
+
+        from formicary.model.students import build_builtin
+
+        student_in, student_classes = _builtin_io(source, teacher, data)
+        tf_keras.utils.set_random_seed(opts.seed)  # same initial weights with or without a teacher loaded first
+        model = build_builtin(source, student_in, student_classes)
+        provenance: list[dict[str, Any]] = []
+    else:
+        with steps(f"loading {source.path.name}"):
+            model = keras_io.load_keras_model(source)
+        provenance, provenance_warning = read_provenance(source.path)
+        if provenance_warning:
+            warnings.append(provenance_warning)
+            progress.warn(provenance_warning)
+    student_name = source.spec if isinstance(source, BuiltinSpec) else source.path.name
+    if teacher is not None:
+        from formicary.shrink.distill import check_pair
+
+        check_pair(teacher, model, teacher_file.path.name, student_name)  # type: ignore[union-attr]
     in_shape = keras_io.input_shape(model)
     classes = int(model.outputs[0].shape[-1] or 0)
     # A Keras model works on float values: raw int8 .bin samples are taken as those values (they are
@@ -289,13 +370,27 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
                         "anything real.")
         progress.warn(warnings[-1])
 
+    student = None
+    if teacher is not None or isinstance(source, BuiltinSpec):
+        student = _train_student(source, model, teacher, teacher_file, opts, train, val, steps)  # type: ignore[arg-type]
+        if student.get("stage"):
+            provenance = [*provenance, student["stage"]]
+    if opts.save_keras:
+        from formicary.model.provenance import write_provenance
+
+        with steps(f"saving the Keras model to {opts.save_keras}"):
+            saved = keras_io.save_keras_model(model, opts.save_keras)
+            write_provenance(saved, provenance)
+
     float_acc = None
     if val is not None:
         with steps(f"measuring float accuracy with TensorFlow ({len(val)} samples)"):
             float_acc = keras_accuracy(model, val)
 
-    info: dict[str, Any] = {"input": str(model_file.path), "input_kind": model_file.kind,
-                            "keras_version": model_file.keras_version, "reoptimised": True,
+    is_file = isinstance(source, ModelFile)
+    info: dict[str, Any] = {"input": str(source.path) if is_file else source.spec,
+                            "input_kind": source.kind if is_file else "builtin",
+                            "keras_version": source.keras_version if is_file else None, "reoptimised": True,
                             "quantize": opts.quantize, "epochs": opts.epochs, "seed": opts.seed,
                             "batch_size": opts.batch_size, "board": opts.board,
                             "train": _describe(train), "calib": _describe(calib), "val": _describe(val),
@@ -304,7 +399,10 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
                             "prune": None, "cluster": None, "qat": None,
                             # How the Keras model given was made (its sidecar, see formicary.model.provenance);
                             # stages run here (e.g. distillation) are appended: bench labels the variant from it.
-                            "provenance": provenance}
+                            "provenance": provenance,
+                            # The student trained here (built-in or --distill-from), null otherwise.
+                            "student": None if student is None else student["student"],
+                            "saved_keras": opts.save_keras}
     tune = FineTune(train, opts.epochs, opts.batch_size) if train is not None else None
     sparsity = _pruning(opts)
     if sparsity is not None:
@@ -345,12 +443,77 @@ def _keras_input(model_file: ModelFile, opts: CompileOptions, data: _Data, steps
         with steps(f"measuring {opts.quantize} accuracy with TFLM ({len(val)} samples)"):
             quantized = tflm_accuracy(model_bytes, val)
         accuracy = {"float": float_acc, "quantized": quantized, "samples": len(val), "unit": ACCURACY_UNIT,
-                    "method": {"float": "TensorFlow on the Keras model as given (before shrinking)",
+                    "method": {"float": "TensorFlow on the Keras model as given (before shrinking)"
+                               if student is None else "TensorFlow on the trained student (before shrinking)",
                                "quantized": f"TFLM Python interpreter on the produced {opts.quantize} .tflite"},
                     "drop_points": round((float_acc - quantized) * 100, 2)}
         if shrunk_acc is not None:
             accuracy["float_after_shrink"] = shrunk_acc
     return model_bytes, info, accuracy
+
+
+def _builtin_io(spec: BuiltinSpec, teacher: Any, data: _Data) -> tuple[tuple[int | None, ...], int]:
+    """Input shape and class count of a built-in student: the teacher's, else the --train data's."""
+    from formicary.model import keras_io
+
+    if teacher is not None:
+        return keras_io.input_shape(teacher), int(teacher.outputs[0].shape[-1] or 0)
+    train = data.train
+    assert train is not None and train.y is not None  # _load_data demands labelled --train for a builtin
+    if train.flat:
+        raise FormicaryError(f"{spec.spec}: the --train data is raw .bin tensors without a shape, so the input "
+                             "shape of the built-in architecture is unknown",
+                             "save the training data as an .npz with x shaped (samples, height, width, channels), "
+                             "or distil from a teacher (--distill-from) whose input shape is used.")
+    shape = tuple(int(d) for d in train.x.shape[1:])
+    if len(shape) == 2:
+        shape = shape + (1,)
+    labels = [int(train.y.max())] + ([int(data.val.y.max())] if data.val is not None and data.val.y is not None
+                                      else [])
+    return (None, *shape), max(labels) + 1
+
+
+def _train_student(source: ModelFile | BuiltinSpec, model: Any, teacher: Any, teacher_file: ModelFile | None,
+                   opts: CompileOptions, train: Dataset, val: Dataset | None, steps: _Steps) -> dict[str, Any]:
+    """Distil `model` from the teacher (or, for a built-in without one, train it on the labels) in place.
+
+    Returns {"student": what compile.student reports, "stage": the provenance stage (distillation only)}."""
+    from formicary.model.provenance import model_digest
+    from formicary.shrink.channel import count_params, keras_macs
+    from formicary.shrink.distill import StudentTraining, distill, train_student
+
+    temperature, alpha = _distill_settings(opts)
+    how = StudentTraining(train, opts.epochs, opts.batch_size, opts.seed, temperature=temperature, alpha=alpha)
+    builtin = isinstance(source, BuiltinSpec)
+    student = {"model": source.spec if builtin else str(source.path),  # type: ignore[union-attr]
+               "arch": source.name if builtin else None, "width": source.width if builtin else None,  # type: ignore[union-attr]
+               "macs": keras_macs(model), "params": count_params(model)}
+    if teacher is None:
+        with steps(f"training {source.spec} from scratch on the --train labels ({opts.epochs} epochs)"):  # type: ignore[union-attr]
+            student["training"] = train_student(model, how)
+        return {"student": student, "stage": None}
+    assert teacher_file is not None
+    teacher_macs = keras_macs(teacher)
+    with steps(f"distilling from {teacher_file.path.name} (T={temperature:g}, alpha={alpha:g}, "
+               f"{opts.epochs} epochs)"):
+        student["training"] = distill(model, teacher, how, teacher_name=teacher_file.path.name,
+                                      student_name=student["model"])
+    teacher_acc = None
+    if val is not None:
+        with steps(f"measuring the teacher's float accuracy ({len(val)} samples)"):
+            teacher_acc = keras_accuracy(teacher, val)
+    training = student["training"]
+    stage = {"stage": "distill", "teacher": str(teacher_file.path), "teacher_sha256": model_digest(teacher_file.path),
+             "teacher_macs": teacher_macs, "teacher_params": count_params(teacher),
+             "student": student["model"], "student_arch": student["arch"], "student_width": student["width"],
+             "student_macs": student["macs"], "student_params": student["params"],
+             "macs_ratio": round(teacher_macs / student["macs"], 2) if student["macs"] else None,
+             "temperature": temperature, "alpha": alpha, "epochs": opts.epochs, "batch_size": opts.batch_size,
+             "learning_rate": training["learning_rate"], "seed": opts.seed, "train_samples": training["samples"],
+             "teacher_float_accuracy": teacher_acc, "teacher_logits": training["teacher_logits"],
+             "student_logits": training["student_logits"], "final_loss": training["epoch_losses"][-1],
+             "train_seconds": training["train_seconds"], "label": "distilled"}
+    return {"student": student, "stage": stage}
 
 
 def _floats(ds: Dataset) -> Dataset:
