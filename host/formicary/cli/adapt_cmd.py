@@ -23,8 +23,8 @@ def render(console: Console, result: dict[str, Any]) -> None:
                   f"({t['train_samples']} in all)")
     if t["method"] == "lora":
         lora = result.get("lora") or {}
-        console.print(f"LoRA rank {lora.get('rank')}: {lora.get('trainable_params', '?')} trainable parameters "
-                      f"(full fine-tuning: {lora.get('full_finetune_params', '?')}), merged: {lora.get('merged')}")
+        console.print(f"LoRA rank {lora.get('rank')}: {_count(lora.get('trainable_params'))} trainable parameters "
+                      f"(full fine-tuning: {_count(lora.get('full_finetune_params'))}), merged: {lora.get('merged')}")
     else:
         console.print(f"frozen up to {t['freeze_until']!r}: {t['frozen_params']:,} frozen, "
                       f"{t['trainable_params']:,} trained parameters; head {t['epochs']} epochs")
@@ -39,6 +39,10 @@ def render(console: Console, result: dict[str, Any]) -> None:
         console.print(f"[bold yellow]warning:[/] {w}")
     console.print(f"provenance: {result['provenance_path']}  (next: formicary compile {result['model_path']} -o OUT "
                   "--calib DATA)")
+
+
+def _count(n: object) -> str:
+    return f"{n:,}" if isinstance(n, int) else "?"
 
 
 def register(app: typer.Typer) -> None:

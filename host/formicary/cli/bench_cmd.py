@@ -94,15 +94,18 @@ def render(console, r: dict) -> None:
     if e:
         floor = r.get("energy_floor_uj") or {}
         console.print(f"energy: {e['uj_per_inference']:.2f} µJ/inference ([bold]{e['method']}[/]: {e['source']})"
-                      + (f"; energy floor (every byte once) {floor['45nm']:.2f} µJ at 45 nm (modelled)"
+                      + (f"; energy floor (every byte once) {floor['45nm']:.3g} µJ at 45 nm (modelled)"
                          if "45nm" in floor else ""))
     em = r.get("energy_model")
     if em:
         t = em["total"]
-        console.print(f"where it goes (modelled, {em['kernels']} kernels' loops, docs/energy.md): "
-                      f"{t['45nm']['total_uj']:.2f} µJ at 45 nm, {t['45nm']['data_movement_share']:.0%} data movement "
-                      f"(weights {t['45nm']['weight_read_uj']:.2f}, activations {t['45nm']['activation_uj']:.2f}, "
-                      f"compute {t['45nm']['compute_uj']:.2f} µJ); {t['7nm']['total_uj']:.2f} µJ at 7 nm, "
+        # The per-operation table prices only the model's own arithmetic and memory traffic; the board figure
+        # above is the whole chip's power over the run, so this is not a split of it.
+        console.print(f"compute vs data movement (modelled from the {em['kernels']} kernels' loops at the "
+                      f"per-operation table's prices, docs/energy.md; not a split of the board figure): "
+                      f"{t['45nm']['total_uj']:.3g} µJ at 45 nm, {t['45nm']['data_movement_share']:.0%} data movement "
+                      f"(weights {t['45nm']['weight_read_uj']:.3g}, activations {t['45nm']['activation_uj']:.3g}, "
+                      f"compute {t['45nm']['compute_uj']:.3g} µJ); {t['7nm']['total_uj']:.3g} µJ at 7 nm, "
                       f"{t['7nm']['data_movement_share']:.0%} data movement", highlight=False)
     if r.get("run_id") is not None:
         console.print(f"recorded as run {r['run_id']} in {r['store_path']}")

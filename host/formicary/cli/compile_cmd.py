@@ -21,7 +21,9 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
         console.print(line)
     distilled = any(s.get("stage") == "distill" for s in info.get("provenance") or [] if isinstance(s, dict))
     student = info.get("student") or {}
-    steps = ["distil" if distilled and student else
+    stages = [s.get("stage") for s in info.get("provenance") or [] if isinstance(s, dict)]
+    steps = ["adapt" if "transfer" in stages else None, "LoRA" if "lora" in stages else None,
+             "distil" if distilled and student else
              "train on labels" if student.get("training") else None,
              f"prune {info['prune']['structure']} {info['prune']['achieved']:.1%}" if info.get("prune") else None,
              f"cluster {info['cluster']['clusters']}" if info.get("cluster") else None,
@@ -70,8 +72,19 @@ def _training_lines(info: dict[str, Any]) -> list[str]:
                 f"{stage.get('macs_ratio')}× the student's"
                 + (f", float {teacher_acc:.2%}" if isinstance(teacher_acc, (int, float)) else "")
                 + f"); T={stage.get('temperature'):g}, alpha={stage.get('alpha'):g}, {stage.get('epochs')} epochs, "
-                  f"seed {stage.get('seed')}, {stage.get('train_samples')} training samples")
-        else:
+                  f"seed {stage.get('seed')}, {_num(stage.get('train_samples'))} training samples")
+        elif stage.get("stage") == "transfer":
+            acc = stage.get("val_accuracy")
+            lines.append(f"adapted: from {Path(str(stage.get('base'))).name} to {stage.get('classes')} classes "
+                         f"({stage.get('method', 'head')}), {_num(stage.get('train_samples'))} examples, "
+                         f"{stage.get('epochs')} epochs, seed {stage.get('seed')}"
+                         + (f", float {acc:.2%} on its validation data" if isinstance(acc, (int, float)) else ""))
+        elif stage.get("stage") == "lora":
+            lines.append(f"LoRA: rank {stage.get('rank')}, alpha {stage.get('alpha')}, "
+                         f"{_num(stage.get('trainable_params'))} trainable parameters (full fine-tuning "
+                         f"{_num(stage.get('full_finetune_params'))}), "
+                         + ("merged into the base weights" if stage.get("merged") else "adapters kept as separate ops"))
+        else:  # a stage this formicary does not know (a newer writer): its scalar facts
             lines.append(f"{stage.get('stage')}: " + ", ".join(
                 f"{k}={v}" for k, v in stage.items() if k != "stage" and isinstance(v, (int, float, str))))
     student = info.get("student") or {}

@@ -118,8 +118,11 @@ def _refuse_keras3(p: Path, version: str | None) -> None:
 
 # TensorFlow's C++ start-up and tf.data chatter (absl INFO lines, missing CUDA, a harmless NodeDef attribute
 # mismatch) that TF_CPP_MIN_LOG_LEVEL cannot silence because it is printed before logging is initialised.
+# The Grappler MLIR hook lines come from graphs with a separate Activation after an Add (LoRA's adapter branches):
+# the hook skips that pass and TensorFlow carries on with the classic optimiser, results unchanged.
 _NATIVE_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl|[IW]\d{4} |E\d{4} .*(cuInit|cuda|NodeDef mentions attribute)"
+    r"^(WARNING: All log messages before absl|[IW]\d{4} |E\d{4} .*(cuInit|cuda|NodeDef mentions attribute"
+    r"|tfg_optimizer_hook)|\s*when importing GraphDef to MLIR module in GrapplerHook"
     r"|.*oneDNN custom operations|.*Could not find cuda drivers)")
 
 
