@@ -1,0 +1,362 @@
+"""Mixture of experts (MoE): a gate picks the expert, only that expert runs. Keras builder and joint training.
+
+The model (docs/shrinking.md, "Mixture of experts"):
+- stem (optional, shared): Conv 3×3 (same padding, ReLU) layers, channel counts given as e.g. "8" or "8,16";
+  `none` feeds the experts the input itself.
+- gate: Flatten → Dense(E) on the stem features: gate logits, softmax → gate probabilities g.
+- E experts, each a classifier ending in a softmax over the classes, on the stem features: a built-in
+  architecture (`builtin:cnn@0.5`, formicary.model.students, input = the stem's output shape), the user's tf_keras
+  model file (its architecture is cloned with fresh weights for every expert), or a Python callable
+  `(input_shape, classes) -> keras.Model`.
+- top-k routing: the k experts of largest gate probability. At inference the output is their probabilities
+  combined with the renormalised gate weights (k = 1: the chosen expert's output as it is).
+- training output (differentiable in the gate): Σ_{i in top-k} g_i·p_i + (1 − Σ_{i in top-k} g_i)/C, C the number of
+  classes: the selected experts' outputs scaled by their (not renormalised) gate probabilities, the rest of the
+  probability mass spread uniformly. The loss log-likelihood then rewards a larger g_i exactly when expert i does
+  better than chance on the example (for k = 1 the renormalised weight is 1 and would give the gate no gradient at
+  all); its arg-max equals the inference output's (the two differ by a positive factor and a constant), so what is
+  trained is what runs. Experts not selected get no gradient from that example (only the selected ones run).
+- load balancing: the Switch-Transformer auxiliary loss E·Σ_i f_i·P_i (f_i = fraction of the batch's routing slots
+  that go to expert i, P_i = mean gate probability of expert i; 1 when balanced), times `balance_weight`, added to
+  the cross-entropy, so the gate does not collapse onto one expert.
+- deterministic with the seed (formicary.model.keras_io.make_deterministic).
+
+The export (formicary.shrink.moe_export) turns the trained model into a .tflite with real conditional execution.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from formicary.data import Dataset, as_float
+from formicary.errors import FormicaryError
+
+MAX_EXPERTS = 64
+ExpertFactory = Callable[[tuple[int, ...], int], Any]
+
+
+@dataclass
+class MoEOptions:
+    """What `formicary moe` was asked to do (the CLI options, one to one)."""
+
+    experts: int = 4
+    top_k: int = 1
+    expert: str | ExpertFactory = "builtin:cnn@0.5"
+    stem: str = "8"                 # conv channels, comma-separated; "none" = no stem
+    balance_weight: float = 0.5
+    gate_noise: float = 1.0         # std of the noise added to the gate logits when choosing experts in training
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+
+def validate_options(o: MoEOptions) -> None:
+    """Option errors that need neither TensorFlow nor the data."""
+    if not 2 <= o.experts <= MAX_EXPERTS:
+        raise FormicaryError(f"--experts {o.experts}: a mixture needs 2 to {MAX_EXPERTS} experts",
+                             "pass e.g. --experts 4 (one expert is a plain model: use formicary compile).")
+    if not 1 <= o.top_k <= o.experts:
+        raise FormicaryError(f"--top-k {o.top_k} with {o.experts} experts: k must be 1 … {o.experts}",
+                             "pass --top-k 1 (one expert runs per inference) or up to --experts.")
+    if not (o.balance_weight >= 0 and math.isfinite(o.balance_weight)):
+        raise FormicaryError(f"--balance-weight {o.balance_weight} must be a finite number ≥ 0",
+                             "pass e.g. --balance-weight 0.01 (0 turns the load-balancing loss off).")
+    if not (o.gate_noise >= 0 and math.isfinite(o.gate_noise)):
+        raise FormicaryError(f"--gate-noise {o.gate_noise} must be a finite number ≥ 0",
+                             "pass e.g. --gate-noise 1 (0 = no routing noise while training).")
+    if o.epochs < 1:
+        raise FormicaryError(f"--epochs {o.epochs}: need at least 1", "pass --epochs 1 or more.")
+    if o.batch_size < 1:
+        raise FormicaryError(f"batch size {o.batch_size}: need at least 1", "use a positive batch size.")
+    if not o.learning_rate > 0:
+        raise FormicaryError("--lr must be positive", "pass e.g. --lr 3e-3.")
+    stem_channels(o.stem)
+    if isinstance(o.expert, str):
+        expert_source(o.expert)
+
+
+def stem_channels(stem: str) -> list[int]:
+    """`--stem` as a list of conv channel counts ([] for none)."""
+    text = str(stem).strip().lower()
+    if text in ("", "none", "0"):
+        return []
+    try:
+        channels = [int(c) for c in text.split(",")]
+    except ValueError:
+        channels = []
+    if not channels or any(c < 1 or c > 1024 for c in channels):
+        raise FormicaryError(f"--stem {stem!r} is not a list of channel counts",
+                             "pass e.g. --stem 8 (one 3x3 conv of 8 channels), --stem 8,16, or --stem none.")
+    return channels
+
+
+def expert_source(spec: str) -> Any:
+    """A `--expert` spec checked: a BuiltinSpec, or the Path of an existing Keras model file."""
+    from formicary.model.students import is_builtin, parse_builtin
+
+    if is_builtin(spec):
+        return parse_builtin(spec)
+    p = Path(spec)
+    if not p.exists():
+        raise FormicaryError(f"--expert {spec!r} is neither a built-in architecture nor an existing model file",
+                             "pass builtin:cnn@WIDTH / builtin:dscnn@WIDTH, or a tf_keras model (.keras/.h5) whose "
+                             "input is the stem's output shape and whose output is a softmax over the classes.")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------ keras parts
+
+def _combine_layer_class():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    @keras.saving.register_keras_serializable(package="formicary")
+    class MoECombine(keras.layers.Layer):
+        """[gate logits (B, E), expert outputs E × (B, C)] → (B, C): top-k routing (module docstring), with the
+        load-balancing loss added while training."""
+
+        def __init__(self, top_k: int = 1, balance_weight: float = 0.0, gate_noise: float = 0.0,
+                     **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.top_k = int(top_k)
+            self.balance_weight = float(balance_weight)
+            self.gate_noise = float(gate_noise)
+
+        def call(self, inputs: list[Any], training: Any = None) -> Any:
+            logits, outs = inputs[0], tf.stack(inputs[1:], axis=1)             # (B, E), (B, E, C)
+            experts, classes = outs.shape[1], outs.shape[2]
+            g = tf.nn.softmax(logits, axis=-1)
+            pick = logits
+            if self.gate_noise > 0:  # noisy routing while training: every expert gets examples early on
+                noisy = logits + tf.random.normal(tf.shape(logits), stddev=self.gate_noise)
+                pick = keras.backend.in_train_phase(noisy, logits, training=training)
+            _, top = tf.math.top_k(pick, k=self.top_k)                        # ties: the lower index
+            mask = tf.reduce_sum(tf.one_hot(top, experts, dtype=g.dtype), axis=1)  # (B, E) in {0, 1}
+            w = g * mask
+            if self.balance_weight > 0:
+                f = tf.reduce_mean(mask, axis=0) / float(self.top_k)
+                p = tf.reduce_mean(g, axis=0)
+                self.add_loss(self.balance_weight * float(experts) * tf.reduce_sum(f * p))
+            mixed = tf.einsum("be,bec->bc", w, outs)
+            kept = tf.reduce_sum(w, axis=1, keepdims=True)
+            train_out = mixed + (1.0 - kept) / float(classes)
+            infer_out = mixed / tf.maximum(kept, 1e-12)
+            return keras.backend.in_train_phase(train_out, infer_out, training=training)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "top_k": self.top_k, "balance_weight": self.balance_weight,
+                    "gate_noise": self.gate_noise}
+
+    return MoECombine
+
+
+_COMBINE = None
+
+
+def combine_layer_class():
+    """The registered MoECombine layer class (made on first use: TensorFlow is imported lazily)."""
+    global _COMBINE
+    if _COMBINE is None:
+        _COMBINE = _combine_layer_class()
+    return _COMBINE
+
+
+def _expert_model(source: Any, index: int, feat_shape: tuple[int, ...], classes: int) -> Any:
+    import tf_keras as keras
+
+    from formicary.model.students import BuiltinSpec, build_builtin
+    from formicary.shrink import output_activation
+
+    if isinstance(source, BuiltinSpec):
+        inner = build_builtin(source, feat_shape, classes)
+    elif callable(source):
+        inner = source(feat_shape, classes)
+    else:
+        inner = keras.models.clone_model(source)  # same architecture, fresh weights
+    got = tuple(int(d) for d in inner.inputs[0].shape[1:]) if inner.inputs[0].shape.rank else ()
+    if got != tuple(feat_shape):
+        raise FormicaryError(f"the expert architecture takes inputs of shape {got}, but the stem gives {feat_shape}",
+                             "make the expert's input the stem's output shape (or change --stem).")
+    if int(inner.outputs[0].shape[-1]) != classes or output_activation(inner) != "softmax":
+        raise FormicaryError(f"the expert must end in a softmax over the {classes} classes; it gives "
+                             f"{inner.outputs[0].shape[-1]} outputs ({output_activation(inner) or 'linear'})",
+                             f"end the expert architecture with Dense({classes}, activation='softmax').")
+    x = keras.Input(feat_shape, name=f"expert_{index}_in")
+    return keras.Model(x, inner(x), name=f"expert_{index}")
+
+
+def build_moe(input_shape: tuple[int, ...], classes: int, options: MoEOptions) -> Any:
+    """The tf_keras MoE model (untrained; weights from TensorFlow's global seed: seed it first).
+
+    Layers: `stem_conv1…` (if any), `gate_flatten`, `gate_logits`, nested models `expert_0…expert_{E-1}`,
+    `moe` (MoECombine)."""
+    import tf_keras as keras
+
+    validate_options(options)
+    shape = tuple(int(d) for d in (input_shape[1:] if len(input_shape) == 4 else input_shape))
+    if classes < 2:
+        raise FormicaryError(f"a mixture of classifiers needs at least 2 classes, got {classes}",
+                             "give labels 0 … N-1 with N ≥ 2.")
+    source = options.expert
+    if isinstance(source, str):
+        source = expert_source(source)
+        if isinstance(source, Path):
+            from formicary.model import keras_io
+
+            source = keras_io.load_keras_model(keras_io.identify(source))
+    inp = keras.Input(shape, name="image")
+    f = inp
+    for i, ch in enumerate(stem_channels(options.stem)):
+        f = keras.layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"stem_conv{i + 1}")(f)
+    feat_shape = tuple(int(d) for d in f.shape[1:])
+    # zero-initialised gate: all experts equally likely at first, the routing noise spreads the examples
+    logits = keras.layers.Dense(options.experts, kernel_initializer="zeros", name="gate_logits")(keras.layers.Flatten(name="gate_flatten")(f))
+    outs = [_expert_model(source, i, feat_shape, classes)(f) for i in range(options.experts)]
+    y = combine_layer_class()(options.top_k, options.balance_weight, options.gate_noise, name="moe")([logits] + outs)
+    return keras.Model(inp, y, name=f"moe{options.experts}")
+
+
+@dataclass
+class MoEParts:
+    """The trained model's pieces, as the export and the analysis need them."""
+
+    stem: list[Any]          # Conv2D layers, in order
+    gate: list[Any]          # [Flatten, Dense]
+    experts: list[Any]       # nested keras.Models
+    top_k: int
+    feature_shape: tuple[int, ...] = field(default_factory=tuple)
+
+
+def parts(model: Any) -> MoEParts:
+    """Split a model made by build_moe into stem, gate and experts (FormicaryError for any other model)."""
+    names = {lay.name: lay for lay in model.layers}
+    if "moe" not in names or "gate_logits" not in names:
+        raise FormicaryError(f"{model.name!r} is not a formicary mixture of experts (no 'moe'/'gate_logits' layer)",
+                             "train it with formicary moe (formicary.shrink.moe.build_moe).")
+    stem = [names[n] for n in sorted((n for n in names if n.startswith("stem_conv")), key=lambda s: int(s[9:]))]
+    experts = sorted((lay for lay in model.layers if lay.name.startswith("expert_")), key=lambda m: int(m.name[7:]))
+    feat = tuple(int(d) for d in experts[0].inputs[0].shape[1:])
+    return MoEParts(stem, [names["gate_flatten"], names["gate_logits"]], experts, names["moe"].top_k, feat)
+
+
+# ------------------------------------------------------------------------------------------- counting
+
+def layer_macs(layer: Any) -> int:
+    """Multiply-accumulates of one Conv/Depthwise/Dense layer (recursing into nested models); 0 for the rest."""
+    kind = type(layer).__name__
+    if hasattr(layer, "layers") and kind in ("Functional", "Sequential", "Model"):
+        return sum(layer_macs(sub) for sub in layer.layers)
+    out = layer.output_shape if hasattr(layer, "output_shape") else None
+    if kind == "Conv2D":
+        kh, kw = layer.kernel_size
+        cin = int(layer.kernel.shape[2])
+        return int(np.prod(out[1:3])) * int(out[3]) * kh * kw * cin
+    if kind == "DepthwiseConv2D":
+        kh, kw = layer.kernel_size
+        return int(np.prod(out[1:3])) * int(out[3]) * kh * kw
+    if kind == "Dense":
+        return int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    return 0
+
+
+def model_macs(model: Any) -> int:
+    return sum(layer_macs(lay) for lay in model.layers)
+
+
+def costs(model: Any) -> dict[str, Any]:
+    """Parameters and MACs per part: stem, gate, each expert; per inference (stem + gate + the k largest experts)
+    and in total (what a dense model holding all experts would compute)."""
+    p = parts(model)
+    stem_macs = sum(layer_macs(lay) for lay in p.stem)
+    gate_macs = sum(layer_macs(lay) for lay in p.gate)
+    exp_macs = [model_macs(e) for e in p.experts]
+    stem_params = sum(lay.count_params() for lay in p.stem)
+    gate_params = sum(lay.count_params() for lay in p.gate)
+    exp_params = [e.count_params() for e in p.experts]
+    per_inf = stem_macs + gate_macs + sum(sorted(exp_macs, reverse=True)[:p.top_k])
+    return {"stem_params": stem_params, "gate_params": gate_params, "params_per_expert": exp_params,
+            "total_params": stem_params + gate_params + sum(exp_params),
+            "stem_macs": stem_macs, "gate_macs": gate_macs, "macs_per_expert": exp_macs,
+            "macs_per_inference": per_inf, "macs_all_experts": stem_macs + gate_macs + sum(exp_macs)}
+
+
+# -------------------------------------------------------------------------------------------- training
+
+def gate_model(model: Any) -> Any:
+    """input → gate logits (a view of the trained model's layers)."""
+    import tf_keras as keras
+
+    return keras.Model(model.inputs, model.get_layer("gate_logits").output, name="moe_gate")
+
+
+def routes(model: Any, x: np.ndarray, top_k: int = 1) -> np.ndarray:
+    """(N, k) the experts each input is routed to, in order of gate probability (ties: the lower index)."""
+    from formicary.model.keras_io import quiet_native_logs
+
+    with quiet_native_logs():
+        logits = np.asarray(gate_model(model).predict(as_float(x), batch_size=256, verbose=0))
+    return np.argsort(-logits, axis=1, kind="stable")[:, :top_k]
+
+
+def usage(model: Any, x: np.ndarray, experts: int, top_k: int = 1) -> list[int]:
+    """How many routing slots go to each expert (top-1: how many inputs each expert serves)."""
+    r = routes(model, x, top_k)
+    return [int((r == i).sum()) for i in range(experts)]
+
+
+def train_moe(train: Dataset, options: MoEOptions, val: Dataset | None = None,
+              classes: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Build and train the MoE on `train` (labels 0 … C-1); returns (model, provenance stage "moe").
+
+    The caller seeds TensorFlow first (formicary.model.keras_io.make_deterministic(options.seed))."""
+    import tf_keras as keras
+
+    from formicary.model.keras_io import quiet_native_logs
+
+    validate_options(options)
+    if train.y is None:
+        raise FormicaryError("the --data for the mixture has no labels `y`",
+                             "give labelled data: an .npz with x and y, or a .bin folder with y_labels.csv.")
+    y = np.asarray(train.y, dtype=np.int64)
+    classes = int(classes or int(y.max()) + 1)
+    if y.min() < 0 or y.max() >= classes:
+        raise FormicaryError(f"labels run from {y.min()} to {y.max()}, outside 0 … {classes - 1}",
+                             "give integer class labels 0 … N-1.")
+    x = as_float(train.x)
+    model = build_moe(x.shape, classes, options)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=options.learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    started = time.perf_counter()
+    with quiet_native_logs():
+        model.fit(x, y, epochs=options.epochs, batch_size=options.batch_size, shuffle=True, verbose=0)
+    seconds = time.perf_counter() - started
+    c = costs(model)
+    expert_name = options.expert if isinstance(options.expert, str) else getattr(options.expert, "__name__",
+                                                                                  "python callable")
+    stage: dict[str, Any] = {
+        "stage": "moe", "experts": options.experts, "top_k": options.top_k, "expert_arch": str(expert_name),
+        "stem": stem_channels(options.stem), "gate": f"flatten -> dense({options.experts})",
+        "balance_weight": options.balance_weight, "gate_noise": options.gate_noise, "epochs": options.epochs, "batch_size": options.batch_size,
+        "learning_rate": options.learning_rate, "seed": options.seed, "classes": classes,
+        "train_samples": len(x), "train_seconds": round(seconds, 3),
+        "routing": "top-k of the gate logits; training output sum_topk g_i p_i + (1 - sum_topk g_i)/C",
+        "usage": {"train": usage(model, x, options.experts, options.top_k)},
+        "params_per_expert": c["params_per_expert"], "gate_params": c["gate_params"],
+        "stem_params": c["stem_params"], "total_params": c["total_params"],
+        "macs_per_inference": c["macs_per_inference"], "macs_all_experts": c["macs_all_experts"],
+    }
+    if val is not None and val.y is not None:
+        with quiet_native_logs():
+            out = np.asarray(model.predict(as_float(val.x), batch_size=256, verbose=0))
+        stage["val_accuracy"] = round(float((out.argmax(axis=1) == np.asarray(val.y)).mean()), 4)
+        stage["val_samples"] = len(val)
+        stage["usage"]["val"] = usage(model, val.x, options.experts, options.top_k)
+    stage["label"] = f"moe{options.experts}" + (f"top{options.top_k}" if options.top_k > 1 else "")
+    return model, stage
