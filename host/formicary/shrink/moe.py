@@ -360,3 +360,133 @@ def train_moe(train: Dataset, options: MoEOptions, val: Dataset | None = None,
         stage["usage"]["val"] = usage(model, val.x, options.experts, options.top_k)
     stage["label"] = f"moe{options.experts}" + (f"top{options.top_k}" if options.top_k > 1 else "")
     return model, stage
+
+
+# ------------------------------------------------------------------------------------------- from files
+
+@dataclass
+class MoEResult:
+    """What `formicary moe` wrote and measured (the `--json` document; keys in docs/shrinking.md)."""
+
+    out_dir: Path
+    doc: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.doc
+
+
+def _tflm_eval(data: bytes, x: np.ndarray, y: np.ndarray | None, experts: int) -> dict[str, Any]:
+    """TFLM int8 accuracy, and the route of each input (the export made with a route output)."""
+    from formicary.compile.pipeline import _dequantize
+    from formicary.oracle.inputs import tensor_quant, to_input_type
+    from formicary.oracle.tflm import run_tflm
+    from formicary.tflite import read_model
+
+    ir = read_model(data)
+    tin = ir.tensors[ir.inputs[0]]
+    outs = [ir.tensors[i] for i in ir.outputs]
+    xq = to_input_type(x, tin.np_dtype, *tensor_quant(tin), what="--val")
+    shape = (1,) + tuple(tin.shape[1:])
+    results = run_tflm(data, [xq[i].reshape(shape) for i in range(len(xq))])
+    probs, route = [], []
+    for r in results:
+        for t, a in zip(outs, r):
+            if t.np_dtype == np.int32:
+                route.append(int(np.asarray(a).reshape(-1)[0]))
+            else:
+                probs.append(_dequantize(np.asarray(a), t.quant).reshape(-1))
+    p = np.stack(probs)
+    res: dict[str, Any] = {"outputs": p, "routes": np.asarray(route, dtype=np.int64) if route else None}
+    if y is not None:
+        res["accuracy"] = round(float((p.argmax(axis=1) == y).mean()), 4)
+    if route:
+        res["usage"] = [int((res["routes"] == i).sum()) for i in range(experts)]
+    return res
+
+
+def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val: str | Path | None = None,
+              calib: str | Path | None = None, export: bool = True) -> MoEResult:
+    """`formicary moe`: train the mixture on DATA, save OUT/moe.keras (+ provenance), export OUT/model.tflite (int8,
+    TFLM-checked), measure it on VAL and write OUT/report.json."""
+    import json
+    import sys
+
+    from formicary import progress
+    from formicary.data import fit_to_input, load_dataset
+    from formicary.model import keras_io
+    from formicary.model.provenance import write_provenance
+
+    validate_options(options)
+    out = Path(out_dir)
+    train_raw = load_dataset(data)
+    if not train_raw.has_labels:
+        raise FormicaryError(f"--data {data} has no labels `y`: the mixture trains on labelled examples",
+                             "save labels as `y` in the .npz (or use a .bin folder with y_labels.csv).")
+    val_raw = load_dataset(val) if val is not None else None
+    if val_raw is not None and not val_raw.has_labels:
+        raise FormicaryError(f"--val data {val} has no labels `y`, so accuracy cannot be measured",
+                             "save labels as `y` in the .npz (or use a .bin folder with y_labels.csv).")
+    calib_raw = load_dataset(calib) if calib is not None else None
+    if export and options.top_k != 1:
+        raise FormicaryError(f"--top-k {options.top_k}: the .tflite export supports top-1 routing only for now "
+                             "(top-k ≥ 2 is training-only)",
+                             "pass --top-k 1, or --no-export to train and keep the Keras model only.")
+    shape = tuple(int(d) for d in train_raw.x.shape[1:])
+    if len(shape) == 2:
+        shape = shape + (1,)
+    train_ds = fit_to_input(train_raw, (None,) + shape, "--data")
+    val_ds = fit_to_input(val_raw, (None,) + shape, "--val") if val_raw is not None else None
+    calib_ds = fit_to_input(calib_raw, (None,) + shape, "--calib") if calib_raw is not None else train_ds
+    classes = int(max(int(train_ds.y.max()), int(val_ds.y.max()) if val_ds is not None else 0)) + 1
+    if "tensorflow" not in sys.modules:
+        with progress.step("loading TensorFlow"):
+            keras_io.import_tensorflow()
+    keras_io.make_deterministic(options.seed)
+    with progress.step(f"training the mixture: {options.experts} experts, top-{options.top_k}, "
+                       f"{options.epochs} epochs on {len(train_ds)} examples"):
+        model, stage = train_moe(train_ds, options, val_ds, classes)
+    stage["data"] = {"source": train_raw.source, "samples": len(train_raw)}
+    out.mkdir(parents=True, exist_ok=True)
+    keras_path = out / "moe.keras"
+    with progress.step(f"saving {keras_path.name}"):
+        keras_io.save_keras_model(model, keras_path)
+        sidecar = write_provenance(keras_path, [stage])
+    doc: dict[str, Any] = {"out_dir": str(out), "keras_path": str(keras_path), "provenance_path": str(sidecar),
+                           "model_path": None, "report_path": str(out / "report.json"), "moe": stage,
+                           "costs": costs(model), "export": None, "accuracy": {"float": stage.get("val_accuracy"),
+                                                                               "int8_tflm": None},
+                           "usage": {"train": stage["usage"]["train"], "val": stage["usage"].get("val"),
+                                     "val_tflm": None},
+                           "route_agreement": None, "model_bytes": None, "tflm_arena_bytes": None, "warnings": []}
+    if export:
+        from formicary.oracle.tflm import check_tflm, measure_arena
+        from formicary.shrink.moe_export import export_tflite
+
+        with progress.step("exporting int8 .tflite (IF tree, one subgraph per expert)"):
+            tflite, info = export_tflite(model, calib_ds.x, train_ds.x)
+            check_tflm(tflite)
+        path = out / "model.tflite"
+        path.write_bytes(tflite)
+        doc.update({"model_path": str(path), "export": info.to_dict(), "model_bytes": len(tflite),
+                    "tflm_arena_bytes": measure_arena(tflite)})
+        if val_ds is not None:
+            with progress.step(f"TFLM on {len(val_ds)} validation samples"):
+                probe, _ = export_tflite(model, calib_ds.x, train_ds.x, route_output=True)
+                ev = _tflm_eval(probe, val_ds.x, val_ds.y, options.experts)
+                plain = _tflm_eval(tflite, val_ds.x, val_ds.y, options.experts)
+            float_routes = routes(model, val_ds.x, 1)[:, 0]
+            doc["accuracy"]["int8_tflm"] = plain["accuracy"]
+            doc["usage"]["val_tflm"] = ev["usage"]
+            doc["route_agreement"] = round(float((ev["routes"] == float_routes).mean()), 4)
+            unreached = [i for i, n in enumerate(ev["usage"]) if n == 0]
+            if unreached:
+                doc["warnings"].append(f"expert(s) {unreached} serve no validation input in TFLM")
+    report = {"compile": {"quantize": "int8", "provenance": [stage]}, "moe": doc}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    return MoEResult(out, doc)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
