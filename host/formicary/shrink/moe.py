@@ -216,8 +216,7 @@ def build_moe(input_shape: tuple[int, ...], classes: int, options: MoEOptions) -
     for i, ch in enumerate(stem_channels(options.stem)):
         f = keras.layers.Conv2D(ch, 3, padding="same", activation="relu", name=f"stem_conv{i + 1}")(f)
     feat_shape = tuple(int(d) for d in f.shape[1:])
-    # zero-initialised gate: all experts equally likely at first, the routing noise spreads the examples
-    logits = keras.layers.Dense(options.experts, kernel_initializer="zeros", name="gate_logits")(keras.layers.Flatten(name="gate_flatten")(f))
+    logits = keras.layers.Dense(options.experts, name="gate_logits")(keras.layers.Flatten(name="gate_flatten")(f))
     outs = [_expert_model(source, i, feat_shape, classes)(f) for i in range(options.experts)]
     y = combine_layer_class()(options.top_k, options.balance_weight, options.gate_noise, name="moe")([logits] + outs)
     return keras.Model(inp, y, name=f"moe{options.experts}")

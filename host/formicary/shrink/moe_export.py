@@ -113,7 +113,7 @@ def representative_indices(model: Any, calib_x: np.ndarray, train_x: np.ndarray 
     if dead:
         raise FormicaryError(f"expert(s) {dead} are never chosen by the gate on the calibration or training data: "
                              "they cannot be calibrated and would never run",
-                             "train with a larger --balance-weight (e.g. 0.05) or fewer --experts.",
+                             "train with a larger --balance-weight (e.g. 1.0), more --epochs, or fewer --experts.",
                              details={"calibration_per_expert": counts})
     return idx, counts
 
