@@ -1,0 +1,244 @@
+"""Mixture of experts (formicary.shrink.moe, moe_export, `formicary moe`): the builder's parts and counts, top-1
+routing = arg-max of the gate, the training output and load-balancing loss by hand, the .tflite export (an IF tree
+with one int8 subgraph per expert, run by TFLM with the float model's routing, every expert reached), the CLI's
+JSON and provenance, and the option errors. Short training on 600 digits."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from formicary.errors import FormicaryError
+
+TRAIN = 600
+EPOCHS = 8
+
+
+def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """The real `formicary` entry point, in this process (TensorFlow already imported): (exit code, stdout)."""
+    from formicary.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["formicary", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def small_train(digits_splits):
+    from formicary.data import Dataset
+
+    s = digits_splits
+    return Dataset(s.train.x[:TRAIN], s.train.y[:TRAIN], "digits (first 600)")
+
+
+@pytest.fixture(scope="module")
+def trained(tf, small_train, digits_splits):
+    """(model, stage): E = 4 top-1 MoE of builtin:cnn@0.5 experts on a conv(8) stem, seed 0."""
+    from formicary.model.keras_io import make_deterministic
+    from formicary.shrink.moe import MoEOptions, train_moe
+
+    make_deterministic(0)
+    return train_moe(small_train, MoEOptions(epochs=EPOCHS), digits_splits.val)
+
+
+@pytest.fixture(scope="module")
+def exported(trained, digits_splits, small_train):
+    """(bytes, ExportInfo) of the export with the route as a second output (to check routing in TFLM)."""
+    from formicary.shrink.moe_export import export_tflite
+
+    return export_tflite(trained[0], digits_splits.calib.x, small_train.x, route_output=True)
+
+
+def _features(model, x):
+    import tf_keras as keras
+
+    from formicary.shrink.moe import parts
+
+    p = parts(model)
+    feat = keras.Model(model.inputs, p.stem[-1].output)
+    return p, np.asarray(feat(x.astype(np.float32), training=False))
+
+
+def test_builder_parts_and_counts(tf):
+    from formicary.model.students import build_builtin
+    from formicary.shrink.moe import MoEOptions, build_moe, costs, model_macs, parts
+
+    model = build_moe((8, 8, 1), 10, MoEOptions(experts=3, expert="builtin:cnn@0.25", stem="4"))
+    assert model.output_shape == (None, 10)
+    p = parts(model)
+    assert [e.name for e in p.experts] == ["expert_0", "expert_1", "expert_2"] and p.feature_shape == (8, 8, 4)
+    ref = build_builtin("builtin:cnn@0.25", (8, 8, 4), 10)
+    c = costs(model)
+    assert c["params_per_expert"] == [ref.count_params()] * 3
+    assert c["gate_params"] == 8 * 8 * 4 * 3 + 3 and c["stem_params"] == 3 * 3 * 1 * 4 + 4
+    assert c["total_params"] == model.count_params()
+    assert c["stem_macs"] == 64 * 4 * 9 and c["gate_macs"] == 256 * 3
+    assert c["macs_per_inference"] == c["stem_macs"] + c["gate_macs"] + model_macs(ref)
+    assert c["macs_all_experts"] == c["stem_macs"] + c["gate_macs"] + 3 * model_macs(ref)
+    # no stem: the gate and experts see the input itself
+    bare = parts(build_moe((8, 8, 1), 10, MoEOptions(experts=2, stem="none")))
+    assert bare.stem == [] and bare.feature_shape == (8, 8, 1)
+
+
+def test_combine_layer_by_hand(tf):
+    """Training output Σ_topk g·p + (1 − Σ_topk g)/C, inference output renormalised, balance loss E·Σ f·P."""
+    from formicary.shrink.moe import combine_layer_class
+
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5], [3.0, 1.0, 0.0], [0.0, 0.2, 0.4]], np.float32)
+    rng = np.random.default_rng(0)
+    outs = [rng.dirichlet(np.ones(4), size=4).astype(np.float32) for _ in range(3)]
+    g = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    for k in (1, 2):
+        layer = combine_layer_class()(top_k=k, balance_weight=0.3, gate_noise=0.0)
+        top = np.argsort(-logits, axis=1)[:, :k]
+        mask = np.zeros_like(g)
+        np.put_along_axis(mask, top, 1.0, axis=1)
+        w = g * mask
+        mixed = sum(w[:, i:i + 1] * outs[i] for i in range(3))
+        train = np.asarray(layer([logits] + outs, training=True))
+        np.testing.assert_allclose(train, mixed + (1 - w.sum(1, keepdims=True)) / 4, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(train.sum(1), 1.0, atol=1e-5)
+        infer = np.asarray(layer([logits] + outs, training=False))
+        np.testing.assert_allclose(infer, mixed / w.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+        assert (train.argmax(1) == infer.argmax(1)).all()
+        f, P = mask.mean(0) / k, g.mean(0)
+        np.testing.assert_allclose(float(layer.losses[-1]), 0.3 * 3 * (f * P).sum(), rtol=1e-5)
+    # k = 1, hand numbers: routes 0, 1, 0, 2 → f = [1/2, 1/4, 1/4]
+    assert np.allclose(np.argmax(logits, 1), [0, 1, 0, 2])
+
+
+def test_training_uses_experts_and_top1_is_gate_argmax(trained, digits_splits):
+    from formicary.shrink.moe import routes
+
+    model, stage = trained
+    assert stage["stage"] == "moe" and stage["label"] == "moe4" and stage["top_k"] == 1
+    assert stage["val_accuracy"] > 0.85, stage
+    assert min(stage["usage"]["train"]) >= TRAIN // 20, stage["usage"]   # load balancing: no dead expert
+    assert sum(stage["usage"]["val"]) == len(digits_splits.val)
+    x = digits_splits.val.x[:64]
+    p, f = _features(model, x)
+    r = routes(model, x, 1)[:, 0]
+    expected = np.stack([np.asarray(p.experts[i](f[j:j + 1], training=False))[0] for j, i in enumerate(r)])
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), expected, atol=1e-5)
+
+
+def test_export_is_an_if_tree_with_int8_expert_subgraphs(exported):
+    from formicary.oracle.tflm import check_tflm
+
+    data, info = exported
+    check_tflm(data)
+    sgs = {sg["name"]: sg for sg in info.subgraphs}
+    assert set(sgs) == {"main", "route_0_2", "route_2_4", "expert_0", "expert_1", "expert_2", "expert_3"}
+    main_ops = [o["op"] for o in sgs["main"]["ops"]]
+    assert "ARG_MAX" in main_ops and main_ops.count("IF") == 1 and "DEQUANTIZE" not in main_ops
+    ifs = [o for sg in info.subgraphs for o in sg["ops"] if o["op"] == "IF"]
+    assert len(ifs) == 3
+    for o in ifs:  # int8 crosses every IF boundary (cond is BOOL, the route INT32)
+        assert o["in"][0] == "BOOL" and set(o["in"][1:]) <= {"INT8", "INT32"} and o["out"] == ["INT8"]
+    for i in range(4):
+        ops = sgs[f"expert_{i}"]["ops"]
+        assert [o["op"] for o in ops if o["op"] not in ("QUANTIZE",)][-1] == "SOFTMAX"
+        assert all(t in ("INT8", "INT32") for o in ops for t in o["in"] + o["out"]), ops
+        assert sum(o["op"] == "CONV_2D" for o in ops) == 2 and sum(o["op"] == "FULLY_CONNECTED" for o in ops) == 2
+    assert min(info.calibration_per_expert) > 0
+
+
+def test_tflm_routes_like_the_float_model_and_reaches_every_expert(trained, exported, digits_splits):
+    from formicary.shrink.moe import _tflm_eval, routes
+
+    model, stage = trained
+    data, _ = exported
+    val = digits_splits.val
+    ev = _tflm_eval(data, val.x, val.y, 4)
+    float_routes = routes(model, val.x, 1)[:, 0]
+    assert (ev["routes"] == float_routes).mean() >= 0.95
+    assert min(ev["usage"]) >= 10, ev["usage"]          # every expert's branch is taken
+    assert abs(ev["accuracy"] - stage["val_accuracy"]) <= 0.03
+    # The int8 output is the routed expert's output: compare with that expert in float.
+    p, f = _features(model, val.x)
+    same = ev["routes"] == float_routes
+    ref = np.stack([np.asarray(p.experts[i](f[j:j + 1], training=False))[0] for j, i in enumerate(float_routes)])
+    close = np.abs(ev["outputs"] - ref).max(axis=1) < 0.1
+    assert close[same].mean() >= 0.9
+
+
+def test_cli_json_report_and_provenance(tf, digits_splits, tmp_path, monkeypatch, capsys):
+    from formicary.model.provenance import read_provenance
+
+    s = digits_splits
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "train.npz", x=s.train.x[:TRAIN], y=s.train.y[:TRAIN])
+    np.savez(data / "val.npz", x=s.val.x, y=s.val.y)
+    np.savez(data / "calib.npz", x=s.calib.x, y=s.calib.y)
+    out = tmp_path / "moe"
+    code, stdout = _cli(monkeypatch, capsys, "moe", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"),
+                        "--calib", str(data / "calib.npz"), "--experts", "4", "--expert", "builtin:cnn@0.5",
+                        "--epochs", str(EPOCHS), "-o", str(out), "--json")
+    assert code == 0, stdout
+    doc = json.loads(stdout)
+    assert set(doc) >= {"out_dir", "keras_path", "provenance_path", "model_path", "report_path", "moe", "costs",
+                        "export", "accuracy", "usage", "route_agreement", "model_bytes", "tflm_arena_bytes",
+                        "warnings"}
+    assert doc["accuracy"]["int8_tflm"] > 0.85 and doc["route_agreement"] >= 0.95
+    assert len(doc["usage"]["val_tflm"]) == 4 and sum(doc["usage"]["val_tflm"]) == len(s.val.x)
+    assert doc["model_bytes"] == (out / "model.tflite").stat().st_size and doc["tflm_arena_bytes"] > 0
+    stage = doc["moe"]
+    for key in ("experts", "top_k", "expert_arch", "balance_weight", "usage", "params_per_expert", "gate_params",
+                "label"):
+        assert key in stage
+    assert stage["label"] == "moe4" and stage["expert_arch"] == "builtin:cnn@0.5"
+    stages, warning = read_provenance(out / "moe.keras")
+    assert warning is None and stages[0]["stage"] == "moe"
+    report = json.loads((out / "report.json").read_text())
+    assert report["compile"]["provenance"][0]["label"] == "moe4"
+    from formicary.model.provenance import variant_suffix
+
+    assert variant_suffix(report["compile"]["provenance"]) == "-moe4"
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"experts": 1}, "--experts 1"),
+    ({"experts": 4, "top_k": 5}, "--top-k 5"),
+    ({"top_k": 0}, "--top-k 0"),
+    ({"expert": "builtin:nope@1"}, "unknown built-in"),
+    ({"expert": "no/such/model.keras"}, "neither a built-in"),
+    ({"stem": "8,x"}, "--stem"),
+    ({"balance_weight": -1.0}, "--balance-weight"),
+])
+def test_option_errors(opts, words):
+    from formicary.shrink.moe import MoEOptions, validate_options
+
+    with pytest.raises(FormicaryError) as err:
+        validate_options(MoEOptions(**opts))
+    assert words in err.value.cause and err.value.fix
+
+
+def test_cli_error_is_one_json_error(tmp_path, monkeypatch, capsys):
+    code, stdout = _cli(monkeypatch, capsys, "moe", "--data", str(tmp_path / "x.npz"), "-o", str(tmp_path / "o"),
+                        "--experts", "4", "--top-k", "9", "--json")
+    assert code == 2
+    err = json.loads(stdout)["error"]
+    assert "--top-k 9" in err["cause"] and err["fix"]
+
+
+def test_top2_export_is_refused(trained):
+    from formicary.shrink.moe import combine_layer_class
+    from formicary.shrink.moe_export import serving_module
+
+    model = trained[0]
+    layer = model.get_layer("moe")
+    assert isinstance(layer, combine_layer_class())
+    layer.top_k = 2
+    try:
+        with pytest.raises(FormicaryError, match="top-1"):
+            serving_module(model)
+    finally:
+        layer.top_k = 1
