@@ -150,6 +150,18 @@ def test_export_is_an_if_tree_with_int8_expert_subgraphs(exported):
     assert min(info.calibration_per_expert) > 0
 
 
+def test_dropping_the_route_output_keeps_the_outputs(exported, digits_splits):
+    from formicary.shrink.moe import _tflm_eval
+    from formicary.shrink.moe_export import describe, drop_route_output
+
+    data, _ = exported
+    plain = drop_route_output(data)
+    assert [sg["outputs"] for sg in describe(plain)][0] == ["INT8"]
+    x, y = digits_splits.val.x[:50], digits_splits.val.y[:50]
+    a, b = _tflm_eval(data, x, y, 4), _tflm_eval(plain, x, y, 4)
+    assert b["routes"] is None and np.array_equal(a["outputs"], b["outputs"])
+
+
 def test_tflm_routes_like_the_float_model_and_reaches_every_expert(trained, exported, digits_splits):
     from formicary.shrink.moe import _tflm_eval, routes
 
@@ -242,3 +254,26 @@ def test_top2_export_is_refused(trained):
             serving_module(model)
     finally:
         layer.top_k = 1
+
+
+def test_prune_experts_reaches_the_sparsity_and_keeps_accuracy(trained, small_train, digits_splits):
+    """Per-expert magnitude pruning (on a copy): every expert's kernels at 50 % zeros, stem and gate dense, the
+    model still classifies (the routing is unchanged: the gate is not touched)."""
+    import tf_keras as keras
+
+    from formicary.shrink import sparsity_of
+    from formicary.shrink.moe import parts, prune_experts, routes
+
+    model = trained[0]
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    results = prune_experts(copy, small_train, 0.5, epochs=2)
+    assert [r["expert"] for r in results] == [0, 1, 2, 3] and sum(r["examples"] for r in results) == TRAIN
+    for e in parts(copy).experts:
+        assert sparsity_of(e.layers[-1])["overall"] >= 0.45
+    p = parts(copy)
+    assert all((lay.get_weights()[0] != 0).all() for lay in p.stem + p.gate[1:])
+    x, y = digits_splits.val.x, digits_splits.val.y
+    assert (routes(copy, x) == routes(model, x)).all()
+    acc = float((np.asarray(copy(x, training=False)).argmax(1) == y).mean())
+    assert acc >= trained[1]["val_accuracy"] - 0.05

@@ -25,6 +25,11 @@ def render(console: Console, result: dict[str, Any]) -> None:
     console.print(table)
     console.print(f"total {c['total_params']:,} parameters; per inference {c['macs_per_inference']:,} MACs "
                   f"(stem + gate + one expert; all experts: {c['macs_all_experts']:,})")
+    if s.get("prune"):
+        pr = s["prune"]
+        console.print(f"experts pruned to {pr['sparsity']:.0%} (achieved " +
+                      ", ".join(f"expert_{e['expert']} {e['achieved']:.0%}" for e in pr["experts"]) +
+                      f"); float accuracy before pruning {s.get('val_accuracy')}")
     a = result["accuracy"]
     if a["float"] is not None:
         line = f"validation accuracy: float {a['float']:.2%}"
@@ -60,6 +65,9 @@ def register(app: typer.Typer) -> None:
         learning_rate: float = typer.Option(3e-3, "--lr", help="Learning rate (Adam)."),
         batch_size: int = typer.Option(32, "--batch-size", help="Examples per training step."),
         seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
+        prune: Optional[float] = typer.Option(None, "--prune",
+                                              help="Then magnitude-prune every expert to this sparsity (0-1)."),
+        prune_epochs: int = typer.Option(5, "--prune-epochs", help="Fine-tuning epochs per expert when pruning."),
         export: bool = typer.Option(True, "--export/--no-export", help="Export model.tflite (top-1 only)."),
         as_json: bool = JSON_OPTION,
     ) -> None:
@@ -68,6 +76,6 @@ def register(app: typer.Typer) -> None:
 
         opts = MoEOptions(experts=experts, top_k=top_k, expert=expert, stem=stem, balance_weight=balance_weight,
                           gate_noise=gate_noise, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                          seed=seed)
+                          seed=seed, prune=prune, prune_epochs=prune_epochs)
         result = moe_files(data, out, opts, val=val, calib=calib, export=export)
         emit(result.to_dict(), as_json, render)

@@ -55,6 +55,8 @@ class MoEOptions:
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
+    prune: float | None = None      # then magnitude-prune every expert to this sparsity (prune_experts)
+    prune_epochs: int = 5
 
 
 def validate_options(o: MoEOptions) -> None:
@@ -77,6 +79,11 @@ def validate_options(o: MoEOptions) -> None:
         raise FormicaryError(f"batch size {o.batch_size}: need at least 1", "use a positive batch size.")
     if not o.learning_rate > 0:
         raise FormicaryError("--lr must be positive", "pass e.g. --lr 3e-3.")
+    if o.prune is not None and not 0.0 < o.prune < 1.0:
+        raise FormicaryError(f"--prune {o.prune}: the sparsity must be between 0 and 1",
+                             "pass e.g. --prune 0.5 (half of each expert's weights set to zero).")
+    if o.prune_epochs < 1:
+        raise FormicaryError(f"--prune-epochs {o.prune_epochs}: need at least 1", "pass --prune-epochs 1 or more.")
     stem_channels(o.stem)
     if isinstance(o.expert, str):
         expert_source(o.expert)
@@ -361,6 +368,46 @@ def train_moe(train: Dataset, options: MoEOptions, val: Dataset | None = None,
     return model, stage
 
 
+# ------------------------------------------------------------------------------------------- pruning
+
+def prune_experts(model: Any, train: Dataset, sparsity: float, epochs: int = 5, batch_size: int = 32,
+                  learning_rate: float = 1e-3) -> list[dict[str, Any]]:
+    """Magnitude-prune every expert to `sparsity` in place (formicary.shrink.prune, unstructured, tfmot's
+    polynomial schedule), each fine-tuned on the stem features of the training inputs the gate routes to it (the
+    inputs it serves at run time). The stem and the gate stay dense. Returns one PruneResult dict per expert.
+
+    Unstructured pruning keeps every shape, so the pruned weights go back into the same model and the export is
+    unchanged; channel pruning (which changes shapes) does not apply to experts yet."""
+    import tf_keras as keras
+
+    from formicary.model.keras_io import quiet_native_logs
+    from formicary.shrink import FineTune
+    from formicary.shrink.prune import prune
+
+    if not 0.0 < sparsity < 1.0:
+        raise FormicaryError(f"--prune {sparsity}: the sparsity must be between 0 and 1",
+                             "pass e.g. --prune 0.5 (half of each expert's weights set to zero).")
+    p = parts(model)
+    x = as_float(train.x)
+    feat_model = keras.Model(model.inputs, p.stem[-1].output) if p.stem else None
+    with quiet_native_logs():
+        feats = x if feat_model is None else np.asarray(feat_model.predict(x, batch_size=256, verbose=0))
+    r = routes(model, x, 1)[:, 0]
+    results = []
+    for i, expert in enumerate(p.experts):
+        mine = r == i
+        if not mine.any():
+            raise FormicaryError(f"expert_{i} serves no training input, so it cannot be fine-tuned while pruning",
+                                 "train with a larger --balance-weight, or prune without this expert.")
+        inner = expert.layers[-1]  # the architecture inside the expert_i wrapper (input layer + model)
+        tune = FineTune(Dataset(feats[mine], np.asarray(train.y)[mine], f"inputs routed to expert_{i}"),
+                        epochs, batch_size, learning_rate)
+        pruned, result = prune(inner, tune, sparsity)
+        inner.set_weights(pruned.get_weights())
+        results.append({"expert": i, "examples": int(mine.sum()), **result.to_dict()})
+    return results
+
+
 # ------------------------------------------------------------------------------------------- from files
 
 @dataclass
@@ -445,6 +492,20 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
                        f"{options.epochs} epochs on {len(train_ds)} examples"):
         model, stage = train_moe(train_ds, options, val_ds, classes)
     stage["data"] = {"source": train_raw.source, "samples": len(train_raw)}
+    if options.prune is not None:
+        with progress.step(f"pruning every expert to {options.prune:.0%} ({options.prune_epochs} epochs each on "
+                           "the inputs routed to it)"):
+            pruned = prune_experts(model, train_ds, options.prune, options.prune_epochs, options.batch_size)
+        stage["prune"] = {"sparsity": options.prune, "structure": "unstructured", "epochs": options.prune_epochs,
+                          "experts": [{k: r[k] for k in ("expert", "examples", "achieved", "per_layer")}
+                                      for r in pruned]}
+        stage["usage"]["train"] = usage(model, train_ds.x, options.experts, options.top_k)
+        if val_ds is not None:
+            from formicary.compile.pipeline import keras_accuracy
+
+            stage["pruned_val_accuracy"] = keras_accuracy(model, val_ds)
+            stage["usage"]["val"] = usage(model, val_ds.x, options.experts, options.top_k)
+        stage["label"] = f"{stage['label']}-experts-pruned{round(options.prune * 100)}"
     out.mkdir(parents=True, exist_ok=True)
     keras_path = out / "moe.keras"
     with progress.step(f"saving {keras_path.name}"):
@@ -452,17 +513,20 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
         sidecar = write_provenance(keras_path, [stage])
     doc: dict[str, Any] = {"out_dir": str(out), "keras_path": str(keras_path), "provenance_path": str(sidecar),
                            "model_path": None, "report_path": str(out / "report.json"), "moe": stage,
-                           "costs": costs(model), "export": None, "accuracy": {"float": stage.get("val_accuracy"),
+                           "costs": costs(model), "export": None,
+                           "accuracy": {"float": stage.get("pruned_val_accuracy", stage.get("val_accuracy")),
                                                                                "int8_tflm": None},
                            "usage": {"train": stage["usage"]["train"], "val": stage["usage"].get("val"),
                                      "val_tflm": None},
                            "route_agreement": None, "model_bytes": None, "tflm_arena_bytes": None, "warnings": []}
     if export:
         from formicary.oracle.tflm import check_tflm, measure_arena
-        from formicary.shrink.moe_export import export_tflite
+        from formicary.shrink.moe_export import describe, drop_route_output, export_tflite
 
         with progress.step("exporting int8 .tflite (IF tree, one subgraph per expert)"):
-            tflite, info = export_tflite(model, calib_ds.x, train_ds.x)
+            probe, info = export_tflite(model, calib_ds.x, train_ds.x, route_output=True)
+            tflite = drop_route_output(probe)
+            info.subgraphs = describe(tflite)
             check_tflm(tflite)
         path = out / "model.tflite"
         path.write_bytes(tflite)
@@ -470,11 +534,9 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
                     "tflm_arena_bytes": measure_arena(tflite)})
         if val_ds is not None:
             with progress.step(f"TFLM on {len(val_ds)} validation samples"):
-                probe, _ = export_tflite(model, calib_ds.x, train_ds.x, route_output=True)
                 ev = _tflm_eval(probe, val_ds.x, val_ds.y, options.experts)
-                plain = _tflm_eval(tflite, val_ds.x, val_ds.y, options.experts)
             float_routes = routes(model, val_ds.x, 1)[:, 0]
-            doc["accuracy"]["int8_tflm"] = plain["accuracy"]
+            doc["accuracy"]["int8_tflm"] = ev["accuracy"]
             doc["usage"]["val_tflm"] = ev["usage"]
             doc["route_agreement"] = round(float((ev["routes"] == float_routes).mean()), 4)
             unreached = [i for i, n in enumerate(ev["usage"]) if n == 0]

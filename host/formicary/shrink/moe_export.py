@@ -161,6 +161,25 @@ def export_tflite(model: Any, calib_x: np.ndarray, train_x: np.ndarray | None = 
     return data, ExportInfo(describe(data), counts, int8_boundaries, requant)
 
 
+def drop_route_output(data: bytes) -> bytes:
+    """The same model without the route output of `export_tflite(route_output=True)`: one conversion serves both
+    the checked routing and the deployed model (their ops and quantization are the same)."""
+    s = _schema()
+    mt = _read(data)
+    main = mt.subgraphs[0]
+    routes_out = [t for t in main.outputs if main.tensors[t].type == s.TensorType.INT32]
+    if not routes_out:
+        return data
+    t = routes_out[0]
+    main.outputs = [v for v in main.outputs if v != t]
+    prod = _producer(main, t)
+    if prod is not None and _opname(mt, prod) == "RESHAPE":
+        main.operators.remove(prod)
+    for sig in mt.signatureDefs or []:
+        sig.outputs = [m for m in sig.outputs if m.tensorIndex != t]
+    return _write(mt)
+
+
 # ------------------------------------------------------------------------------------------- flatbuffer
 
 def _schema():
