@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from formicary.errors import FormicaryError
 
 TRAIN = 600
@@ -58,7 +57,6 @@ def exported(trained, digits_splits, small_train):
 
 def _features(model, x):
     import tf_keras as keras
-
     from formicary.shrink.moe import parts
 
     p = parts(model)
@@ -156,7 +154,7 @@ def test_dropping_the_route_output_keeps_the_outputs(exported, digits_splits):
 
     data, _ = exported
     plain = drop_route_output(data)
-    assert [sg["outputs"] for sg in describe(plain)][0] == ["INT8"]
+    assert describe(plain)[0]["outputs"] == ["INT8"]
     x, y = digits_splits.val.x[:50], digits_splits.val.y[:50]
     a, b = _tflm_eval(data, x, y, 4), _tflm_eval(plain, x, y, 4)
     assert b["routes"] is None and np.array_equal(a["outputs"], b["outputs"])
@@ -260,7 +258,6 @@ def test_prune_experts_reaches_the_sparsity_and_keeps_accuracy(trained, small_tr
     """Per-expert magnitude pruning (on a copy): every expert's kernels at 50 % zeros, stem and gate dense, the
     model still classifies (the routing is unchanged: the gate is not touched)."""
     import tf_keras as keras
-
     from formicary.shrink import sparsity_of
     from formicary.shrink.moe import parts, prune_experts, routes
 

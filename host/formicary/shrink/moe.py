@@ -521,7 +521,11 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
                            "route_agreement": None, "model_bytes": None, "tflm_arena_bytes": None, "warnings": []}
     if export:
         from formicary.oracle.tflm import check_tflm, measure_arena
-        from formicary.shrink.moe_export import describe, drop_route_output, export_tflite
+        from formicary.shrink.moe_export import (
+            describe,
+            drop_route_output,
+            export_tflite,
+        )
 
         with progress.step("exporting int8 .tflite (IF tree, one subgraph per expert)"):
             probe, info = export_tflite(model, calib_ds.x, train_ds.x, route_output=True)

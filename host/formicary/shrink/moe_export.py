@@ -146,7 +146,7 @@ def export_tflite(model: Any, calib_x: np.ndarray, train_x: np.ndarray | None = 
     with capture_c_stderr() as chatter:
         try:
             data = bytes(conv.convert())
-        except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others
+        except Exception as exc:
             raise FormicaryError(f"the TFLite converter failed on the mixture: {str(exc).splitlines()[0]}",
                                  "use experts made of layers with full-integer TFLite kernels.",
                                  details={"stderr": chatter.text[-4000:]}) from exc
