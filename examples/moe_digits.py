@@ -67,6 +67,7 @@ def _width_for(target: int, key: str) -> tuple[str, int]:
 def _dense(spec: str, out: Path, data: dict[str, Path], args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from formicary.compile import compile_model
     from formicary.model.students import build_builtin
+    from formicary.oracle.tflm import measure_arena
     from formicary.shrink.moe import model_macs
 
     result = compile_model(spec, out, train=str(data["train"]), calib=str(data["calib"]), val=str(data["val"]),
@@ -75,7 +76,8 @@ def _dense(spec: str, out: Path, data: dict[str, Path], args: argparse.Namespace
     m = build_builtin(spec, (8, 8, 1), 10)
     return {"arch": spec, "model_path": str(result.model_path), "params": int(m.count_params()),
             "macs_per_inference": model_macs(m), "analysis_macs": int(rep["macs"]),
-            "model_bytes": int(rep["model_bytes"]), "float_accuracy": rep["accuracy"]["float"],
+            "model_bytes": int(rep["model_bytes"]), "tflm_arena_bytes": measure_arena(result.model_path),
+            "float_accuracy": rep["accuracy"]["float"],
             "tflm_int8_accuracy": rep["accuracy"]["quantized"]}
 
 
@@ -156,7 +158,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     for k in MODELS:
         first = rows[0][k]
         summary[k] = {"arch": first["arch"], "params": first["params"], "macs_per_inference": first["macs_per_inference"],
-                      "model_bytes": first["model_bytes"],
+                      "model_bytes": first["model_bytes"], "tflm_arena_bytes": first["tflm_arena_bytes"],
                       "float": _stats([r[k]["float_accuracy"] for r in rows]),
                       "tflm_int8": _stats([r[k]["tflm_int8_accuracy"] for r in rows])}
         if board:
