@@ -24,7 +24,8 @@ def render(console: Console, result: dict[str, Any]) -> None:
         table.add_row(f"expert_{i}", f"{p:,}", f"{m:,}", *cell)
     console.print(table)
     console.print(f"total {c['total_params']:,} parameters; per inference {c['macs_per_inference']:,} MACs "
-                  f"(stem + gate + one expert; all experts: {c['macs_all_experts']:,})")
+                  f"(stem + gate + {'one expert' if s['top_k'] == 1 else str(s['top_k']) + ' experts'}; all experts: "
+                  f"{c['macs_all_experts']:,})")
     if s.get("prune"):
         pr = s["prune"]
         console.print(f"experts pruned to {pr['sparsity']:.0%} (achieved " +
