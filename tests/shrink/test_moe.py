@@ -80,6 +80,21 @@ def test_builder_parts_and_counts(tf):
     assert c["stem_macs"] == 64 * 4 * 9 and c["gate_macs"] == 256 * 3
     assert c["macs_per_inference"] == c["stem_macs"] + c["gate_macs"] + model_macs(ref)
     assert c["macs_all_experts"] == c["stem_macs"] + c["gate_macs"] + 3 * model_macs(ref)
+    # the user's architecture: a callable, or a Keras model (cloned with fresh weights per expert)
+    import tf_keras as keras
+
+    def mine(shape, classes):
+        return keras.Sequential([keras.layers.InputLayer(shape), keras.layers.Flatten(),
+                                 keras.layers.Dense(classes, activation="softmax")])
+
+    own = build_moe((8, 8, 1), 10, MoEOptions(experts=2, expert=mine, stem="4"))
+    assert costs(own)["params_per_expert"] == [256 * 10 + 10] * 2
+    template = mine((8, 8, 4), 10)
+    cloned = parts(build_moe((8, 8, 1), 10, MoEOptions(experts=2, expert=template, stem="4"))).experts
+    k0, k1 = (e.layers[-1].get_weights()[0] for e in cloned)
+    assert k0.shape == (256, 10) and not np.array_equal(k0, k1)
+    with pytest.raises(FormicaryError, match="stem gives"):
+        build_moe((8, 8, 1), 10, MoEOptions(experts=2, expert=mine((8, 8, 1), 10), stem="4"))
     # no stem: the gate and experts see the input itself
     bare = parts(build_moe((8, 8, 1), 10, MoEOptions(experts=2, stem="none")))
     assert bare.stem == [] and bare.feature_shape == (8, 8, 1)

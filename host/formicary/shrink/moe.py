@@ -47,7 +47,7 @@ class MoEOptions:
 
     experts: int = 4
     top_k: int = 1
-    expert: str | ExpertFactory = "builtin:cnn@0.5"
+    expert: str | ExpertFactory | Any = "builtin:cnn@0.5"   # spec, callable or tf_keras model (template)
     stem: str = "8"                 # conv channels, comma-separated; "none" = no stem
     balance_weight: float = 0.5
     gate_noise: float = 1.0         # std of the noise added to the gate logits when choosing experts in training
@@ -183,10 +183,10 @@ def _expert_model(source: Any, index: int, feat_shape: tuple[int, ...], classes:
 
     if isinstance(source, BuiltinSpec):
         inner = build_builtin(source, feat_shape, classes)
-    elif callable(source):
-        inner = source(feat_shape, classes)
-    else:
+    elif isinstance(source, keras.Model):  # (a model is callable too: test it first)
         inner = keras.models.clone_model(source)  # same architecture, fresh weights
+    else:
+        inner = source(feat_shape, classes)
     got = tuple(int(d) for d in inner.inputs[0].shape[1:]) if inner.inputs[0].shape.rank else ()
     if got != tuple(feat_shape):
         raise FormicaryError(f"the expert architecture takes inputs of shape {got}, but the stem gives {feat_shape}",
@@ -344,8 +344,8 @@ def train_moe(train: Dataset, options: MoEOptions, val: Dataset | None = None,
         model.fit(x, y, epochs=options.epochs, batch_size=options.batch_size, shuffle=True, verbose=0)
     seconds = time.perf_counter() - started
     c = costs(model)
-    expert_name = options.expert if isinstance(options.expert, str) else getattr(options.expert, "__name__",
-                                                                                  "python callable")
+    e = options.expert
+    expert_name = e if isinstance(e, str) else (getattr(e, "__name__", None) or f"keras model {getattr(e, 'name', '?')}")
     stage: dict[str, Any] = {
         "stage": "moe", "experts": options.experts, "top_k": options.top_k, "expert_arch": str(expert_name),
         "stem": stem_channels(options.stem), "gate": f"flatten -> dense({options.experts})",
