@@ -42,6 +42,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--expert", default="builtin:cnn@0.5", help="expert architecture (built-in)")
     p.add_argument("--stem", default="8", help="MoE stem conv channels ('none' for none)")
     p.add_argument("--balance-weight", type=float, default=0.5, help="load-balancing loss weight")
+    p.add_argument("--gate-noise", type=float, default=0.3, help="routing noise (std) while training")
     p.add_argument("--board", default="qemu-m4", help="virtual board to bench on; 'none' to skip")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return p.parse_args(argv)
@@ -85,7 +86,7 @@ def _moe(out: Path, data: dict[str, Path], args: argparse.Namespace, seed: int) 
     from formicary.shrink.moe import MoEOptions, moe_files
 
     opts = MoEOptions(experts=args.experts, expert=args.expert, stem=args.stem, balance_weight=args.balance_weight,
-                      epochs=args.epochs, seed=seed)
+                      gate_noise=args.gate_noise, epochs=args.epochs, seed=seed)
     d = moe_files(data["train"], out, opts, val=data["val"], calib=data["calib"]).to_dict()
     c = d["costs"]
     return {"arch": f"{args.experts} x {args.expert}, stem {args.stem}, top-1", "model_path": d["model_path"],
@@ -173,7 +174,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     doc = {"task": {"data": "sklearn digits, digits_splits(seed=0)", "train_samples": n, "val_samples": len(splits.val),
                     "calib_samples": len(splits.calib), "epochs": args.epochs, "seeds": list(range(args.seeds)),
                     "experts": args.experts, "expert": args.expert, "stem": args.stem,
-                    "balance_weight": args.balance_weight, "board": board},
+                    "balance_weight": args.balance_weight, "gate_noise": args.gate_noise, "board": board},
            "seeds": rows, "summary": summary, "seconds": round(time.perf_counter() - start, 1)}
     return doc
 

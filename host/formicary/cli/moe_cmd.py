@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
                                    help="Expert architecture: builtin:NAME@WIDTH or a tf_keras model file."),
         stem: str = typer.Option("8", "--stem", help="Shared stem: 3x3 conv channels, e.g. 8 or 8,16; none."),
         balance_weight: float = typer.Option(0.5, "--balance-weight", help="Weight of the load-balancing loss."),
-        gate_noise: float = typer.Option(1.0, "--gate-noise", help="Routing noise (std) while training."),
+        gate_noise: float = typer.Option(0.3, "--gate-noise", help="Routing noise (std) while training."),
         epochs: int = typer.Option(30, "--epochs", help="Training epochs."),
         learning_rate: float = typer.Option(3e-3, "--lr", help="Learning rate (Adam)."),
         batch_size: int = typer.Option(32, "--batch-size", help="Examples per training step."),

@@ -50,7 +50,7 @@ class MoEOptions:
     expert: str | ExpertFactory | Any = "builtin:cnn@0.5"   # spec, callable or tf_keras model (template)
     stem: str = "8"                 # conv channels, comma-separated; "none" = no stem
     balance_weight: float = 0.5
-    gate_noise: float = 1.0         # std of the noise added to the gate logits when choosing experts in training
+    gate_noise: float = 0.3         # std of the noise added to the gate logits when choosing experts in training
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 3e-3
