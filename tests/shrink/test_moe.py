@@ -220,6 +220,10 @@ def test_cli_json_report_and_provenance(tf, digits_splits, tmp_path, monkeypatch
                 "label"):
         assert key in stage
     assert stage["label"] == "moe4" and stage["expert_arch"] == "builtin:cnn@0.5"
+    from formicary.shrink.moe import load_moe, routes
+
+    loaded = load_moe(out / "moe.keras")
+    assert routes(loaded, s.val.x).shape == (len(s.val.x), 1) and loaded.get_layer("moe").top_k == 1
     stages, warning = read_provenance(out / "moe.keras")
     assert warning is None and stages[0]["stage"] == "moe"
     report = json.loads((out / "report.json").read_text())

@@ -229,6 +229,14 @@ def build_moe(input_shape: tuple[int, ...], classes: int, options: MoEOptions) -
     return keras.Model(inp, y, name=f"moe{options.experts}")
 
 
+def load_moe(path: str | Path) -> Any:
+    """Load a mixture saved by `formicary moe` (moe.keras): registers the MoECombine layer first."""
+    import tf_keras as keras
+
+    combine_layer_class()
+    return keras.models.load_model(str(path))
+
+
 @dataclass
 class MoEParts:
     """The trained model's pieces, as the export and the analysis need them."""
