@@ -24,6 +24,8 @@ def _moe_run_result(i: int = 20):
                       for k, r in enumerate(routes[::3])]
     res["subgraphs"] = [{"index": k, "name": n, "ops": 3} for k, n in
                         enumerate(["main", "expert_0", "expert_1", "expert_2", "expert_3"])]
+    for k, layer in enumerate(res["layers"]):
+        layer["subgraph"] = k
     return res
 
 
@@ -44,6 +46,9 @@ def test_report_draws_expert_usage_and_latency_per_route(report_store, tmp_path)
     embedded = [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)]
     assert (tmp_path / "png" / f"{plot['name']}.png").read_bytes() in embedded
     assert "Routes: expert usage and latency per route" in html
+    layers = {p["name"]: p for p in result["plots"]}
+    assert "the layer's subgraph" in layers[f"layers-run{moe_id}"]["caption"]
+    assert "the layer's subgraph" not in layers[f"layers-run{ids['int8']}"]["caption"]
     # the run details list each route with its latency (unit) and accuracy
     assert "<td>0x9</td><td>main + expert_2</td><td class=num>6 (20.0 %)</td>" in html
     assert re.search(r"<b>1,200,001</b> instructions</td>", html)  # median of route 0x9: 1.2M + (k % 3)

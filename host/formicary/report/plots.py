@@ -104,7 +104,9 @@ def layer_breakdown(run: dict[str, Any]) -> Plot | None:
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(layers)))
     ypos = np.arange(len(layers))
     ax.barh(ypos, medians, color="#2ca02c")
-    ax.set_yticks(ypos, [f"{layer['index']} {layer.get('op') or '?'}" for layer in layers], fontsize=8)
+    graphs = {g["index"]: g["name"] for g in run.get("subgraphs") or []}
+    where = (lambda layer: f" [{graphs.get(layer.get('subgraph'), '?')}]") if len(graphs) > 1 else (lambda layer: "")
+    ax.set_yticks(ypos, [f"{layer['index']} {layer.get('op') or '?'}{where(layer)}" for layer in layers], fontsize=8)
     ax.invert_yaxis()
     for y, value in zip(ypos, medians):
         ax.text(value, y, f" {100 * value / total:.1f}%", va="center", fontsize=7)
@@ -115,6 +117,9 @@ def layer_breakdown(run: dict[str, Any]) -> Plot | None:
     ax.grid(axis="x", alpha=0.3)
     caption = (f"Median time of each layer in {unit} ({method}) over the profiled inferences; "
                f"percentages are shares of the sum of layer medians ({total:,.0f} {unit}).")
+    if len(graphs) > 1:
+        caption += (" [brackets]: the layer's subgraph; a layer's median is over the inputs whose route ran it, "
+                    "layers no input reached are left out.")
     return Plot(f"layers-run{run['id']}", f"Per-layer breakdown — run #{run['id']}", caption, _png(fig))
 
 
