@@ -127,6 +127,8 @@ def test_qemu_killed_mid_bench_keeps_results(kws_build, tmp_path):
         run = st.get_run(partial["run_id"])
     assert run["status"] == "incomplete" and run["incomplete_reason"] == partial["incomplete_reason"]
     assert run["latency"]["samples"] == partial["latency"]["samples"]
+    # each kept sample keeps its route (single-subgraph model: 1), in the result and the store alike
+    assert partial["latency"]["routes"] == run["latency"]["routes"] == [1] * len(run["latency"]["samples"])
     assert len(run["outputs"]) == partial["inputs"]
 
 
