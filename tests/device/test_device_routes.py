@@ -167,3 +167,22 @@ def test_old_firmware_without_routes_still_works(old_device_bin):
         assert s.stats.retries == 0 and s.stats.damaged_frames == 0
     finally:
         t.close()
+
+
+@pytest.mark.qemu
+def test_generated_route_replaces_the_weak_default_on_qemu(fake_firmware):
+    """On the board toolchain too, a model's own fm_model_route() wins over the app's weak default at link time,
+    and the route of every inference reaches the host."""
+    from formicary.device import connect_qemu
+
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm not installed")
+    fw = fake_firmware("qemu-m4", ("-DFM_FAKE_ROUTES=1", "-Werror"))
+    with connect_qemu("qemu-m4", fw.elf) as conn:
+        s = conn.session
+        assert s.info.routes
+        for first, want in ((0, 0b011), (1, 0b101), (2, 0b1001)):
+            x = _input_with_first(first, seed=first)
+            (y,), rr = s.infer([x.tobytes()], runs=3, warmup=1)
+            assert np.array_equal(np.frombuffer(y, np.int8), fake_expected(x))
+            assert rr.routes == [want] * 3
