@@ -11,9 +11,14 @@ import flatbuffers
 import numpy as np
 import pytest
 import tflite
-
 from formicary.errors import FormicaryError
-from formicary.store.routes import layer_subgraphs, route_bits, runs_subgraph, subgraph_usage, summarize_routes
+from formicary.store.routes import (
+    layer_subgraphs,
+    route_bits,
+    runs_subgraph,
+    subgraph_usage,
+    summarize_routes,
+)
 
 
 def test_route_summary_from_synthetic_inferences():
@@ -165,11 +170,11 @@ class _Conn:
 
 def test_bench_aggregates_routes_of_a_fake_moe_device(kws_model_path, kws_data_dir, tmp_path, monkeypatch):
     import formicary.bench.routes as routes_mod
-    import formicary.bench.runner as runner
-    import formicary.target.bringup as bringup
+    from formicary.bench import runner
     from formicary.bench.runner import run_bench
     from formicary.cli.bench_cmd import render
     from formicary.store import ResultStore
+    from formicary.target import bringup
     from formicary.target.firmware import Firmware
     from rich.console import Console
 

@@ -6,10 +6,9 @@ import base64
 import io
 import re
 
-from PIL import Image
-
 from formicary.report import build_report
 from formicary.report.plots import route_plot
+from PIL import Image
 
 
 def _moe_run_result(i: int = 20):

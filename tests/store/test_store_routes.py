@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from formicary.errors import FormicaryError
 from formicary.store import SCHEMA_VERSION, ResultStore
 from formicary.store.schema import MIGRATIONS

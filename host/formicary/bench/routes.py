@@ -30,7 +30,7 @@ def read_subgraphs(source: str | Path | bytes) -> list[dict[str, Any]]:
             name = raw.decode("utf-8", errors="replace") if raw else ""
             out.append({"index": i, "name": name or ("main" if i == 0 else f"subgraph{i}"),
                         "ops": int(graph.OperatorsLength())})
-    except Exception as exc:  # noqa: BLE001 - corrupt flatbuffers fail in many low-level ways
+    except Exception as exc:  # corrupt flatbuffers fail in many low-level ways (struct.error, IndexError, ...)
         raise FormicaryError(f"the model's subgraph table is unreadable ({type(exc).__name__}: {exc}).",
                              "re-export the model.") from exc
     return out

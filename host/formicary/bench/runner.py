@@ -25,7 +25,12 @@ from formicary.device.session import TIMING_METHOD_TEXT
 from formicary.errors import FormicaryError
 from formicary.oracle.inputs import LabelledInputs
 from formicary.power.sources import InferenceWindow, PowerSource
-from formicary.store.routes import layer_subgraphs, runs_subgraph, subgraph_usage, summarize_routes
+from formicary.store.routes import (
+    layer_subgraphs,
+    runs_subgraph,
+    subgraph_usage,
+    summarize_routes,
+)
 from formicary.store.stats import summarize
 from formicary.target.firmware import file_sha256, prepare_firmware
 
@@ -112,9 +117,9 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
-    from formicary.power.ina import combine_device_energy, device_energy
     from formicary.oracle.compare import match
     from formicary.oracle.tflm import run_tflm
+    from formicary.power.ina import combine_device_energy, device_energy
     from formicary.target.bringup import LinkOptions, bring_up, target_for
 
     b = load_board(board) if isinstance(board, str) else board
