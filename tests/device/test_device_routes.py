@@ -37,20 +37,26 @@ def routed_device_bin(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def old_device_bin(tmp_path_factory):
-    """The host build of the firmware as it was before routes, exported from git."""
+def pre_routes_tree(tmp_path_factory):
+    """Firmware, host package and tests as they were before routes, exported from git."""
     if hostbuild.compiler() is None or shutil.which("git") is None:
         pytest.skip("needs a C compiler and git")
     root = tmp_path_factory.mktemp("pre-routes")
     has = subprocess.run(["git", "-C", str(hostbuild.ROOT), "cat-file", "-e", f"{PRE_ROUTES_COMMIT}^{{commit}}"],
-                         check=False,
-                         capture_output=True)
+                         check=False, capture_output=True)
     if has.returncode != 0:
         pytest.skip("not a git checkout with the pre-routes commit (shallow clone or sdist)")
     archive = subprocess.run(["git", "-C", str(hostbuild.ROOT), "archive", PRE_ROUTES_COMMIT, "firmware",
-                              "tests/device", "tests/fuzz"], capture_output=True, check=True).stdout
+                              "host/formicary", "tests/__init__.py", "tests/support", "tests/device", "tests/fuzz"],
+                             capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
-    return hostbuild.build_host_device(root / "host_device", root=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def old_device_bin(pre_routes_tree):
+    """The host build of the firmware as it was before routes."""
+    return hostbuild.build_host_device(pre_routes_tree / "host_device", root=pre_routes_tree)
 
 
 def _input_with_first(byte: int, seed: int = 0) -> np.ndarray:
@@ -186,3 +192,34 @@ def test_generated_route_replaces_the_weak_default_on_qemu(fake_firmware):
             (y,), rr = s.infer([x.tobytes()], runs=3, warmup=1)
             assert np.array_equal(np.frombuffer(y, np.int8), fake_expected(x))
             assert rr.routes == [want] * 3
+
+
+OLD_HOST = """
+import sys
+import numpy as np
+from formicary.device.session import Session
+from tests.support.device import PipeTransport, fake_expected, fake_input
+
+t = PipeTransport([sys.argv[1]])
+s = Session(t, timeout=1.0)
+assert s.wait_boot(5.0)
+x = fake_input(6)
+(y,), rr = s.infer([x.tobytes()], runs=4, warmup=1, profile=True)
+assert np.array_equal(np.frombuffer(y, np.int8), fake_expected(x))
+assert len(rr.values) == 4 and not hasattr(rr, "routes")
+assert len(s.read_layer_timings()) == 2 and s.stats.retries == 0 and s.stats.damaged_frames == 0
+t.close()
+print("old host ok")
+"""
+
+
+def test_old_host_still_works_with_firmware_that_reports_routes(pre_routes_tree, host_device_bin):
+    """The host package from before routes drives this firmware: the longer RUN_PROGRESS and the capability bit
+    are ignored, nothing else changed."""
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": f"{pre_routes_tree / 'host'}{os.pathsep}{pre_routes_tree}"}
+    proc = subprocess.run([sys.executable, "-c", OLD_HOST, str(host_device_bin)], cwd=pre_routes_tree, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "old host ok", proc.stderr[-2000:]
