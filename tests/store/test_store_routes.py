@@ -40,6 +40,11 @@ def test_routes_round_trip_and_are_summarised_on_reading(store, make_result):
     assert by[0b0011]["accuracy"] == pytest.approx(want)
     assert [(g["name"], g["inferences"]) for g in run["subgraphs"]] == [
         ("main", 12), ("expert_0", 7), ("expert_1", 3), ("expert_2", 2)]
+    # CSV exports carry the route of every sample and output
+    samples_csv = store.export([run["id"]], fmt="csv", table="samples").splitlines()
+    assert samples_csv[0].endswith(",route") and [int(line.rsplit(",", 1)[1]) for line in samples_csv[1:]] == routes
+    outputs_csv = store.export([run["id"]], fmt="csv", table="outputs").splitlines()
+    assert [int(line.rsplit(",", 1)[1]) for line in outputs_csv[1:]] == routes
     # incremental writes: routes arrive with their samples; a wrong count or a non-mask is refused
     run_id = store.begin_run({"board": "qemu-m4", "latency": {"unit": "instructions", "method": "m"}})
     store.add_samples(run_id, [5, 6], routes=[3, 5])
