@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from formicary.analysis import compat, energy, stats
+from formicary.analysis import compat, energy, routes, stats
 from formicary.analysis.fit import board_fit
 from formicary.analysis.macs import MAC_OPS, count_op, effective_macs
 from formicary.tflite import ModelIR, read_model
@@ -202,6 +202,9 @@ def _static(ir: ModelIR, data: bytes, rt_ops: set[str] | None) -> dict[str, Any]
         "unknown_ops": unknown,
         "mac_ops": sorted(MAC_OPS),
         "subgraphs": ir.subgraph_count,
+        # multi-subgraph (IF) models: MACs/params per subgraph and per route (null for one subgraph); the keys
+        # above count subgraph 0 only, as they always have
+        "control_flow": routes.control_flow(ir),
         "schema_version": ir.schema_version,
     }
 

@@ -57,8 +57,9 @@ class CodegenResult:
     tensors: list[dict] = field(default_factory=list)  # arena placement per activation tensor
     kernel_set: str = kernel_sets.REFERENCE  # the set the kernels come from (files it lacks: reference)
     scratch: list[dict] = field(default_factory=list)  # per op with scratch: {op, bytes, offset} in the arena
-    subgraphs: list[dict] = field(default_factory=list)  # {index, name, first_op, ops, reachable}; ops numbered
-                                                         # globally, subgraph 0's first
+    subgraphs: list[dict] = field(default_factory=list)  # {index, name, first_op, ops, reachable, peak_bytes}: ops
+                                                         # numbered globally, subgraph 0's first
+    routes: list[dict] = field(default_factory=list)     # {route (fm_model_route bits), subgraphs, peak_bytes}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -78,6 +79,7 @@ class Lowered:
     constant_tensors: list[int]
     array_bytes: int = 0
     program: subgraphs.Program | None = None
+    memory: dict = field(default_factory=dict)  # multi-subgraph models: peaks per subgraph and per route
 
 
 def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
@@ -188,11 +190,41 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
             buffers.append(b)
             scratch[op.index] = b.id
     bound = lifetimes.lower_bound(buffers, n_steps)
+    if steps is not None:
+        lowered.memory = _route_memory(program, tl, buffers, owner, scratch)
     arena = planner.plan(buffers, bound)
     planner.check(buffers)
     for op_index, bid in scratch.items():
         lowered.ops[op_index].scratch_offset = buffers[bid].offset
     return buffers, owner, arena, bound
+
+
+def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: list[lifetimes.Buffer],
+                  owner: dict[int, int], scratch: dict[int, int]) -> dict:
+    """Peak live bytes per subgraph (its own tensors only: the arena it would need alone) and per route (the
+    steps that route executes): the planned arena is the max over routes, not the sum over subgraphs."""
+    sg_of_buffer: dict[int, int] = {}
+    for t, bid in owner.items():
+        sg_of_buffer[bid] = next(s.index for s in program.subgraphs if s.tensor_offset <= t < s.tensor_offset
+                                 + _tensor_count(program, s.index))
+    for op_index, bid in scratch.items():
+        sg_of_buffer[bid] = program.subgraph_of_op(op_index).index
+
+    def peak(step_list: list[int], keep) -> int:
+        return max((sum(b.size for b in buffers if keep(b) and b.live_at(s)) for s in step_list), default=0)
+
+    everything = list(range(tl.n_steps))
+    per_sg = {sg.index: peak(everything, lambda b, k=sg.index: sg_of_buffer.get(b.id) == k)
+              for sg in program.subgraphs if sg.reachable}
+    per_route = [{"route": subgraphs.route_mask(r), "subgraphs": sorted(r),
+                  "peak_bytes": peak(tl.route_steps(r), lambda b: True)} for r in subgraphs.routes(program)]
+    return {"subgraphs": per_sg, "routes": per_route}
+
+
+def _tensor_count(program: subgraphs.Program, sg: int) -> int:
+    subs = program.subgraphs
+    end = subs[sg + 1].tensor_offset if sg + 1 < len(subs) else len(program.flat.tensors)
+    return end - subs[sg].tensor_offset
 
 
 def read_model_bytes(model: str | Path | bytes) -> bytes:
@@ -261,4 +293,7 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
         scratch=[{"op": i, "bytes": low.scratch_bytes, "offset": low.scratch_offset}
                  for i, low in enumerate(lowered.ops) if low.scratch_bytes],
         subgraphs=[{"index": sg.index, "name": sg.name, "first_op": sg.op_start, "ops": sg.op_count,
-                    "reachable": sg.reachable} for sg in program.subgraphs] if program is not None else [])
+                    "reachable": sg.reachable,
+                    "peak_bytes": lowered.memory.get("subgraphs", {}).get(sg.index, bound if sg.index == 0 else 0)}
+                   for sg in program.subgraphs] if program is not None else [],
+        routes=lowered.memory.get("routes", []))

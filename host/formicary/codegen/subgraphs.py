@@ -142,7 +142,12 @@ class Timeline:
     if_exit: dict[int, list[int]] = field(default_factory=dict)
     sg_enter: dict[int, int] = field(default_factory=dict)
     sg_exit: dict[int, int] = field(default_factory=dict)
+    owner: list[int] = field(default_factory=list)  # step -> the subgraph whose running makes the step happen
     n_steps: int = 0
+
+    def route_steps(self, route: frozenset[int]) -> list[int]:
+        """The steps executed when exactly the subgraphs of `route` run."""
+        return [s for s in range(self.n_steps) if self.owner[s] in route]
 
 
 def timeline(program: Program) -> Timeline:
@@ -155,13 +160,16 @@ def timeline(program: Program) -> Timeline:
                 for target in program.branches[i]:
                     tl.sg_enter[target] = tl.n_steps
                     tl.if_enter.setdefault(i, []).append(tl.n_steps)
+                    tl.owner.append(target)
                     tl.n_steps += 1
                     lay(target)
                     tl.sg_exit[target] = tl.n_steps
                     tl.if_exit.setdefault(i, []).append(tl.n_steps)
+                    tl.owner.append(target)
                     tl.n_steps += 1
             else:
                 tl.op_step[i] = tl.n_steps
+                tl.owner.append(sg)
                 tl.n_steps += 1
             tl.op_steps[i] = list(range(start, tl.n_steps))
 
@@ -221,3 +229,32 @@ def step_sets(program: Program, tl: Timeline, preserve_inputs: bool = False) -> 
                     steps.update(tl.op_steps[i])
             out[t] = frozenset(steps)
     return out
+
+
+MAX_ROUTES = 4096
+
+
+def routes(program: Program) -> list[frozenset[int]]:
+    """Every set of subgraphs one invocation can run (subgraph 0 always), as fm_model_route() reports them;
+    at most MAX_ROUTES (ControlFlowError beyond: sequential IFs multiply the routes)."""
+    def of(sg: int) -> list[frozenset[int]]:
+        combos = [frozenset({sg})]
+        for i in program.subgraphs[sg].ops:
+            if i not in program.branches:
+                continue
+            choices = [r for target in program.branches[i] for r in of(target)]
+            combos = [a | b for a in combos for b in choices]
+            if len(combos) > MAX_ROUTES:
+                raise ControlFlowError(f"more than {MAX_ROUTES} routes through the model's IF ops",
+                                       "nest the conditions instead of chaining many IF ops.")
+        return combos
+
+    return sorted(of(0), key=lambda r: sorted(r))
+
+
+def route_mask(route: frozenset[int]) -> int:
+    """fm_model_route() bits of a route."""
+    mask = 0
+    for sg in route:
+        mask |= 1 << min(sg, 31)
+    return mask
