@@ -98,14 +98,15 @@ def test_arena_shares_branch_memory():
     # outputs of two experts that never run together may share bytes; both are live during no common step
     a, b = by_id[names["relu6"]], by_id[names["twice"]]
     assert not a.overlaps_in_time(b)
-    # the index k0, read by the IF, is live while it is copied into the branch's input (both at the enter step)
-    k0 = by_id[names["k0"]]
-    low_in = by_id[owner[lowered.program.subgraphs[1].inputs[0]]]
-    assert k0.overlaps_in_time(low_in)
+    # the index k0 passed by the IF is the branches' input: same bytes (an alias), no copy in the C
+    for branch in (1, 2):
+        assert owner[lowered.program.subgraphs[branch].inputs[0]] == names["k0"]
     # the IF's output is written when a branch exits: it shares no step with the branches' own ops
     y = by_id[names["y"]]
     assert not y.overlaps_in_time(a) and not y.overlaps_in_time(b)
-    assert arena == -(-bound // 4) * 4
+    # Here the bound (32: two 16-byte tensors at once) cannot be met: x, expert_low's output, y, high_out and
+    # relu6 conflict in a 5-cycle of 16-byte buffers, which needs three slots (48). The MoE models meet it.
+    assert bound == 32 and arena == 48
     total = sum(bf.size for bf in buffers)
     assert arena < total
 

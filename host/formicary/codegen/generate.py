@@ -201,20 +201,22 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
 
 def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: list[lifetimes.Buffer],
                   owner: dict[int, int], scratch: dict[int, int]) -> dict:
-    """Peak live bytes per subgraph (its own tensors only: the arena it would need alone) and per route (the
-    steps that route executes): the planned arena is the max over routes, not the sum over subgraphs."""
-    sg_of_buffer: dict[int, int] = {}
+    """Peak live bytes per subgraph (buffers holding its own tensors, a branch input aliased to its caller's
+    tensor counted in both: the arena it would need alone) and per route (the steps that route executes): the
+    planned arena is the max over routes, not the sum over subgraphs."""
+    sgs_of_buffer: dict[int, set[int]] = {}
     for t, bid in owner.items():
-        sg_of_buffer[bid] = next(s.index for s in program.subgraphs if s.tensor_offset <= t < s.tensor_offset
-                                 + _tensor_count(program, s.index))
+        sgs_of_buffer.setdefault(bid, set()).add(
+            next(s.index for s in program.subgraphs
+                 if s.tensor_offset <= t < s.tensor_offset + _tensor_count(program, s.index)))
     for op_index, bid in scratch.items():
-        sg_of_buffer[bid] = program.subgraph_of_op(op_index).index
+        sgs_of_buffer.setdefault(bid, set()).add(program.subgraph_of_op(op_index).index)
 
     def peak(step_list: list[int], keep) -> int:
         return max((sum(b.size for b in buffers if keep(b) and b.live_at(s)) for s in step_list), default=0)
 
     everything = list(range(tl.n_steps))
-    per_sg = {sg.index: peak(everything, lambda b, k=sg.index: sg_of_buffer.get(b.id) == k)
+    per_sg = {sg.index: peak(everything, lambda b, k=sg.index: k in sgs_of_buffer.get(b.id, ()))
               for sg in program.subgraphs if sg.reachable}
     per_route = [{"route": subgraphs.route_mask(r), "subgraphs": sorted(r),
                   "peak_bytes": peak(tl.route_steps(r), lambda b: True)} for r in subgraphs.routes(program)]

@@ -1,7 +1,9 @@
 """Control flow: IF (TFLite/TFLM semantics). inputs[0] is the condition (bool, its first element decides);
-inputs[1:] are copied into the chosen branch subgraph's inputs, the branch runs (its ops report to the profile
-under their own global indices), and its outputs are copied into the IF's outputs. The IF op's own profile
-entry covers reading the condition and the copies in. Branch subgraphs are emitted as `fm_subgraph_<k>()`
+inputs[1:] are passed to the chosen branch subgraph's inputs (the branch input aliases the caller's tensor:
+same arena bytes, no copy; a constant is copied in), the branch runs (its ops report to the profile
+under their own global indices), and its outputs are copied into the IF's outputs. Outputs are copied, not aliased: a branch
+output may be (an alias of) a branch input, and both branches' outputs would then share bytes with inputs they
+still read. The IF op's own profile entry covers reading the condition and any copies in. Branch subgraphs are emitted as `fm_subgraph_<k>()`
 (emitter.py); codegen.subgraphs checks the call graph is a tree."""
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ def lower_if(op: Operator, ctx: LowerContext) -> LoweredOp:
     outs = ctx.outputs()
     model = ctx.model
     i = op.index
+    alias: dict[int, int] = {}
     lines = [f"static int {ctx.name('if')}(void)", "{", "    int rc;",
              f"    FM_HOOK({i}, 0);",
              f"    if (((const uint8_t *){ctx.tensor_ref(cond)})[0] != 0u) {{"]
@@ -44,6 +47,12 @@ def lower_if(op: Operator, ctx: LowerContext) -> LoweredOp:
             _same(src, dst, "input")
             if dst.is_constant:
                 raise Unsupported(f"subgraph {target} input '{dst.name}' is a constant", "re-export the model.")
+            if not src.is_constant and sg.inputs.count(dst_i) == 1:
+                # The branch reads the caller's bytes in place: no copy, no second buffer. Safe because TFLite
+                # ops never write their inputs, and the planner merges in place only into a buffer whose every
+                # tensor (the caller's included) is dead (lifetimes.build_buffers).
+                alias[dst_i] = src.index
+                continue
             lines.append(f"        memcpy({ctx.tensor_ref(dst)}, {ctx.tensor_ref(src)}, {src.nbytes}u);")
         lines += [f"        FM_HOOK({i}, 1);", f"        rc = {subgraph_function(target)}();",
                   "        if (rc != FM_OK) return rc;"]
@@ -53,7 +62,7 @@ def lower_if(op: Operator, ctx: LowerContext) -> LoweredOp:
             lines.append(f"        memcpy({ctx.tensor_ref(dst)}, {ctx.tensor_ref(src)}, {src.nbytes}u);")
     lines += ["    }", "    return FM_OK;", "}"]
     ctx.decls.append("\n".join(lines))
-    return LoweredOp(call=f"{ctx.name('if')}()", kernel="(if)", own_hooks=True)
+    return LoweredOp(call=f"{ctx.name('if')}()", kernel="(if)", own_hooks=True, alias=alias)
 
 
 def _same(a, b, role: str) -> None:
