@@ -133,6 +133,11 @@ def test_analysis_counts_macs_per_route(moe_models):
 
     report = analyse(moe_models["e4_conv"], measure_arena=False)
     cf = report["control_flow"]
+    em = report["energy_model"]  # the heaviest route's, with every route's total beside it
+    assert {r["route"] for r in em["routes"]} == {r["route"] for r in cf["routes"]}
+    assert em["total"] == max((r["total"] for r in em["routes"]), key=lambda t: t["45nm"]["total_uj"])
+    assert len(em["layers"]) == sum(s["ops"] for s in cf["subgraphs"] if s["index"] in
+                                    next(r["subgraphs"] for r in cf["routes"] if r["route"] == em["route"]))
     assert len(cf["subgraphs"]) == 7 and len(cf["routes"]) == 4
     expert_macs = [s["macs"] for s in cf["subgraphs"] if s["macs"] and s["index"]]
     assert len(expert_macs) == 4

@@ -73,8 +73,13 @@ def _energy_model(ir: ModelIR, report: dict, board: str | None, kernels: str | N
         arena, method = report["tflm_arena_bytes"], "measured: TFLM arena (host build)"
     else:
         arena, method = report["peak_live_activations_bytes"], "lower bound: largest live activation set"
-    return model_energy(ir, kernels=ks, arena_bytes=int(arena), arena_method=method,
-                        board=b.name if b is not None else None, weights_in=weights_memory(b))
+    kwargs = {"kernels": ks, "arena_bytes": int(arena), "arena_method": method,
+              "board": b.name if b is not None else None, "weights_in": weights_memory(b)}
+    if ir.subgraph_count > 1:
+        per_route = routes.route_energy(ir, lambda view: model_energy(view, **kwargs))
+        if per_route:
+            return per_route
+    return model_energy(ir, **kwargs)
 
 
 def _fit(board: str, flash_needed: int, arena: int | None) -> dict:

@@ -3,6 +3,8 @@ subgraphs one invocation runs (subgraph 0 plus one branch of every IF it reaches
 per-inference MACs are a route's, while flash holds every subgraph's weights."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from formicary.analysis import stats
@@ -79,3 +81,25 @@ def control_flow(model: ModelIR) -> dict[str, Any] | None:
         "params_all_subgraphs": sum(s["params"] for s in per_sg),
         "macs_per_route": {"min": min(route_macs), "max": max(route_macs)} if route_macs else None,
     }
+
+
+def route_energy(model: ModelIR, energy_of: Callable[[ModelIR], dict[str, Any]]) -> dict[str, Any] | None:
+    """The energy model of a multi-subgraph model: `energy_of` applied to each route (its subgraphs' ops in one
+    global numbering, as codegen numbers them). Returns the heaviest route's dict (what one inference costs at
+    most) with `route` (its fm_model_route() bits) and `routes` ([{route, subgraphs, total}] for every route);
+    None when the subgraphs cannot be compiled (codegen refuses the model)."""
+    from formicary.codegen import subgraphs
+
+    try:
+        program = subgraphs.flatten(model)
+        found = subgraphs.routes(program)
+    except subgraphs.ControlFlowError:
+        return None
+    results = []
+    for r in found:
+        ops = [program.flat.operators[i] for sg in sorted(r) for i in program.subgraphs[sg].ops]
+        results.append((r, energy_of(replace(program.flat, operators=ops))))
+    heaviest_route, heaviest = max(results, key=lambda item: item[1]["total"]["45nm"]["total_uj"])
+    return {**heaviest, "route": subgraphs.route_mask(heaviest_route),
+            "routes": [{"route": subgraphs.route_mask(r), "subgraphs": sorted(r), "total": e["total"]}
+                       for r, e in results]}
