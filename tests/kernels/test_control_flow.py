@@ -167,3 +167,27 @@ def test_arg_max_and_strided_slice(opmodels, tf, int8, axis):
                              calib=lambda rng: [rng.standard_normal(shape).astype(np.float32)])
     assert {"ARG_MAX", "STRIDED_SLICE", "LESS"} <= set(built.opcodes), built.opcodes
     assert_bit_exact(built, input_sets(built, np.random.default_rng(axis + 7), n=4))
+
+
+@pytest.mark.parametrize("kernels", ["reference", "dsp"])
+def test_requantize_large_tensor(opmodels, tf, kernels):
+    """int8 -> int8 QUANTIZE over more values than int8 has (the dsp kernel's table path; an expert's input when
+    its scale differs from the stem's), every int8 input value included, vs TFLM."""
+    s1, s2 = [1, 8, 8, 6], [1, 8, 8, 2]
+
+    def fn(x, y):
+        return tf.concat([tf.math.tanh(x), tf.nn.relu(y)], axis=3)
+
+    built = opmodels.convert(fn, [s1, s2], int8=True, seed=5,
+                             calib=lambda rng: [rng.uniform(-1, 1, s1).astype(np.float32),
+                                                rng.uniform(-3, 5, s2).astype(np.float32)])
+    from formicary.tflite import read_model
+
+    ir = read_model(built.model)
+    sizes = [ir.tensors[op.outputs[0]].numel for op in ir.operators
+             if op.opcode == "QUANTIZE" and ir.tensors[op.inputs[0]].dtype == "int8"]
+    assert max(sizes) > 256, sizes
+    sets = input_sets(built, np.random.default_rng(5), n=3)
+    sets.append([np.arange(-128, 256 - 128, dtype=np.int16).astype(np.int8).repeat(2)[:384].reshape(s1),
+                 sets[0][1]])
+    assert_bit_exact(built, sets, "QUANTIZE", kernels=kernels)
