@@ -22,9 +22,10 @@ def _if(then: int, other: int, ins: list[int], outs: list[int]) -> Op:
 
 
 def nested_if_model(then_index: int = 1, else_index: int = 2, inner: tuple[int, int] = (3, 4),
-                    extra_op: Op | None = None) -> bytes:
+                    extra_op: Op | None = None, early_output: bool = False) -> bytes:
     """main: k[1] -> k[0] < 2 ? low(x) : high(k, x); high: k == 3 ? relu6(x) : x + x. Floats whose kernels are
-    exact (RELU, RELU6, x + x), so TFLM's bits are the reference."""
+    exact (RELU, RELU6, x + x), so TFLM's bits are the reference. `early_output`: a second model output, x + x,
+    computed before the IF (the branches must not reuse its bytes)."""
     f = (1, 4)
     main = [T((1,), "int32", name="k"), T(f, "float32", name="x"),
             T((1,), "int32", data=np.array([0], np.int32)), T((1,), "int32", data=np.array([1], np.int32)),
@@ -43,7 +44,12 @@ def nested_if_model(then_index: int = 1, else_index: int = 2, inner: tuple[int, 
     if extra_op is not None:
         rest_ops.append(extra_op)
     rest = Subgraph([T(f, "float32"), T(f, "float32", name="twice")], rest_ops, [0], [1], "expert_rest")
-    return build(main, main_ops, [0, 1], [8], [low, high, three, rest])
+    outputs = [8]
+    if early_output:
+        main.append(T(f, "float32", name="early"))
+        main_ops.insert(0, Op("ADD", [1, 1], [9], "AddOptions", {"FusedActivationFunction": 0}))
+        outputs.append(9)
+    return build(main, main_ops, [0, 1], outputs, [low, high, three, rest])
 
 
 def test_reader_keeps_every_subgraph():
@@ -86,6 +92,28 @@ def test_nested_if_bit_exact_with_tflm_on_hostile_indices(tmp_path):
     assert [s["first_op"] for s in result.subgraphs] == [0, 3, 4, 6, 7]
     source = Path(result.files[1]).read_text()
     assert '"expert_3/relu6"' in source and "FM_HOOK(6, 0);" in source
+
+
+def test_outputs_before_the_if_and_preserved_inputs_survive_the_branches(tmp_path):
+    """A model output computed before the last op (an IF) and, with preserve_inputs, the inputs stay live through
+    every branch: bit-exact with TFLM, and a second fm_invoke() on the same inputs gives the same bytes."""
+    from formicary.bench.verify import verify_model
+    from formicary.codegen import generate
+    from formicary.target import host as native
+    from formicary.tflite import read_model
+
+    model = nested_if_model(early_output=True)
+    rng = np.random.default_rng(1)
+    sets = [[np.array([k], np.int32), (rng.standard_normal((1, 4)) * 8).astype(np.float32)] for k in (0, 3, 7)]
+    assert verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False)["bit_exact"]
+    result = generate(model, tmp_path / "m", preserve_inputs=True)
+    nm = native.load(result, read_model(model))
+    for s in sets:
+        first = [a.copy() for a in nm.run(s)]
+        assert nm.lib.fm_invoke() == 0
+        for i, a in enumerate(first):
+            again = np.ctypeslib.as_array((ctypes.c_uint8 * a.nbytes).from_address(nm.lib.fm_output_data(i)))
+            assert again.tobytes() == a.tobytes(), (int(s[0][0]), i)
 
 
 def test_arena_shares_branch_memory():

@@ -188,8 +188,11 @@ def step_sets(program: Program, tl: Timeline, preserve_inputs: bool = False) -> 
         pos = {i: k for k, i in enumerate(ops)}
         first: dict[int, int] = {}   # tensor -> position (-1 = subgraph enter)
         last: dict[int, int] = {}    # tensor -> position (len(ops) = subgraph exit)
+        # Position -1 is a branch's enter step, len(ops) its exit step. In subgraph 0, model outputs (and inputs
+        # kept with preserve_inputs) live to len(ops), a position with no step of its own: what matters is that
+        # the last op, even an IF, is then not their last reader, so they stay live through all its steps.
         entry = 0 if info.index == 0 else -1
-        final = len(ops) - 1 if info.index == 0 else len(ops)
+        final = len(ops)
         for t in info.inputs:
             first[t] = entry
         for i in ops:
@@ -217,7 +220,8 @@ def step_sets(program: Program, tl: Timeline, preserve_inputs: bool = False) -> 
                     steps.add(tl.sg_enter[info.index])
                     continue
                 if k >= len(ops):
-                    steps.add(tl.sg_exit[info.index])
+                    if info.index:
+                        steps.add(tl.sg_exit[info.index])
                     continue
                 i = ops[k]
                 op = flat.operators[i]
