@@ -7,6 +7,7 @@ test_control_flow_board.py."""
 from __future__ import annotations
 
 import ctypes
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def test_arena_is_max_over_routes_not_sum(moe_models, name):
     for route in subgraphs.routes(lowered.program):
         for step in tl.route_steps(route):
             live = sorted((b.offset, b.offset + b.size) for b in buffers if b.size and b.live_at(step))
-            assert all(a[1] <= b[0] for a, b in zip(live, live[1:])), (sorted(route), step)
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(live)), (sorted(route), step)
             assert all(end <= arena for _, end in live)
 
 
