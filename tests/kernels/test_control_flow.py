@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.support.moemodels import build_moe, covering_inputs
-from tests.support.opmodels import assert_bit_exact, input_sets
+from tests.support.opmodels import assert_bit_exact, describe, input_sets
 
 pytestmark = pytest.mark.tf
 
@@ -63,7 +63,7 @@ def test_moe_bit_exact_on_every_route(moe_models, name):
     model = moe_models[name]
     ins, picks = covering_inputs(model, experts, 24)
     assert sorted(set(picks)) == list(range(experts)), picks  # every expert is reached
-    r = assert_bit_exact(type("B", (), {"model": model, "opcodes": ["IF"]})(), [[x] for x in ins], "IF")
+    r = assert_bit_exact(describe(model), [[x] for x in ins], "IF")
     assert r["inputs"] == len(ins)
 
     with tempfile.TemporaryDirectory(prefix="fm-if-") as tmp:
