@@ -154,3 +154,39 @@ def test_refuses_call_graphs_it_cannot_run(tmp_path, case, needle):
         generate(nested_if_model(**case), tmp_path / "m")
     assert needle in str(err.value)
     assert not (tmp_path / "m").exists()
+
+
+def chained_if_model(n: int) -> bytes:
+    """n IFs one after the other in subgraph 0 (routes multiply: 2^n): IF j runs relu (k < j + 1) or x + x on the
+    previous result."""
+    f = (1, 4)
+    main = [T((1,), "int32", name="k"), T(f, "float32", name="x")]
+    ops, subs = [], []
+    prev = 1
+    for j in range(n):
+        c = len(main)
+        main += [T((1,), "int32", data=np.array([j + 1], np.int32)), T((1,), "bool", name=f"c{j}"),
+                 T(f, "float32", name=f"y{j}")]
+        ops += [Op("LESS", [0, c], [c + 1]), _if(1 + 2 * j, 2 + 2 * j, [c + 1, prev], [c + 2])]
+        subs += [Subgraph([T(f, "float32"), T(f, "float32")], [Op("RELU", [0], [1])], [0], [1], f"relu_{j}"),
+                 Subgraph([T(f, "float32"), T(f, "float32")],
+                          [Op("ADD", [0, 0], [1], "AddOptions", {"FusedActivationFunction": 0})], [0], [1],
+                          f"twice_{j}")]
+        prev = c + 2
+    return build(main, ops, [0, 1], [prev], subs)
+
+
+def test_chained_ifs_bit_exact_and_many_routes(tmp_path):
+    """IFs in sequence: bit-exact with TFLM on every route of three; with 13 IFs (8192 routes, more than codegen
+    lists) the model still compiles and plans, `routes` is just not listed."""
+    from formicary.bench.verify import verify_model
+    from formicary.codegen import generate
+
+    model = chained_if_model(3)
+    rng = np.random.default_rng(2)
+    sets = [[np.array([k], np.int32), (rng.standard_normal((1, 4)) * 4).astype(np.float32)] for k in (0, 1, 2, 3, 9)]
+    assert verify_model(model, input_sets=sets, sanitize=True, measure_tflm_arena=False)["bit_exact"]
+    result = generate(model, tmp_path / "three")
+    assert len(result.routes) == 8 and result.arena_bytes == max(r["peak_bytes"] for r in result.routes)
+    many = generate(chained_if_model(13), tmp_path / "many")
+    assert many.routes == [] and many.arena_bytes == many.arena_lower_bound_bytes

@@ -179,6 +179,25 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     for op, low in zip(model.operators, lowered.ops):
         alias.update(low.alias)
         inplace.update({o: (i, op_time[op.index]) for o, i in low.inplace.items()})
+    plan = _place(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps)
+    if steps is not None and plan[2] > planner.ALIGN * -(-plan[3] // planner.ALIGN):
+        # Lifetimes with gaps need not form an interval graph: an in-place merge across an IF can close an odd
+        # cycle of conflicts that no placement at the bound resolves. Planning without in-place merges then
+        # sometimes wins; keep the smaller arena.
+        other = _place(lowered, alias, {}, preserve_inputs, steps, op_time, n_steps)
+        if other[2] < plan[2]:
+            plan = other
+    buffers, owner, arena, bound, scratch = plan
+    if steps is not None:
+        lowered.memory = _route_memory(program, tl, buffers, owner, scratch)
+    for op_index, bid in scratch.items():
+        lowered.ops[op_index].scratch_offset = buffers[bid].offset
+    return buffers, owner, arena, bound
+
+
+def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
+           steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int):
+    model = lowered.model
     buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
     scratch: dict[int, int] = {}
     for op, low in zip(model.operators, lowered.ops):
@@ -190,13 +209,9 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
             buffers.append(b)
             scratch[op.index] = b.id
     bound = lifetimes.lower_bound(buffers, n_steps)
-    if steps is not None:
-        lowered.memory = _route_memory(program, tl, buffers, owner, scratch)
     arena = planner.plan(buffers, bound)
     planner.check(buffers)
-    for op_index, bid in scratch.items():
-        lowered.ops[op_index].scratch_offset = buffers[bid].offset
-    return buffers, owner, arena, bound
+    return buffers, owner, arena, bound, scratch
 
 
 def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: list[lifetimes.Buffer],
@@ -218,8 +233,12 @@ def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: l
     everything = list(range(tl.n_steps))
     per_sg = {sg.index: peak(everything, lambda b, k=sg.index: k in sgs_of_buffer.get(b.id, ()))
               for sg in program.subgraphs if sg.reachable}
+    try:
+        found = subgraphs.routes(program)
+    except subgraphs.ControlFlowError:  # too many routes to list: the plan does not need them
+        found = []
     per_route = [{"route": subgraphs.route_mask(r), "subgraphs": sorted(r),
-                  "peak_bytes": peak(tl.route_steps(r), lambda b: True)} for r in subgraphs.routes(program)]
+                  "peak_bytes": peak(tl.route_steps(r), lambda b: True)} for r in found]
     return {"subgraphs": per_sg, "routes": per_route}
 
 
