@@ -45,3 +45,21 @@ def test_moe_on_qemu_m4_bit_exact_and_runs_one_expert(tf, tmp_path):
         median = float(np.median([s for s, p in zip(samples, picks) if p == expert]))
         assert own * 0.9 <= median <= own * 1.1, (expert, median, own)
         assert median < 0.5 * all_ops, (expert, median, all_ops)
+
+    # The device reports each inference's route (fm_model_route through the protocol), and bench aggregates them:
+    # one route per expert, the expert-usage histogram, latency per route, layers attributed to their subgraph.
+    expected = [expected_route(model, p) for p in picks]
+    assert r["latency"]["routes"] == expected
+    assert sorted(e["mask"] for e in r["routes"]) == sorted(set(expected))
+    for entry in r["routes"]:
+        mine = [s for s, m in zip(samples, expected) if m == entry["mask"]]
+        assert entry["count"] == len(mine) > 0 and entry["latency"]["median"] == float(np.median(mine))
+    used = {sg["index"]: sg["inferences"] for sg in r["subgraphs"]}
+    assert used[0] == len(ins)
+    for expert in range(4):
+        others = 0
+        for o in range(4):
+            others |= expected_route(model, o) if o != expert else 0
+        leaf = next(i for i in range(32) if (expected_route(model, expert) & ~others) >> i & 1)  # its own subgraph
+        assert used[leaf] == picks.count(expert), (expert, used)
+    assert {lay["subgraph"] for lay in r["layers"]} == set(used)
