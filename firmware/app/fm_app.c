@@ -33,6 +33,7 @@ static uint8_t resp[FM_MAX_PAYLOAD];
 static uint32_t input_loaded[FM_GLUE_MAX_TENSORS]; /* contiguous bytes loaded from offset 0 */
 static uint8_t outputs_valid;                      /* a run finished since the inputs last changed */
 static uint32_t run_ticks[FM_MAX_RUNS];
+static uint32_t run_routes[FM_MAX_RUNS]; /* fm_model_route() after each measured inference */
 static uint32_t run_count;
 static uint8_t layers_valid;
 
@@ -61,7 +62,8 @@ static uint32_t capabilities(void)
 {
     fm_power_info_t pi;
     fm_port_power_info(&pi);
-    return (pi.present ? FM_CAP_POWER_PRESENT : 0u) | (FM_POWER_RING_BUILT ? FM_CAP_POWER_BUILT : 0u);
+    return (pi.present ? FM_CAP_POWER_PRESENT : 0u) | (FM_POWER_RING_BUILT ? FM_CAP_POWER_BUILT : 0u) |
+           FM_CAP_ROUTES;
 }
 
 static void cmd_hello(const fm_frame_t *f)
@@ -201,6 +203,9 @@ static void cmd_run(const fm_frame_t *f)
         fm_glue_prepare();
         /* power: sample only around measured inferences; the first and the last are always bracketed */
         fm_power_ring_before(k >= warmup, k == warmup, (flags & FM_RUN_FLAG_POWER_LAYERS) != 0u);
+        if (flags & FM_RUN_FLAG_PROFILE) {
+            fm_glue_clear_op_ticks(); /* the profile is this inference's: ops its route skipped read 0 */
+        }
         fm_profiler_arm((uint8_t)(flags & FM_RUN_FLAG_PROFILE));
         fm_timer_sync();
         uint32_t t0 = fm_timer_now();
@@ -214,15 +219,18 @@ static void cmd_run(const fm_frame_t *f)
             return;
         }
         uint32_t ticks = t1 - t0;
+        uint32_t route = fm_glue_route(); /* read after the timed region: costs the measurement nothing */
         uint8_t measured = k >= warmup;
         if (measured) {
+            run_routes[run_count] = route;
             run_ticks[run_count++] = ticks;
         }
-        uint8_t buf[FM_PROGRESS_BYTES];
+        uint8_t buf[FM_PROGRESS_ROUTE_BYTES];
         fm_writer_t w = fm_writer(buf, sizeof buf);
         fm_w_u8(&w, measured ? FM_PROGRESS_MEASURED : FM_PROGRESS_WARMUP);
         fm_w_u32(&w, measured ? k - warmup : k);
         fm_w_u32(&w, ticks);
+        fm_w_u32(&w, route);
         fm_tx_send(FM_MSG_RUN_PROGRESS, f->seq, buf, w.n);
     }
     fm_port_sync(0);
@@ -268,6 +276,35 @@ static void cmd_read_timings(const fm_frame_t *f)
         fm_w_u32(&w, run_ticks[first + i]);
     }
     fm_tx_writer(FM_MSG_READ_TIMINGS | FM_MSG_RESPONSE, f->seq, &w);
+}
+
+/* READ_ROUTES: like READ_TIMINGS, the route (fm_model_route() mask) of each measured inference of the last RUN. */
+static void cmd_read_routes(const fm_frame_t *f)
+{
+    if (f->len != FM_READ_ROUTES_BYTES) {
+        fm_tx_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, "READ_ROUTES needs first u32, count u16");
+        return;
+    }
+    uint32_t first = fm_r32(f->payload), count = fm_r16(f->payload + 4);
+    if (!outputs_valid) {
+        fm_tx_error(f->seq, f->type, FM_E_STATE, 0, "no completed RUN");
+        return;
+    }
+    if (first > run_count || count > run_count - first) {
+        fm_tx_error(f->seq, f->type, FM_E_RANGE, run_count, "routes out of range");
+        return;
+    }
+    fm_writer_t w = fm_writer(resp, sizeof resp);
+    uint32_t fit = (uint32_t)((sizeof resp - FM_READ_ROUTES_BYTES) / 4u);
+    if (count > fit) {
+        count = fit;
+    }
+    fm_w_u32(&w, first);
+    fm_w_u16(&w, count);
+    for (uint32_t i = 0; i < count; i++) {
+        fm_w_u32(&w, run_routes[first + i]);
+    }
+    fm_tx_writer(FM_MSG_READ_ROUTES | FM_MSG_RESPONSE, f->seq, &w);
 }
 
 static void cmd_read_output(const fm_frame_t *f)
@@ -411,6 +448,7 @@ static void dispatch(const fm_frame_t *f)
     case FM_MSG_READ_OUTPUT: cmd_read_output(f); break;
     case FM_MSG_READ_LAYER_TIMINGS: cmd_read_layers(f); break;
     case FM_MSG_READ_POWER: cmd_read_power(f); break;
+    case FM_MSG_READ_ROUTES: cmd_read_routes(f); break;
     case FM_MSG_RESET:
         if (f->len != 0) {
             fm_tx_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, "RESET takes no payload");

@@ -6,6 +6,8 @@
  *   void *fm_input_data(int i), *fm_output_data(int i); size_t fm_input_bytes(int i), fm_output_bytes(int i)
  *   int fm_invoke(void)   (FM_OK == 0)
  *   void fm_op_hook(int op_index, int phase)   implemented here (forwards to the registered listener)
+ *   uint32_t fm_model_route(void)   subgraphs run by the last fm_invoke() (bit i = subgraph i); optional: the weak
+ *                                   default below says "subgraph 0 only", which is right for single-graph models
  */
 #include "model_glue.h"
 
@@ -104,9 +106,24 @@ int fm_glue_output(int i, fm_glue_tensor_t *t)
 }
 
 int fm_glue_invoke(void) { return fm_invoke(); }
+
+/* Declared here as well as (in newer generated code) in fm_model.h: code generated before multi-subgraph models
+   has no fm_model_route(), and a model with one subgraph always runs subgraph 0 alone. A strong definition in the
+   generated fm_model.c replaces this one at link time (weak functions are never inlined, so that holds). */
+uint32_t fm_model_route(void);
+__attribute__((weak)) uint32_t fm_model_route(void) { return 1u; }
+
+uint32_t fm_glue_route(void) { return fm_model_route(); }
 uint32_t fm_glue_arena_bytes(void) { return (uint32_t)FM_ARENA_BYTES; }
 uint16_t fm_glue_num_ops(void) { return (uint16_t)FM_NUM_OPS; }
 uint32_t *fm_glue_op_ticks(void) { return op_ticks; }
+
+void fm_glue_clear_op_ticks(void)
+{
+    for (int i = 0; i < FM_NUM_OPS; i++) {
+        op_ticks[i] = 0;
+    }
+}
 const char *fm_glue_model_hash(void) { return FM_MODEL_HASH; }
 const char *fm_glue_runtime_version(void) { return FM_RUNTIME_VERSION; }
 

@@ -28,10 +28,14 @@ int fm_glue_input(int i, fm_glue_tensor_t *t);
 int fm_glue_output(int i, fm_glue_tensor_t *t);
 void fm_glue_prepare(void); /* call before each fm_glue_invoke(): restores inputs the model may overwrite */
 int fm_glue_invoke(void);   /* 0 on success */
+/* The route of the last fm_glue_invoke(): bit i set when subgraph i ran (bit 0: the main graph; bit 31 also
+   stands for every subgraph beyond 31). 1 for models with a single subgraph. */
+uint32_t fm_glue_route(void);
 uint32_t fm_glue_arena_bytes(void);
 uint16_t fm_glue_num_ops(void);
 int fm_glue_op(int i, const char **name, const char **op_type, uint32_t *macs);
 uint32_t *fm_glue_op_ticks(void); /* FM_NUM_OPS slots for per-op timings */
+void fm_glue_clear_op_ticks(void); /* zero them: ops a route skips then read 0, not an older inference's time */
 const char *fm_glue_model_hash(void);
 const char *fm_glue_runtime_version(void);
 

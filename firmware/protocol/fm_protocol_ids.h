@@ -9,7 +9,9 @@
 #ifndef FM_PROTOCOL_IDS_H
 #define FM_PROTOCOL_IDS_H
 
-#define FM_PROTO_VERSION 2u /* 2: HELLO capabilities byte, READ_POWER */
+/* Frame version: both sides drop frames of another version, so additions that old peers can ignore (a capability
+   bit, a longer RUN_PROGRESS, a new request) keep it: routes (FM_CAP_ROUTES, READ_ROUTES) are such an addition. */
+#define FM_PROTO_VERSION 2u /* 2: HELLO capabilities byte, READ_POWER; later in 2: routes */
 
 /* Framing */
 #define FM_HDR_BYTES 8u
@@ -25,6 +27,7 @@
 #define FM_MSG_READ_LAYER_TIMINGS 0x06u
 #define FM_MSG_RESET 0x07u
 #define FM_MSG_READ_POWER 0x08u
+#define FM_MSG_READ_ROUTES 0x09u /* firmware with FM_CAP_ROUTES only */
 #define FM_MSG_RESPONSE 0x80u
 #define FM_MSG_RUN_PROGRESS 0xA3u /* one per inference while RUN executes */
 #define FM_MSG_BOOT 0xFEu         /* unsolicited, first frame after every reset */
@@ -56,9 +59,12 @@
 #define FM_RUN_FLAG_PROFILE 0x01u      /* time every layer */
 #define FM_RUN_FLAG_POWER_LAYERS 0x02u /* also sample power between layers (power firmware only) */
 
-/* RUN_PROGRESS: kind u8, index u32, ticks u32 */
+/* RUN_PROGRESS: kind u8, index u32, ticks u32; firmware with FM_CAP_ROUTES appends route u32 (the inference's
+   fm_model_route() mask). A host reads the route only from a payload that long: older hosts ignore it. */
 #define FM_PROGRESS_LAYOUT "<BII"
 #define FM_PROGRESS_BYTES 9u
+#define FM_PROGRESS_ROUTE_LAYOUT "<BIII"
+#define FM_PROGRESS_ROUTE_BYTES 13u
 #define FM_PROGRESS_WARMUP 0u
 #define FM_PROGRESS_MEASURED 1u
 #define FM_PROGRESS_ACCEPTED 2u
@@ -76,10 +82,13 @@
 #define FM_READ_TIMINGS_BYTES 6u
 #define FM_READ_LAYERS_LAYOUT "<HH" /* first u16, count u16 */
 #define FM_READ_LAYERS_BYTES 4u
+#define FM_READ_ROUTES_LAYOUT "<IH" /* first u32, count u16; the answer repeats it before the routes (u32 each) */
+#define FM_READ_ROUTES_BYTES 6u
 
 /* HELLO capabilities byte */
 #define FM_CAP_POWER_PRESENT 0x01u /* a power sensor answered at boot: READ_POWER works */
 #define FM_CAP_POWER_BUILT 0x02u   /* the firmware was built with a power sensor (-DFM_POWER_INA) */
+#define FM_CAP_ROUTES 0x04u        /* routes: RUN_PROGRESS carries each inference's route, READ_ROUTES reads them */
 
 /* HELLO timer kind (fm_timer_kind()) */
 #define FM_TIMER_KIND_SYSTICK 1u /* SysTick at the core clock; on QEMU with -icount shift=0: 1 ns per instr. */

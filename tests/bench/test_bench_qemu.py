@@ -68,6 +68,15 @@ def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
     assert res["bit_exact"] is True and res["mismatches"] == 0 and res["inputs"] == 12
     assert res["accuracy"] == pytest.approx(np.mean([int(np.argmax(o[0])) == y for o, y in zip(ref, labels)]))
     assert [o["predicted"] for o in res["outputs"]] == [int(np.argmax(o[0])) for o in ref]
+    # routes: the generated single-graph model has no fm_model_route(), so the firmware's weak default reports
+    # subgraph 0 alone for every inference, and the routes summary has that one route
+    assert lat["routes"] == [1] * 24 and [o["route"] for o in res["outputs"]] == [1] * 12
+    (route,) = res["routes"]
+    assert (route["mask"], route["names"], route["count"], route["share"]) == (1, ["main"], 24, 1.0)
+    assert route["latency"]["median"] == lat["median"] and route["accuracy"] == res["accuracy"]
+    assert res["subgraphs"] == [{"index": 0, "name": "main", "ops": 13, "inferences": 24, "share": 1.0}]
+    assert {layer["subgraph"] for layer in res["layers"]} == {0}
+    assert all(len(layer["samples"]) == 12 for layer in res["layers"])
     assert 0 < res["flash_bytes"] < 4 * 2**20 and 0 < res["ram_bytes"] < 32 * 1024
     assert res["macs"] == 2_656_768 and res["complete"] is True
     # the modelled energy breakdown follows this build's kernels and planned arena (docs/energy.md)
@@ -80,6 +89,7 @@ def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
         run = st.get_run(res["run_id"])
     assert run["status"] == "complete" and run["latency"]["samples"] == lat["samples"]
     assert run["bit_exact"] is True and len(run["outputs"]) == 12
+    assert run["latency"]["routes"] == [1] * 24 and run["routes"] == res["routes"]
     assert run["extra"]["energy_model"]["total"] == em["total"]
 
 
@@ -117,6 +127,8 @@ def test_qemu_killed_mid_bench_keeps_results(kws_build, tmp_path):
         run = st.get_run(partial["run_id"])
     assert run["status"] == "incomplete" and run["incomplete_reason"] == partial["incomplete_reason"]
     assert run["latency"]["samples"] == partial["latency"]["samples"]
+    # each kept sample keeps its route (single-subgraph model: 1), in the result and the store alike
+    assert partial["latency"]["routes"] == run["latency"]["routes"] == [1] * len(run["latency"]["samples"])
     assert len(run["outputs"]) == partial["inputs"]
 
 

@@ -22,11 +22,13 @@ def seeds() -> dict[str, bytes]:
         "read_output": encode(Msg.READ_OUTPUT, 4, struct.pack("<BIH", 0, 0, 12)),
         "read_timings": encode(Msg.READ_TIMINGS, 5, struct.pack("<IH", 0, 2)),
         "read_layers": encode(Msg.READ_LAYER_TIMINGS, 6, struct.pack("<HH", 0, 2)),
+        "read_routes": encode(Msg.READ_ROUTES, 8, struct.pack("<IH", 0, 2)),
         "reset": encode(Msg.RESET, 7),
         "session": encode(Msg.HELLO, 1) + load + run + run
         + encode(Msg.READ_OUTPUT, 4, struct.pack("<BIH", 0, 0, 12))
         + encode(Msg.READ_LAYER_TIMINGS, 6, struct.pack("<HH", 0, 2))
-        + encode(Msg.READ_TIMINGS, 5, struct.pack("<IH", 0, 2)),
+        + encode(Msg.READ_TIMINGS, 5, struct.pack("<IH", 0, 2))
+        + encode(Msg.READ_ROUTES, 8, struct.pack("<IH", 0, 2)),
     }
 
 

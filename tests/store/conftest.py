@@ -31,14 +31,16 @@ def synthetic_result(label: str = "int8", *, board: str = "qemu-m4", unit: str =
         "firmware": {"runtime_version": "0.1.0", "protocol_version": 1, "kernels": "dsp", "optimize": "speed"},
         "settings": {"runs": n, "warmup": 2, "profile": True, "data": "kws01"},
         "latency": {"unit": unit, "method": method, "estimate_ms": base / 25e3,
-                    "samples": [base + rng.randint(0, base // 50) for _ in range(n)],
+                    "samples": [base + rng.randint(0, base // 50) for _ in range(n)], "routes": [1] * n,
                     "min": None, "median": None},
         "layers": [{"index": i, "op": op, "name": f"layer{i}", "macs": 1000 * (i + 1), "unit": unit,
-                    "median": None, "samples": [base // 10 * (i + 1) + rng.randint(0, 99) for _ in range(5)]}
+                    "median": None, "samples": [base // 10 * (i + 1) + rng.randint(0, 99) for _ in range(5)],
+                    "subgraph": 0}
                    for i, op in enumerate(["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"])],
         "bit_exact": True, "mismatches": 0, "inputs": 20, "accuracy": accuracy,
-        "outputs": [{"input": f"{i:03d}.bin", "label": i % 12, "predicted": i % 12, "match_reference": True}
-                    for i in range(20)],
+        "outputs": [{"input": f"{i:03d}.bin", "label": i % 12, "predicted": i % 12, "match_reference": True,
+                     "route": 1} for i in range(20)],
+        "subgraphs": [{"index": 0, "name": "main", "ops": 4, "inferences": n, "share": 1.0}],
         "flash_bytes": flash, "ram_bytes": ram, "arena_bytes": 22_000, "macs": 2_700_000, "model_bytes": 53_000,
         "energy": None if energy is None else {"uj_per_inference": energy, "method": "modelled",
                                                "source": "qemu-m4 power model x latency"},

@@ -63,7 +63,7 @@ def test_v1_store_migrates_and_keeps_data(store_path):
         assert (old["bit_exact"], old["accuracy"], old["flash_bytes"], old["ram_bytes"]) == (True, 0.9, 90000,
                                                                                             30000)
         assert old["layers"] == [{"index": 0, "op": "CONV_2D", "name": "conv", "macs": 1234,
-                                  "unit": "instructions", "median": 41.0, "samples": [40, 42]}]
+                                  "unit": "instructions", "median": 41.0, "samples": [40, 42], "subgraph": None}]
         assert old["outputs"] == [] and old["energy"] is None
         unplugged = store.get_run(2)
         assert unplugged["status"] == "incomplete" and unplugged["incomplete_reason"] == "unplugged"

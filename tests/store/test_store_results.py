@@ -19,8 +19,13 @@ def test_record_result_round_trip(store, make_result):
     assert run["status"] == "complete" and run["complete"] is True and run["incomplete_reason"] is None
     for key in ("board", "virtual", "started_at", "finished_at", "host", "model", "firmware", "settings",
                 "bit_exact", "mismatches", "inputs", "accuracy", "outputs", "flash_bytes", "ram_bytes",
-                "arena_bytes", "macs", "model_bytes", "energy", "energy_floor_uj", "power_samples"):
+                "arena_bytes", "macs", "model_bytes", "energy", "energy_floor_uj", "power_samples", "subgraphs"):
         assert run[key] == res[key], key
+    # routes (schema v5): one per sample, aggregated again on reading; every fixture prediction is right
+    assert run["latency"]["routes"] == [1] * len(res["latency"]["samples"])
+    assert [(r["mask"], r["names"], r["count"], r["inputs"], r["accuracy"]) for r in run["routes"]] == [
+        (1, ["main"], len(res["latency"]["samples"]), 20, 1.0)]
+    assert [layer["subgraph"] for layer in run["layers"]] == [0] * 4
     samples = res["latency"]["samples"]
     lat = run["latency"]
     assert lat["samples"] == samples and lat["count"] == len(samples)
@@ -58,8 +63,9 @@ def test_incremental_run_is_visible_while_running_and_appends(store):
     assert run["latency"]["samples"] == [10, 20, 30] and run["latency"]["median"] == 20
     assert run["layers"] == [
         {"index": 0, "op": "CONV_2D", "name": None, "macs": None, "unit": "instructions", "median": 6.0,
-         "samples": [5, 7]},
-        {"index": 1, "op": "SOFTMAX", "name": None, "macs": None, "unit": None, "median": 2.5, "samples": []}]
+         "samples": [5, 7], "subgraph": None},
+        {"index": 1, "op": "SOFTMAX", "name": None, "macs": None, "unit": None, "median": 2.5, "samples": [],
+         "subgraph": None}]
     assert [o["match_reference"] for o in run["outputs"]] == [True, False]
     assert run["power_samples"] == [[0.0, 0.1], [0.5, 0.2]]
     assert run["energy"] == {"uj_per_inference": 12.5, "method": "modelled", "source": "power model"}

@@ -15,15 +15,24 @@ POWER_TESTS = ROOT / "tests" / "power"
 
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 WARN = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
-INCLUDES = [f"-I{FW / 'app'}", f"-I{FW / 'protocol'}", f"-I{FW / 'port'}", f"-I{SENSORS}",
-            f"-I{FW / 'runtime' / 'include'}", f"-I{FAKE}", f"-I{FUZZ}"]
 
 
-def firmware_sources() -> list[str]:
+def _includes(root: Path) -> list[str]:
+    fw = root / "firmware"
+    return [f"-I{fw / 'app'}", f"-I{fw / 'protocol'}", f"-I{fw / 'port'}", f"-I{fw / 'sensors'}",
+            f"-I{fw / 'runtime' / 'include'}", f"-I{root / 'tests' / 'device' / 'fixtures' / 'fake_model'}",
+            f"-I{root / 'tests' / 'fuzz'}"]
+
+
+INCLUDES = _includes(ROOT)
+
+
+def firmware_sources(root: Path = ROOT) -> list[str]:
     """The firmware C a host build links: the app (without the Cortex-M main), the frame codec and the port's
     weak defaults; tests/fuzz/host_port.c stands in for the board."""
-    app = sorted(str(p) for p in (FW / "app").glob("*.c") if p.name != "main.c")
-    return [*app, str(FW / "protocol" / "fm_frame.c"), str(FW / "port" / "fm_port_defaults.c")]
+    fw = root / "firmware"
+    app = sorted(str(p) for p in (fw / "app").glob("*.c") if p.name != "main.c")
+    return [*app, str(fw / "protocol" / "fm_frame.c"), str(fw / "port" / "fm_port_defaults.c")]
 
 
 def compiler() -> str | None:
@@ -31,8 +40,10 @@ def compiler() -> str | None:
 
 
 def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: tuple[str, ...] = (),
-                      extra_sources: tuple[str, ...] = ()) -> Path:
+                      extra_sources: tuple[str, ...] = (), root: Path = ROOT) -> Path:
     """The app + protocol + fake model as a stdin/stdout process.
+
+    root: the source tree to build from (default this checkout; tests of older firmware pass an exported one).
 
     power_ina=219|226 builds it as firmware with -DFM_POWER_INA: the real power glue
     (firmware/port/power/fm_power_ina.c) and INA driver (firmware/sensors/fm_ina.c) over the simulated INA
@@ -48,9 +59,11 @@ def build_host_device(out: Path, *, power_ina: int | None = None, extra_flags: t
     common = [cc, "-g", "-O1", *WARN, *SAN, '-DFM_BOARD_NAME="host"', "-DFM_CLOCK_HZ=25000000u",
               "-DFM_VIRTUAL=1",
               "-DFM_FAKE_STAGED=1",  # the firmware's input staging path; QEMU tests cover the direct one
-              *extra_flags, *INCLUDES]
-    cmd = [*common, str(DEVICE_TESTS / "host_device.c"), str(FUZZ / "host_port.c"), *firmware_sources(),
-           str(FAKE / "fm_model.c"), *power, *extra_sources, "-lm", "-o", str(out)]
+              *extra_flags, *_includes(root)]
+    tests = root / "tests"
+    cmd = [*common, str(tests / "device" / "host_device.c"), str(tests / "fuzz" / "host_port.c"),
+           *firmware_sources(root), str(tests / "device" / "fixtures" / "fake_model" / "fm_model.c"), *power,
+           *extra_sources, "-lm", "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"host device build failed:\n{' '.join(cmd)}\n{proc.stderr}")

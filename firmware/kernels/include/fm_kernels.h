@@ -372,6 +372,47 @@ int fm_tanh_f32(const fm_unary_f32_params_t *p, const float *input, float *outpu
 int fm_relu_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 int fm_relu6_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 
+/* ======================= indexing and comparisons (control flow of multi-subgraph models) =======================
+ * Exact ops (no arithmetic to round): bit-exact with TFLM for every input. */
+
+/* ---- ARG_MAX (arg_max.c): index of the first largest value along an axis (TFLM's ArgMinMax with
+ * std::greater: a later equal value does not win), int32 indices. Shape: [outer, axis, inner]. ---- */
+typedef struct {
+    int32_t outer_size, axis_size, inner_size;
+} fm_arg_max_params_t;
+int fm_arg_max_s8(const fm_arg_max_params_t *p, const int8_t *input, int32_t *output);
+int fm_arg_max_f32(const fm_arg_max_params_t *p, const float *input, int32_t *output);
+int fm_arg_max_i32(const fm_arg_max_params_t *p, const int32_t *input, int32_t *output);
+
+/* ---- STRIDED_SLICE (strided_slice.c): any element type by size, up to 5 dims; begin/stride/count per dim
+ * resolved by codegen from the constant begin/end/strides and masks (TFLM's StartForAxis/StopForAxis). ---- */
+#define FM_SLICE_DIMS 5
+typedef struct {
+    int32_t element_bytes;
+    int32_t in_strides[FM_SLICE_DIMS]; /* input elements per step of each dim */
+    int32_t begin[FM_SLICE_DIMS];
+    int32_t stride[FM_SLICE_DIMS];
+    int32_t count[FM_SLICE_DIMS];      /* output extent of each dim */
+} fm_strided_slice_params_t;
+int fm_strided_slice(const fm_strided_slice_params_t *p, const void *input, void *output);
+
+/* ---- LESS, LESS_EQUAL, GREATER, GREATER_EQUAL, EQUAL, NOT_EQUAL (compare.c) on int32 / float32 with
+ * broadcasting; output bool as one byte 0/1. ---- */
+typedef enum {
+    FM_CMP_LESS = 0,
+    FM_CMP_LESS_EQUAL = 1,
+    FM_CMP_GREATER = 2,
+    FM_CMP_GREATER_EQUAL = 3,
+    FM_CMP_EQUAL = 4,
+    FM_CMP_NOT_EQUAL = 5
+} fm_compare_op_t;
+typedef struct {
+    fm_broadcast_t shape;
+    int32_t op;                        /* fm_compare_op_t */
+} fm_compare_params_t;
+int fm_compare_i32(const fm_compare_params_t *p, const int32_t *input1, const int32_t *input2, uint8_t *output);
+int fm_compare_f32(const fm_compare_params_t *p, const float *input1, const float *input2, uint8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

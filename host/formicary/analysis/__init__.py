@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from formicary.analysis import compat, energy, stats
+from formicary.analysis import compat, energy, routes, stats
 from formicary.analysis.fit import board_fit
 from formicary.analysis.macs import MAC_OPS, count_op, effective_macs
 from formicary.tflite import ModelIR, read_model
@@ -73,8 +73,13 @@ def _energy_model(ir: ModelIR, report: dict, board: str | None, kernels: str | N
         arena, method = report["tflm_arena_bytes"], "measured: TFLM arena (host build)"
     else:
         arena, method = report["peak_live_activations_bytes"], "lower bound: largest live activation set"
-    return model_energy(ir, kernels=ks, arena_bytes=int(arena), arena_method=method,
-                        board=b.name if b is not None else None, weights_in=weights_memory(b))
+    kwargs = {"kernels": ks, "arena_bytes": int(arena), "arena_method": method,
+              "board": b.name if b is not None else None, "weights_in": weights_memory(b)}
+    if ir.subgraph_count > 1:
+        per_route = routes.route_energy(ir, lambda view: model_energy(view, **kwargs))
+        if per_route:
+            return per_route
+    return model_energy(ir, **kwargs)
 
 
 def _fit(board: str, flash_needed: int, arena: int | None) -> dict:
@@ -202,6 +207,9 @@ def _static(ir: ModelIR, data: bytes, rt_ops: set[str] | None) -> dict[str, Any]
         "unknown_ops": unknown,
         "mac_ops": sorted(MAC_OPS),
         "subgraphs": ir.subgraph_count,
+        # multi-subgraph (IF) models: MACs/params per subgraph and per route (null for one subgraph); the keys
+        # above count subgraph 0 only, as they always have
+        "control_flow": routes.control_flow(ir),
         "schema_version": ir.schema_version,
     }
 

@@ -33,7 +33,7 @@ from formicary.errors import FormicaryError
 OPS = ("conv", "conv_1x1", "conv_few_channels", "depthwise", "fully_connected", "average_pool", "max_pool", "add")
 # Exported names of a generated fm_model.c, renamed per case so that several models link into one image.
 MODEL_SYMBOLS = ("fm_invoke", "fm_input_data", "fm_input_bytes", "fm_output_data", "fm_output_bytes",
-                 "fm_op_info", "fm_input_info", "fm_output_info")
+                 "fm_op_info", "fm_input_info", "fm_output_info", "fm_model_route")
 LINE = re.compile(r"^FMKC (\d+) (-?\d+) (\d+) ([0-9a-f]*)$")
 
 

@@ -25,6 +25,12 @@ from formicary.device.session import TIMING_METHOD_TEXT
 from formicary.errors import FormicaryError
 from formicary.oracle.inputs import LabelledInputs
 from formicary.power.sources import InferenceWindow, PowerSource
+from formicary.store.routes import (
+    layer_subgraphs,
+    runs_subgraph,
+    subgraph_usage,
+    summarize_routes,
+)
 from formicary.store.stats import summarize
 from formicary.target.firmware import file_sha256, prepare_firmware
 
@@ -111,9 +117,9 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     flash, connected, start, inference, input, warning, done) for progress bars and fleets.
     """
     from formicary.analysis import analyse
-    from formicary.power.ina import combine_device_energy, device_energy
     from formicary.oracle.compare import match
     from formicary.oracle.tflm import run_tflm
+    from formicary.power.ina import combine_device_energy, device_energy
     from formicary.target.bringup import LinkOptions, bring_up, target_for
 
     b = load_board(board) if isinstance(board, str) else board
@@ -137,6 +143,10 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     analysis = analyse(fw.tflite, measure_arena=False, kernels=fw.kernels, arena_bytes=fw.arena_bytes or None)
     analysis["energy_model"]["board"] = b.name
     reference = run_tflm(fw.tflite.read_bytes(), ins.sets)
+    from formicary.bench.routes import read_subgraphs
+
+    graphs = read_subgraphs(fw.tflite)
+    graph_names, graph_ops = [g["name"] for g in graphs], [g["ops"] for g in graphs]
     result: dict[str, Any] = {
         "schema": 1, "board": b.name, "virtual": b.virtual, "host": _host(),
         "started_at": None, "finished_at": None, "complete": False, "incomplete_reason": None,
@@ -150,10 +160,14 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "effective_macs": int(analysis["effective_macs"]), "model_bytes": int(analysis["model_bytes"]),
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
         "energy_model": analysis.get("energy_model"),
+        "subgraphs": subgraph_usage(None, graph_names, graph_ops), "routes": None,
     }
     st, owns_store = _open_store(store)
     run_id: int | None = None
     samples: list[int] = []
+    sample_routes: list[int | None] = []  # the route of each sample, while the firmware reports routes
+    routes_known = False
+    op_graph: list[int | None] | None = None  # subgraph of each profiled op
     layer_samples: dict[int, dict[str, Any]] = {}
     correct = labelled = 0
     conn = None
@@ -171,6 +185,11 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             result["latency"]["samples"] = list(samples)
             med = result["latency"]["median"]
             result["latency"]["estimate_ms"] = None if med is None else round(med / b.clock_hz * 1e3, 4)
+            result["latency"]["routes"] = list(sample_routes) if routes_known else None
+            result["routes"] = summarize_routes(samples, result["latency"]["routes"], names=graph_names,
+                                                outputs=result["outputs"], unit=result["latency"]["unit"],
+                                                method=result["latency"]["method"])
+            result["subgraphs"] = subgraph_usage(result["latency"]["routes"], graph_names, graph_ops)
         result["layers"] = [{**meta, "median": float(np.median(meta["samples"])) if meta["samples"] else None}
                             for _, meta in sorted(layer_samples.items())]
         result["accuracy"] = (correct / labelled) if labelled else None
@@ -189,8 +208,9 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         result["started_at"] = now_iso()
         result["firmware"] = {"runtime_version": info.runtime_version, "protocol_version": info.protocol_version,
                               "optimize": fw.optimize, "kernels": fw.kernels}
+        routes_known = info.routes
         result["latency"] = {"unit": info.timing_unit, "method": info.timing_method, "estimate_ms": None,
-                             "clock_hz": b.clock_hz, "samples": []}
+                             "clock_hz": b.clock_hz, "samples": [], "routes": [] if routes_known else None}
         if st is not None:
             run_id = st.begin_run({k: v for k, v in result.items() if k not in ("outputs", "layers")})
             result["run_id"], result["store_path"] = run_id, str(st.path)
@@ -202,6 +222,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             for i, tensor in enumerate(x):
                 session.load_input(i, np.ascontiguousarray(tensor).tobytes())
             got: list[int] = []
+            last_route: int | None = None  # the route of this input's last inference (the profiled one)
             remaining, first = n_runs, True
             while remaining:
                 chunk = min(remaining, info.max_runs)
@@ -223,16 +244,22 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
                 except FormicaryError as exc:  # keep the inferences that finished before the failure
                     lost = list((exc.partial or {}).get("values") or [])
                     if lost:
+                        lost_routes = (exc.partial or {}).get("routes") if routes_known else None
+                        lost_routes = list(lost_routes) if lost_routes is not None else [None] * len(lost)
                         samples.extend(lost)
+                        sample_routes.extend(lost_routes)
                         if st is not None and run_id is not None:
-                            st.add_samples(run_id, lost)
+                            st.add_samples(run_id, lost, routes=lost_routes if routes_known else None)
                     raise
                 got.extend(rr.values)
                 remaining -= chunk
                 first = False
+                run_routes = rr.routes if routes_known and rr.routes is not None else [None] * len(rr.values)
                 if st is not None and run_id is not None:
-                    st.add_samples(run_id, rr.values)
+                    st.add_samples(run_id, rr.values, routes=run_routes if routes_known else None)
                 samples.extend(rr.values)
+                sample_routes.extend(run_routes)
+                last_route = run_routes[-1]
             done += len(got)
             outs = []
             for j, spec in enumerate(info.outputs):
@@ -243,7 +270,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             predicted = int(np.argmax(outs[0]))
             verdict = {"input": ins.names[k], "label": ins.labels[k], "predicted": predicted,
                        "reference_predicted": int(np.argmax(np.asarray(ref[0]))),
-                       "match_reference": bool(exact or close)}
+                       "match_reference": bool(exact or close), "route": last_route}
             if not exact:
                 verdict["max_abs_diff"] = diff
             result["outputs"].append(verdict)
@@ -255,13 +282,20 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
                 correct += int(predicted == ins.labels[k])
             new_layers = []
             if profile:
-                for lt in session.read_layer_timings():
+                timings = session.read_layer_timings()
+                if op_graph is None:
+                    op_graph = layer_subgraphs(graph_ops, len(timings))
+                for lt in timings:
+                    graph = op_graph[lt.index] if lt.index < len(op_graph) else None
                     meta = layer_samples.setdefault(lt.index, {"index": lt.index, "op": lt.op_type, "name": lt.name,
                                                               "macs": lt.macs, "unit": info.timing_unit,
-                                                              "samples": []})
-                    meta["samples"].append(lt.value)
+                                                              "subgraph": graph, "samples": []})
+                    # the profile is of this input's last inference: a layer its route skipped did not run
+                    ran = graph is None or last_route is None or runs_subgraph(last_route, graph)
+                    if ran:
+                        meta["samples"].append(lt.value)
                     new_layers.append({**{k2: v for k2, v in meta.items() if k2 != "samples"},
-                                       "samples": [lt.value]})
+                                       "samples": [lt.value] if ran else []})
             if st is not None and run_id is not None:
                 st.add_outputs(run_id, [verdict])
                 if new_layers:

@@ -65,16 +65,25 @@ def render(console, r: dict) -> None:
                   f" ({r['firmware'].get('kernels', 'reference')} kernels)")
     console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
                   f"{r['settings']['warmup']} warm-up)")
+    from formicary.cli._routes import print_routes
+
+    print_routes(console, r)  # a table only when the inferences took several routes (mixture of experts)
     if r["layers"]:
         from formicary.cli._output import new_table
 
         total = sum(layer["median"] or 0 for layer in r["layers"]) or 1
-        table = new_table(title=f"per layer: median {r['latency']['unit']}")
-        for col in ("#", "op", "MACs", r["latency"]["unit"], "share"):
-            table.add_column(col, justify="left" if col == "op" else "right")
+        names = {g["index"]: g["name"] for g in r.get("subgraphs") or []}
+        several = len(names) > 1
+        table = new_table(title=f"per layer: median {r['latency']['unit']}"
+                          + (" of the inferences that ran the layer's subgraph" if several else ""))
+        for col in ("#", "op", *(("subgraph", "ran") if several else ()), "MACs", r["latency"]["unit"], "share"):
+            table.add_column(col, justify="left" if col in ("op", "subgraph") else "right")
         for layer in r["layers"]:
-            table.add_row(str(layer["index"]), layer["op"], f"{layer['macs']:,}", f"{layer['median']:,.0f}",
-                          f"{100 * layer['median'] / total:.1f} %")
+            median = layer["median"]
+            where = (names.get(layer.get("subgraph"), "?"), str(len(layer["samples"]))) if several else ()
+            table.add_row(str(layer["index"]), layer["op"], *where, f"{layer['macs']:,}",
+                          f"{median:,.0f}" if median is not None else "never ran",
+                          f"{100 * median / total:.1f} %" if median is not None else "—")
         console.print(table)
     if r["bit_exact"]:
         verdict = "[green]bit-exact[/]"

@@ -41,5 +41,13 @@ def _human(console, r: dict) -> None:
         console.print(f"kernel set {r['kernel_set']}: weights of {len(packed)} ops re-laid out ahead of time, "
                       f"{sum(o['packed_bytes'] for o in packed)} bytes of flash for "
                       f"{sum(o['replaced_bytes'] for o in packed)} in TFLite layout ({delta:+d} bytes)")
+    if r.get("routes"):
+        subs = r["subgraphs"]
+        console.print(f"{len(subs)} subgraphs (IF): the arena is the largest route's peak, not the sum of the "
+                      f"subgraphs' own peaks ({sum(s['peak_bytes'] for s in subs)} bytes)")
+        names = {s["index"]: s["name"] for s in subs}
+        for route in r["routes"]:
+            console.print(f"  route 0x{route['route']:x} ({' > '.join(names[i] for i in route['subgraphs'])}): "
+                          f"peak {route['peak_bytes']} bytes")
     console.print(f"{len(r['ops'])} ops, {sum(o['macs'] for o in r['ops'])} MACs; link with firmware/"
                   f"{{{', '.join(r['kernel_sources'])}}}")

@@ -100,6 +100,18 @@ def _human(console, r: dict[str, Any]) -> None:
          f"{r.get('effective_macs', r['macs']):,} effective (non-zero weight); other arithmetic "
          f"{sum(layer['adds'] + layer['mults'] for layer in r['layers']):,} adds+mults"),
         f"ops          {ops}",
+    ]
+    cf = r.get("control_flow")
+    if cf:
+        lines.append(f"subgraphs    {len(cf['subgraphs'])} (IF control flow; the table above is subgraph 0): MACs "
+                     f"{cf['macs_all_subgraphs']:,} over all subgraphs, params {cf['params_all_subgraphs']:,}")
+        for sg in cf["subgraphs"]:
+            lines.append(f"             #{sg['index']} {sg['name']}: {sg['ops']} ops, {sg['macs']:,} MACs, "
+                         f"{sg['params']:,} params")
+        for route in cf["routes"]:
+            lines.append(f"route 0x{route['route']:x}   {route['macs']:,} MACs per inference through "
+                         + " > ".join(route["names"]))
+    lines += [
         (f"sparsity     {r['sparsity']['overall']:.2%} ({r['sparsity']['zero_weights']:,} of "
          f"{r['sparsity']['weights']:,} weights exactly zero)"),
         f"quantization {q['precision']}; tensors " + ", ".join(f"{v} {k}" for k, v in q["tensors"].items()) + "; input "

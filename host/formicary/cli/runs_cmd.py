@@ -65,6 +65,9 @@ def _show_human(console, run: dict[str, Any]) -> None:
         f"{k} {_fmt(lat[k])}" for k in ("min", "median", "p90", "p99", "max", "mean")))
     if lat.get("estimate_ms") is not None:
         console.print(f"            ≈ {lat['estimate_ms']:.3f} ms (estimate from {unit} at the board clock)")
+    from formicary.cli._routes import print_routes
+
+    print_routes(console, run, always=True)
     if run["accuracy"] is not None:
         console.print(f"  accuracy  {100 * run['accuracy']:.2f} % (top-1 on device, {run['inputs']} inputs)")
     if run["bit_exact"] is not None:
@@ -78,7 +81,9 @@ def _show_human(console, run: dict[str, Any]) -> None:
     if run["layers"]:
         console.print(f"  layers ({len(run['layers'])}), median [{run['layers'][0]['unit'] or unit}]:")
         for layer in run["layers"]:
-            console.print(f"    {layer['index']:>3} {layer['op'] or '?':<20} {_fmt(layer['median']):>14}")
+            graph = layer.get("subgraph")
+            console.print(f"    {layer['index']:>3} {layer['op'] or '?':<20} {_fmt(layer['median']):>14}"
+                          + (f"  subgraph {graph}" if graph else ""))
 
 
 def _compare_human(console, result: dict[str, Any]) -> None:

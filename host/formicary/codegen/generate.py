@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import kernel_sets, lifetimes, planner
+from formicary.codegen import kernel_sets, lifetimes, planner, subgraphs
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -57,6 +57,9 @@ class CodegenResult:
     tensors: list[dict] = field(default_factory=list)  # arena placement per activation tensor
     kernel_set: str = kernel_sets.REFERENCE  # the set the kernels come from (files it lacks: reference)
     scratch: list[dict] = field(default_factory=list)  # per op with scratch: {op, bytes, offset} in the arena
+    subgraphs: list[dict] = field(default_factory=list)  # {index, name, first_op, ops, reachable, peak_bytes}: ops
+                                                         # numbered globally, subgraph 0's first
+    routes: list[dict] = field(default_factory=list)     # {route (fm_model_route bits), subgraphs, peak_bytes}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -69,23 +72,30 @@ class CodegenResult:
 
 @dataclass
 class Lowered:
-    model: ModelIR
+    model: ModelIR                 # every subgraph in one global numbering (subgraphs.flatten)
     model_hash: str
     ops: list[LoweredOp]
     decls: list[list[str]]
     constant_tensors: list[int]
     array_bytes: int = 0
+    program: subgraphs.Program | None = None
+    memory: dict = field(default_factory=dict)  # multi-subgraph models: peaks per subgraph and per route
 
 
 def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
     """Lower every op for a kernel set (default: reference), which sizes each op's scratch memory; one
     FormicaryError naming every op that cannot be compiled."""
     kset = kernel_sets.kernel_set(kernels)
-    model = read_model(model_bytes)
+    source = read_model(model_bytes)
     problems: list[dict] = []
-    if model.subgraph_count != 1:
-        problems.append({"layer": -1, "op": "(model)", "reason": f"{model.subgraph_count} subgraphs",
-                         "fix": "export a single-subgraph model (no control flow ops)."})
+    try:
+        program = subgraphs.flatten(source)
+    except subgraphs.ControlFlowError as exc:
+        raise FormicaryError(f"formicary codegen cannot compile the model's subgraphs: {exc.reason}.", exc.fix,
+                             details={"unsupported": [{"layer": -1, "op": "(model)", "reason": exc.reason,
+                                                       "fix": exc.fix}]}) from None
+    model = program.flat
+    reachable = set(program.reachable_ops())
     if not model.operators or not model.inputs or not model.outputs:
         problems.append({"layer": -1, "op": "(model)", "reason": "the model has no operators, inputs or outputs",
                          "fix": "export a model with at least one op, one input and one output."})
@@ -100,8 +110,12 @@ def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None 
     consts: list[int] = []
     array_bytes = 0
     for op in model.operators:
+        if op.index not in reachable:  # a subgraph no IF runs: nothing emitted (TFLM never runs it either)
+            lowered.append(LoweredOp(call=None, kernel="(not run)"))
+            decls.append([])
+            continue
         fn = lowering_for(op.opcode)
-        ctx = LowerContext(model, op, kset)
+        ctx = LowerContext(model, op, kset, program)
         try:
             if fn is None:
                 raise Unsupported(f"no formicary-rt kernel for {op.opcode}",
@@ -127,7 +141,7 @@ def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None 
         raise FormicaryError(
             f"formicary codegen cannot compile {len(problems)} op(s): {listing}.",
             " ".join(fixes), details={"unsupported": problems})
-    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes)
+    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes, program)
 
 
 def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: LoweredOp) -> int:
@@ -148,26 +162,90 @@ def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: Lowe
 
 def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[lifetimes.Buffer], dict[int, int],
                                                                            int, int]:
+    """Buffers and their arena offsets; returns (buffers, tensor -> buffer id, arena bytes, lower bound).
+    Single-subgraph models: time is the op index. Multi-subgraph models: time is a step of the timeline of
+    codegen.subgraphs, where the branches of an IF never overlap, so the arena is the max over routes."""
     model = lowered.model
+    program = lowered.program
+    steps = None
+    if program is not None and program.multi:
+        tl = subgraphs.timeline(program)
+        steps = subgraphs.step_sets(program, tl, preserve_inputs)
+        op_time, n_steps = dict(tl.op_step), tl.n_steps
+    else:
+        op_time, n_steps = {op.index: op.index for op in model.operators}, len(model.operators)
     alias: dict[int, int] = {}
     inplace: dict[int, tuple[int, int]] = {}
     for op, low in zip(model.operators, lowered.ops):
         alias.update(low.alias)
-        inplace.update({o: (i, op.index) for o, i in low.inplace.items()})
-    buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs)
-    scratch: dict[int, int] = {}
-    for op, low in zip(model.operators, lowered.ops):
-        if low.scratch_bytes:
-            b = lifetimes.Buffer(id=len(buffers), tensors=[], size=low.scratch_bytes, first=op.index,
-                                 last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN)
-            buffers.append(b)
-            scratch[op.index] = b.id
-    bound = lifetimes.lower_bound(buffers, len(model.operators))
-    arena = planner.plan(buffers, bound)
-    planner.check(buffers)
+        inplace.update({o: (i, op_time[op.index]) for o, i in low.inplace.items()})
+    plan = _place(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps)
+    if steps is not None and plan[2] > planner.ALIGN * -(-plan[3] // planner.ALIGN):
+        # Lifetimes with gaps need not form an interval graph: an in-place merge across an IF can close an odd
+        # cycle of conflicts that no placement at the bound resolves. Planning without in-place merges then
+        # sometimes wins; keep the smaller arena.
+        other = _place(lowered, alias, {}, preserve_inputs, steps, op_time, n_steps)
+        if other[2] < plan[2]:
+            plan = other
+    buffers, owner, arena, bound, scratch = plan
+    if steps is not None:
+        lowered.memory = _route_memory(program, tl, buffers, owner, scratch)
     for op_index, bid in scratch.items():
         lowered.ops[op_index].scratch_offset = buffers[bid].offset
     return buffers, owner, arena, bound
+
+
+def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
+           steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int):
+    model = lowered.model
+    buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
+    scratch: dict[int, int] = {}
+    for op, low in zip(model.operators, lowered.ops):
+        if low.scratch_bytes:
+            t = op_time[op.index]
+            b = lifetimes.Buffer(id=len(buffers), tensors=[], size=low.scratch_bytes, first=t,
+                                 last=t, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN,
+                                 steps=frozenset({t}) if steps is not None else None)
+            buffers.append(b)
+            scratch[op.index] = b.id
+    bound = lifetimes.lower_bound(buffers, n_steps)
+    arena = planner.plan(buffers, bound)
+    planner.check(buffers)
+    return buffers, owner, arena, bound, scratch
+
+
+def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: list[lifetimes.Buffer],
+                  owner: dict[int, int], scratch: dict[int, int]) -> dict:
+    """Peak live bytes per subgraph (buffers holding its own tensors, a branch input aliased to its caller's
+    tensor counted in both: the arena it would need alone) and per route (the steps that route executes): the
+    planned arena is the max over routes, not the sum over subgraphs."""
+    sgs_of_buffer: dict[int, set[int]] = {}
+    for t, bid in owner.items():
+        sgs_of_buffer.setdefault(bid, set()).add(
+            next(s.index for s in program.subgraphs
+                 if s.tensor_offset <= t < s.tensor_offset + _tensor_count(program, s.index)))
+    for op_index, bid in scratch.items():
+        sgs_of_buffer.setdefault(bid, set()).add(program.subgraph_of_op(op_index).index)
+
+    def peak(step_list: list[int], keep) -> int:
+        return max((sum(b.size for b in buffers if keep(b) and b.live_at(s)) for s in step_list), default=0)
+
+    everything = list(range(tl.n_steps))
+    per_sg = {sg.index: peak(everything, lambda b, k=sg.index: k in sgs_of_buffer.get(b.id, ()))
+              for sg in program.subgraphs if sg.reachable}
+    try:
+        found = subgraphs.routes(program)
+    except subgraphs.ControlFlowError:  # too many routes to list: the plan does not need them
+        found = []
+    per_route = [{"route": subgraphs.route_mask(r), "subgraphs": sorted(r),
+                  "peak_bytes": peak(tl.route_steps(r), lambda b: True)} for r in found]
+    return {"subgraphs": per_sg, "routes": per_route}
+
+
+def _tensor_count(program: subgraphs.Program, sg: int) -> int:
+    subs = program.subgraphs
+    end = subs[sg + 1].tensor_offset if sg + 1 < len(subs) else len(program.flat.tensors)
+    return end - subs[sg].tensor_offset
 
 
 def read_model_bytes(model: str | Path | bytes) -> bytes:
@@ -192,9 +270,11 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     lowered = lower_model(data, kset)
     m = lowered.model
     buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
-    header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs)
+    program = lowered.program
+    header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs,
+                         len(program.subgraphs) if program is not None else 1)
     source = emit_source(m, lowered.ops, lowered.decls, lowered.constant_tensors, buffers, owner, arena,
-                         lowered.model_hash)
+                         lowered.model_hash, program)
 
     kernel_files = [f for low in lowered.ops for f in low.sources]
     out = Path(out_dir)
@@ -232,4 +312,9 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
                   "last_op": by_id[owner[t]].last} for t in sorted(owner)],
         kernel_set=kset.name,
         scratch=[{"op": i, "bytes": low.scratch_bytes, "offset": low.scratch_offset}
-                 for i, low in enumerate(lowered.ops) if low.scratch_bytes])
+                 for i, low in enumerate(lowered.ops) if low.scratch_bytes],
+        subgraphs=[{"index": sg.index, "name": sg.name, "first_op": sg.op_start, "ops": sg.op_count,
+                    "reachable": sg.reachable,
+                    "peak_bytes": lowered.memory.get("subgraphs", {}).get(sg.index, bound if sg.index == 0 else 0)}
+                   for sg in program.subgraphs] if program is not None else [],
+        routes=lowered.memory.get("routes", []))

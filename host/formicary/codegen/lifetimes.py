@@ -24,9 +24,16 @@ class Buffer:
     offset: int = -1
     align: int = 1           # bytes: the largest element size among its tensors
     names: list[str] = field(default_factory=list)
+    steps: frozenset[int] | None = None  # multi-subgraph models: the live steps (subgraphs.step_sets), which
+                                         # need not be contiguous; first/last are then their min/max
 
     def overlaps_in_time(self, other: Buffer) -> bool:
+        if self.steps is not None and other.steps is not None:
+            return not self.steps.isdisjoint(other.steps)
         return self.first <= other.last and other.first <= self.last
+
+    def live_at(self, step: int) -> bool:
+        return step in self.steps if self.steps is not None else self.first <= step <= self.last
 
 
 def _activation_tensors(model: ModelIR) -> set[int]:
@@ -64,11 +71,16 @@ def tensor_intervals(model: ModelIR, preserve_inputs: bool = False) -> dict[int,
 
 
 def build_buffers(model: ModelIR, alias: dict[int, int], inplace: dict[int, tuple[int, int]],
-                  preserve_inputs: bool = False) -> tuple[list[Buffer], dict[int, int]]:
-    """Merge tensors into buffers. `alias` maps out -> in (must share); `inplace` maps out -> (in, op index)
-    (share when the input's buffer dies at that op, sizes match and neither is a model input/output).
+                  preserve_inputs: bool = False, steps: dict[int, frozenset[int]] | None = None,
+                  ) -> tuple[list[Buffer], dict[int, int]]:
+    """Merge tensors into buffers. `alias` maps out -> in (must share); `inplace` maps out -> (in, time of the
+    op) (share when the input's buffer dies at that op, sizes match and neither is a model input/output).
+    `steps`: live steps per tensor for multi-subgraph models (then times are steps, not op indices).
     Returns the buffers and tensor -> buffer id."""
-    intervals = tensor_intervals(model, preserve_inputs)
+    if steps is not None:
+        intervals = {t: (min(s), max(s)) for t, s in steps.items() if s}
+    else:
+        intervals = tensor_intervals(model, preserve_inputs)
     parent = {t: t for t in intervals}
 
     def find(t: int) -> int:
@@ -110,6 +122,8 @@ def build_buffers(model: ModelIR, alias: dict[int, int], inplace: dict[int, tupl
                    first=min(intervals[t][0] for t in members), last=max(intervals[t][1] for t in members),
                    names=[model.tensors[t].name for t in members],
                    align=max(max(1, int(np.dtype(model.tensors[t].np_dtype).itemsize)) for t in members))
+        if steps is not None:
+            b.steps = frozenset().union(*(steps[t] for t in members))
         buffers.append(b)
         for t in members:
             owner[t] = b.id
@@ -117,8 +131,10 @@ def build_buffers(model: ModelIR, alias: dict[int, int], inplace: dict[int, tupl
 
 
 def lower_bound(buffers: list[Buffer], n_ops: int) -> int:
-    """Max over op steps of the summed size of live buffers: no placement can use less."""
+    """Max over steps (op indices, or the steps of a multi-subgraph timeline) of the summed size of live
+    buffers: no placement can use less. With subgraphs every step lies on the routes that reach it, so this is
+    the max over routes."""
     best = 0
     for step in range(max(n_ops, 1)):
-        best = max(best, sum(b.size for b in buffers if b.first <= step <= b.last))
+        best = max(best, sum(b.size for b in buffers if b.live_at(step)))
     return best

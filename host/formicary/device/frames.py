@@ -10,7 +10,8 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-PROTO_VERSION = 2  # 2: HELLO capabilities byte, READ_POWER (docs/protocol.md)
+# Frame version; additions old peers can ignore (routes: CAP_ROUTES, READ_ROUTES) keep it (docs/protocol.md).
+PROTO_VERSION = 2  # 2: HELLO capabilities byte, READ_POWER; later in 2: routes
 HEADER = struct.Struct("<BBBBHH")
 HDR_BYTES = HEADER.size
 CRC_BYTES = 4
@@ -26,17 +27,20 @@ RUN_FLAG_POWER_LAYERS = 0x02
 PROGRESS_WARMUP, PROGRESS_MEASURED, PROGRESS_ACCEPTED = 0, 1, 2
 CAP_POWER_PRESENT = 0x01
 CAP_POWER_BUILT = 0x02
+CAP_ROUTES = 0x04  # RUN_PROGRESS carries each inference's route; READ_ROUTES reads them
 TIMER_KIND_SYSTICK, TIMER_KIND_DWT = 1, 2
 POWER_KIND_SAMPLES, POWER_KIND_STARTS = 0, 1
 RUN_ARGS = struct.Struct("<IIB")
 RUN_RESP = struct.Struct("<IIBI")
 RUN_PROGRESS = struct.Struct("<BII")
+RUN_PROGRESS_ROUTE = struct.Struct("<BIII")  # firmware with CAP_ROUTES: ... route u32
 LOAD_INPUT_HDR = struct.Struct("<BI")
 LOAD_INPUT_RESP = struct.Struct("<BII")
 READ_OUTPUT = struct.Struct("<BIH")
 READ_OUTPUT_RESP_HDR = struct.Struct("<BI")
 READ_TIMINGS = struct.Struct("<IH")
 READ_LAYERS = struct.Struct("<HH")
+READ_ROUTES = struct.Struct("<IH")
 READ_POWER = struct.Struct("<BIH")
 POWER_HEADER = struct.Struct("<BIHIIIHI")
 POWER_RECORD = struct.Struct("<IHhhH")  # same layout as bench.power.ina.INA_RECORD, with timer ticks
@@ -52,6 +56,7 @@ class Msg(IntEnum):
     READ_LAYER_TIMINGS = 0x06
     RESET = 0x07
     READ_POWER = 0x08
+    READ_ROUTES = 0x09
     RESPONSE = 0x80
     RUN_PROGRESS = 0xA3
     BOOT = 0xFE

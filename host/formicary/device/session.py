@@ -82,6 +82,7 @@ class DeviceInfo:
     outputs: tuple[TensorSpec, ...]
     power_sensor: bool = False      # HELLO capability bit 0: a power sensor answered at boot (READ_POWER works)
     power_configured: bool = False  # bit 1: the firmware was built for one (-DFM_POWER_INA), present or not
+    routes: bool = False            # bit 2: the firmware reports each inference's route (READ_ROUTES)
 
     @property
     def timing_unit(self) -> str:
@@ -150,6 +151,9 @@ class RunResult:
     method: str
     warmup: int
     profiled: bool
+    # routes[i]: bitmask of the model's subgraphs that measured inference i ran (bit 0: the main graph);
+    # None when the firmware predates routes (no CAP_ROUTES in HELLO)
+    routes: list[int] | None = None
 
 
 @dataclass
@@ -372,7 +376,8 @@ class Session:
                           clock_hz=clock_hz, virtual=virtual, num_ops=num_ops, max_payload=max_payload,
                           max_runs=max_runs, inputs=inputs, outputs=outputs,
                           power_sensor=bool(caps & frames.CAP_POWER_PRESENT),
-                          power_configured=bool(caps & frames.CAP_POWER_BUILT))
+                          power_configured=bool(caps & frames.CAP_POWER_BUILT),
+                          routes=bool(caps & frames.CAP_ROUTES))
         if proto != frames.PROTO_VERSION:
             raise DeviceError(f"the device speaks protocol {proto}, this formicary speaks {frames.PROTO_VERSION}.",
                               "rebuild and flash the firmware with this formicary.")
@@ -422,20 +427,27 @@ class Session:
             raise FormicaryError(f"{info.board} has no power sensor to sample between layers.",
                                  "build the firmware with -DFM_POWER_INA=219|226 (docs/power.md).")
         streamed: dict[int, int] = {}
+        streamed_routes: dict[int, int] = {}
 
         def progress(f: Frame) -> bool:
+            if len(f.payload) < frames.RUN_PROGRESS.size:
+                raise DeviceError("the device sent a truncated RUN_PROGRESS.", "rebuild and flash the firmware "
+                                  "with this formicary.")
             kind, index, ticks = frames.RUN_PROGRESS.unpack_from(f.payload)
             measured = kind == frames.PROGRESS_MEASURED
             if measured:
                 streamed[index] = ticks
+                if info.routes and len(f.payload) >= frames.RUN_PROGRESS_ROUTE.size:
+                    streamed_routes[index] = frames.RUN_PROGRESS_ROUTE.unpack_from(f.payload)[3]
                 if on_result is not None:
                     on_result(index, info.ticks_to_unit(ticks))
             return measured and index == runs - 1
 
         def partial() -> dict:
             done = [streamed[i] for i in sorted(streamed)]
+            routes = [streamed_routes.get(i) for i in sorted(streamed)] if info.routes else None
             return {"runs_completed": len(done), "ticks": done, "values": [info.ticks_to_unit(t) for t in done],
-                    "unit": info.timing_unit}
+                    "unit": info.timing_unit, "routes": routes}
 
         try:
             # Short timeout until the device accepts the RUN (it answers at once), then run_timeout per inference.
@@ -444,6 +456,7 @@ class Session:
                               on_progress=progress, progress_timeout=self.run_timeout, partial=partial)
             done_runs = frames.RUN_RESP.unpack_from(f.payload)[0]
             ticks = self._read_timings(done_runs)
+            routes = self._read_routes(done_runs) if info.routes else None
         except FormicaryError as exc:  # includes the watchdog's "QEMU was killed": keep what we have
             if exc.partial is None:
                 exc.partial = partial()
@@ -451,8 +464,12 @@ class Session:
         for i, t in streamed.items():  # both arrived CRC-checked; a disagreement means a firmware bug
             if i < len(ticks) and ticks[i] != t:
                 raise DeviceError(f"run {i}: streamed timing {t} != stored timing {ticks[i]}.", "report this bug.")
+        for i, route in streamed_routes.items():
+            if routes is not None and i < len(routes) and routes[i] != route:
+                raise DeviceError(f"run {i}: streamed route {route:#x} != stored route {routes[i]:#x}.",
+                                  "report this bug.")
         return RunResult(ticks=ticks, values=[info.ticks_to_unit(t) for t in ticks], unit=info.timing_unit,
-                         method=info.timing_method, warmup=warmup, profiled=profile)
+                         method=info.timing_method, warmup=warmup, profiled=profile, routes=routes)
 
     def _read_timings(self, count: int) -> list[int]:
         out: list[int] = []
@@ -464,6 +481,21 @@ class Session:
             if first != len(out) or got == 0:
                 raise DeviceError("the device returned timings out of order.", "run again.")
             out.extend(struct.unpack_from(f"<{got}I", f.payload, frames.READ_TIMINGS.size))
+        return out
+
+    def _read_routes(self, count: int) -> list[int]:
+        """READ_ROUTES, paged like READ_TIMINGS: the route mask of each measured inference of the last RUN."""
+        out: list[int] = []
+        page = (frames.MAX_PAYLOAD - frames.READ_ROUTES.size) // 4
+        while len(out) < count:
+            n = min(page, count - len(out))
+            f = self._request(Msg.READ_ROUTES, frames.READ_ROUTES.pack(len(out), n))
+            if len(f.payload) < frames.READ_ROUTES.size:
+                raise DeviceError("the device sent a truncated READ_ROUTES answer.", "run again.")
+            first, got = frames.READ_ROUTES.unpack_from(f.payload)
+            if first != len(out) or got == 0 or got > n or len(f.payload) != frames.READ_ROUTES.size + 4 * got:
+                raise DeviceError("the device returned routes out of order.", "run again.")
+            out.extend(struct.unpack_from(f"<{got}I", f.payload, frames.READ_ROUTES.size))
         return out
 
     def read_output(self, index: int) -> bytes:

@@ -235,7 +235,28 @@ def _details(run: dict[str, Any]) -> str:
             + (f"<p class=meta>energy ({_e(run['energy'].get('method'))}): {_e(run['energy'].get('source'))}</p>"
                if run.get("energy") else "") +
             f"<table><tr><th>min</th><th>median</th><th>p90</th><th>p99</th><th>max</th><th>mean</th></tr>"
-            f"<tr>{stats}</tr></table>")
+            f"<tr>{stats}</tr></table>" + _routes_table(run))
+
+
+def _routes_table(run: dict[str, Any]) -> str:
+    """The run's routes when its inferences took more than one: share, latency and accuracy of each."""
+    routes = run.get("routes") or []
+    if len(routes) < 2:
+        return ""
+    unit = run["latency"].get("unit") or ""
+    rows = []
+    for r in routes:
+        names = " + ".join(n or f"#{i}" for i, n in zip(r["subgraphs"], r["names"]))
+        stats = "".join(f"<td class=num>{_with(_num(r['latency'].get(k)), unit)}</td>"
+                        for k in ("min", "median", "p90", "max"))
+        acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f} %"
+        rows.append(f"<tr><td>{r['mask']:#x}</td><td>{_e(names)}</td>"
+                    f"<td class=num>{r['count']} ({100 * r['share']:.1f} %)</td>{stats}"
+                    f"<td class=num>{acc} <small>({r['labelled']} labelled)</small></td></tr>")
+    return ("<p class=meta>routes (bitmask of the subgraphs an inference ran, from the firmware's "
+            f"fm_model_route()); latency method {_e(run['latency'].get('method'))}:</p><table><tr><th>route</th>"
+            "<th>subgraphs</th><th>inferences</th><th>min</th><th>median</th><th>p90</th><th>max</th>"
+            f"<th>accuracy</th></tr>{''.join(rows)}</table>")
 
 
 def _figure(plot) -> str:
@@ -261,6 +282,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
 
     plots_latency = P.latency_distributions(runs)
     plots_layers = [p for p in (P.layer_breakdown(r) for r in runs) if p is not None]
+    plots_routes = [p for p in (P.route_plot(r) for r in runs) if p is not None]
     plots_variants = P.variant_tradeoffs(runs)
     plots_energy = [p for p in (P.energy_layers(r) for r in runs) if p is not None] + P.energy_variants(runs)
     warnings = []
@@ -284,6 +306,8 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
         "<h2>Shrinking: speed-ups against the baseline</h2>", _speedup_table(runs),
         "<h2>Latency distribution</h2>",
         _figures(plots_latency, "No latency samples recorded."),
+        *(("<h2>Routes: expert usage and latency per route</h2>", _figures(plots_routes, "")) if plots_routes
+          else ()),
         "<h2>Per-layer breakdown</h2>",
         _figures(plots_layers, "No per-layer timings (bench with --profile)."),
         "<h2>Variants: accuracy vs size vs latency/energy</h2>",
@@ -298,7 +322,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
     output.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(parts)
     output.write_text(text, encoding="utf-8")
-    all_plots = plots_latency + plots_layers + plots_variants + plots_energy
+    all_plots = plots_latency + plots_routes + plots_layers + plots_variants + plots_energy
     exported = []
     if png_dir is not None:
         png_dir = Path(png_dir)

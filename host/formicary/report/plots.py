@@ -104,7 +104,9 @@ def layer_breakdown(run: dict[str, Any]) -> Plot | None:
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(layers)))
     ypos = np.arange(len(layers))
     ax.barh(ypos, medians, color="#2ca02c")
-    ax.set_yticks(ypos, [f"{layer['index']} {layer.get('op') or '?'}" for layer in layers], fontsize=8)
+    graphs = {g["index"]: g["name"] for g in run.get("subgraphs") or []}
+    where = (lambda layer: f" [{graphs.get(layer.get('subgraph'), '?')}]") if len(graphs) > 1 else (lambda layer: "")
+    ax.set_yticks(ypos, [f"{layer['index']} {layer.get('op') or '?'}{where(layer)}" for layer in layers], fontsize=8)
     ax.invert_yaxis()
     for y, value in zip(ypos, medians):
         ax.text(value, y, f" {100 * value / total:.1f}%", va="center", fontsize=7)
@@ -115,7 +117,69 @@ def layer_breakdown(run: dict[str, Any]) -> Plot | None:
     ax.grid(axis="x", alpha=0.3)
     caption = (f"Median time of each layer in {unit} ({method}) over the profiled inferences; "
                f"percentages are shares of the sum of layer medians ({total:,.0f} {unit}).")
+    if len(graphs) > 1:
+        caption += (" [brackets]: the layer's subgraph; a layer's median is over the inputs whose route ran it, "
+                    "layers no input reached are left out.")
     return Plot(f"layers-run{run['id']}", f"Per-layer breakdown — run #{run['id']}", caption, _png(fig))
+
+
+def route_plot(run: dict[str, Any]) -> Plot | None:
+    """For a run whose inferences took several routes (a mixture of experts): the expert-usage histogram (how
+    many measured inferences ran each subgraph, unused ones included) beside the latency distribution of each
+    route (a box per route, every sample drawn over it). None for runs with one route or none recorded."""
+    routes = run.get("routes") or []
+    lat = run["latency"]
+    samples, per_sample = lat.get("samples") or [], lat.get("routes")
+    if len(routes) < 2 or not per_sample or len(per_sample) != len(samples):
+        return None
+    unit = lat.get("unit") or "unknown unit"
+    method = lat.get("method") or "unknown method"
+    usage = [g for g in run.get("subgraphs") or [] if g.get("inferences") is not None]
+    known = sum(r["count"] for r in routes)
+    fig, (ax_use, ax_lat) = plt.subplots(1, 2, figsize=(11, 0.9 + max(3.2, 0.45 * len(routes))),
+                                         gridspec_kw={"width_ratios": [1, 1.5]})
+    if usage:
+        ypos = np.arange(len(usage))
+        counts = np.array([g["inferences"] for g in usage], dtype=float)
+        ax_use.barh(ypos, counts, color=["#7f7f7f" if g["index"] == 0 else "#9467bd" for g in usage])
+        ax_use.set_yticks(ypos, [f"{g['index']} {g['name']}" for g in usage], fontsize=8)
+        for y, value in zip(ypos, counts):
+            ax_use.text(value, y, f" {value:.0f} ({100 * value / max(known, 1):.0f}%)", va="center", fontsize=7)
+    else:  # subgraph names not recorded: one bar per route
+        ypos = np.arange(len(routes))
+        ax_use.barh(ypos, [r["count"] for r in routes], color="#9467bd")
+        ax_use.set_yticks(ypos, [f"{r['mask']:#x}" for r in routes], fontsize=8)
+    ax_use.invert_yaxis()
+    ax_use.set_xlabel(f"measured inferences that ran the subgraph (of {known})", fontsize=9)
+    ax_use.set_title("Expert usage", fontsize=10, loc="left")
+    ax_use.margins(x=0.25)
+    ax_use.grid(axis="x", alpha=0.3)
+
+    values = np.asarray(samples, dtype=float)
+    masks = np.asarray([-1 if r is None else int(r) for r in per_sample])
+    groups = [values[masks == r["mask"]] for r in routes]
+    labels = [f"{r['mask']:#x} " + "+".join(n or f"#{i}" for i, n in zip(r["subgraphs"], r["names"])
+                                            if i != 0 or len(r["subgraphs"]) == 1) + f"\nn={r['count']}"
+              for r in routes]
+    ypos = np.arange(1, len(routes) + 1)
+    ax_lat.boxplot(groups, positions=ypos, orientation="horizontal", widths=0.55, showfliers=False,
+                   medianprops={"color": "#d62728", "linewidth": 2})
+    jitter = np.random.default_rng(0)
+    for y, g in zip(ypos, groups):
+        ax_lat.scatter(g, y + jitter.uniform(-0.18, 0.18, len(g)), s=9, color="#1f77b4", alpha=0.6, zorder=3)
+    ax_lat.set_yticks(ypos, labels, fontsize=8)
+    ax_lat.invert_yaxis()
+    ax_lat.set_xlabel(f"latency per inference [{unit}] — method: {method}", fontsize=9)
+    ax_lat.set_title("Latency per route", fontsize=10, loc="left")
+    _eng(ax_lat)
+    ax_lat.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Routes — {run_label(run)}", fontsize=10)
+    fig.tight_layout()
+    caption = (f"Left: how many of the {known} measured inferences ran each subgraph (grey: the main graph, "
+               f"purple: the branches/experts; an expert never picked shows 0). Right: latency per inference in "
+               f"{unit} ({method}) of each route (bitmask of the subgraphs run, from the firmware's "
+               f"fm_model_route()): box = quartiles, red = median, dots = every sample.")
+    return Plot(f"routes-run{run['id']}", f"Routes — run #{run['id']}", caption, _png(fig))
 
 
 def _size(run: dict[str, Any]) -> tuple[float | None, str]:

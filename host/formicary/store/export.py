@@ -61,10 +61,11 @@ def export_runs(runs: Sequence[dict[str, Any]], fmt: str, table: str, schema_ver
         writer.writerows(run_row(r) for r in runs)
     elif table == "samples":
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["run_id", "run_uid", "seq", "latency", "unit", "method"])
+        writer.writerow(["run_id", "run_uid", "seq", "latency", "unit", "method", "route"])
         for r in runs:
-            for i, v in enumerate(r["latency"]["samples"]):
-                writer.writerow([r["id"], r["uid"], i, v, r["latency"]["unit"], r["latency"]["method"]])
+            routes = r["latency"].get("routes") or [None] * len(r["latency"]["samples"])
+            for i, (v, route) in enumerate(zip(r["latency"]["samples"], routes)):
+                writer.writerow([r["id"], r["uid"], i, v, r["latency"]["unit"], r["latency"]["method"], route])
     elif table == "layers":
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["run_id", "run_uid", "index", "op", "name", "macs", "median", "count", "unit", "method"])
@@ -75,9 +76,9 @@ def export_runs(runs: Sequence[dict[str, Any]], fmt: str, table: str, schema_ver
                                  r["latency"]["method"]])
     else:
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["run_id", "run_uid", "seq", "input", "label", "predicted", "match_reference"])
+        writer.writerow(["run_id", "run_uid", "seq", "input", "label", "predicted", "match_reference", "route"])
         for r in runs:
             for i, o in enumerate(r["outputs"]):
                 writer.writerow([r["id"], r["uid"], i, o["input"], o["label"], o["predicted"],
-                                 o["match_reference"]])
+                                 o["match_reference"], o.get("route")])
     return buf.getvalue()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from formicary.errors import FormicaryError
+from formicary.store.routes import subgraph_usage, summarize_routes
 from formicary.store.schema import MIGRATIONS, SCHEMA_VERSION
 from formicary.store.stats import summarize
 
@@ -50,8 +51,9 @@ _JSON_COLS = {"settings": "settings_json", "host": "host_json", "energy_floor_uj
 # Keys handled elsewhere (arrays, derived statistics, finish state); anything else lands in extra_json.
 _KNOWN_TOP = {k.split(".")[0] for k in _SCALARS} | set(_JSON_COLS) | {
     "energy", "layers", "outputs", "power_samples", "complete", "incomplete_reason", "finished_at", "id", "uid",
-    "status", "store"}
-_LATENCY_STATS = {"samples", "min", "median", "p90", "p99", "max", "mean", "count", "unit", "method", "estimate_ms"}
+    "status", "store", "subgraphs", "routes"}  # routes: derived from the samples' routes, like latency statistics
+_LATENCY_STATS = {"samples", "min", "median", "p90", "p99", "max", "mean", "count", "unit", "method", "estimate_ms",
+                  "routes"}
 
 
 def now_iso() -> str:
@@ -200,12 +202,14 @@ class ResultStore:
             self._require(conn, run_id)
             self._ingest(conn, run_id, partial)
 
-    def add_samples(self, run_id: int, samples: Iterable[float]) -> int:
-        """Append per-inference latencies (in the run's latency unit); returns how many the run now has."""
+    def add_samples(self, run_id: int, samples: Iterable[float],
+                    routes: Sequence[int | None] | None = None) -> int:
+        """Append per-inference latencies (in the run's latency unit) and, when the firmware reports them, each
+        inference's route (bitmask of the subgraphs it ran); returns how many samples the run now has."""
         values = [_number(v, "latency sample") for v in samples]
         with self._write() as conn:
             self._require(conn, run_id)
-            return self._append_samples(conn, run_id, values)
+            return self._append_samples(conn, run_id, values, routes)
 
     def add_layer_timings(self, run_id: int, layers: Sequence[dict[str, Any]]) -> None:
         """Record layers ({index, op, name, macs, unit, median?, samples?}); samples are appended per layer."""
@@ -298,6 +302,10 @@ class ResultStore:
                 sets[col] = None if value is None else json.dumps(value, sort_keys=True)
         if "energy" in d:
             sets.update(_energy_columns(d["energy"]))
+        if "subgraphs" in d:  # the model's subgraphs; their usage is recomputed from the samples' routes
+            sets["subgraphs_json"] = None if d["subgraphs"] is None else json.dumps(
+                [{"index": g.get("index", i), "name": g.get("name"), "ops": g.get("ops")}
+                 for i, g in enumerate(d["subgraphs"])])
         extra = {k: v for k, v in d.items() if k not in _KNOWN_TOP}
         latency = d.get("latency")
         if isinstance(latency, dict):
@@ -312,7 +320,8 @@ class ResultStore:
         sets["updated_at"] = now_iso()
         conn.execute(f"UPDATE runs SET {', '.join(f'{c}=?' for c in sets)} WHERE id=?", (*sets.values(), run_id))
         if isinstance(latency, dict) and latency.get("samples"):
-            self._append_samples(conn, run_id, [_number(v, "latency sample") for v in latency["samples"]])
+            self._append_samples(conn, run_id, [_number(v, "latency sample") for v in latency["samples"]],
+                                 latency.get("routes"))
         if d.get("layers"):
             self._append_layers(conn, run_id, d["layers"])
         if d.get("outputs"):
@@ -326,10 +335,15 @@ class ResultStore:
                            (run_id, *args)).fetchone()
         return int(row[0])
 
-    def _append_samples(self, conn: sqlite3.Connection, run_id: int, values: list[float]) -> int:
+    def _append_samples(self, conn: sqlite3.Connection, run_id: int, values: list[float],
+                        routes: Sequence[int | None] | None = None) -> int:
+        if routes is not None and len(routes) != len(values):
+            raise FormicaryError(f"{len(routes)} routes for {len(values)} latency samples",
+                                 "pass one route per sample (or none)")
         start = self._next_seq(conn, "samples", run_id)
-        conn.executemany("INSERT INTO samples (run_id, seq, value) VALUES (?, ?, ?)",
-                         [(run_id, start + i, v) for i, v in enumerate(values)])
+        conn.executemany("INSERT INTO samples (run_id, seq, value, route) VALUES (?, ?, ?, ?)",
+                         [(run_id, start + i, v, _route(routes[i]) if routes is not None else None)
+                          for i, v in enumerate(values)])
         conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (now_iso(), run_id))
         return start + len(values)
 
@@ -337,12 +351,14 @@ class ResultStore:
         for pos, layer in enumerate(layers):
             idx = int(layer.get("index", pos))
             conn.execute(
-                "INSERT INTO layers (run_id, idx, op, name, macs, unit, median) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO layers (run_id, idx, op, name, macs, unit, median, subgraph) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, idx) DO UPDATE SET op=COALESCE(excluded.op, op), "
                 "name=COALESCE(excluded.name, name), macs=COALESCE(excluded.macs, macs), "
-                "unit=COALESCE(excluded.unit, unit), median=COALESCE(excluded.median, median)",
+                "unit=COALESCE(excluded.unit, unit), median=COALESCE(excluded.median, median), "
+                "subgraph=COALESCE(excluded.subgraph, subgraph)",
                 (run_id, idx, layer.get("op"), layer.get("name"), layer.get("macs"), layer.get("unit"),
-                 layer.get("median")))
+                 layer.get("median"), layer.get("subgraph")))
             samples = layer.get("samples") or []
             if samples:
                 start = self._next_seq(conn, "layer_samples", run_id, " AND idx=?", (idx,))
@@ -354,9 +370,10 @@ class ResultStore:
     def _append_outputs(self, conn: sqlite3.Connection, run_id: int, outputs: Sequence[dict[str, Any]]) -> None:
         start = self._next_seq(conn, "outputs", run_id)
         conn.executemany(
-            "INSERT INTO outputs (run_id, seq, input, label, predicted, match_reference) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outputs (run_id, seq, input, label, predicted, match_reference, route) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(run_id, start + i, o.get("input"), o.get("label"), o.get("predicted"),
-              _db_value(o.get("match_reference"))) for i, o in enumerate(outputs)])
+              _db_value(o.get("match_reference")), _route(o.get("route"))) for i, o in enumerate(outputs)])
         conn.execute("UPDATE runs SET updated_at=? WHERE id=?", (now_iso(), run_id))
 
     def _append_power(self, conn: sqlite3.Connection, run_id: int, samples: Iterable[Sequence[float]]) -> None:
@@ -386,9 +403,10 @@ class ResultStore:
         plus id, uid, status (complete|incomplete|interrupted|running) and `store` bookkeeping."""
         run_id = self.resolve(run_id)
         row = self._conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        samples = [r[0] for r in self._conn.execute(
-            "SELECT value FROM samples WHERE run_id=? ORDER BY seq", (run_id,))]
-        return self._assemble(row, samples, full=True)
+        rows = self._conn.execute("SELECT value, route FROM samples WHERE run_id=? ORDER BY seq", (run_id,)).fetchall()
+        routes = [r[1] for r in rows]
+        return self._assemble(row, [r[0] for r in rows], full=True,
+                              routes=routes if any(r is not None for r in routes) else None)
 
     def list_runs(self, *, board: str | None = None, model: str | None = None, label: str | None = None,
                   status: str | None = None, since: str | None = None, until: str | None = None,
@@ -441,7 +459,8 @@ class ResultStore:
         return "interrupted", (f"{who} ended without finishing the run (killed, crashed or lost power); "
                                f"last write {row['updated_at']}")
 
-    def _assemble(self, row: sqlite3.Row, samples: list[float], *, full: bool) -> dict[str, Any]:
+    def _assemble(self, row: sqlite3.Row, samples: list[float], *, full: bool,
+                  routes: list[int | None] | None = None) -> dict[str, Any]:
         status, reason = self._status(row)
         run_id = int(row["id"])
         stats = summarize(samples)
@@ -474,13 +493,19 @@ class ResultStore:
         if not full:
             return run
         run["latency"]["samples"] = samples
+        run["latency"]["routes"] = routes
         run["settings"] = json.loads(row["settings_json"]) if row["settings_json"] else None
         run["host"] = json.loads(row["host_json"]) if row["host_json"] else None
         run["layers"] = self._layers(run_id)
         run["outputs"] = [
             {"input": r["input"], "label": r["label"], "predicted": r["predicted"],
-             "match_reference": _bool(r["match_reference"])}
+             "match_reference": _bool(r["match_reference"]), "route": r["route"]}
             for r in self._conn.execute("SELECT * FROM outputs WHERE run_id=? ORDER BY seq", (run_id,))]
+        graphs = json.loads(row["subgraphs_json"]) if row["subgraphs_json"] else None
+        names = [g["name"] for g in graphs] if graphs else None
+        run["subgraphs"] = subgraph_usage(routes, names, [g.get("ops") for g in graphs] if graphs else None)
+        run["routes"] = summarize_routes(samples, routes, names=names, outputs=run["outputs"],
+                                         unit=row["latency_unit"], method=row["latency_method"])
         power = [[r[0], r[1]] for r in self._conn.execute(
             "SELECT t_s, watts FROM power_samples WHERE run_id=? ORDER BY seq", (run_id,))]
         run["power_samples"] = power or None
@@ -497,7 +522,7 @@ class ResultStore:
                 "SELECT value FROM layer_samples WHERE run_id=? AND idx=? ORDER BY seq", (run_id, r["idx"]))]
             median = summarize(samples)["median"] if samples else r["median"]
             layers.append({"index": r["idx"], "op": r["op"], "name": r["name"], "macs": r["macs"],
-                           "unit": r["unit"], "median": median, "samples": samples})
+                           "unit": r["unit"], "median": median, "samples": samples, "subgraph": r["subgraph"]})
         return layers
 
     # ---- export --------------------------------------------------------------------------------------------
@@ -532,6 +557,18 @@ def _db_value(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return value
+
+
+def _route(value: Any) -> int | None:
+    """A route mask as stored: a 32-bit unsigned integer, or NULL when unknown."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+        raise FormicaryError(f"route {value!r} is not an integer bitmask", "pass fm_model_route() masks (0..2**32-1)")
+    mask = int(value)
+    if not 0 <= mask < 2 ** 32:
+        raise FormicaryError(f"route {mask} is outside 0..2**32-1", "pass fm_model_route() masks (32 bits)")
+    return mask
 
 
 def _bool(value: Any) -> bool | None:

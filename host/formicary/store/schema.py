@@ -120,5 +120,15 @@ _V4 = """
 ALTER TABLE runs ADD COLUMN training_json   TEXT;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# v5: routes, for models with several subgraphs (mixtures of experts): the route (bitmask of the subgraphs that
+# ran, fm_model_route()) of every sample and of every output's input, each layer's subgraph, and the model's
+# subgraphs (index, name, ops) as JSON. NULL for runs stored before v5 and for firmware that reports no routes.
+_V5 = """
+ALTER TABLE samples ADD COLUMN route        INTEGER;
+ALTER TABLE outputs ADD COLUMN route        INTEGER;
+ALTER TABLE layers ADD COLUMN subgraph      INTEGER;
+ALTER TABLE runs ADD COLUMN subgraphs_json  TEXT;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)

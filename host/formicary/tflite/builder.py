@@ -10,7 +10,7 @@ import flatbuffers
 import numpy as np
 import tflite
 
-_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
+_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "bool": 6, "int16": 7, "int8": 9}
 
 
 def _mod(name: str):
@@ -37,23 +37,38 @@ class Op:
     fields: dict = field(default_factory=dict)  # option field (CamelCase without Add) -> value
 
 
+@dataclass
+class Subgraph:
+    """A further subgraph (index 1, 2, ... in the order given): IF branches name it by index."""
+    tensors: list[T]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    name: str = ""
+
+
 def _vec(b: flatbuffers.Builder, values, dtype) -> int:
     return b.CreateNumpyVector(np.asarray(values, dtype=dtype))
 
 
-def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]) -> bytes:
+_NP = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "uint8": np.uint8, "int16": np.int16,
+       "int64": np.int64, "bool": np.bool_}
+
+
+def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int],
+          subgraphs: list[Subgraph] = ()) -> bytes:
     b = flatbuffers.Builder(1024)
+    graphs = [Subgraph(tensors, ops, inputs, outputs, "main"), *subgraphs]
     # Buffers: 0 is the empty sentinel; each constant tensor gets its own.
-    buffer_of: dict[int, int] = {}
+    buffer_of: dict[tuple[int, int], int] = {}
     buffer_data: list[bytes | None] = [None]
-    for i, t in enumerate(tensors):
-        if t.data is not None:
-            buffer_of[i] = len(buffer_data)
-            np_dt = {"float32": np.float32, "int32": np.int32, "int8": np.int8, "uint8": np.uint8,
-                     "int16": np.int16, "int64": np.int64}[t.dtype]
-            buffer_data.append(np.ascontiguousarray(t.data, dtype=np_dt).tobytes())
-        else:
-            buffer_of[i] = 0
+    for g, graph in enumerate(graphs):
+        for i, t in enumerate(graph.tensors):
+            if t.data is not None:
+                buffer_of[g, i] = len(buffer_data)
+                buffer_data.append(np.ascontiguousarray(t.data, dtype=_NP[t.dtype]).tobytes())
+            else:
+                buffer_of[g, i] = 0
     buf_offsets = []
     for raw in buffer_data:
         data_off = _vec(b, np.frombuffer(raw, dtype=np.uint8), np.uint8) if raw else None
@@ -63,8 +78,45 @@ def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]
             B.AddData(b, data_off)
         buf_offsets.append(B.End(b))
 
+    codes = sorted({op.opcode for graph in graphs for op in graph.ops})
+    code_index = {c: i for i, c in enumerate(codes)}
+
+    def table_vector(start_fn, items):
+        start_fn(b, len(items))
+        for off in reversed(items):
+            b.PrependUOffsetTRelative(off)
+        return b.EndVector()
+
+    sg_offsets = [_subgraph(b, g, graph, buffer_of, code_index, table_vector) for g, graph in enumerate(graphs)]
+
+    code_offsets = []
+    for c in codes:
+        C = _mod("OperatorCode")
+        value = getattr(tflite.BuiltinOperator, c)
+        C.Start(b)
+        C.AddDeprecatedBuiltinCode(b, min(value, 127))
+        C.AddBuiltinCode(b, value)
+        C.AddVersion(b, 1)
+        code_offsets.append(C.End(b))
+
+    M = _mod("Model")
+    codes_vec = table_vector(M.StartOperatorCodesVector, code_offsets)
+    sg_vec = table_vector(M.StartSubgraphsVector, sg_offsets)
+    buf_vec = table_vector(M.StartBuffersVector, buf_offsets)
+    desc = b.CreateString("formicary test model")
+    M.Start(b)
+    M.AddVersion(b, 3)
+    M.AddOperatorCodes(b, codes_vec)
+    M.AddSubgraphs(b, sg_vec)
+    M.AddDescription(b, desc)
+    M.AddBuffers(b, buf_vec)
+    b.Finish(M.End(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _subgraph(b: flatbuffers.Builder, g: int, graph: Subgraph, buffer_of: dict, code_index: dict, table_vector) -> int:
     tensor_offsets = []
-    for i, t in enumerate(tensors):
+    for i, t in enumerate(graph.tensors):
         name = b.CreateString(t.name or f"t{i}")
         shape = _vec(b, t.shape, np.int32)
         q_off = None
@@ -81,16 +133,14 @@ def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]
         TT.Start(b)
         TT.AddShape(b, shape)
         TT.AddType(b, _TYPES[t.dtype])
-        TT.AddBuffer(b, buffer_of[i])
+        TT.AddBuffer(b, buffer_of[g, i])
         TT.AddName(b, name)
         if q_off is not None:
             TT.AddQuantization(b, q_off)
         tensor_offsets.append(TT.End(b))
 
-    codes = sorted({op.opcode for op in ops})
-    code_index = {c: i for i, c in enumerate(codes)}
     op_offsets = []
-    for op in ops:
+    for op in graph.ops:
         opt_off = None
         if op.options:
             M = _mod(op.options)
@@ -110,50 +160,19 @@ def build(tensors: list[T], ops: list[Op], inputs: list[int], outputs: list[int]
             O.AddBuiltinOptions(b, opt_off)
         op_offsets.append(O.End(b))
 
-    def table_vector(start_fn, items):
-        start_fn(b, len(items))
-        for off in reversed(items):
-            b.PrependUOffsetTRelative(off)
-        return b.EndVector()
-
     S = _mod("SubGraph")
     t_vec = table_vector(S.StartTensorsVector, tensor_offsets)
     o_vec = table_vector(S.StartOperatorsVector, op_offsets)
-    in_vec = _vec(b, inputs, np.int32)
-    out_vec = _vec(b, outputs, np.int32)
-    sg_name = b.CreateString("main")
+    in_vec = _vec(b, graph.inputs, np.int32)
+    out_vec = _vec(b, graph.outputs, np.int32)
+    sg_name = b.CreateString(graph.name or f"subgraph_{g}")
     S.Start(b)
     S.AddTensors(b, t_vec)
     S.AddOperators(b, o_vec)
     S.AddInputs(b, in_vec)
     S.AddOutputs(b, out_vec)
     S.AddName(b, sg_name)
-    sg = S.End(b)
-
-    code_offsets = []
-    for c in codes:
-        C = _mod("OperatorCode")
-        value = getattr(tflite.BuiltinOperator, c)
-        C.Start(b)
-        C.AddDeprecatedBuiltinCode(b, min(value, 127))
-        C.AddBuiltinCode(b, value)
-        C.AddVersion(b, 1)
-        code_offsets.append(C.End(b))
-
-    M = _mod("Model")
-    codes_vec = table_vector(M.StartOperatorCodesVector, code_offsets)
-    sg_vec = table_vector(M.StartSubgraphsVector, [sg])
-    buf_vec = table_vector(M.StartBuffersVector, buf_offsets)
-    desc = b.CreateString("formicary test model")
-    M.Start(b)
-    M.AddVersion(b, 3)
-    M.AddOperatorCodes(b, codes_vec)
-    M.AddSubgraphs(b, sg_vec)
-    M.AddDescription(b, desc)
-    M.AddBuffers(b, buf_vec)
-    b.Finish(M.End(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
+    return S.End(b)
 
 ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}  # TFLite ActivationFunctionType
 

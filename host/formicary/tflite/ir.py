@@ -82,16 +82,13 @@ class Operator:
     version: int = 1
 
 
-@dataclass
-class ModelIR:
+class _Graph:
+    """Accessors shared by a subgraph and by the model (whose own tensors/operators are subgraph 0's)."""
+
     tensors: list[Tensor]
     operators: list[Operator]
     inputs: list[int]
     outputs: list[int]
-    schema_version: int
-    description: str
-    size_bytes: int
-    subgraph_count: int = 1
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
@@ -109,3 +106,31 @@ class ModelIR:
 
     def op_outputs(self, op: Operator) -> list[Tensor]:
         return [self.tensors[i] for i in op.outputs]
+
+
+@dataclass
+class SubgraphIR(_Graph):
+    """One subgraph of the flatbuffer; tensor and operator indices are local to it."""
+
+    index: int
+    name: str
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+
+
+@dataclass
+class ModelIR(_Graph):
+    """The model. `tensors`/`operators`/`inputs`/`outputs` are subgraph 0's (the entry: what runs first and what
+    single-subgraph callers have always meant); `subgraphs` holds every subgraph, subgraph 0 included."""
+
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+    schema_version: int
+    description: str
+    size_bytes: int
+    subgraph_count: int = 1
+    subgraphs: list[SubgraphIR] = field(default_factory=list)

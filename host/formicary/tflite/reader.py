@@ -13,7 +13,16 @@ import tflite
 from tflite.utils import BUILTIN_OPCODE2NAME
 
 from formicary.errors import FormicaryError
-from formicary.tflite.ir import ACTIVATION, PADDING, TENSOR_TYPES, ModelIR, Operator, Quantization, Tensor
+from formicary.tflite.ir import (
+    ACTIVATION,
+    PADDING,
+    TENSOR_TYPES,
+    ModelIR,
+    Operator,
+    Quantization,
+    SubgraphIR,
+    Tensor,
+)
 
 _OPTION_CLASSES: dict[int, type] = {
     value: getattr(tflite, name) for name, value in vars(tflite.BuiltinOptions).items()
@@ -51,18 +60,28 @@ def _parse(data: bytes) -> ModelIR:
     model = tflite.Model.GetRootAs(data, 0)
     if model.SubgraphsLength() < 1:
         raise FormicaryError("the flatbuffer has no subgraph: an empty or corrupt model.", "re-export the model.")
-    graph = model.Subgraphs(0)
     buffers = [model.Buffers(i) for i in range(model.BuffersLength())]
     opcodes = [_opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    subgraphs = [_read_subgraph(model.Subgraphs(s), s, buffers, opcodes, data)
+                 for s in range(model.SubgraphsLength())]
+    main = subgraphs[0]
+    desc = model.Description()
+    return ModelIR(
+        tensors=main.tensors, operators=main.operators, inputs=main.inputs, outputs=main.outputs,
+        schema_version=model.Version(), description=desc.decode("utf-8", "replace") if desc else "",
+        size_bytes=len(data), subgraph_count=model.SubgraphsLength(), subgraphs=subgraphs)
 
+
+def _read_subgraph(graph, index: int, buffers: list, opcodes: list[tuple[str, int]], data: bytes) -> SubgraphIR:
+    where = "" if index == 0 else f" of subgraph {index}"
     tensors = [_read_tensor(graph.Tensors(i), i, buffers, data) for i in range(graph.TensorsLength())]
     operators = []
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code_index = op.OpcodeIndex()
         if code_index >= len(opcodes):
-            raise FormicaryError(f"operator {i} refers to opcode {code_index}, beyond the model's opcode table.",
-                                 "the file is corrupt; re-export the model.")
+            raise FormicaryError(f"operator {i}{where} refers to opcode {code_index}, beyond the model's opcode "
+                                 "table.", "the file is corrupt; re-export the model.")
         name, version = opcodes[code_index]
         operators.append(Operator(
             index=i, opcode=name, version=version,
@@ -71,16 +90,18 @@ def _parse(data: bytes) -> ModelIR:
             options=_read_options(op)))
     for op in operators:
         for t in (*op.inputs, *op.outputs):
-            if t >= len(tensors):
-                raise FormicaryError(f"operator {op.index} ({op.opcode}) refers to tensor {t}, which does not exist.",
-                                     "the file is corrupt; re-export the model.")
-    desc = model.Description()
-    return ModelIR(
-        tensors=tensors, operators=operators,
-        inputs=[int(t) for t in _ints(graph.InputsAsNumpy())],
-        outputs=[int(t) for t in _ints(graph.OutputsAsNumpy())],
-        schema_version=model.Version(), description=desc.decode("utf-8", "replace") if desc else "",
-        size_bytes=len(data), subgraph_count=model.SubgraphsLength())
+            if t >= len(tensors) or t < -1:
+                raise FormicaryError(f"operator {op.index}{where} ({op.opcode}) refers to tensor {t}, which does "
+                                     "not exist.", "the file is corrupt; re-export the model.")
+    inputs = [int(t) for t in _ints(graph.InputsAsNumpy())]
+    outputs = [int(t) for t in _ints(graph.OutputsAsNumpy())]
+    for t in (*inputs, *outputs):
+        if not 0 <= t < len(tensors):
+            raise FormicaryError(f"subgraph {index} names tensor {t} as an input/output, which does not exist.",
+                                 "the file is corrupt; re-export the model.")
+    name = graph.Name()
+    return SubgraphIR(index=index, name=name.decode("utf-8", "replace") if name else f"subgraph_{index}",
+                      tensors=tensors, operators=operators, inputs=inputs, outputs=outputs)
 
 
 def _ints(value) -> np.ndarray:

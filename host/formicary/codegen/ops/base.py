@@ -42,6 +42,7 @@ class LoweredOp:
     scratch_bytes: int = 0                # arena bytes needed only while this op runs: set from the kernel set
     kernel: str = ""                      # kernel function name, for docs/reports and kernel-set look-ups
     scratch_offset: int = 0               # set by the planner
+    own_hooks: bool = False               # the call profiles itself (IF: cond + copies; the branch's ops report)
     packed_bytes: int = 0                 # flash of the kernel set's AOT weight re-layout (codegen/packing.py)
     replaced_bytes: int = 0               # flash of the TFLite-layout constants that re-layout replaced
 
@@ -96,9 +97,10 @@ class LowerContext:
     emitter defines from the arena plan) or the const array holding a constant tensor (emitted on first use).
     """
 
-    def __init__(self, model: ModelIR, op: Operator, kernel_set=None) -> None:
+    def __init__(self, model: ModelIR, op: Operator, kernel_set=None, program=None) -> None:
         self.model = model
         self.op = op
+        self.program = program                    # codegen.subgraphs.Program: subgraphs, IF branches
         self.kernel_set = kernel_set              # codegen.kernel_sets.KernelSet; None: reference
         self.packed_bytes = 0                     # flash of the kernel set's AOT re-layout for this op
         self.replaced_bytes = 0                   # flash of the TFLite-layout constants that re-layout replaced
