@@ -161,6 +161,9 @@ def test_export_is_an_if_tree_with_int8_expert_subgraphs(exported):
         assert all(t in ("INT8", "INT32") for o in ops for t in o["in"] + o["out"]), ops
         assert sum(o["op"] == "CONV_2D" for o in ops) == 2 and sum(o["op"] == "FULLY_CONNECTED" for o in ops) == 2
     assert min(info.calibration_per_expert) > 0
+    # each expert's first conv reads the stem's int8 output directly: no requantization at the boundary
+    assert info.boundary_requantize == 0
+    assert not any(o["op"] in ("QUANTIZE", "DEQUANTIZE") for sg in info.subgraphs for o in sg["ops"])
 
 
 def test_dropping_the_route_output_keeps_the_outputs(exported, digits_splits):
