@@ -296,3 +296,25 @@ def test_prune_experts_reaches_the_sparsity_and_keeps_accuracy(trained, small_tr
     assert (routes(copy, x) == routes(model, x)).all()
     acc = float((np.asarray(copy(x, training=False)).argmax(1) == y).mean())
     assert acc >= trained[1]["val_accuracy"] - 0.05
+
+
+@pytest.mark.qemu
+@pytest.mark.usefixtures("arm_qemu_tools")
+def test_trained_export_runs_on_qemu_m4_bit_exact_with_the_tflm_routes(trained, exported, digits_splits, tmp_path):
+    """The deployed model.tflite of a trained mixture on the device: bit-exact with TFLM, and the device's route
+    histogram (bench `routes`) is TFLM's expert usage on the same inputs, every expert reached."""
+    from formicary.bench.runner import run_bench
+    from formicary.shrink.moe import _tflm_eval
+    from formicary.shrink.moe_export import drop_route_output
+
+    data, _ = exported
+    x, y = digits_splits.val.x[:80], digits_splits.val.y[:80]
+    ev = _tflm_eval(data, x, y, 4)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(drop_route_output(data))
+    np.savez(tmp_path / "val.npz", x=x, y=y)
+    r = run_bench(path, "qemu-m4", data=tmp_path / "val.npz", warmup=0, store=False, out_dir=tmp_path / "bench")
+    assert r["bit_exact"] and r["mismatches"] == 0 and r["accuracy"] == ev["accuracy"]
+    on_device = {name: rt["count"] for rt in r["routes"] for name in rt["names"] if name.startswith("expert_")}
+    assert on_device == {f"expert_{i}": n for i, n in enumerate(ev["usage"]) if n}, (on_device, ev["usage"])
+    assert len(on_device) == 4
