@@ -16,8 +16,9 @@ What it does:
    if all experts ran), the expert-usage histogram (train, val, val in TFLM).
 3. With --board (default qemu-m4): every model benched on the board on the 400 val digits (`formicary bench
    MODEL --board B --data val.npz`): accuracy on the device, retired instructions per inference, arena, flash,
-   modelled energy. The MoE needs formicary-rt's multi-subgraph code generation; until it is there the bench
-   refuses the model and this script says so in `board.error` (the baselines are benched either way).
+   modelled energy, and for the MoE the device's route histogram and latency per route (bench `routes`). The MoE
+   needs formicary-rt's multi-subgraph code generation (moe-rt); a formicary without it refuses the model, and
+   this script then says so in `board.error` (the baselines are benched either way).
 """
 from __future__ import annotations
 
