@@ -218,6 +218,11 @@ def test_cli_json_report_and_provenance(tf, digits_splits, tmp_path, monkeypatch
     assert doc["accuracy"]["int8_tflm"] > 0.85 and doc["route_agreement"] >= 0.95
     assert len(doc["usage"]["val_tflm"]) == 4 and sum(doc["usage"]["val_tflm"]) == len(s.val.x)
     assert doc["model_bytes"] == (out / "model.tflite").stat().st_size and doc["tflm_arena_bytes"] > 0
+    # formicary's analysis of the .tflite (per route) agrees with the Keras-side counts
+    a = doc["analysis"]
+    assert a["macs_per_route"] == {"min": doc["costs"]["macs_per_inference"], "max": doc["costs"]["macs_per_inference"]}
+    assert a["macs_all_subgraphs"] == doc["costs"]["macs_all_experts"]
+    assert a["params_all_subgraphs"] == doc["costs"]["total_params"] and len(a["routes"]) == 4
     stage = doc["moe"]
     for key in ("experts", "top_k", "expert_arch", "balance_weight", "usage", "params_per_expert", "gate_params",
                 "label"):

@@ -78,5 +78,20 @@ def register(app: typer.Typer) -> None:
         opts = MoEOptions(experts=experts, top_k=top_k, expert=expert, stem=stem, balance_weight=balance_weight,
                           gate_noise=gate_noise, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                           seed=seed, prune=prune, prune_epochs=prune_epochs)
-        result = moe_files(data, out, opts, val=val, calib=calib, export=export)
-        emit(result.to_dict(), as_json, render)
+        result = moe_files(data, out, opts, val=val, calib=calib, export=export).to_dict()
+        result["analysis"] = _analysis(result["model_path"])
+        emit(result, as_json, render)
+
+
+def _analysis(model_path: str | None) -> dict[str, Any] | None:
+    """formicary's static analysis of the exported .tflite, per route (a cross-check of the Keras-side counts)."""
+    if not model_path:
+        return None
+    from formicary.analysis import analyse
+
+    a = analyse(model_path, measure_arena=False)
+    cf = a.get("control_flow") or {}
+    return {"macs_per_route": cf.get("macs_per_route"), "macs_all_subgraphs": cf.get("macs_all_subgraphs"),
+            "params_all_subgraphs": cf.get("params_all_subgraphs"),
+            "routes": [{"names": r["names"], "macs": r["macs"]} for r in cf.get("routes") or []],
+            "energy_floor_uj": a.get("energy_floor_uj")}
