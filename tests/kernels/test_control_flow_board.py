@@ -63,3 +63,9 @@ def test_moe_on_qemu_m4_bit_exact_and_runs_one_expert(tf, tmp_path):
         leaf = next(i for i in range(32) if (expected_route(model, expert) & ~others) >> i & 1)  # its own subgraph
         assert used[leaf] == picks.count(expert), (expert, used)
     assert {lay["subgraph"] for lay in r["layers"]} == set(used)
+    # MACs per inference are a route's (stem + gate + one expert), not subgraph 0's alone nor every expert's.
+    from formicary.analysis import analyse
+
+    cf = analyse(model, measure_arena=False)["control_flow"]
+    assert r["macs"] == max(route["macs"] for route in cf["routes"])
+    assert cf["subgraphs"][0]["macs"] < r["macs"] < cf["macs_all_subgraphs"]

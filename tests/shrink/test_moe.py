@@ -303,6 +303,30 @@ def test_prune_experts_reaches_the_sparsity_and_keeps_accuracy(trained, small_tr
     assert acc >= trained[1]["val_accuracy"] - 0.05
 
 
+def test_cluster_experts_limits_distinct_weights_and_keeps_routing(trained, small_train, digits_splits):
+    """Per-expert clustering (on a copy): every expert kernel holds at most K distinct values, the stem and gate
+    are untouched (so the routing is unchanged), and the model still classifies."""
+    import tf_keras as keras
+    from formicary.shrink import kernels
+    from formicary.shrink.moe import cluster_experts, parts, routes
+
+    model = trained[0]
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    results = cluster_experts(copy, small_train, 8, epochs=1)
+    assert [r["expert"] for r in results] == [0, 1, 2, 3]
+    for e in parts(copy).experts:
+        distinct = [np.unique(k).size for k in kernels(e.layers[-1]).values()]
+        assert distinct and max(distinct) <= 8, distinct
+    before, after = parts(model), parts(copy)
+    for a, b in zip(before.stem + before.gate[1:], after.stem + after.gate[1:]):
+        assert all((wa == wb).all() for wa, wb in zip(a.get_weights(), b.get_weights()))
+    x, y = digits_splits.val.x, digits_splits.val.y
+    assert (routes(copy, x) == routes(model, x)).all()
+    acc = float((np.asarray(copy(x, training=False)).argmax(1) == y).mean())
+    assert acc >= trained[1]["val_accuracy"] - 0.1
+
+
 @pytest.mark.qemu
 @pytest.mark.usefixtures("arm_qemu_tools")
 def test_trained_export_runs_on_qemu_m4_bit_exact_with_the_tflm_routes(trained, exported, digits_splits, tmp_path):

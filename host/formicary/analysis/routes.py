@@ -8,22 +8,25 @@ from dataclasses import replace
 from typing import Any
 
 from formicary.analysis import stats
-from formicary.analysis.macs import count_op
+from formicary.analysis.macs import count_op, effective_macs
 from formicary.tflite import ModelIR, SubgraphIR
 
 MAX_ROUTES = 4096  # chained (not nested) IF ops multiply the routes; beyond this only totals are reported
 
 
 def _subgraph_counts(sg: SubgraphIR) -> dict[str, Any]:
-    macs = params = 0
+    macs = params = effective = 0
     seen: set[int] = set()
     for op in sg.operators:
-        macs += count_op(sg, op).macs
+        op_macs = count_op(sg, op).macs
+        macs += op_macs
+        effective += effective_macs(sg, op, op_macs)
         for pos, t in enumerate(sg.op_inputs(op)):
             if t is not None and t.index not in seen and stats.tensor_role(sg, op, pos, t) in ("weights", "bias"):
                 seen.add(t.index)
                 params += t.numel
-    return {"index": sg.index, "name": sg.name, "ops": len(sg.operators), "macs": macs, "params": params}
+    return {"index": sg.index, "name": sg.name, "ops": len(sg.operators), "macs": macs, "effective_macs": effective,
+            "params": params}
 
 
 def _branches(sg: SubgraphIR, n: int) -> list[tuple[int, int]]:
@@ -59,8 +62,8 @@ def _routes(model: ModelIR) -> list[frozenset[int]] | None:
 
 
 def control_flow(model: ModelIR) -> dict[str, Any] | None:
-    """None for single-subgraph models. Else {subgraphs: [{index, name, ops, macs, params}], routes:
-    [{route (fm_model_route bits), subgraphs, names, macs}], macs_all_subgraphs, params_all_subgraphs,
+    """None for single-subgraph models. Else {subgraphs: [{index, name, ops, macs, effective_macs, params}], routes:
+    [{route (fm_model_route bits), subgraphs, names, macs, effective_macs}], macs_all_subgraphs, params_all_subgraphs,
     macs_per_route: {min, max} (null when there are more than MAX_ROUTES routes)}."""
     if len(model.subgraphs) <= 1:
         return None
@@ -72,7 +75,8 @@ def control_flow(model: ModelIR) -> dict[str, Any] | None:
         for i in r:
             mask |= 1 << min(i, 31)
         routes.append({"route": mask, "subgraphs": sorted(r), "names": [per_sg[i]["name"] for i in sorted(r)],
-                       "macs": sum(per_sg[i]["macs"] for i in r)})
+                       "macs": sum(per_sg[i]["macs"] for i in r),
+                       "effective_macs": sum(per_sg[i]["effective_macs"] for i in r)})
     route_macs = [r["macs"] for r in routes]
     return {
         "subgraphs": per_sg,

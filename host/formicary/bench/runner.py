@@ -79,6 +79,16 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
             "prune_structure": structure, "training": training}
 
 
+def _per_inference_macs(analysis: dict[str, Any]) -> dict[str, int]:
+    """MACs of one inference: the model's, or for a model with IF branches its heaviest route's (the subgraphs one
+    invocation runs; a mixture of experts holds every expert in flash but runs one)."""
+    routes = (analysis.get("control_flow") or {}).get("routes") or []
+    if routes:
+        heaviest = max(routes, key=lambda r: r["macs"])
+        return {"macs": int(heaviest["macs"]), "effective_macs": int(heaviest["effective_macs"])}
+    return {"macs": int(analysis["macs"]), "effective_macs": int(analysis["effective_macs"])}
+
+
 def _host() -> dict[str, str]:
     return {"hostname": socket.gethostname(), "os": platform.platform(), "python": platform.python_version(),
             "formicary": __version__}
@@ -156,8 +166,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source},
         "latency": None, "layers": [], "bit_exact": None, "mismatches": 0, "inputs": 0, "accuracy": None,
         "outputs": [], "flash_bytes": fw.flash_bytes, "ram_bytes": fw.ram_bytes,
-        "arena_bytes": fw.arena_bytes, "macs": int(analysis["macs"]),
-        "effective_macs": int(analysis["effective_macs"]), "model_bytes": int(analysis["model_bytes"]),
+        "arena_bytes": fw.arena_bytes, **_per_inference_macs(analysis), "model_bytes": int(analysis["model_bytes"]),
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
         "energy_model": analysis.get("energy_model"),
         "subgraphs": subgraph_usage(None, graph_names, graph_ops), "routes": None,

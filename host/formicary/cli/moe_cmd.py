@@ -31,6 +31,11 @@ def render(console: Console, result: dict[str, Any]) -> None:
         console.print(f"experts pruned to {pr['sparsity']:.0%} (achieved " +
                       ", ".join(f"expert_{e['expert']} {e['achieved']:.0%}" for e in pr["experts"]) +
                       f"); float accuracy before pruning {s.get('val_accuracy')}")
+    if s.get("cluster"):
+        cl = s["cluster"]
+        most = max(max(e["distinct_values"].values(), default=0) for e in cl["experts"])
+        console.print(f"experts clustered into {cl['clusters']} centroids (at most {most} distinct values per "
+                      "kernel" + (", zeros kept" if cl["preserve_sparsity"] else "") + ")")
     a = result["accuracy"]
     if a["float"] is not None:
         line = f"validation accuracy: float {a['float']:.2%}"
@@ -68,7 +73,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
         prune: Optional[float] = typer.Option(None, "--prune",
                                               help="Then magnitude-prune every expert to this sparsity (0-1)."),
-        prune_epochs: int = typer.Option(5, "--prune-epochs", help="Fine-tuning epochs per expert when pruning."),
+        prune_epochs: int = typer.Option(5, "--prune-epochs",
+                                         help="Fine-tuning epochs per expert when pruning or clustering."),
+        cluster: Optional[int] = typer.Option(None, "--cluster",
+                                              help="Then cluster every expert's kernels into this many centroids."),
         export: bool = typer.Option(True, "--export/--no-export", help="Export model.tflite (top-1 only)."),
         as_json: bool = JSON_OPTION,
     ) -> None:
@@ -77,7 +85,7 @@ def register(app: typer.Typer) -> None:
 
         opts = MoEOptions(experts=experts, top_k=top_k, expert=expert, stem=stem, balance_weight=balance_weight,
                           gate_noise=gate_noise, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                          seed=seed, prune=prune, prune_epochs=prune_epochs)
+                          seed=seed, prune=prune, prune_epochs=prune_epochs, cluster=cluster)
         result = moe_files(data, out, opts, val=val, calib=calib, export=export).to_dict()
         result["analysis"] = _analysis(result["model_path"])
         emit(result, as_json, render)

@@ -56,7 +56,8 @@ class MoEOptions:
     learning_rate: float = 3e-3
     seed: int = 0
     prune: float | None = None      # then magnitude-prune every expert to this sparsity (prune_experts)
-    prune_epochs: int = 5
+    prune_epochs: int = 5           # fine-tuning epochs per expert, for pruning and for clustering
+    cluster: int | None = None      # then cluster every expert's kernels into this many centroids (cluster_experts)
 
 
 def validate_options(o: MoEOptions) -> None:
@@ -82,6 +83,8 @@ def validate_options(o: MoEOptions) -> None:
     if o.prune is not None and not 0.0 < o.prune < 1.0:
         raise FormicaryError(f"--prune {o.prune}: the sparsity must be between 0 and 1",
                              "pass e.g. --prune 0.5 (half of each expert's weights set to zero).")
+    if o.cluster is not None and o.cluster < 2:
+        raise FormicaryError(f"--cluster {o.cluster}: need at least 2 clusters", "pass e.g. --cluster 16.")
     if o.prune_epochs < 1:
         raise FormicaryError(f"--prune-epochs {o.prune_epochs}: need at least 1", "pass --prune-epochs 1 or more.")
     stem_channels(o.stem)
@@ -378,41 +381,74 @@ def train_moe(train: Dataset, options: MoEOptions, val: Dataset | None = None,
 
 # ------------------------------------------------------------------------------------------- pruning
 
-def prune_experts(model: Any, train: Dataset, sparsity: float, epochs: int = 5, batch_size: int = 32,
-                  learning_rate: float = 1e-3) -> list[dict[str, Any]]:
-    """Magnitude-prune every expert to `sparsity` in place (formicary.shrink.prune, unstructured, tfmot's
-    polynomial schedule), each fine-tuned on the stem features of the training inputs the gate routes to it (the
-    inputs it serves at run time). The stem and the gate stay dense. Returns one PruneResult dict per expert.
-
-    Unstructured pruning keeps every shape, so the pruned weights go back into the same model and the export is
-    unchanged; channel pruning (which changes shapes) does not apply to experts yet."""
+def _expert_tunes(model: Any, train: Dataset, epochs: int, batch_size: int, learning_rate: float,
+                  what: str) -> list[tuple[int, Any, Any]]:
+    """(index, inner architecture, FineTune) per expert: each expert is fine-tuned on the stem features of the
+    training inputs the gate routes to it (the inputs it serves at run time)."""
     import tf_keras as keras
 
     from formicary.model.keras_io import quiet_native_logs
     from formicary.shrink import FineTune
-    from formicary.shrink.prune import prune
 
-    if not 0.0 < sparsity < 1.0:
-        raise FormicaryError(f"--prune {sparsity}: the sparsity must be between 0 and 1",
-                             "pass e.g. --prune 0.5 (half of each expert's weights set to zero).")
     p = parts(model)
     x = as_float(train.x)
     feat_model = keras.Model(model.inputs, p.stem[-1].output) if p.stem else None
     with quiet_native_logs():
         feats = x if feat_model is None else np.asarray(feat_model.predict(x, batch_size=256, verbose=0))
     r = routes(model, x, 1)[:, 0]
-    results = []
+    out = []
     for i, expert in enumerate(p.experts):
         mine = r == i
         if not mine.any():
-            raise FormicaryError(f"expert_{i} serves no training input, so it cannot be fine-tuned while pruning",
-                                 "train with a larger --balance-weight, or prune without this expert.")
+            raise FormicaryError(f"expert_{i} serves no training input, so it cannot be fine-tuned while {what}",
+                                 f"train with a larger --balance-weight, or skip {what}.")
         inner = expert.layers[-1]  # the architecture inside the expert_i wrapper (input layer + model)
         tune = FineTune(Dataset(feats[mine], np.asarray(train.y)[mine], f"inputs routed to expert_{i}"),
                         epochs, batch_size, learning_rate)
+        out.append((i, inner, tune))
+    return out
+
+
+def prune_experts(model: Any, train: Dataset, sparsity: float, epochs: int = 5, batch_size: int = 32,
+                  learning_rate: float = 1e-3) -> list[dict[str, Any]]:
+    """Magnitude-prune every expert to `sparsity` in place (formicary.shrink.prune, unstructured, tfmot's
+    polynomial schedule), each fine-tuned on the inputs routed to it. The stem and the gate stay dense. Returns
+    one PruneResult dict per expert.
+
+    Unstructured pruning keeps every shape, so the pruned weights go back into the same model and the export is
+    unchanged; channel pruning (which changes shapes) does not apply to experts yet."""
+    from formicary.shrink.prune import prune
+
+    if not 0.0 < sparsity < 1.0:
+        raise FormicaryError(f"--prune {sparsity}: the sparsity must be between 0 and 1",
+                             "pass e.g. --prune 0.5 (half of each expert's weights set to zero).")
+    results = []
+    for i, inner, tune in _expert_tunes(model, train, epochs, batch_size, learning_rate, "pruning"):
         pruned, result = prune(inner, tune, sparsity)
         inner.set_weights(pruned.get_weights())
-        results.append({"expert": i, "examples": int(mine.sum()), **result.to_dict()})
+        results.append({"expert": i, "examples": len(tune.train), **result.to_dict()})
+    return results
+
+
+def cluster_experts(model: Any, train: Dataset, clusters: int, epochs: int = 5, batch_size: int = 32,
+                    learning_rate: float = 1e-3, preserve_sparsity: bool = False) -> list[dict[str, Any]]:
+    """Cluster every expert's kernels into `clusters` centroids in place (formicary.shrink.cluster, tfmot),
+    each fine-tuned on the inputs routed to it; zeros are kept after pruning (`preserve_sparsity`). Clustering
+    keeps every shape, so the export is unchanged. Returns one ClusterResult dict per expert."""
+    import tf_keras as keras
+
+    from formicary.shrink.cluster import cluster
+
+    if clusters < 2:
+        raise FormicaryError(f"--cluster {clusters}: need at least 2 clusters", "pass e.g. --cluster 16.")
+    results = []
+    for i, inner, tune in _expert_tunes(model, train, epochs, batch_size, learning_rate, "clustering"):
+        # tfmot's cluster wrapper takes the layers it is given: cluster a copy, so `inner` stays a plain model
+        work = keras.models.clone_model(inner)
+        work.set_weights(inner.get_weights())
+        clustered, result = cluster(work, tune, clusters, preserve_sparsity=preserve_sparsity)
+        inner.set_weights(clustered.get_weights())
+        results.append({"expert": i, "examples": len(tune.train), **result.to_dict()})
     return results
 
 
@@ -516,6 +552,22 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
             stage["pruned_val_accuracy"] = round(float((out_val.argmax(axis=1) == val_ds.y).mean()), 4)
             stage["usage"]["val"] = usage(model, val_ds.x, options.experts, options.top_k)
         stage["label"] = f"{stage['label']}-experts-pruned{round(options.prune * 100)}"
+    if options.cluster is not None:
+        with progress.step(f"clustering every expert into {options.cluster} centroids ({options.prune_epochs} "
+                           "epochs each on the inputs routed to it)"):
+            clustered = cluster_experts(model, train_ds, options.cluster, options.prune_epochs, options.batch_size,
+                                        preserve_sparsity=options.prune is not None)
+        stage["cluster"] = {"clusters": options.cluster, "epochs": options.prune_epochs,
+                            "preserve_sparsity": options.prune is not None,
+                            "experts": [{k: r[k] for k in ("expert", "examples", "distinct_values")}
+                                        for r in clustered]}
+        stage["usage"]["train"] = usage(model, train_ds.x, options.experts, options.top_k)
+        if val_ds is not None:
+            with keras_io.quiet_native_logs():
+                out_val = np.asarray(model.predict(as_float(val_ds.x), batch_size=256, verbose=0))
+            stage["shrunk_val_accuracy"] = round(float((out_val.argmax(axis=1) == val_ds.y).mean()), 4)
+            stage["usage"]["val"] = usage(model, val_ds.x, options.experts, options.top_k)
+        stage["label"] = f"{stage['label']}-experts-clustered{options.cluster}"
     out.mkdir(parents=True, exist_ok=True)
     keras_path = out / "moe.keras"
     with progress.step(f"saving {keras_path.name}"):
@@ -524,7 +576,8 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
     doc: dict[str, Any] = {"out_dir": str(out), "keras_path": str(keras_path), "provenance_path": str(sidecar),
                            "model_path": None, "report_path": str(out / "report.json"), "moe": stage,
                            "costs": costs(model), "export": None,
-                           "accuracy": {"float": stage.get("pruned_val_accuracy", stage.get("val_accuracy")),
+                           "accuracy": {"float": stage.get("shrunk_val_accuracy", stage.get("pruned_val_accuracy",
+                                                                                  stage.get("val_accuracy"))),
                                                                                "int8_tflm": None},
                            "usage": {"train": stage["usage"]["train"], "val": stage["usage"].get("val"),
                                      "val_tflm": None},
