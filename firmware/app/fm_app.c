@@ -250,10 +250,15 @@ static void cmd_run(const fm_frame_t *f)
     fm_tx_send(FM_MSG_RUN | FM_MSG_RESPONSE, f->seq, last_run_resp, last_run_resp_len);
 }
 
-static void cmd_read_timings(const fm_frame_t *f)
+/* A page of one u32 per measured inference of the last RUN (READ_TIMINGS: ticks, READ_ROUTES: routes): request
+ * first u32, count u16; answer first, count and as many values as fit in one frame. Both requests are 6 bytes. */
+_Static_assert(FM_READ_TIMINGS_BYTES == FM_READ_ROUTES_BYTES, "one page layout for timings and routes");
+
+static void send_run_page(const fm_frame_t *f, const uint32_t *values, uint8_t response, const char *bad_length,
+                          const char *out_of_range)
 {
     if (f->len != FM_READ_TIMINGS_BYTES) {
-        fm_tx_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, "READ_TIMINGS needs first u32, count u16");
+        fm_tx_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, bad_length);
         return;
     }
     uint32_t first = fm_r32(f->payload), count = fm_r16(f->payload + 4);
@@ -262,7 +267,7 @@ static void cmd_read_timings(const fm_frame_t *f)
         return;
     }
     if (first > run_count || count > run_count - first) {
-        fm_tx_error(f->seq, f->type, FM_E_RANGE, run_count, "timings out of range");
+        fm_tx_error(f->seq, f->type, FM_E_RANGE, run_count, out_of_range);
         return;
     }
     fm_writer_t w = fm_writer(resp, sizeof resp);
@@ -273,38 +278,22 @@ static void cmd_read_timings(const fm_frame_t *f)
     fm_w_u32(&w, first);
     fm_w_u16(&w, count);
     for (uint32_t i = 0; i < count; i++) {
-        fm_w_u32(&w, run_ticks[first + i]);
+        fm_w_u32(&w, values[first + i]);
     }
-    fm_tx_writer(FM_MSG_READ_TIMINGS | FM_MSG_RESPONSE, f->seq, &w);
+    fm_tx_writer(response, f->seq, &w);
+}
+
+static void cmd_read_timings(const fm_frame_t *f)
+{
+    send_run_page(f, run_ticks, FM_MSG_READ_TIMINGS | FM_MSG_RESPONSE, "READ_TIMINGS needs first u32, count u16",
+                  "timings out of range");
 }
 
 /* READ_ROUTES: like READ_TIMINGS, the route (fm_model_route() mask) of each measured inference of the last RUN. */
 static void cmd_read_routes(const fm_frame_t *f)
 {
-    if (f->len != FM_READ_ROUTES_BYTES) {
-        fm_tx_error(f->seq, f->type, FM_E_BAD_LENGTH, f->len, "READ_ROUTES needs first u32, count u16");
-        return;
-    }
-    uint32_t first = fm_r32(f->payload), count = fm_r16(f->payload + 4);
-    if (!outputs_valid) {
-        fm_tx_error(f->seq, f->type, FM_E_STATE, 0, "no completed RUN");
-        return;
-    }
-    if (first > run_count || count > run_count - first) {
-        fm_tx_error(f->seq, f->type, FM_E_RANGE, run_count, "routes out of range");
-        return;
-    }
-    fm_writer_t w = fm_writer(resp, sizeof resp);
-    uint32_t fit = (uint32_t)((sizeof resp - FM_READ_ROUTES_BYTES) / 4u);
-    if (count > fit) {
-        count = fit;
-    }
-    fm_w_u32(&w, first);
-    fm_w_u16(&w, count);
-    for (uint32_t i = 0; i < count; i++) {
-        fm_w_u32(&w, run_routes[first + i]);
-    }
-    fm_tx_writer(FM_MSG_READ_ROUTES | FM_MSG_RESPONSE, f->seq, &w);
+    send_run_page(f, run_routes, FM_MSG_READ_ROUTES | FM_MSG_RESPONSE, "READ_ROUTES needs first u32, count u16",
+                  "routes out of range");
 }
 
 static void cmd_read_output(const fm_frame_t *f)

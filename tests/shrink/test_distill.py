@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 
 import numpy as np
 import pytest
-
 from formicary.errors import FormicaryError
+
+from tests.support.cli import run_cli
 
 
 def test_kd_loss_equals_hand_computed_value(tf):
@@ -93,19 +93,6 @@ def test_example_reduced_size_is_sane(distill_example):
     assert doc["teacher"]["tflm_int8_accuracy"] > 0.5  # 3 epochs on 300 digits already learns something
 
 
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The real `formicary` entry point (formicary.cli.main), in this process (TensorFlow is already imported):
-    (exit code, stdout)."""
-    from formicary.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["formicary", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().out
 
 
 def test_compile_distill_through_cli(distill_example, tmp_path, monkeypatch, capsys):
@@ -117,7 +104,7 @@ def test_compile_distill_through_cli(distill_example, tmp_path, monkeypatch, cap
     teacher = ex / "teacher" / "teacher.keras"
     data = ex / "data"
     start = time.perf_counter()
-    code, stdout = _cli(monkeypatch, capsys, "compile", "builtin:dscnn@0.5", "-o", str(tmp_path / "out"), "--distill-from", str(teacher),
+    code, stdout = run_cli(monkeypatch, capsys, "compile", "builtin:dscnn@0.5", "-o", str(tmp_path / "out"), "--distill-from", str(teacher),
                 "--train", str(data / "train300.npz"), "--calib", str(data / "calib.npz"), "--val",
                 str(data / "val.npz"), "--epochs", "2", "--temperature", "3", "--distill-alpha", "0.6",
                 "--save-keras", str(tmp_path / "student.keras"), "--json")
@@ -144,9 +131,8 @@ def test_compile_distill_through_cli(distill_example, tmp_path, monkeypatch, cap
 
 
 def test_human_view_shows_the_distill_stage():
-    from rich.console import Console
-
     from formicary.cli.compile_cmd import render_report
+    from rich.console import Console
 
     stage = {"stage": "distill", "teacher": "/x/teacher.keras", "teacher_macs": 31552, "student": "builtin:cnn@0.25",
              "student_macs": 2896, "macs_ratio": 10.9, "temperature": 4.0, "alpha": 0.7, "epochs": 40, "seed": 1,
@@ -190,7 +176,6 @@ def test_errors_fail_fast(distill_example, tmp_path):
 
 def test_teacher_class_and_shape_mismatch(distill_example, tf, tmp_path):
     import tf_keras as keras
-
     from formicary.compile import compile_model
 
     _, ex = distill_example
@@ -212,7 +197,7 @@ def test_teacher_class_and_shape_mismatch(distill_example, tf, tmp_path):
 
 
 def test_cli_error_is_one_formicary_error(tmp_path, monkeypatch, capsys):
-    code, stdout = _cli(monkeypatch, capsys, "compile", "builtin:cnn@0", "-o", str(tmp_path / "o"), "--json")
+    code, stdout = run_cli(monkeypatch, capsys, "compile", "builtin:cnn@0", "-o", str(tmp_path / "o"), "--json")
     assert code == 2
     err = json.loads(stdout)["error"]
     assert "outside (0, 16]" in err["cause"] and "builtin:dscnn@WIDTH" in err["fix"]
@@ -222,7 +207,6 @@ def test_logits_are_read_before_the_softmax(tf):
     """Three ways to end a classifier give the same logits: a Dense with softmax (rebuilt without it), a separate
     Softmax layer (its input), a linear Dense (as is); a sigmoid output is refused."""
     import tf_keras as keras
-
     from formicary.shrink.distill import logits_view, teacher_logits
 
     keras.utils.set_random_seed(3)

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from formicary.errors import FormicaryError
 
 RANK = 2
@@ -20,7 +19,6 @@ def tiny(tf):
     """(model, tune): Conv2D 2->4 3x3 same, Conv2D 4->6 3x3 stride 2 valid, DepthwiseConv2D, Dense 24->8 relu,
     Dense 8->3 softmax ("head"), with a 3-class task the base does not know (sign of three pixel sums)."""
     import tf_keras as keras
-
     from formicary.data import Dataset
     from formicary.model.keras_io import make_deterministic
     from formicary.shrink import FineTune
@@ -200,7 +198,6 @@ def test_residual_graph_with_batchnorm_merges_exactly(tf):
     """A functional graph with a skip connection, BatchNormalization and two inputs to an Add: the rebuilt
     adapter model equals the base while B = 0, and with B set the merged model reproduces it."""
     import tf_keras as keras
-
     from formicary.shrink.lora import prepare
 
     inp = keras.Input((5, 5, 3), name="x")

@@ -5,28 +5,17 @@ JSON and provenance, and the option errors. Short training on 600 digits."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 from formicary.errors import FormicaryError
 
+from tests.support.cli import run_cli
+
 TRAIN = 600
 EPOCHS = 8
 
 
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The real `formicary` entry point, in this process (TensorFlow already imported): (exit code, stdout)."""
-    from formicary.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["formicary", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +196,7 @@ def test_cli_json_report_and_provenance(tf, digits_splits, tmp_path, monkeypatch
     np.savez(data / "val.npz", x=s.val.x, y=s.val.y)
     np.savez(data / "calib.npz", x=s.calib.x, y=s.calib.y)
     out = tmp_path / "moe"
-    code, stdout = _cli(monkeypatch, capsys, "moe", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"),
+    code, stdout = run_cli(monkeypatch, capsys, "moe", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"),
                         "--calib", str(data / "calib.npz"), "--experts", "4", "--expert", "builtin:cnn@0.5",
                         "--epochs", str(EPOCHS), "-o", str(out), "--json")
     assert code == 0, stdout
@@ -259,7 +248,7 @@ def test_option_errors(opts, words):
 
 
 def test_cli_error_is_one_json_error(tmp_path, monkeypatch, capsys):
-    code, stdout = _cli(monkeypatch, capsys, "moe", "--data", str(tmp_path / "x.npz"), "-o", str(tmp_path / "o"),
+    code, stdout = run_cli(monkeypatch, capsys, "moe", "--data", str(tmp_path / "x.npz"), "-o", str(tmp_path / "o"),
                         "--experts", "4", "--top-k", "9", "--json")
     assert code == 2
     err = json.loads(stdout)["error"]

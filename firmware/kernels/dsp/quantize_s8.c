@@ -5,24 +5,11 @@
  * value costs one load. */
 #include "fm_dsp_requant.h"
 #include "fm_kernels.h"
-
-static inline int64_t round_half_away(float x)
-{
-    if (x != x) return INT32_MIN; /* NaN: what the x86 conversion in TFLM yields */
-    if (x >= 2147483520.0f) return INT32_MAX;
-    if (x <= -2147483520.0f) return INT32_MIN;
-    const int32_t t = (int32_t)x;      /* truncation toward zero; exact for |x| < 2^31 */
-    const float frac = x - (float)t;   /* exact: x and t share the exponent range */
-    return (int64_t)t + (frac >= 0.5f ? 1 : (frac <= -0.5f ? -1 : 0));
-}
+#include "fm_kernels_common.h"
 
 int fm_quantize_f32_s8(const fm_quantize_f32_s8_params_t *p, const float *input, int8_t *output)
 {
-    for (int32_t i = 0; i < p->size; ++i) {
-        const int64_t v = round_half_away(input[i] / p->scale) + p->zero_point;
-        output[i] = (int8_t)(v < INT8_MIN ? INT8_MIN : (v > INT8_MAX ? INT8_MAX : v));
-    }
-    return FM_OK;
+    return fm_quantize_f32_s8_common(p, input, output);
 }
 
 static inline int8_t requant_one(const fm_requantize_s8_params_t *p, int32_t q, int fast)

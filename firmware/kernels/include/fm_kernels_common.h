@@ -103,4 +103,27 @@ FM_INLINE int fm_sigmoid_like_s8(const fm_sigmoid_s8_params_t *p, const int8_t *
 }
 #endif
 
+/* QUANTIZE float32 -> int8 as TFLM's AffineQuantize: int32(std::round(x / scale)) + zero_point, the division in
+ * float, rounding half away from zero without libm (truncate, then look at the exact remainder). Every set's
+ * quantize_s8.c defines fm_quantize_f32_s8 with this; sets differ only in the int8 -> int8 requantize. */
+static inline int64_t fm_round_half_away_f32(float x)
+{
+    if (x != x) return INT32_MIN; /* NaN: what the x86 conversion in TFLM yields */
+    if (x >= 2147483520.0f) return INT32_MAX;
+    if (x <= -2147483520.0f) return INT32_MIN;
+    const int32_t t = (int32_t)x;      /* truncation toward zero; exact for |x| < 2^31 */
+    const float frac = x - (float)t;   /* exact: x and t share the exponent range */
+    return (int64_t)t + (frac >= 0.5f ? 1 : (frac <= -0.5f ? -1 : 0));
+}
+
+static inline int fm_quantize_f32_s8_common(const fm_quantize_f32_s8_params_t *p, const float *input,
+                                            int8_t *output)
+{
+    for (int32_t i = 0; i < p->size; ++i) {
+        const int64_t v = fm_round_half_away_f32(input[i] / p->scale) + p->zero_point;
+        output[i] = (int8_t)(v < INT8_MIN ? INT8_MIN : (v > INT8_MAX ? INT8_MAX : v));
+    }
+    return FM_OK;
+}
+
 #endif /* FM_KERNELS_COMMON_H */

@@ -496,6 +496,19 @@ def _tflm_eval(data: bytes, x: np.ndarray, y: np.ndarray | None, experts: int) -
     return res
 
 
+def _measure_after_shrinking(model: Any, stage: dict[str, Any], accuracy_key: str, train: Dataset,
+                             val: Dataset | None, options: MoEOptions) -> None:
+    """Expert usage (train, val) and float validation accuracy again after the experts changed."""
+    from formicary.model.keras_io import quiet_native_logs
+
+    stage["usage"]["train"] = usage(model, train.x, options.experts, options.top_k)
+    if val is not None:
+        with quiet_native_logs():
+            out_val = np.asarray(model.predict(as_float(val.x), batch_size=256, verbose=0))
+        stage[accuracy_key] = round(float((out_val.argmax(axis=1) == val.y).mean()), 4)
+        stage["usage"]["val"] = usage(model, val.x, options.experts, options.top_k)
+
+
 def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val: str | Path | None = None,
               calib: str | Path | None = None, export: bool = True) -> MoEResult:
     """`formicary moe`: train the mixture on DATA, save OUT/moe.keras (+ provenance), export OUT/model.tflite (int8,
@@ -545,12 +558,7 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
         stage["prune"] = {"sparsity": options.prune, "structure": "unstructured", "epochs": options.prune_epochs,
                           "experts": [{k: r[k] for k in ("expert", "examples", "achieved", "per_layer")}
                                       for r in pruned]}
-        stage["usage"]["train"] = usage(model, train_ds.x, options.experts, options.top_k)
-        if val_ds is not None:
-            with keras_io.quiet_native_logs():
-                out_val = np.asarray(model.predict(as_float(val_ds.x), batch_size=256, verbose=0))
-            stage["pruned_val_accuracy"] = round(float((out_val.argmax(axis=1) == val_ds.y).mean()), 4)
-            stage["usage"]["val"] = usage(model, val_ds.x, options.experts, options.top_k)
+        _measure_after_shrinking(model, stage, "pruned_val_accuracy", train_ds, val_ds, options)
         stage["label"] = f"{stage['label']}-experts-pruned{round(options.prune * 100)}"
     if options.cluster is not None:
         with progress.step(f"clustering every expert into {options.cluster} centroids ({options.prune_epochs} "
@@ -561,12 +569,7 @@ def moe_files(data: str | Path, out_dir: str | Path, options: MoEOptions, *, val
                             "preserve_sparsity": options.prune is not None,
                             "experts": [{k: r[k] for k in ("expert", "examples", "distinct_values")}
                                         for r in clustered]}
-        stage["usage"]["train"] = usage(model, train_ds.x, options.experts, options.top_k)
-        if val_ds is not None:
-            with keras_io.quiet_native_logs():
-                out_val = np.asarray(model.predict(as_float(val_ds.x), batch_size=256, verbose=0))
-            stage["shrunk_val_accuracy"] = round(float((out_val.argmax(axis=1) == val_ds.y).mean()), 4)
-            stage["usage"]["val"] = usage(model, val_ds.x, options.experts, options.top_k)
+        _measure_after_shrinking(model, stage, "shrunk_val_accuracy", train_ds, val_ds, options)
         stage["label"] = f"{stage['label']}-experts-clustered{options.cluster}"
     out.mkdir(parents=True, exist_ok=True)
     keras_path = out / "moe.keras"

@@ -27,7 +27,14 @@ from typing import Any, Literal
 import numpy as np
 
 from formicary.errors import FormicaryError
-from formicary.shrink import FineTune, KERNEL_LAYERS, fit, kernels, require_labels, sparsity_of
+from formicary.shrink import (
+    KERNEL_LAYERS,
+    FineTune,
+    fit,
+    kernels,
+    require_labels,
+    sparsity_of,
+)
 
 Structure = Literal["unstructured", "2:4", "block", "channel"]
 STRUCTURES = ("unstructured", "2:4", "block", "channel")
@@ -98,7 +105,12 @@ def prune(model: Any, tune: FineTune, sparsity: float,
 
 def prune_channels(model: Any, tune: FineTune, sparsity: float) -> tuple[Any, PruneResult]:
     """Remove `sparsity` of the channels of every prunable layer, rebuild narrower, fine-tune."""
-    from formicary.shrink.channel import build_pruned, count_params, keras_macs, plan_channels
+    from formicary.shrink.channel import (
+        build_pruned,
+        count_params,
+        keras_macs,
+        plan_channels,
+    )
 
     plan, walk = plan_channels(model, sparsity)
     if not any((~mask).any() for mask in plan.keep.values()):

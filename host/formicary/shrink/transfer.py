@@ -442,7 +442,11 @@ def adapt_files(base: str | Path, data: str | Path, out: str | Path, options: Ad
 
     from formicary import progress
     from formicary.model import keras_io
-    from formicary.model.provenance import model_digest, read_provenance, write_provenance
+    from formicary.model.provenance import (
+        model_digest,
+        read_provenance,
+        write_provenance,
+    )
 
     validate_options(options)
     out = Path(out)
