@@ -1,5 +1,6 @@
 """The subgraphs of a .tflite as bench names them: index, name and operator count, read straight from the
-flatbuffer with the same `tflite` schema bindings as formicary.tflite.reader (which reads subgraph 0 only).
+flatbuffer's subgraph table with the `tflite` schema bindings (only names and op counts: unlike
+formicary.tflite.reader, which parses every tensor and operator, it needs nothing else to be consistent).
 
 Routes (formicary.store.routes) name the subgraphs an inference ran; a mixture-of-experts export names its branch
 subgraphs after the experts, so the names make the expert-usage histogram readable.
