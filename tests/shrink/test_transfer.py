@@ -210,6 +210,15 @@ def test_cli_adapt_then_compile_carries_provenance(tf, base04, new_digits, digit
     variant = _variant(analyse(res.model_path, measure_arena=False), res.model_path)
     assert variant["label"] == "int8-adapted" and variant["training"][-1]["label_map"] == [5, 6, 7, 8, 9]
 
+    # The original labels (5-9) work too: compile and verify map them through the recorded label_map.
+    from formicary.bench.verify import verify_model
+
+    again = compile_model(out, tmp_path / "compiled-original-labels", calib=str(calib), val=str(val_path))
+    assert again.report["accuracy"]["quantized"] == res.report["accuracy"]["quantized"]
+    assert any("original labels" in w for w in again.report["compile"]["warnings"])
+    checked = verify_model(again.model_path, data=val_path)
+    assert checked["bit_exact"] and round(checked["accuracy"]["value"], 4) == res.report["accuracy"]["quantized"]
+
 
 def test_cli_refuses_a_tflite_base(kws_model_path, tmp_path):
     model = kws_model_path

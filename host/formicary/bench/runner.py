@@ -51,7 +51,7 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
     """Quantization and sparsity read from the model itself; clusters, QAT and how the Keras model was trained
     (distilled, adapted, LoRA: `training`) from the `formicary compile` report beside it when there is one (a bare
     .tflite does not say how it was made: null / [])."""
-    from formicary.model.provenance import variant_suffix
+    from formicary.model.provenance import compiled_stages, variant_suffix
 
     quant = analysis["quantization"]["precision"]
     sparsity = round(float(analysis["sparsity"]["overall"]), 4)
@@ -68,7 +68,7 @@ def _variant(analysis: dict[str, Any], tflite: Path) -> dict[str, Any]:
             clusters = (info["cluster"] or {}).get("clusters")
         if "qat" in info:
             qat = bool(info["qat"])
-        training = [s for s in info.get("provenance") or [] if isinstance(s, dict) and s.get("stage")]
+        training = compiled_stages(tflite)
         prune = info.get("prune") or {}
         structure = prune.get("structure")
         if structure == "channel":  # channels removed, not zeroed: the model has no zeros to count
@@ -153,6 +153,14 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     analysis = analyse(fw.tflite, measure_arena=False, kernels=fw.kernels, arena_bytes=fw.arena_bytes or None)
     analysis["energy_model"]["board"] = b.name
     reference = run_tflm(fw.tflite.read_bytes(), ins.sets)
+    variant = _variant(analysis, fw.tflite)
+    # Data labelled with the original labels of a model `formicary adapt` mapped to new classes: score by index.
+    from formicary.model.provenance import class_label_map, to_class_indices
+
+    label_map = class_label_map(variant["training"])
+    mapped = to_class_indices(ins.labels, label_map)
+    if mapped is not None:
+        ins = LabelledInputs(ins.sets, mapped, ins.names, ins.source)
     from formicary.bench.routes import read_subgraphs
 
     graphs = read_subgraphs(fw.tflite)
@@ -161,9 +169,10 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "schema": 1, "board": b.name, "virtual": b.virtual, "host": _host(),
         "started_at": None, "finished_at": None, "complete": False, "incomplete_reason": None,
         "model": {"path": str(fw.tflite), "sha256": file_sha256(fw.tflite), "name": label or fw.tflite.stem,
-                  "variant": _variant(analysis, fw.tflite)},
+                  "variant": variant},
         "firmware": None,
-        "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source},
+        "settings": {"runs": total_runs, "warmup": warmup, "profile": profile, "data": ins.source,
+                     "labels_mapped_by": label_map if mapped is not None else None},
         "latency": None, "layers": [], "bit_exact": None, "mismatches": 0, "inputs": 0, "accuracy": None,
         "outputs": [], "flash_bytes": fw.flash_bytes, "ram_bytes": fw.ram_bytes,
         "arena_bytes": fw.arena_bytes, **_per_inference_macs(analysis), "model_bytes": int(analysis["model_bytes"]),

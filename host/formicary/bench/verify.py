@@ -63,6 +63,10 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         given = model_inputs(ir, data, inputs, seed=seed)
         sets = given.sets
         labels = given.labels if data is not None and given.labels and given.labels[0] is not None else None
+        if labels is not None and isinstance(model, (str, Path)):
+            from formicary.model.provenance import class_label_map, compiled_stages, to_class_indices
+
+            labels = to_class_indices(labels, class_label_map(compiled_stages(model))) or labels
     if not sets:
         raise FormicaryError("no inputs to verify with.", "pass --inputs N (N >= 1) or --data DIR.")
 

@@ -331,7 +331,7 @@ def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _D
     if teacher_file is not None:
         with steps(f"loading teacher {teacher_file.path.name}"):
             teacher = keras_io.load_keras_model(teacher_file)
-    from formicary.model.provenance import read_provenance
+    from formicary.model.provenance import class_label_map, read_provenance
 
     if isinstance(source, BuiltinSpec):
         import tf_keras
@@ -361,6 +361,8 @@ def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _D
     train = _floats(fit_to_input(data.train, in_shape, "--train")) if data.train else None
     calib = _floats(fit_to_input(data.calib, in_shape, "--calib")) if data.calib else None
     val = _floats(fit_to_input(data.val, in_shape, "--val")) if data.val else None
+    label_map = class_label_map(provenance)
+    train, val = (_as_class_indices(ds, label_map, warnings) for ds in (train, val))
     _check_labels(train, classes, "--train")
     _check_labels(val, classes, "--val")
     if data.calib_synthetic and opts.quantize != "float32":
@@ -514,6 +516,22 @@ def _train_student(source: ModelFile | BuiltinSpec, model: Any, teacher: Any, te
              "student_logits": training["student_logits"], "final_loss": training["epoch_losses"][-1],
              "train_seconds": training["train_seconds"], "label": "distilled"}
     return {"student": student, "stage": stage}
+
+
+def _as_class_indices(ds: Dataset | None, label_map: list[int] | None, warnings: list[str]) -> Dataset | None:
+    """Data labelled with the original labels of a model adapted to new classes, as its class indices."""
+    from formicary.model.provenance import to_class_indices
+
+    if ds is None or ds.y is None:
+        return ds
+    mapped = to_class_indices([int(y) for y in ds.y], label_map)
+    if mapped is None:
+        return ds
+    note = (f"{ds.source}: labels {sorted(set(int(y) for y in ds.y))} read as the original labels of the adapted "
+            f"model's classes (class i = label {label_map}[i], from its provenance)")
+    warnings.append(note)
+    progress.info(f"note: {note}")
+    return Dataset(ds.x, np.asarray(mapped, dtype=np.int64), ds.source)
 
 
 def _floats(ds: Dataset) -> Dataset:

@@ -80,3 +80,39 @@ def read_provenance(model_path: str | Path) -> tuple[list[Stage], str | None]:
 def variant_suffix(stages: list[Stage]) -> str:
     """The label suffix of a variant made by these stages, e.g. '-adapted-lora4'."""
     return "".join(f"-{s['label']}" for s in stages if s.get("label"))
+
+
+def class_label_map(stages: list[Stage]) -> list[int] | None:
+    """The original label of each class index when the model was adapted to new classes (the last transfer stage's
+    `label_map`), or None when its classes are the data's labels as they are."""
+    for stage in reversed(stages):
+        if stage.get("stage") == "transfer":
+            label_map = stage.get("label_map")
+            if isinstance(label_map, list) and label_map != list(range(len(label_map))):
+                return [int(v) for v in label_map]
+            return None
+    return None
+
+
+def to_class_indices(labels: list[int | None], label_map: list[int] | None) -> list[int | None] | None:
+    """Labels given as the original labels of an adapted model (e.g. digits 5-9 for classes 0-4) as its class
+    indices; None when they are class indices already. The original labels are recognised only when all of them
+    are in the map and at least one is not a valid class index, so data already written as indices is never
+    remapped by accident."""
+    known = [y for y in labels if y is not None]
+    if not label_map or not known:
+        return None
+    index = {v: i for i, v in enumerate(label_map)}
+    if all(y in index for y in known) and any(not 0 <= y < len(label_map) for y in known):
+        return [None if y is None else index[y] for y in labels]
+    return None
+
+
+def compiled_stages(tflite: str | Path) -> list[Stage]:
+    """The stages recorded in the `formicary compile` report.json beside a .tflite ([] for a bare .tflite)."""
+    report = Path(tflite).parent / "report.json"
+    try:
+        stages = (json.loads(report.read_text()).get("compile") or {}).get("provenance") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in stages if isinstance(s, dict) and s.get("stage")] if isinstance(stages, list) else []
