@@ -48,3 +48,4 @@ def test_digits_int8_bit_exact_and_same_accuracy(board, hil_tools, dut_factory, 
     assert round(correct / len(y), 4) == digits_int8.report["accuracy"]["quantized"]
     assert correct / len(y) > 0.9, f"the trained CNN only got {correct}/{len(y)}"
     assert r.unit == "instructions" and all(c > 0 for c in latencies)
+    assert r.routes == [1] * len(r.latencies)  # one subgraph: every inference runs the main graph only

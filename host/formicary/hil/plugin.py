@@ -98,6 +98,8 @@ class DutResult:
 
     `latency` is the first measured run, in `unit` ("instructions" on virtual boards, "cycles" on real cores
     with DWT) measured by `method`; `latencies` has every measured run. `reference` is filled by `Dut.check`.
+    `routes` has each measured run's route (bitmask of the model's subgraphs it ran, e.g. which expert of a
+    mixture; bit 0 = the main graph), None when the firmware predates routes.
     """
     outputs: list[np.ndarray]
     latency: int
@@ -106,6 +108,7 @@ class DutResult:
     latencies: list[int]
     inputs: list[np.ndarray]
     reference: list[np.ndarray] | None = None
+    routes: list[int] | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -173,7 +176,8 @@ class Dut:
         with self._guard():
             raw, result = self.session.infer([x.tobytes() for x in xs], runs=runs, warmup=warmup)
         return DutResult(outputs=self._shape_outputs(raw), latency=result.values[0], unit=result.unit,
-                         method=result.method, latencies=list(result.values), inputs=xs)
+                         method=result.method, latencies=list(result.values), inputs=xs,
+                         routes=None if result.routes is None else list(result.routes))
 
     def reference(self, inputs: Any) -> list[np.ndarray]:
         """What the TFLM interpreter computes for `inputs` (same conversion as `run`)."""
