@@ -48,7 +48,7 @@ def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
     lat = res["latency"]
     assert lat["unit"] == "instructions" and "icount" in lat["method"]
     assert len(lat["samples"]) == 24 and res["settings"] == {"runs": 24, "warmup": 2, "profile": True,
-                                                             "data": str(kws_data_dir)}
+                                                             "data": str(kws_data_dir), "labels_mapped_by": None}
     s = np.array(lat["samples"])
     assert lat["min"] == s.min() and lat["max"] == s.max()
     for key, q in (("median", 50), ("p90", 90), ("p99", 99)):
