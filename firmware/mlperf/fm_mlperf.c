@@ -7,6 +7,8 @@
 #include <string.h>
 
 #define MAX_COUNT 10000000u /* largest N or W accepted by "infer" and largest "db load" */
+#define DEFAULT_WARMUPS 10u /* "infer N" without W: the EEMBC reference firmware's default */
+#define DB_PRINT_PER_LINE 8u /* "db print": bytes per m-buffer- line, dash-separated, as the reference prints */
 
 static void out(fm_mlperf_t *s, const char *text) { s->p->uart_write(s->p->ctx, text, strlen(text)); }
 
@@ -140,7 +142,7 @@ static int run(fm_mlperf_t *s, uint32_t n) {
 }
 
 static void infer(fm_mlperf_t *s, const char *cmd, size_t n, size_t pos) {
-    uint32_t count = 1, warmup = 0;
+    uint32_t count = 1, warmup = DEFAULT_WARMUPS;
     const char *tok;
     size_t len = token(cmd, n, &pos, &tok);
     if (len && parse_count(tok, len, &count) != 0) { error(s, "infer: N must be a number 1..10000000"); return; }
@@ -174,9 +176,11 @@ static void db(fm_mlperf_t *s, const char *cmd, size_t n, size_t pos) {
         }
         if (buf == NULL || want > cap) {
             s->db_expected = 0;
+            s->db_size = 0;
             error(s, "db load: larger than the model input");
             return;
         }
+        s->db_size = want;
         s->db_expected = want;
         s->db_loaded = 0;
         s->db_half = 0;
@@ -184,13 +188,15 @@ static void db(fm_mlperf_t *s, const char *cmd, size_t n, size_t pos) {
         return;
     }
     if (tok_is(tok, len, "print")) {
+        /* the buffer announced by the last "db load", 8 bytes a line: "m-buffer-01-02-...-08" */
         static const char digits[] = "0123456789abcdef";
-        out(s, "m-buffer-");
-        for (size_t i = 0; i < s->db_loaded && buf != NULL; i++) {
+        size_t size = buf != NULL && s->db_size <= cap ? s->db_size : 0u;
+        for (size_t i = 0; i < size; i++) {
+            if (i % DB_PRINT_PER_LINE == 0u) out(s, "m-buffer-");
             char h[2] = {digits[buf[i] >> 4], digits[buf[i] & 15u]};
             s->p->uart_write(s->p->ctx, h, 2);
+            out(s, (i + 1u) % DB_PRINT_PER_LINE == 0u || i + 1u == size ? "\r\n" : "-");
         }
-        out(s, "\r\n");
         return;
     }
     if (s->db_expected == 0u) { error(s, "db: no db load pending"); return; }
@@ -228,7 +234,7 @@ static void help(fm_mlperf_t *s) {
     out(s, "m-help-[db load N%   expect N input bytes]\r\n");
     out(s, "m-help-[db HEX%      input bytes as hex]\r\n");
     out(s, "m-help-[db print%    print the loaded input]\r\n");
-    out(s, "m-help-[infer N W%   N inferences after W warm-ups]\r\n");
+    out(s, "m-help-[infer N W%   N inferences after W warm-ups (N=1, W=10)]\r\n");
     out(s, "m-help-[results%     print the last outputs]\r\n");
 }
 
@@ -244,6 +250,7 @@ void fm_mlperf_execute(fm_mlperf_t *s, const char *cmd, size_t n) {
     } else if (tok_is(tok, len, "profile")) {
         out(s, "m-profile-["); out(s, s->p->profile ? s->p->profile : "formicary"); out(s, "]\r\n");
         out(s, "m-model-["); out(s, s->p->model ? s->p->model : "unknown"); out(s, "]\r\n");
+        if (s->p->model_hash) { out(s, "m-model-hash-["); out(s, s->p->model_hash); out(s, "]\r\n"); }
     } else if (tok_is(tok, len, "help")) {
         help(s);
     } else if (tok_is(tok, len, "timestamp")) {
@@ -268,6 +275,7 @@ void fm_mlperf_init(fm_mlperf_t *s, const fm_mlperf_platform_t *p, fm_mlperf_mod
     s->p = p;
     s->mode = mode;
     out(s, mode == FM_MLPERF_MODE_ENERGY ? "m-timestamp-mode-energy\r\n" : "m-timestamp-mode-performance\r\n");
+    out(s, "m-init-done\r\n");
     out(s, "m-ready\r\n");
 }
 

@@ -44,7 +44,9 @@ typedef struct {
                   int32_t *zero_point);
     const char *name;    /* m-name-dut-[name] */
     const char *profile; /* m-profile-[profile] */
-    const char *model;   /* m-model-[model] */
+    const char *model;      /* m-model-[model]: the EEMBC model id (kws01, vww01, ic01, ad01, or the user's), which
+                               the MLCommons runner uses as the key into its test scripts */
+    const char *model_hash; /* m-model-hash-[sha256]: the generated model, so formicary can tell what runs */
 } fm_mlperf_platform_t;
 
 typedef struct {
@@ -53,7 +55,8 @@ typedef struct {
     char line[FM_MLPERF_LINE_MAX + 1];
     size_t len;
     int overflow;           /* the current line exceeded FM_MLPERF_LINE_MAX: discard until '%' */
-    size_t db_expected;     /* bytes announced by "db load N" */
+    size_t db_size;         /* bytes announced by the last "db load N" (what "db print" prints) */
+    size_t db_expected;     /* bytes announced by the pending "db load N" (0 when none is pending) */
     size_t db_loaded;       /* bytes received since */
     int db_half;            /* a dangling high nibble across "db" commands (hex split mid-byte) */
     uint8_t db_nibble;
@@ -61,7 +64,8 @@ typedef struct {
     uint32_t errors;
 } fm_mlperf_t;
 
-/* Sets up the parser and prints the boot banner ("m-timestamp-mode-..." and "m-ready"). */
+/* Sets up the parser and prints the boot banner, as the EEMBC reference firmware does:
+   "m-timestamp-mode-...", "m-init-done", "m-ready". */
 void fm_mlperf_init(fm_mlperf_t *s, const fm_mlperf_platform_t *p, fm_mlperf_mode_t mode);
 /* Feed received bytes; commands are executed as soon as their '%' arrives. */
 void fm_mlperf_feed(fm_mlperf_t *s, const uint8_t *data, size_t n);

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     fm_mlperf_platform_t p = {
         .ctx = &fake, .uart_write = uart_write, .timestamp_us = timestamp_us, .timestamp_pulse = NULL,
         .input = input, .invoke = invoke, .output = output,
-        .name = "formicary-host", .profile = "MLPerf Tiny formicary-rt", .model = "fake-kws",
+        .name = "formicary-host", .profile = "MLPerf Tiny formicary-rt", .model = "fake-kws", .model_hash = "0123abcd",
     };
     static fm_mlperf_t s;
     fm_mlperf_init(&s, &p, FM_MLPERF_MODE_PERFORMANCE);

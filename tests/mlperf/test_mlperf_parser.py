@@ -22,10 +22,13 @@ def session(binary: Path, data: bytes, *args: str) -> list[str]:
 def test_scripted_session(dut_host_binary: Path) -> None:
     lines = session(dut_host_binary, b"name%profile%help%timestamp%db load 4%db 0102%db 0304%db print%"
                                      b"infer 2 1%results%bogus%", "4", "500")
-    assert lines[:2] == ["m-timestamp-mode-performance", "m-ready"]
-    assert "m-name-dut-[formicary-host]" in lines and "m-model-[fake-kws]" in lines
+    # the EEMBC reference firmware's banner, and its profile reply (model id) + formicary's model hash line
+    assert lines[:3] == ["m-timestamp-mode-performance", "m-init-done", "m-ready"]
+    assert "m-name-dut-[formicary-host]" in lines
+    i = lines.index("m-model-[fake-kws]")
+    assert lines[i + 1] == "m-model-hash-[0123abcd]"
     assert "m-[Expecting 4 bytes]" in lines and lines.count("m-load-done") == 1
-    assert "m-buffer-01020304" in lines
+    assert "m-buffer-01-02-03-04" in lines
     i = lines.index("m-infer-start-2")
     assert lines[i - 2:i] == ["m-warmup-start-1", "m-warmup-done"]
     t0, t1 = (int(re.match(r"m-lap-us-(\d+)", ln).group(1)) for ln in lines[i + 1:i + 3])
@@ -61,7 +64,20 @@ def test_errors_and_resync(dut_host_binary: Path, cmd: bytes, error: str) -> Non
 
 def test_rejected_hex_changes_nothing(dut_host_binary: Path) -> None:
     lines = session(dut_host_binary, b"db load 4%db aabb%db 0z%db ccdd%db print%", "4")
-    assert "m-buffer-aabbccdd" in lines and "m-load-done" in lines
+    assert "m-buffer-aa-bb-cc-dd" in lines and "m-load-done" in lines
+
+
+def test_reference_firmware_defaults(dut_host_binary: Path) -> None:
+    """What the EEMBC reference firmware does where a command leaves things out: `infer` = 1 inference after 10
+    warm-ups, `infer N` = N after 10; `db print` prints the whole announced buffer, 8 dash-separated bytes a line."""
+    lines = session(dut_host_binary, b"infer%infer 3%db load 10%db 00010203040506070809%db print%", "10", "5")
+    starts = [ln for ln in lines if ln.startswith(("m-warmup-start-", "m-infer-start-"))]
+    assert starts == ["m-warmup-start-10", "m-infer-start-1", "m-warmup-start-10", "m-infer-start-3"]
+    i = lines.index("m-buffer-00-01-02-03-04-05-06-07")
+    assert lines[i + 1:i + 3] == ["m-buffer-08-09", "m-ready"]
+    # a partly loaded buffer prints its announced size too (as the reference does), nothing before any load
+    lines = session(dut_host_binary, b"db print%db load 3%db 0a%db print%", "10")
+    assert [ln for ln in lines if ln.startswith("m-buffer-")] == ["m-buffer-0a-00-00"]
 
 
 def test_invoke_failure_is_reported(dut_host_binary: Path) -> None:

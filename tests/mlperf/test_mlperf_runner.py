@@ -19,7 +19,7 @@ def test_identify_and_performance(socket_dut) -> None:
     dut_proc = socket_dut(input_bytes=16, lap_us=2500)
     with open_dut(dut_proc.url) as dut:
         assert dut.name() == "formicary-host"
-        assert dut.profile() == {"profile": "MLPerf Tiny formicary-rt", "model": "fake-kws"}
+        assert dut.profile() == {"profile": "MLPerf Tiny formicary-rt", "model": "fake-kws", "model_hash": "0123abcd"}
         perf = run_performance(dut, bytes(range(16)), n=8, warmup=2)
     assert perf["inferences"] == 8 and perf["warmup"] == 2
     # 8 invokes x 2500 µs + 7 µs for the timestamp read, from the DUT's own clock
@@ -142,10 +142,11 @@ def test_board_session_checks_the_model_the_dut_runs(socket_dut, tmp_path: Path)
     data = _one_input_data(tmp_path)
     kwargs = {"mode": "accuracy", "n": None, "warmup": 0, "min_duration_s": 0.0, "limit": None, "progress": None}
     board = load_board("qemu-m4")  # virtual: a mismatch is reported, never "fixed" by flashing
-    with pytest.raises(FormicaryError, match="runs model fake-kws") as err:
+    # the generated model's hash (m-model-hash-[…]) is what is checked, not the EEMBC model id (m-model-[…])
+    with pytest.raises(FormicaryError, match="runs model 0123abcd") as err:
         _session(board, tmp_path, "0123abcd" * 8, socket_dut(input_bytes=4).url, data, kwargs)
-    assert err.value.details["dut_model"] == "fake-kws"
-    out = _session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4).url, data, kwargs)
+    assert err.value.details["dut_model"] == "0123abcd"
+    out = _session(board, tmp_path, "0123abcd", socket_dut(input_bytes=4).url, data, kwargs)
     assert out["dut"]["model"] == "fake-kws" and out["accuracy"]["correct"] == 1
 
 
@@ -171,13 +172,13 @@ def test_board_session_measures_energy_with_a_power_source(socket_dut, tmp_path:
     kwargs = {"mode": "performance", "n": 20, "warmup": 0, "min_duration_s": 0.0, "limit": None,
               "progress": None, "power_source": ConstantHostPower().src}
     board = load_board("nucleo-l4r5zi")
-    out = _session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url,
+    out = _session(board, tmp_path, "0123abcd", socket_dut(input_bytes=4, lap_us=100).url,
                    _one_input_data(tmp_path), kwargs)
     _add_modelled_energy(out, board)  # a measured figure is never replaced by the model
     e = out["performance"]["energy"]
     assert e["method"] == "measured" and e["source"] == "constant-10mW" and e["inferences"] == 20
     # without a monitor: the board model x the DUT's µs at the board clock, as cycles
-    out = _session(board, tmp_path, "fake-kws", socket_dut(input_bytes=4, lap_us=100).url,
+    out = _session(board, tmp_path, "0123abcd", socket_dut(input_bytes=4, lap_us=100).url,
                    _one_input_data(tmp_path / "b"), {**kwargs, "power_source": None})
     _add_modelled_energy(out, board)
     e, p = out["performance"]["energy"], board.power
@@ -225,3 +226,27 @@ def test_performance_with_power_source(socket_dut) -> None:
     # 10 mW over the marker window (the serial round trip, host clock) / 50
     assert e["uj_per_inference"] == pytest.approx(10e-3 * e["duration_s"] / 50 * 1e6, rel=1e-6)
     assert e["duration_s"] > 0 and perf["power_samples"]["method"] == "measured"
+
+
+def test_runner_shim_lists_the_pty_as_the_devices_yaml_dut(tmp_path: Path) -> None:
+    """docs/mlperf.md's shim: with FORMICARY_DUT_PORT set, the official runner's scan (comports() with a vid, matched
+    against devices.yaml's usb VID: PID) finds the pty; without it, nothing changes."""
+    import os
+    import subprocess
+    import sys
+
+    import formicary.mlperf
+
+    shim = Path(formicary.mlperf.__file__).parent / "runner_shim"
+    scan = ("from serial.tools import list_ports\n"
+            "devices = [{'name': 'l4r5zi', 'type': 'dut', 'usb': {0x0483: 0x374B}}]\n"
+            "found = [(p.device, d['name']) for p in list_ports.comports(True) if p.vid\n"
+            "         for d in devices for vid, pid in d['usb'].items() if (p.vid, p.pid) == (vid, pid)]\n"
+            "print(found)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), os.environ.get("PYTHONPATH", "")])}
+    pty = str(tmp_path / "ttyDUT")
+    out = subprocess.run([sys.executable, "-c", scan], env={**env, "FORMICARY_DUT_PORT": pty},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == repr([(pty, "l4r5zi")])
+    out = subprocess.run([sys.executable, "-c", scan], env=env, capture_output=True, text=True, check=True).stdout
+    assert pty not in out

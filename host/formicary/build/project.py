@@ -163,13 +163,14 @@ def build_project(project_dir: Path, board: Board | str) -> BuildResult:
 
 def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
                 firmware_mode: str = "bench", optimize: str = DEFAULT_OPTIMIZE,
-                kernels: str | None = None) -> BuildResult:
+                kernels: str | None = None, mlperf_model_id: str | None = None) -> BuildResult:
     """MODEL (.tflite) -> generated C -> PlatformIO project -> ELF.
 
     The model is generated with inputs preserved across fm_invoke() so that N benchmark runs see the same
     input without a staging copy in the firmware. `firmware_mode` is one of FIRMWARE_MODES; it is recorded in
     formicary-build.json so that a project is only ever driven with the protocol its firmware speaks;
     `optimize` is one of OPTIMIZE_FLAGS; `kernels` a kernel set overriding the board's (`kernels` in its TOML).
+    MLPerf modes report `mlperf_model_id` (default: the reference model's EEMBC id, see mlperf_model_id.py).
     """
     from formicary import progress
     from formicary.codegen import generate, kernel_sets
@@ -188,12 +189,22 @@ def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
     tflite = model
     with progress.step(f"codegen {tflite.name}"):
         gen = generate(tflite, out_dir / "model", preserve_inputs=True, kernels=kernels)
-    generate_project(b, out_dir / "model", out_dir, firmware_mode=firmware_mode, optimize=optimize)
+    mlperf: dict[str, str] = {}
+    extra: list[str] = []
+    if firmware_mode.startswith("mlperf"):
+        from formicary.build.mlperf_model_id import model_id_flag, resolve_model_id
+
+        model_id, source = resolve_model_id(tflite, mlperf_model_id)
+        mlperf = {"mlperf_model_id": model_id, "mlperf_model_id_source": source}
+        extra.append(model_id_flag(model_id))
+    generate_project(b, out_dir / "model", out_dir, firmware_mode=firmware_mode, optimize=optimize,
+                     extra_flags=extra)
     with progress.step(f"pio run ({b.name}, {firmware_mode} firmware)"):
         result = replace(build_project(out_dir, b), kernels=gen.kernel_set)
     (out_dir / "formicary-build.json").write_text(json.dumps(
         {**result.to_dict(), "model": str(model), "tflite": str(tflite), "model_hash": gen.model_hash,
-         "arena_bytes": gen.arena_bytes, "firmware_mode": firmware_mode, "optimize": optimize}, indent=2) + "\n")
+         "arena_bytes": gen.arena_bytes, "firmware_mode": firmware_mode, "optimize": optimize, **mlperf},
+        indent=2) + "\n")
     return result
 
 

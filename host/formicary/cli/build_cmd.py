@@ -13,6 +13,10 @@ FIRMWARE_OPTION = typer.Option(
     "bench", "--firmware",
     help="What the firmware speaks: bench (formicary's protocol, per-layer timers), mlperf (MLPerf Tiny / "
          "EEMBC DUT protocol, performance mode) or mlperf-energy (EnergyRunner energy mode, timestamps on D7).")
+MODEL_ID_OPTION = typer.Option(
+    None, "--model-id",
+    help="MLPerf firmware: the EEMBC model id the DUT reports (m-model-[ID]), the key of the runner's test script. "
+         "Default: kws01/vww01/ic01/ad01 for the reference models (recognised by their shapes), else the file name.")
 
 
 def _human(console, r: dict[str, Any]) -> None:
@@ -33,13 +37,14 @@ def register(app: typer.Typer) -> None:
               optimize: str = typer.Option("speed", "--optimize",
                                            help="speed (-O2, default) or size (-Os: smaller, slower kernels)."),
               kernels: str = KERNELS_OPTION,
+              model_id: str = MODEL_ID_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Generate C for the model, a PlatformIO project for the board, and build the firmware offline."""
         from formicary.build import build_model
         from formicary.cli._models import model_for_board
 
         result = build_model(model_for_board(model, board, out), board, out, firmware_mode=firmware,
-                             optimize=optimize, kernels=kernels).to_dict()
+                             optimize=optimize, kernels=kernels, mlperf_model_id=model_id).to_dict()
         result["firmware_mode"], result["optimize"] = firmware, optimize
         result["units"] = {"flash_bytes": "bytes", "ram_bytes": "bytes", "method": "arm-none-eabi-size -A"}
         emit(result, as_json, _human)

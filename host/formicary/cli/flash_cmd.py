@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from formicary.cli._output import JSON_OPTION, emit
-from formicary.cli.build_cmd import FIRMWARE_OPTION
+from formicary.cli.build_cmd import FIRMWARE_OPTION, MODEL_ID_OPTION
 
 
 def _human(console, r: dict[str, Any]) -> None:
@@ -25,9 +25,11 @@ def register(app: typer.Typer) -> None:
               port: str = typer.Option(None, "--port", help="Upload/serial port of a real board."),
               out: Path = typer.Option(None, "-o", "--out", help="Project folder when TARGET is a model."),
               firmware: str = FIRMWARE_OPTION,
+              model_id: str = MODEL_ID_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Flash a firmware; for a virtual board, start QEMU and print the serial URL."""
         from formicary.cli._models import model_for_board
         from formicary.target.flash import flash as do_flash
 
-        emit(do_flash(model_for_board(target, board, out), board, port=port, out_dir=out, firmware_mode=firmware), as_json, _human)
+        emit(do_flash(model_for_board(target, board, out), board, port=port, out_dir=out, firmware_mode=firmware,
+                      mlperf_model_id=model_id), as_json, _human)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from formicary.cli._output import JSON_OPTION, emit
+from formicary.cli.build_cmd import MODEL_ID_OPTION
 
 
 class _AccuracyBar:
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
                power: str = typer.Option(None, "--power", help="Host-side power monitor over the performance run: "
                                                               "joulescope, ppk2 or ppk2:PORT (measured energy, "
                                                               "serial-marker windows; see docs/power.md)."),
+               model_id: str = MODEL_ID_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Run MLPerf Tiny's performance and accuracy modes over the DUT's UART (EEMBC DUT protocol)."""
         import hashlib
@@ -79,7 +81,8 @@ def register(app: typer.Typer) -> None:
                 with progress.step(f"mlperf {mode} on {board}" + (f" ({port})" if port else "")):
                     result = run_mlperf_on_board(model_for_board(target, board), board, data, port=port, baud=baud, mode=mode, n=runs,
                                                  warmup=warmup, min_duration_s=min_duration, limit=limit,
-                                                 rebuild=rebuild, progress=bar, power_source=monitor)
+                                                 rebuild=rebuild, progress=bar, power_source=monitor,
+                                                 mlperf_model_id=model_id)
             else:
                 from formicary.mlperf.runner import DEFAULT_BAUD, run_mlperf
 
@@ -99,7 +102,8 @@ def register(app: typer.Typer) -> None:
 
 def _human(console, r: dict) -> None:
     dut = r["dut"]
-    console.print(f"DUT {dut['name']} ({dut['profile']}, model {dut['model']}) on {r['port']}")
+    hash_ = f", generated model {dut['model_hash'][:16]}…" if dut.get("model_hash") else ""
+    console.print(f"DUT {dut['name']} ({dut['profile']}, model {dut['model']}{hash_}) on {r['port']}")
     if "performance" in r:
         p = r["performance"]
         clock = " of QEMU virtual time" if "latency_instructions" in p else ""

@@ -99,8 +99,11 @@ class MlperfDut:
         return (self.checked("name").first("m-name-dut-[") or "").rstrip("]")
 
     def profile(self) -> dict[str, str]:
+        """{"profile", "model" (the EEMBC model id, e.g. kws01), "model_hash" (formicary firmware only, else "")}"""
         r = self.checked("profile")
-        return {"profile": (r.first("m-profile-[") or "").rstrip("]"), "model": (r.first("m-model-[") or "").rstrip("]")}
+        return {"profile": (r.first("m-profile-[") or "").rstrip("]"),
+                "model": (r.first("m-model-[") or "").rstrip("]"),
+                "model_hash": (r.first("m-model-hash-[") or "").rstrip("]")}
 
     def load_input(self, data: bytes) -> None:
         r = self.checked(f"db load {len(data)}")

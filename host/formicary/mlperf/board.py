@@ -3,7 +3,7 @@ run MLPerf Tiny's performance and accuracy modes over its UART.
 
 Virtual boards without --port: QEMU is started paused with the MLPerf firmware, the host connects, then the
 guest runs. Real boards (or a QEMU started by `formicary flash --firmware mlperf`): the port is opened and the
-DUT's `m-model-[…]` (the generated model's hash) is checked; a real board that runs another model, or does not
+DUT's `m-model-hash-[…]` (the generated model's hash; `m-model-[…]` is the EEMBC model id, e.g. kws01) is checked; a real board that runs another model, or does not
 answer, is flashed with the MLPerf build first.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
                         baud: int | None = None, mode: str = "both", n: int | None = None, warmup: int = 1,
                         min_duration_s: float = 10.0, limit: int | None = None, rebuild: bool = False,
                         progress: Any = None, line_timeout_s: float | None = None,
-                        power_source: Any = None) -> dict[str, Any]:
+                        power_source: Any = None, mlperf_model_id: str | None = None) -> dict[str, Any]:
     """Build (or reuse) the MLPerf firmware of TARGET for BOARD, run it and return the `formicary mlperf` JSON.
 
     Performance mode gets `energy`: measured with `power_source` (a host monitor, serial-marker windows), else
@@ -84,7 +84,8 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
     if power_source is not None and b.virtual and port is None:
         raise FormicaryError("a power monitor cannot measure a QEMU virtual board.",
                              "leave out --power: virtual boards get the board's modelled energy.")
-    fw = prepare_firmware(target, b, rebuild=rebuild, firmware_mode="mlperf", command="formicary mlperf")
+    fw = prepare_firmware(target, b, rebuild=rebuild, firmware_mode="mlperf", command="formicary mlperf",
+                          mlperf_model_id=mlperf_model_id)
     kwargs = {"mode": mode, "n": n, "warmup": warmup, "min_duration_s": min_duration_s, "limit": limit,
               "progress": progress, "power_source": power_source}
     result = mlperf_session(b, fw, data_dir, port=port, baud=baud, line_timeout_s=line_timeout_s, **kwargs)
@@ -94,5 +95,5 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
     result.update({"board": b.name, "virtual": b.virtual,
                    "firmware": {"project_dir": str(fw.project_dir), "elf": str(fw.elf), "built": fw.built,
                                 "flash_bytes": fw.flash_bytes, "ram_bytes": fw.ram_bytes,
-                                "model_hash": fw.model_hash}})
+                                "model_hash": fw.model_hash, "mlperf_model_id": fw.mlperf_model_id}})
     return result

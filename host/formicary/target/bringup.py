@@ -82,7 +82,9 @@ class Target(Protocol):
 
 
 def _check_mlperf_model(dut: Any, model_hash: str, where: str) -> None:
-    runs = dut.profile().get("model", "")
+    # m-model-[…] is the EEMBC model id (kws01, …), the same for every build of a task: the generated model's hash
+    # is on its own line, m-model-hash-[…]
+    runs = dut.profile().get("model_hash", "")
     if runs != model_hash:
         raise FormicaryError(
             f"the DUT on {where} runs model {runs or 'unknown'}, not {model_hash[:16]}… (this model's MLPerf build).",

@@ -42,12 +42,14 @@ class Firmware:
     optimize: str = "size"         # builds that predate the field were -Os
     firmware_mode: str = "bench"
     kernels: str = "reference"     # kernel set (builds that predate the field used the reference kernels)
+    mlperf_model_id: str = ""      # MLPerf builds: the EEMBC model id the DUT reports (m-model-[…])
 
     def to_dict(self) -> dict[str, Any]:
         return {"project_dir": str(self.project_dir), "elf": str(self.elf), "tflite": str(self.tflite),
                 "model_hash": self.model_hash, "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
                 "arena_bytes": self.arena_bytes, "built": self.built, "optimize": self.optimize,
-                "firmware_mode": self.firmware_mode, "kernels": self.kernels}
+                "firmware_mode": self.firmware_mode, "kernels": self.kernels,
+                **({"mlperf_model_id": self.mlperf_model_id} if self.mlperf_model_id else {})}
 
 
 def file_sha256(path: Path) -> str:
@@ -93,13 +95,15 @@ def cache_root() -> Path:
 
 
 def firmware_key(tflite: Path, board: Board, firmware_mode: str = "bench", optimize: str | None = None,
-                 kernels: str | None = None) -> str:
+                 kernels: str | None = None, mlperf_model_id: str | None = None) -> str:
     """The cache folder name of a model's firmware for a board: readable prefix, hash of everything else."""
     from formicary.build import DEFAULT_OPTIMIZE
     from formicary.device.frames import PROTO_VERSION
 
     parts = [file_sha256(tflite), board.name, firmware_mode, optimize or DEFAULT_OPTIMIZE,
              kernels or board.kernels, __version__, f"p{PROTO_VERSION}", firmware_sources_sha256()]
+    if mlperf_model_id:  # the default id follows from the model itself; only a given one changes the build
+        parts.append(f"id={mlperf_model_id}")
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return f"{Path(tflite).stem}-{board.name}-{firmware_mode}-{digest}"
 
@@ -135,7 +139,8 @@ def _firmware(project: Path, info: dict[str, Any], built: bool) -> Firmware:
                     arena_bytes=int(info.get("arena_bytes") or 0), built=built,
                     optimize=str(info.get("optimize", "size")),
                     firmware_mode=str(info.get("firmware_mode", "bench")),
-                    kernels=str(info.get("kernels") or "reference"))
+                    kernels=str(info.get("kernels") or "reference"),
+                    mlperf_model_id=str(info.get("mlperf_model_id") or ""))
 
 
 def _reusable(info: dict[str, Any] | None, board: Board, key: str) -> bool:
@@ -146,12 +151,14 @@ def _reusable(info: dict[str, Any] | None, board: Board, key: str) -> bool:
 def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | None = None,
                      cache_dir: str | Path | None = None, rebuild: bool = False, firmware_mode: str = "bench",
                      optimize: str | None = None, kernels: str | None = None, command: str = "formicary bench",
-                     on_event: Callable[[Event], None] | None = None) -> Firmware:
+                     on_event: Callable[[Event], None] | None = None,
+                     mlperf_model_id: str | None = None) -> Firmware:
     """The firmware for TARGET on BOARD.
 
     TARGET is a project made by `formicary build` (used as is, after checking its board and firmware mode) or a
     .tflite model, built unless a build with the same cache key exists: in OUT_DIR when given, else in
-    CACHE_DIR (default `cache_root()`) under `firmware_key()`. `kernels` overrides the board's kernel set. Keras models are compiled to .tflite by the
+    CACHE_DIR (default `cache_root()`) under `firmware_key()`. `kernels` overrides the board's kernel set;
+    `mlperf_model_id` the EEMBC model id an MLPerf build reports. Keras models are compiled to .tflite by the
     caller first (`formicary.compile.to_tflite`): the target layer never imports the compiler.
     """
     from formicary.build import DEFAULT_OPTIMIZE, build_model, read_build_info, require_firmware_mode
@@ -171,13 +178,17 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
             raise FormicaryError(f"{target} was built with the {info.get('kernels', 'reference')} kernels, not "
                                  f"{kernels}.", f"build it with them: `formicary build MODEL --board {board.name} "
                                  f"--kernels {kernels} -o DIR`, or drop --kernels.")
+        if mlperf_model_id and info.get("mlperf_model_id") != mlperf_model_id:
+            raise FormicaryError(f"{target} reports the MLPerf model id {info.get('mlperf_model_id') or 'unknown'}, "
+                                 f"not {mlperf_model_id}.", f"rebuild it: `formicary build MODEL --board {board.name} "
+                                 f"--firmware {firmware_mode} --model-id {mlperf_model_id} -o DIR`.")
         return _firmware(target, info, built=False)
     if target.is_dir() or target.suffix not in MODEL_SUFFIXES:
         raise FormicaryError(f"{target} is neither a .tflite model nor a project made by `formicary build`.",
                              "compile it first (`formicary compile MODEL -o DIR`), or pass a build folder.")
     target = target.resolve()  # recorded paths outlive the cwd
     kernels = kernels or board.kernels
-    key = firmware_key(target, board, firmware_mode, optimize, kernels)
+    key = firmware_key(target, board, firmware_mode, optimize, kernels, mlperf_model_id)
     project = Path(out_dir).resolve() if out_dir else Path(cache_dir or cache_root()).resolve() / key
     with build_lock(project):
         info = None
@@ -187,7 +198,8 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
             return _firmware(project, info, built=False)  # type: ignore[arg-type]
         if on_event:
             on_event({"event": "build", "board": board.name})
-        build_model(target, board, project, firmware_mode=firmware_mode, optimize=optimize, kernels=kernels)
+        build_model(target, board, project, firmware_mode=firmware_mode, optimize=optimize, kernels=kernels,
+                    mlperf_model_id=mlperf_model_id)
         info = read_build_info(project)
         info["cache_key"] = key
         (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -37,7 +37,7 @@ def flash_firmware(firmware: Firmware, board: Board, *, port: str | None = None)
 
 
 def flash(target: str | Path, board: str | Board, *, port: str | None = None, out_dir: str | Path | None = None,
-          firmware_mode: str | None = None) -> dict[str, Any]:
+          firmware_mode: str | None = None, mlperf_model_id: str | None = None) -> dict[str, Any]:
     """TARGET is a project from `formicary build` (flashed with whatever firmware it holds), or a .tflite (built
     first through the firmware cache, into OUT_DIR when given, with `firmware_mode`, default bench)."""
     b = load_board(board) if isinstance(board, str) else board
@@ -46,10 +46,11 @@ def flash(target: str | Path, board: str | Board, *, port: str | None = None, ou
         from formicary.build import read_build_info
 
         mode = read_build_info(target).get("firmware_mode", "bench")
-        fw = prepare_firmware(target, b, firmware_mode=mode, command="formicary flash")
+        fw = prepare_firmware(target, b, firmware_mode=mode, command="formicary flash",
+                              mlperf_model_id=mlperf_model_id)
     else:
         fw = prepare_firmware(target, b, out_dir=out_dir, firmware_mode=firmware_mode or "bench",
-                              command="formicary flash")
+                              command="formicary flash", mlperf_model_id=mlperf_model_id)
     return flash_firmware(fw, b, port=port)
 
 
