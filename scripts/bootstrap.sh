@@ -50,6 +50,7 @@ fi
 test_missing=()
 has_libfuzzer || test_missing+=(clang "libclang-rt-$(clang_major)-dev")
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || test_missing+=(chromium)
+command -v socat >/dev/null || test_missing+=(socat)  # the pty the MLCommons runner opens (tests/mlperf)
 if [ ${#test_missing[@]} -gt 0 ]; then
   if is_root_with_apt; then
     log "installing test tools for the libFuzzer runs and the browser test (~1 min): ${test_missing[*]}"
