@@ -132,7 +132,7 @@ def export_model(model: str | Path, board: str | Board, fmt: str, out: str | Pat
         files.update(_shared_arena(shared))
         files[f"src/{UMBRELLA}"] = _umbrella(list(models.values()), shared).encode()
         with progress.step(f"measure flash with arm-none-eabi-gcc ({req.board.name} flags)"):
-            sizes = _measure(files, req.board, staged / "measure")
+            sizes, objects = _measure(files, req.board, staged / "measure", (old or {}).get("objects", {}))
         if sizes is not None:
             for m in models.values():
                 m["flash_bytes"] = sizes[f"{m['name']}_model.c"]["text"] + sizes[f"{m['name']}_model.c"]["data"]
@@ -148,6 +148,7 @@ def export_model(model: str | Path, board: str | Board, fmt: str, out: str | Pat
                                     "-ffunction-sections -fdata-sections (object sizes; the linker's "
                                     "--gc-sections drops what the application does not call)") if sizes else None,
         }
+        manifest["objects"] = objects
         files.update(formats.metadata_files(manifest))
         files["README.md"] = formats.readme(manifest).encode()
         manifest["files"] = {rel: _sha(blob) for rel, blob in sorted(files.items())}
@@ -240,33 +241,50 @@ def _umbrella(models: list[dict], shared: int) -> str:
     return "\n".join(lines)
 
 
-def _measure(files: dict[str, bytes], board: Board, work: Path) -> dict[str, dict[str, int]] | None:
-    """text/data/bss of every C file of the library compiled for the board (None without the toolchain or
-    for boards formicary cannot build for: the README then gives the constants' bytes only)."""
+def _measure(files: dict[str, bytes], board: Board, work: Path, known: dict[str, dict]
+             ) -> tuple[dict[str, dict[str, int]] | None, dict[str, dict]]:
+    """text/data/bss of every C file of the library compiled for the board, and the per-file record kept in the
+    manifest (a file with the same sha256 and flags as in the previous export is not compiled again). None
+    without the toolchain or for boards formicary cannot build for: the README then gives the weights' bytes."""
     gcc, size = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-size")
     if gcc is None or size is None or not board.buildable:
-        return None
+        return None, {}
+    flags = [*board.cpu_flags, "-O2", "-std=c11", "-ffunction-sections", "-fdata-sections"]
+    # a model's header comes with its .c (same generation); every other header may change any object
+    headers = _sha(b"".join(blob for rel, blob in sorted(files.items())
+                            if rel.endswith(".h") and not rel.endswith("_model.h") and not rel.endswith(UMBRELLA)))
     src = work / "src"
     src.mkdir(parents=True)
     for rel, blob in files.items():
         if rel.startswith("src/"):
             (src / rel[4:]).write_bytes(blob)
+    sizes: dict[str, dict[str, int]] = {}
+    records: dict[str, dict] = {}
     objs = []
     for c in sorted(src.glob("*.c")):
+        key = {"sha256": _sha(c.read_bytes()), "headers_sha256": headers, "flags": " ".join(flags)}
+        prev = known.get(c.name)
+        if prev is not None and all(prev.get(k) == v for k, v in key.items()):
+            sizes[c.name] = {k: prev[k] for k in SIZE_SECTIONS}
+            records[c.name] = prev
+            continue
         obj = work / (c.stem + ".o")
-        proc = subprocess.run([gcc, *board.cpu_flags, "-O2", "-std=c11", "-ffunction-sections", "-fdata-sections",
-                               "-I", str(src), "-c", str(c), "-o", str(obj)], capture_output=True, text=True)
+        proc = subprocess.run([gcc, *flags, "-I", str(src), "-c", str(c), "-o", str(obj)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             raise FormicaryError(f"the exported library does not compile for {board.name}: {c.name}.",
                                  "this is a formicary bug; details.log has the compiler's message.",
                                  details={"log": proc.stderr[-3000:]})
         objs.append(obj)
-    out = subprocess.run([size, "-B", "-d", *map(str, objs)], capture_output=True, text=True, check=True).stdout
-    sizes = {}
-    for line in out.splitlines()[1:]:
-        parts = line.split()
-        sizes[Path(parts[5]).stem + ".c"] = dict(zip(SIZE_SECTIONS, map(int, parts[:3])))
-    return sizes
+        records[c.name] = key
+    if objs:
+        out = subprocess.run([size, "-B", "-d", *map(str, objs)], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines()[1:]:
+            parts = line.split()
+            name = Path(parts[5]).stem + ".c"
+            sizes[name] = dict(zip(SIZE_SECTIONS, map(int, parts[:3])))
+            records[name] = {**records[name], **sizes[name]}
+    return sizes, records
 
 
 def _apply(out: Path, old: dict | None, files: dict[str, bytes], manifest: dict) -> dict[str, list[str]]:
