@@ -19,7 +19,8 @@ DONE = "done"
 def app_main(models: list[tuple[str, list[np.ndarray]]]) -> str:
     """main.c: for each (model name, inputs) write the inputs, invoke, print `<name> rc=<rc> out<i>=<hex>`."""
     lines = ["/* A user application: runs the exported models once each and prints their outputs. */",
-             '#include <stdint.h>', '#include <string.h>', '#include "formicary_models.h"', "",
+             '#include <stdint.h>', '#include <string.h>',
+             '#include "formicary_models.h"' if models else "/* no model: the application alone */", "",
              "/* mps2-an386 CMSDK UART0 */",
              "#define UART_DATA (*(volatile uint32_t *)0x40004000u)",
              "#define UART_STATE (*(volatile uint32_t *)0x40004004u)",
