@@ -24,12 +24,17 @@ KWS = ROOT.parent / "shared" / "models" / "kws_ref_model.tflite"
 
 def main() -> int:
     import numpy as np
-
     from formicary.build import elf_sizes
     from formicary.export import export_model
     from formicary.oracle.tflm import run_tflm
     from formicary.toolchain import run_pio
-    from tests.support.exportapps import app_main, parse_outputs, platformio_project, run_on_virtual_board
+
+    from tests.support.exportapps import (
+        app_main,
+        parse_outputs,
+        platformio_project,
+        run_on_virtual_board,
+    )
     from tests.support.netmodels import mobilenet_v1
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

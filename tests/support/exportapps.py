@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from formicary.boards import PLATFORM_DIR, load_board
 
 DONE = "done"
@@ -118,7 +117,7 @@ def run_on_virtual_board(elf: Path, board: str = "qemu-m4", timeout: float = 60.
             while f"\n{DONE}\n".encode() not in b"\n" + buf and time.monotonic() < deadline:
                 try:
                     chunk = sock.recv(4096)
-                except socket.timeout:
+                except TimeoutError:
                     q.check_alive()
                     continue
                 if not chunk:

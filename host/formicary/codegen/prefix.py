@@ -30,9 +30,9 @@ SHARED_ARENA_HEADER = "fm_shared_arena.h"
 SHARED_ARENA_MACRO = "FM_SHARED_ARENA_BYTES"
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
-_ARENA_DEF = re.compile(r"^static uint8_t fm_arena\[.*;$", re.M)
+_ARENA_DEF = re.compile(r"^static uint8_t fm_arena\[.*;$", re.MULTILINE)
 # a file-scope definition or declaration that is not static: "<type words> fm_xxx[...] / (...) / = ..."
-_EXTERNAL = re.compile(r"^(?!static\b|#|/\*|\s|})(?:[A-Za-z_][\w \*]*?\s\**)(fm_\w+)\s*[\[(=;]", re.M)
+_EXTERNAL = re.compile(r"^(?!static\b|#|/\*|\s|})(?:[A-Za-z_][\w \*]*?\s\**)(fm_\w+)\s*[\[(=;]", re.MULTILINE)
 
 
 def check_name(name: str) -> str:

@@ -28,8 +28,14 @@ from formicary import __version__
 from formicary.boards import Board, load_board
 from formicary.codegen import kernel_sets
 from formicary.codegen.generate import FIRMWARE_DIR, generate, read_model_bytes
-from formicary.codegen.prefix import (SHARED_ARENA, SHARED_ARENA_HEADER, SHARED_ARENA_MACRO, check_name,
-                                      default_name, prefix_model)
+from formicary.codegen.prefix import (
+    SHARED_ARENA,
+    SHARED_ARENA_HEADER,
+    SHARED_ARENA_MACRO,
+    check_name,
+    default_name,
+    prefix_model,
+)
 from formicary.errors import FormicaryError
 
 MANIFEST = "formicary-export.json"
@@ -270,7 +276,7 @@ def _measure(files: dict[str, bytes], board: Board, work: Path, known: dict[str,
             continue
         obj = work / (c.stem + ".o")
         proc = subprocess.run([gcc, *flags, "-I", str(src), "-c", str(c), "-o", str(obj)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise FormicaryError(f"the exported library does not compile for {board.name}: {c.name}.",
                                  "this is a formicary bug; details.log has the compiler's message.",
