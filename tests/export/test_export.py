@@ -150,6 +150,17 @@ def test_arduino_layout(tmp_path, nets):
     sketch = lib / "examples" / "fmlib_run" / "fmlib_run.ino"
     text = sketch.read_text()
     assert "#include <formicary_models.h>" in text and "vww_invoke()" in text and "tiny_invoke()" in text
+    # the sketch as the IDE compiles it (C++, Arduino.h prepended), against a stand-in for the Arduino API
+    gxx = shutil.which("arm-none-eabi-g++")
+    if gxx is not None:
+        stub = tmp_path / "Arduino.h"
+        stub.write_text("#include <stdint.h>\nstruct SerialStub { void begin(long) {} template <class T> void print(T) {}"
+                        "\n  template <class T> void println(T) {} };\nstatic SerialStub Serial;\n"
+                        "static inline void delay(unsigned long) {}\n")
+        proc = subprocess.run([gxx, "-mcpu=cortex-m4", "-mthumb", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+                               "-x", "c++", "-include", str(stub), "-I", str(src), str(sketch)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
     # the kernels the models call, from the board's set (dsp on qemu-m4: its conv2d, not the reference one)
     assert "fm_dsp_gemm.h" in (src / "conv2d_s8.c").read_text()
     assert not (lib / "library.json").exists() and not (lib / "CMakeLists.txt").exists()
