@@ -114,6 +114,9 @@ def export_model(model: str | Path, board: str | Board, fmt: str, out: str | Pat
         header, source = prefix_model((staged / "gen" / "fm_model.h").read_text(),
                                       (staged / "gen" / "fm_model.c").read_text(), req.name,
                                       shared_arena=req.shared_arena)
+        stamp = (f"/* formicary {__version__} export: model `{req.name}` from {req.model.name} (sha256 "
+                 f"{gen.model_hash}), board {req.board.name}, {kset.name} kernels. */\n")
+        header, source = stamp + header, stamp + source
         kernel_files = kernel_sets.read_manifest(staged / "gen")["kernels"]
         entry = {
             "name": req.name, "source": req.model.name, "sha256": gen.model_hash, "shared_arena": req.shared_arena,
