@@ -226,3 +226,32 @@ def test_prefixing_leaves_no_unprefixed_external_symbol(tmp_path, nets):
         check_prefixed(source + "\nconst int32_t fm_new_table[2] = {1, 2};\n", "tiny")
     assert default_name("kws_ref_model") == "kws_ref_model" and default_name("VWW-96") == "vww_96"
     assert default_name("96x96") == "m_96x96" and default_name("fm_net") == "model_fm_net"
+
+
+def test_readme_gives_the_latency_of_a_stored_run_of_that_model_board_and_kernel_set(tmp_path, nets):
+    from formicary.store import ResultStore
+
+    sha = hashlib.sha256(nets["fc"].read_bytes()).hexdigest()
+
+    def run(minute: int, kernels: str, samples: list[int], sha256: str = sha) -> dict:
+        return {"schema": 1, "board": BOARD, "virtual": True, "complete": True,
+                "started_at": f"2026-12-01T10:{minute:02d}:00+00:00", "finished_at": f"2026-12-01T10:{minute:02d}:30+00:00",
+                "model": {"path": "fc.tflite", "sha256": sha256, "name": "fc"},
+                "firmware": {"runtime_version": "0.1.0", "protocol_version": 1, "kernels": kernels},
+                "latency": {"unit": "instructions", "method": "qemu-icount-systick", "samples": samples}}
+
+    store_path = tmp_path / "results.sqlite"
+    with ResultStore(store_path) as store:
+        store.record_result(run(1, "dsp", [1000, 1010, 1020]))
+        store.record_result(run(2, "reference", [5000, 5000, 5000]))  # newer, but not the kernels exported
+        store.record_result(run(3, "dsp", [7, 7, 7], sha256="ab" * 32))  # another model
+    r = export_model(nets["fc"], BOARD, "platformio", tmp_path / "lib", name="fc", store_path=store_path)
+    lat = _model(r, "fc")["latency"]
+    assert lat["median"] == 1010 and lat["unit"] == "instructions"
+    readme = (tmp_path / "lib" / "README.md").read_text()
+    assert "1,010 instructions" in readme and f"{_model(r, 'fc')['arena_bytes']:,} B" in readme
+    assert f"{_model(r, 'fc')['macs']:,}" in readme and sha[:16] in readme
+    # no stored run: the README says how to get one
+    r = export_model(nets["fc"], BOARD, "platformio", tmp_path / "lib2", name="fc", store_path=tmp_path / "none")
+    assert _model(r, "fc")["latency"] is None
+    assert "not measured (run `formicary bench fc.tflite --board qemu-m4`" in (tmp_path / "lib2" / "README.md").read_text()
