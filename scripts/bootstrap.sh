@@ -51,12 +51,15 @@ test_missing=()
 has_libfuzzer || test_missing+=(clang "libclang-rt-$(clang_major)-dev")
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || test_missing+=(chromium)
 command -v socat >/dev/null || test_missing+=(socat)  # the pty the MLCommons runner opens (tests/mlperf)
+# CMake + Ninja: tests/export builds a user CMake project around an exported library.
+command -v cmake >/dev/null || test_missing+=(cmake)
+command -v ninja >/dev/null || test_missing+=(ninja-build)
 if [ ${#test_missing[@]} -gt 0 ]; then
   if is_root_with_apt; then
-    log "installing test tools for the libFuzzer runs and the browser test (~1 min): ${test_missing[*]}"
+    log "installing test tools for the libFuzzer runs, the browser, MLPerf pty and CMake export tests (~1 min): ${test_missing[*]}"
     apt_install "${test_missing[@]}"
   else
-    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer and browser tests will skip" \
+    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer, browser, MLPerf pty and CMake export tests will skip" \
         "(sudo apt-get install --no-install-recommends ${test_missing[*]})"
   fi
 fi

@@ -17,7 +17,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Shrink, compile, flash and benchmark deep-learning models on microcontrollers.")
 
 # Order here is the order in `formicary --help`.
-_COMMAND_MODULES = ["demo", "compile", "adapt", "moe", "inspect", "codegen", "verify", "boards", "build", "flash", "bench",
+_COMMAND_MODULES = ["demo", "compile", "adapt", "moe", "inspect", "codegen", "export", "verify", "boards", "build",
+                    "flash", "bench",
                     "runs", "report", "fleet", "mlperf", "kernels"]
 
 # Every command module must import: a broken one fails the whole CLI loudly instead of vanishing from --help.
