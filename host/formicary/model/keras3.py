@@ -226,15 +226,17 @@ def refuse_shrinking(model: GraphModel, stages: list[str]) -> None:
 
 @contextlib.contextmanager
 def exported(model: Any) -> Any:
-    """The Keras 3 model's inference call (training=False) written as a SavedModel in a temporary folder;
-    yields the folder. Keras prints the endpoints on stdout: kept off (the CLI's --json owns stdout)."""
+    """The Keras 3 model's inference call (training=False, batch 1) written as a SavedModel in a temporary
+    folder; yields the folder. Keras prints the endpoints on stdout: kept off (the CLI's --json owns stdout)."""
     import tensorflow as tf
 
     keras = import_keras3()
     with tempfile.TemporaryDirectory(prefix="formicary-keras3-") as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        spec = [tf.TensorSpec(tuple(t.shape), dtype=t.dtype, name=t.name) for t in model.inputs]
+        # Batch fixed at 1: with a free batch axis Keras 3's Flatten/Reshape trace into SHAPE, STRIDED_SLICE and
+        # PACK feeding a RESHAPE; with it fixed they fold into one static RESHAPE (what tf_keras models give).
+        spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), dtype=t.dtype, name=t.name) for t in model.inputs]
 
         def serve(*args: Any) -> Any:
             return model(list(args) if len(args) > 1 else args[0], training=False)
