@@ -218,8 +218,8 @@ def refuse_shrinking(model: GraphModel, stages: list[str]) -> None:
     raise FormicaryError(
         f"{', '.join(stages)} needs the model's layers, but {model.path.name} is a SavedModel without Keras "
         "metadata (Keras 3 model.export() or tf.saved_model.save): only a traced graph is left",
-        "pass the Keras file instead (Keras 3: model.save('model.keras')), or drop "
-        f"{', '.join(stages)} (int8 quantization works on this SavedModel).")
+        "pass the Keras file instead (Keras 3: model.save('model.keras')); `formicary compile` without "
+        "--prune/--cluster/--qat/--distill-from quantizes this SavedModel as it is.")
 
 
 # ---------------------------------------------------------------------------------------------- conversion

@@ -226,6 +226,20 @@ def load_keras_model(model_file: ModelFile) -> Any:
     return model
 
 
+def load_for_training(model_file: ModelFile, what: str) -> Any:
+    """A tf_keras model for a stage that trains it through tf_keras (`what`, e.g. "formicary adapt"): a Keras 3
+    file is rebuilt in tf_keras (outputs checked, see formicary.model.keras3); a SavedModel graph is refused."""
+    model = load_keras_model(model_file)
+    if model_file.flavour == "tf_keras":
+        return model
+    from formicary.model import keras3
+
+    if model_file.flavour == "graph":
+        keras3.refuse_shrinking(model, [what])
+    rebuilt, _ = keras3.to_tf_keras(model)
+    return rebuilt
+
+
 def input_shape(model: Any) -> tuple[int | None, ...]:
     """The single input shape of a Keras model (batch axis included)."""
     shapes = model.inputs
