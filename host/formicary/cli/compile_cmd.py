@@ -19,6 +19,15 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
         console.print(f"[yellow]{info.get('note')}[/]")
     for line in _training_lines(info):
         console.print(line)
+    keras3 = info.get("keras3")
+    if keras3:
+        if keras3.get("rebuilt_in_tf_keras"):
+            check = keras3["check"]
+            console.print(f"{keras3.get('source')}: rebuilt in tf_keras for {', '.join(keras3.get('for') or [])} "
+                          f"({keras3['layers']} layers; outputs match, max |diff| {check['max_abs_diff']:.2g} on "
+                          f"{check['samples']} samples)")
+        else:
+            console.print(f"{keras3.get('source')}: converted directly from {keras3.get('converted_from')}")
     distilled = any(s.get("stage") == "distill" for s in info.get("provenance") or [] if isinstance(s, dict))
     student = info.get("student") or {}
     stages = [s.get("stage") for s in info.get("provenance") or [] if isinstance(s, dict)]
