@@ -284,6 +284,9 @@ def test_exported_savedmodel_quantizes_and_refuses_shrinking(k3, k3_compiled, tm
     assert info["keras3"]["source"] == "SavedModel without Keras metadata", info["keras3"]
     direct = k3_compiled("cnn").report["accuracy"]
     assert acc["float"] == direct["float"] and abs(acc["quantized"] - direct["quantized"]) <= 0.01, (acc, direct)
+    ops = {op.opcode for op in read_model(res.model_path.read_bytes()).operators}
+    assert "RESHAPE" in ops and not ops & {"SHAPE", "STRIDED_SLICE", "PACK"}, ops   # traced again at batch 1
+    _bit_exact(res.model_path, k3.val)
     with pytest.raises(FormicaryError, match="SavedModel without Keras metadata") as exc:
         compile_model(folder, tmp_path / "p", train=str(k3.train), calib=str(k3.calib), qat=True)
     assert "model.save('model.keras')" in exc.value.fix

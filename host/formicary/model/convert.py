@@ -35,13 +35,13 @@ def convert(model: Any, quantize: Quantize, calib: np.ndarray | None = None) -> 
 def _converter_for(model: Any) -> Iterator[Any]:
     """The TFLite converter for `model`: tf_keras directly; Keras 3 through its inference call traced into a
     temporary SavedModel (what TF's from_keras_model does too, minus the endpoint listing it prints on stdout);
-    a SavedModel without Keras metadata from its serving signature."""
+    a SavedModel without Keras metadata from its serving signature (both traced at batch 1)."""
     import tensorflow as tf
 
     from formicary.model import keras3
 
     if isinstance(model, keras3.GraphModel):
-        yield tf.lite.TFLiteConverter.from_saved_model(str(model.path), signature_keys=[model.signature_key])
+        yield model.converter()
     elif keras3.is_keras3_model(model):
         with keras3.exported(model) as folder:
             yield tf.lite.TFLiteConverter.from_saved_model(folder)

@@ -206,6 +206,20 @@ class GraphModel:
                 details={"input": self._in_name, "shape": list(shape)})
         self.layers: list = []
 
+    def converter(self) -> Any:
+        """The TFLite converter for the serving signature traced again at batch 1 (a free batch axis turns a
+        Flatten into SHAPE → STRIDED_SLICE → PACK → RESHAPE, which formicary-rt does not run)."""
+        import tensorflow as tf
+
+        fn, name = self._fn, self._in_name
+        spec = fn.structured_input_signature[1][name]
+
+        @tf.function(input_signature=[tf.TensorSpec((1, *self.inputs[0].shape[1:]), spec.dtype, name=name)])
+        def serve(x: Any) -> Any:
+            return fn(**{name: x})
+
+        return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], self._loaded)
+
     def predict(self, x: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
         import tensorflow as tf
 
