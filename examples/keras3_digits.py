@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         model.fit(splits.train.x, splits.train.y, epochs=args.epochs, batch_size=32, verbose=0)
         acc = model.evaluate(splits.val.x, splits.val.y, verbose=0)[1]
         model.save(args.out / f"{name}.keras")
-        print(f"{name}: float accuracy {acc:.4f} on {len(splits.val)} validation digits -> {args.out / (name + '.keras')}")
+        print(f"{name}: float accuracy {acc:.4f} on {len(splits.val)} validation digits -> "
+              f"{args.out / (name + '.keras')}")
         if name == "cnn":
             model.export(str(args.out / "cnn_savedmodel"), verbose=False)
     print(f"data: {', '.join(str(p) for p in paths.values())}")

@@ -128,9 +128,10 @@ def _sparsity(s: Any) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("compile")
     def compile_command(
-        model: str = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir), .tflite, or a built-in "
-                                              "architecture builtin:cnn@WIDTH / builtin:dscnn@WIDTH (trained on "
-                                              "--train, from scratch or distilled with --distill-from)."),
+        model: str = typer.Argument(..., help="Keras model, tf_keras or Keras 3 (.keras, .h5, SavedModel dir), "
+                                              ".tflite, or a built-in architecture builtin:cnn@WIDTH / "
+                                              "builtin:dscnn@WIDTH (trained on --train, from scratch or distilled "
+                                              "with --distill-from)."),
         out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for model.tflite and report.json."),
         train: Optional[str] = typer.Option(None, "--train", help="Fine-tuning data: .npz (x, y) or .bin folder."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration data, or 'synthetic' (warns)."),
