@@ -370,7 +370,15 @@ def _emit(model: Any, inputs: list, carried: dict[str, int], twins: dict[int, An
         kwargs = {k: v for k, v in kwargs.items() if k not in ("training", "mask")}
         return op(*args, **kwargs)
 
-    outputs = functional._run_through_graph(inputs, operation_fn=twin, call_fn=call)
+    # Keras' own graph runner (what Functional.call uses): topological order, nodes' args/kwargs filled in with
+    # our tensors. Private API of keras 3.x (checked with 3.15), hence the explicit error if it moves.
+    runner = getattr(functional, "_run_through_graph", None)
+    if runner is None:
+        import keras
+
+        raise FormicaryError(f"Keras {keras.__version__} no longer exposes the functional graph runner formicary "
+                             "uses to rebuild a Keras 3 model in tf_keras", KERAS3_SHRINK_FIX)
+    outputs = runner(inputs, operation_fn=twin, call_fn=call)
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
