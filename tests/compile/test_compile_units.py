@@ -58,16 +58,15 @@ def test_identify_keras3_from_metadata_alone(tmp_path):
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("metadata.json", json.dumps({"keras_version": "3.4.1"}))
         zf.writestr("config.json", "{}")
-    with pytest.raises(FormicaryError, match="Keras 3") as exc:
-        identify(p)
-    assert "tf_keras" in exc.value.fix
+    found = identify(p)  # accepted: formicary.model.keras3 loads it, quantizes it, rebuilds it for tfmot
+    assert (found.kind, found.keras_version, found.flavour) == ("keras", "3.4.1", "keras3")
 
 
 def test_identify_savedmodel_dir_rules(tmp_path):
     with pytest.raises(FormicaryError, match="not a SavedModel"):
         identify(tmp_path)
     (tmp_path / "saved_model.pb").write_bytes(b"\0")
-    with pytest.raises(FormicaryError, match="without tf_keras metadata"):
-        identify(tmp_path)
+    # No Keras metadata (Keras 3 model.export, tf.saved_model.save): a traced graph, quantized from its signature.
+    assert (identify(tmp_path).kind, identify(tmp_path).flavour) == ("savedmodel", "graph")
     (tmp_path / "keras_metadata.pb").write_bytes(b"\0")
-    assert identify(tmp_path).kind == "savedmodel"
+    assert (identify(tmp_path).kind, identify(tmp_path).flavour) == ("savedmodel", "tf_keras")

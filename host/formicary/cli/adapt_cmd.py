@@ -48,7 +48,8 @@ def _count(n: object) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("adapt")
     def adapt_command(
-        base: Path = typer.Argument(..., help="Trained tf_keras model (.keras, .h5, SavedModel dir) to adapt."),
+        base: Path = typer.Argument(..., help="Trained Keras model, tf_keras or Keras 3 "
+                                                    "(.keras, .h5, SavedModel dir) to adapt."),
         data: str = typer.Option(..., "--data", help="Labelled examples of the new task: .npz (x, y) or .bin "
                                                      "folder; labels may be any integers."),
         out: Path = typer.Option(..., "-o", "--out", help="Where to write the adapted model (.keras)."),

@@ -19,6 +19,15 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
         console.print(f"[yellow]{info.get('note')}[/]")
     for line in _training_lines(info):
         console.print(line)
+    keras3 = info.get("keras3")
+    if keras3:
+        if keras3.get("rebuilt_in_tf_keras"):
+            check = keras3["check"]
+            console.print(f"{keras3.get('source')}: rebuilt in tf_keras for {', '.join(keras3.get('for') or [])} "
+                          f"({keras3['layers']} layers; outputs match, max |diff| {check['max_abs_diff']:.2g} on "
+                          f"{check['samples']} samples)")
+        else:
+            console.print(f"{keras3.get('source')}: converted directly from {keras3.get('converted_from')}")
     distilled = any(s.get("stage") == "distill" for s in info.get("provenance") or [] if isinstance(s, dict))
     student = info.get("student") or {}
     stages = [s.get("stage") for s in info.get("provenance") or [] if isinstance(s, dict)]
@@ -119,9 +128,10 @@ def _sparsity(s: Any) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("compile")
     def compile_command(
-        model: str = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir), .tflite, or a built-in "
-                                              "architecture builtin:cnn@WIDTH / builtin:dscnn@WIDTH (trained on "
-                                              "--train, from scratch or distilled with --distill-from)."),
+        model: str = typer.Argument(..., help="Keras model, tf_keras or Keras 3 (.keras, .h5, SavedModel dir), "
+                                              ".tflite, or a built-in architecture builtin:cnn@WIDTH / "
+                                              "builtin:dscnn@WIDTH (trained on --train, from scratch or distilled "
+                                              "with --distill-from)."),
         out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for model.tflite and report.json."),
         train: Optional[str] = typer.Option(None, "--train", help="Fine-tuning data: .npz (x, y) or .bin folder."),
         calib: Optional[str] = typer.Option(None, "--calib", help="Calibration data, or 'synthetic' (warns)."),

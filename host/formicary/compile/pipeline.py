@@ -331,6 +331,7 @@ def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _D
     if teacher_file is not None:
         with steps(f"loading teacher {teacher_file.path.name}"):
             teacher = keras_io.load_keras_model(teacher_file)
+        teacher, _ = _in_tf_keras(teacher, teacher_file, ["--distill-from (the teacher)"], None, opts.seed, steps)
     from formicary.model.provenance import class_label_map, read_provenance
 
     if isinstance(source, BuiltinSpec):
@@ -365,6 +366,11 @@ def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _D
     train, val = (_as_class_indices(ds, label_map, warnings) for ds in (train, val))
     _check_labels(train, classes, "--train")
     _check_labels(val, classes, "--val")
+    keras3_info = None
+    if isinstance(source, ModelFile) and source.flavour != "tf_keras":
+        sample = next((d.x for d in (calib, train, val) if d is not None), None)
+        stages = _tfmot_stages(opts) + (["--save-keras"] if opts.save_keras and source.flavour == "graph" else [])
+        model, keras3_info = _in_tf_keras(model, source, stages, sample, opts.seed, steps)
     if data.calib_synthetic and opts.quantize != "float32":
         calib = synthetic(in_shape, seed=opts.seed)
         warnings.append("CALIBRATING ON SYNTHETIC RANDOM INPUTS (--calib synthetic): activation ranges do not "
@@ -404,7 +410,9 @@ def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _D
                             "provenance": provenance,
                             # The student trained here (built-in or --distill-from), null otherwise.
                             "student": None if student is None else student["student"],
-                            "saved_keras": opts.save_keras}
+                            "saved_keras": opts.save_keras,
+                            # Keras 3 / SavedModel-graph inputs: converted directly, or rebuilt in tf_keras for tfmot.
+                            "keras3": keras3_info}
     tune = FineTune(train, opts.epochs, opts.batch_size) if train is not None else None
     sparsity = _pruning(opts)
     if sparsity is not None:
@@ -452,6 +460,34 @@ def _keras_input(source: ModelFile | BuiltinSpec, opts: CompileOptions, data: _D
         if shrunk_acc is not None:
             accuracy["float_after_shrink"] = shrunk_acc
     return model_bytes, info, accuracy
+
+
+def _tfmot_stages(opts: CompileOptions) -> list[str]:
+    """The requested stages that train through tf_keras/tfmot (a Keras 3 model must be rebuilt for them)."""
+    return [name for name, on in (("--prune", _pruning(opts) is not None), ("--cluster", opts.cluster is not None),
+                                  ("--qat", opts.qat), ("--distill-from", opts.distill_from is not None)) if on]
+
+
+def _in_tf_keras(model: Any, source: ModelFile, stages: list[str], sample: np.ndarray | None, seed: int,
+                 steps: _Steps) -> tuple[Any, dict[str, Any] | None]:
+    """`model` as compile needs it: a tf_keras model passes; a Keras 3 model is kept for direct quantization, or
+    rebuilt in tf_keras (outputs checked) when `stages` need tfmot; a SavedModel graph cannot be trained."""
+    if source.flavour == "tf_keras":
+        return model, None
+    from formicary.model import keras3
+
+    if source.flavour == "graph":
+        if stages:
+            keras3.refuse_shrinking(model, stages)
+        return model, {"rebuilt_in_tf_keras": False, "source": "SavedModel without Keras metadata",
+                       "converted_from": f"serving signature {model.signature_key!r}"}
+    if not stages:
+        return model, {"rebuilt_in_tf_keras": False, "source": f"Keras {source.keras_version}",
+                       "converted_from": "the Keras 3 model's inference call, traced (training=False)"}
+    with steps(f"rebuilding {source.path.name} (Keras {source.keras_version}) in tf_keras for "
+               f"{', '.join(stages)}"):
+        rebuilt, done = keras3.to_tf_keras(model, sample, seed)
+    return rebuilt, {**done.to_dict(), "source": f"Keras {source.keras_version}", "for": stages}
 
 
 def _builtin_io(spec: BuiltinSpec, teacher: Any, data: _Data) -> tuple[tuple[int | None, ...], int]:

@@ -6,7 +6,9 @@ weights. Both refuse float fallbacks, so a model that cannot be fully quantized 
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -20,13 +22,36 @@ MAX_CALIB_SAMPLES = 500
 
 
 def convert(model: Any, quantize: Quantize, calib: np.ndarray | None = None) -> bytes:
-    """Convert a tf_keras model. `calib` (float32, batch-first) is required for int8/int16x8: even a QAT model
-    needs it, since the converter calibrates the int8 input/output tensors on it."""
-    import tensorflow as tf
-
+    """Convert a tf_keras model, a Keras 3 model or a keras3.GraphModel (SavedModel without Keras metadata).
+    `calib` (float32, batch-first) is required for int8/int16x8: even a QAT model needs it, since the converter
+    calibrates the int8 input/output tensors on it."""
     if quantize not in QUANTIZE_MODES:
         raise FormicaryError(f"unknown --quantize {quantize!r}", f"use one of {', '.join(QUANTIZE_MODES)}.")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with _converter_for(model) as converter:
+        return _convert(converter, quantize, calib)
+
+
+@contextlib.contextmanager
+def _converter_for(model: Any) -> Iterator[Any]:
+    """The TFLite converter for `model`: tf_keras directly; Keras 3 through its inference call traced into a
+    temporary SavedModel (what TF's from_keras_model does too, minus the endpoint listing it prints on stdout);
+    a SavedModel without Keras metadata from its serving signature (both traced at batch 1)."""
+    import tensorflow as tf
+
+    from formicary.model import keras3
+
+    if isinstance(model, keras3.GraphModel):
+        yield model.converter()
+    elif keras3.is_keras3_model(model):
+        with keras3.exported(model) as folder:
+            yield tf.lite.TFLiteConverter.from_saved_model(folder)
+    else:
+        yield tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def _convert(converter: Any, quantize: Quantize, calib: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
     if quantize != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if calib is None:

@@ -1,8 +1,9 @@
-"""Recognise, load and save tf_keras (Keras 2) models; reproducible TensorFlow set-up.
+"""Recognise, load and save Keras models; reproducible TensorFlow set-up.
 
-Model files are recognised from their bytes before TensorFlow is imported, so a wrong, truncated or Keras 3
-file fails fast with a clear message. tfmot (pruning, clustering, QAT) only works on Keras 2 models, hence
-tf_keras everywhere and an explicit refusal of Keras 3 files.
+Model files are recognised from their bytes before TensorFlow is imported, so a wrong or truncated file fails
+fast with a clear message. tfmot (pruning, clustering, QAT) only works on tf_keras (Keras 2) models, hence
+tf_keras everywhere; Keras 3 files and SavedModels without Keras metadata are recognised here (`flavour`) and
+handled by formicary.model.keras3 (direct quantization; rebuilt in tf_keras for tfmot).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from typing import Any, Literal
 from formicary.errors import FormicaryError
 
 ModelKind = Literal["tflite", "keras", "h5", "savedmodel"]
+# Who wrote a Keras-kind file: tf_keras (Keras 2), Keras 3, or nobody (a SavedModel with only a traced graph).
+Flavour = Literal["tf_keras", "keras3", "graph"]
 
 _KERAS3_FIX = ("tfmot (pruning, clustering, QAT) needs Keras 2: rebuild or load the model with tf_keras "
                "(`import tf_keras as keras`, or TF_USE_LEGACY_KERAS=1 before importing TensorFlow) and save it "
@@ -33,6 +36,7 @@ class ModelFile:
     path: Path
     kind: ModelKind
     keras_version: str | None = None
+    flavour: Flavour = "tf_keras"
 
 
 def identify(path: str | Path) -> ModelFile:
@@ -76,8 +80,7 @@ def _identify_keras_zip(p: Path) -> ModelFile:
     if bad is not None:
         raise FormicaryError(f"{p.name} is corrupt (member {bad} fails its checksum)", "re-save the model.")
     version = str(meta.get("keras_version", "")) or None
-    _refuse_keras3(p, version)
-    return ModelFile(p, "keras", version)
+    return ModelFile(p, "keras", version, _flavour(version))
 
 
 def _identify_h5(p: Path) -> ModelFile:
@@ -94,8 +97,7 @@ def _identify_h5(p: Path) -> ModelFile:
     if not has_config:
         raise FormicaryError(f"{p.name} is an HDF5 file without a model config (weights only?)",
                              "save the whole model: model.save('model.h5') or, better, model.save('model.keras').")
-    _refuse_keras3(p, version)
-    return ModelFile(p, "h5", version)
+    return ModelFile(p, "h5", version, _flavour(version))
 
 
 def _identify_savedmodel(p: Path) -> ModelFile:
@@ -103,17 +105,16 @@ def _identify_savedmodel(p: Path) -> ModelFile:
         raise FormicaryError(f"{p} is a directory but not a SavedModel (no saved_model.pb)",
                              f"pass {_MODEL_FORMATS}.")
     if not (p / "keras_metadata.pb").is_file():
-        # Keras 3 `model.export()` and tf.saved_model.save write no Keras metadata: nothing tfmot can wrap.
-        raise FormicaryError(f"{p} is a SavedModel without tf_keras metadata (written by Keras 3 "
-                             "`model.export()` or tf.saved_model.save), so it cannot be pruned or re-trained",
-                             _KERAS3_FIX)
+        # Keras 3 `model.export()` and tf.saved_model.save write no Keras metadata: a traced graph only,
+        # quantized from its serving signature, nothing tfmot can wrap.
+        return ModelFile(p, "savedmodel", None, "graph")
     return ModelFile(p, "savedmodel")
 
 
-def _refuse_keras3(p: Path, version: str | None) -> None:
-    if version and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3:
-        raise FormicaryError(f"{p.name} was saved by Keras {version} (Keras 3); formicary needs a tf_keras "
-                             "(Keras 2) model", _KERAS3_FIX, details={"keras_version": version})
+def _flavour(version: str | None) -> Flavour:
+    from formicary.model.keras3 import is_keras3_version
+
+    return "keras3" if is_keras3_version(version) else "tf_keras"
 
 
 # TensorFlow's C++ start-up and tf.data chatter (absl INFO lines, missing CUDA, a harmless NodeDef attribute
@@ -196,7 +197,12 @@ def _single_thread(tf: Any) -> None:
 
 
 def load_keras_model(model_file: ModelFile) -> Any:
-    """Load a tf_keras model (compile state kept, so its loss can be reused for fine-tuning)."""
+    """Load a tf_keras model (compile state kept, so its loss can be reused for fine-tuning); a Keras 3 file
+    as a Keras 3 model, a SavedModel without Keras metadata as a keras3.GraphModel (see formicary.model.keras3)."""
+    if model_file.flavour != "tf_keras":
+        from formicary.model import keras3
+
+        return keras3.load(model_file.path) if model_file.flavour == "keras3" else keras3.GraphModel(model_file.path)
     import tf_keras
 
     try:
@@ -220,13 +226,28 @@ def load_keras_model(model_file: ModelFile) -> Any:
     return model
 
 
+def load_for_training(model_file: ModelFile, what: str) -> Any:
+    """A tf_keras model for a stage that trains it through tf_keras (`what`, e.g. "formicary adapt"): a Keras 3
+    file is rebuilt in tf_keras (outputs checked, see formicary.model.keras3); a SavedModel graph is refused."""
+    model = load_keras_model(model_file)
+    if model_file.flavour == "tf_keras":
+        return model
+    from formicary.model import keras3
+
+    if model_file.flavour == "graph":
+        keras3.refuse_shrinking(model, [what])
+    rebuilt, _ = keras3.to_tf_keras(model)
+    return rebuilt
+
+
 def input_shape(model: Any) -> tuple[int | None, ...]:
     """The single input shape of a Keras model (batch axis included)."""
     shapes = model.inputs
     if len(shapes) != 1:
         raise FormicaryError(f"the model has {len(shapes)} inputs; formicary compile handles single-input models",
                              "wrap the model so it takes one input tensor.")
-    return tuple(shapes[0].shape.as_list())
+    shape = shapes[0].shape  # a TensorShape in tf_keras, a tuple in Keras 3
+    return tuple(shape.as_list() if hasattr(shape, "as_list") else shape)
 
 
 def save_keras_model(model: Any, path: str | Path) -> Path:

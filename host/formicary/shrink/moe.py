@@ -220,7 +220,7 @@ def build_moe(input_shape: tuple[int, ...], classes: int, options: MoEOptions) -
         if isinstance(source, Path):
             from formicary.model import keras_io
 
-            source = keras_io.load_keras_model(keras_io.identify(source))
+            source = keras_io.load_for_training(keras_io.identify(source), "--expert")
     inp = keras.Input(shape, name="image")
     f = inp
     for i, ch in enumerate(stem_channels(options.stem)):

@@ -479,7 +479,7 @@ def adapt_files(base: str | Path, data: str | Path, out: str | Path, options: Ad
             keras_io.import_tensorflow()
     keras_io.make_deterministic(options.seed)
     with progress.step(f"loading {model_file.path.name}"):
-        base_model = keras_io.load_keras_model(model_file)
+        base_model = keras_io.load_for_training(model_file, "formicary adapt")
     in_shape = keras_io.input_shape(base_model)
     train_ds = fit_to_input(train_raw, in_shape, "--data")
     val_ds = fit_to_input(val_raw, in_shape, "--val") if val_raw is not None else None
