@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import kernel_sets, lifetimes, planner, subgraphs
+from formicary.codegen import access, kernel_sets, lifetimes, planner, subgraphs
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -29,6 +29,13 @@ FIRMWARE_DIR = firmware_dir()
 RUNTIME_SOURCES = ("runtime/src/fm_runtime.c",)
 INCLUDE_DIRS = ("runtime/include", "kernels/include")
 SCRATCH_ALIGN = 4  # bytes: a kernel's scratch area starts on a word boundary
+# Memory plans (`memory_plan`): `liveness` gives every live tensor its own bytes; `in-place` also lets an op's
+# output overlap its dying input where the kernel's declared access pattern proves it safe (codegen/access.py);
+# `patch` runs the first stage patch by patch (codegen/patching.py, when present); `auto` takes the smallest
+# plan whose extra instructions stay within AUTO_MAX_EXTRA of liveness's.
+MEMORY_PLANS = ("liveness", "in-place", "patch", "auto")
+DEFAULT_MEMORY_PLAN = "auto"
+AUTO_MAX_EXTRA = 0.10
 
 
 @dataclass
@@ -60,6 +67,10 @@ class CodegenResult:
     subgraphs: list[dict] = field(default_factory=list)  # {index, name, first_op, ops, reachable, peak_bytes}: ops
                                                          # numbered globally, subgraph 0's first
     routes: list[dict] = field(default_factory=list)     # {route (fm_model_route bits), subgraphs, peak_bytes}
+    memory_plan: str = "liveness"    # the plan the arena was laid out with (MEMORY_PLANS, never "auto")
+    plans: list[dict] = field(default_factory=list)  # per plan considered: {plan, arena_bytes, extra_instructions,
+                                                     # extra_instructions_pct, cost_model, available, reason}
+    overlaps: list[dict] = field(default_factory=list)  # in-place: {op, input, output, max_offset, offset}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +91,8 @@ class Lowered:
     array_bytes: int = 0
     program: subgraphs.Program | None = None
     memory: dict = field(default_factory=dict)  # multi-subgraph models: peaks per subgraph and per route
+    kernel_set: kernel_sets.KernelSet | None = None
+    overlaps: list[dict] = field(default_factory=list)  # set by plan_memory under the in-place plan
 
 
 def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
@@ -141,7 +154,8 @@ def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None 
         raise FormicaryError(
             f"formicary codegen cannot compile {len(problems)} op(s): {listing}.",
             " ".join(fixes), details={"unsupported": problems})
-    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes, program)
+    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes, program,
+                   kernel_set=kset)
 
 
 def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: LoweredOp) -> int:
@@ -160,11 +174,13 @@ def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: Lowe
     return n
 
 
-def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[lifetimes.Buffer], dict[int, int],
-                                                                           int, int]:
+def plan_memory(lowered: Lowered, preserve_inputs: bool = False, memory_plan: str = "liveness",
+                ) -> tuple[list[lifetimes.Buffer], dict[int, int], int, int]:
     """Buffers and their arena offsets; returns (buffers, tensor -> buffer id, arena bytes, lower bound).
     Single-subgraph models: time is the op index. Multi-subgraph models: time is a step of the timeline of
-    codegen.subgraphs, where the branches of an IF never overlap, so the arena is the max over routes."""
+    codegen.subgraphs, where the branches of an IF never overlap, so the arena is the max over routes.
+    `memory_plan` "in-place": outputs may overlap their dying inputs as the kernels' access patterns allow
+    (single-subgraph models; the lower bound returned is then the in-place floor)."""
     model = lowered.model
     program = lowered.program
     steps = None
@@ -179,7 +195,8 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     for op, low in zip(model.operators, lowered.ops):
         alias.update(low.alias)
         inplace.update({o: (i, op_time[op.index]) for o, i in low.inplace.items()})
-    plan = _place(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps)
+    overlap = memory_plan == "in-place" and steps is None
+    plan = _place(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps, overlap)
     if steps is not None and plan[2] > planner.ALIGN * -(-plan[3] // planner.ALIGN):
         # Lifetimes with gaps need not form an interval graph: an in-place merge across an IF can close an odd
         # cycle of conflicts that no placement at the bound resolves. Planning without in-place merges then
@@ -195,10 +212,35 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     return buffers, owner, arena, bound
 
 
+def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int]) -> tuple[
+        planner.Overlaps, list[dict]]:
+    """(out buffer, in buffer) -> max offset for every op whose kernel's declared access pattern lets its output
+    overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there."""
+    model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
+    overlaps: planner.Overlaps = {}
+    listed: list[dict] = []
+    for op, low in zip(model.operators, lowered.ops):
+        if low.call is None or not op.outputs or not op.inputs or op.inputs[0] < 0:
+            continue
+        t_in, t_out = op.inputs[0], op.outputs[0]
+        if t_in not in owner or t_out not in owner:
+            continue
+        bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
+        if bi.id == bo.id or bi.last != op.index or bo.first != op.index:
+            continue
+        d = access.output_offset_limit(kset, low.kernel, model, op)
+        if d is None or d <= -bo.size:  # no byte could be shared
+            continue
+        overlaps[(bo.id, bi.id)] = d
+        listed.append({"op": op.index, "input": t_in, "output": t_out, "max_offset": d})
+    return overlaps, listed
+
+
 def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
-           steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int):
+           steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int, overlap: bool = False):
     model = lowered.model
     buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
+    overlaps, listed = overlap_pairs(lowered, buffers, owner) if overlap else ({}, [])
     scratch: dict[int, int] = {}
     for op, low in zip(model.operators, lowered.ops):
         if low.scratch_bytes:
@@ -208,9 +250,13 @@ def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int
                                  steps=frozenset({t}) if steps is not None else None)
             buffers.append(b)
             scratch[op.index] = b.id
-    bound = lifetimes.lower_bound(buffers, n_steps)
-    arena = planner.plan(buffers, bound)
-    planner.check(buffers)
+    bound = lifetimes.lower_bound(buffers, n_steps, overlaps)
+    arena = planner.plan(buffers, bound, overlaps)
+    planner.check(buffers, overlaps)
+    for item in listed:
+        item["offset"] = buffers[owner[item["output"]]].offset - buffers[owner[item["input"]]].offset
+    lowered.overlaps = [i for i in listed if i["offset"] < buffers[owner[i["input"]]].size
+                        and i["offset"] + buffers[owner[i["output"]]].size > 0]
     return buffers, owner, arena, bound, scratch
 
 
@@ -257,19 +303,69 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
     return bytes(model)
 
 
+def check_memory_plan(memory_plan: str | None) -> str:
+    plan = memory_plan or DEFAULT_MEMORY_PLAN
+    if plan not in MEMORY_PLANS:
+        raise FormicaryError(f"unknown memory plan {plan!r}.", f"use one of: {', '.join(MEMORY_PLANS)}.",
+                             details={"memory_plan": plan, "available": list(MEMORY_PLANS)})
+    return plan
+
+
+def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_plan: str | None = None,
+                       ) -> tuple[str, tuple, list[dict]]:
+    """Plan the arena under `memory_plan`; "auto": the smallest arena among the plans whose extra instructions stay
+    within AUTO_MAX_EXTRA of liveness's. Returns (plan used, plan_memory's result, one summary per plan considered).
+
+    Instruction cost model: `in-place` calls the very same kernels with other pointers, so it adds no instruction
+    (measured: docs/memory.md); `patch` adds its recomputed MACs at the model's instructions per MAC, i.e. its
+    extra_macs_pct."""
+    plan = check_memory_plan(memory_plan)
+    summaries: list[dict] = []
+    results: dict[str, tuple] = {}
+
+    def run(name: str) -> tuple:
+        if name not in results:
+            results[name] = plan_memory(lowered, preserve_inputs, name)
+            results[name] = (*results[name], list(lowered.overlaps))
+        return results[name]
+
+    wanted = ("liveness", "in-place") if plan == "auto" else (plan,)
+    if plan == "patch":
+        raise FormicaryError("the patch memory plan is not available in this build of formicary.",
+                             "use --memory-plan in-place or auto.", details={"memory_plan": plan})
+    for name in wanted:
+        arena = run(name)[2]
+        summaries.append({"plan": name, "arena_bytes": arena, "extra_instructions_pct": 0.0,
+                          "cost_model": "same kernel calls" if name == "in-place" else "baseline",
+                          "available": True, "overlapped_ops": len(run(name)[4])})
+    chosen = plan
+    if plan == "auto":
+        fits = [s for s in summaries if s["extra_instructions_pct"] <= 100 * AUTO_MAX_EXTRA]
+        chosen = min(fits, key=lambda s: (s["arena_bytes"], s["extra_instructions_pct"]))["plan"]
+    buffers, owner, arena, bound, overlaps = run(chosen)
+    if chosen != wanted[-1]:  # plan_memory set the ops' scratch offsets and overlaps of the last plan run: redo
+        results.pop(chosen)
+        buffers, owner, arena, bound, overlaps = run(chosen)
+    lowered.overlaps = overlaps
+    return chosen, (buffers, owner, arena, bound), summaries
+
+
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
-             kernels: str | kernel_sets.KernelSet | None = None) -> CodegenResult:
+             kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str | None = None) -> CodegenResult:
     """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
     fm_kernels.json naming the kernel set and the kernel files the model calls (read by the firmware build).
 
     By default input bytes are reused for later activations (smallest arena): write the inputs before every
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
-    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference)."""
+    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference). `memory_plan`: one of
+    MEMORY_PLANS (default "auto", see choose_memory_plan)."""
     kset = kernel_sets.kernel_set(kernels)
+    plan_name = check_memory_plan(memory_plan)
     data = read_model_bytes(model)
     lowered = lower_model(data, kset)
     m = lowered.model
-    buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+    plan_name, (buffers, owner, arena, bound), plan_summaries = choose_memory_plan(lowered, preserve_inputs,
+                                                                                   plan_name)
     program = lowered.program
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs,
                          len(program.subgraphs) if program is not None else 1)
@@ -317,4 +413,5 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
                     "reachable": sg.reachable,
                     "peak_bytes": lowered.memory.get("subgraphs", {}).get(sg.index, bound if sg.index == 0 else 0)}
                    for sg in program.subgraphs] if program is not None else [],
-        routes=lowered.memory.get("routes", []))
+        routes=lowered.memory.get("routes", []),
+        memory_plan=plan_name, plans=plan_summaries, overlaps=list(lowered.overlaps))
