@@ -329,13 +329,14 @@ def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_p
             results[name] = (*results[name], list(lowered.overlaps))
         return results[name]
 
-    wanted = ("liveness", "in-place") if plan == "auto" else (plan,)
+    wanted = ("liveness", "in-place") if plan in ("auto", "in-place") else (plan,)
     if plan == "patch":
         raise FormicaryError("the patch memory plan is not available in this build of formicary.",
                              "use --memory-plan in-place or auto.", details={"memory_plan": plan})
     for name in wanted:
         arena = run(name)[2]
-        summaries.append({"plan": name, "arena_bytes": arena, "extra_instructions_pct": 0.0,
+        summaries.append({"plan": name, "arena_bytes": arena, "lower_bound_bytes": run(name)[3],
+                          "extra_instructions_pct": 0.0,
                           "cost_model": "same kernel calls" if name == "in-place" else "baseline",
                           "available": True, "overlapped_ops": len(run(name)[4])})
     chosen = plan
@@ -347,7 +348,8 @@ def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_p
         results.pop(chosen)
         buffers, owner, arena, bound, overlaps = run(chosen)
     lowered.overlaps = overlaps
-    return chosen, (buffers, owner, arena, bound), summaries
+    # the bound reported is always the tensor-level liveness bound (what no plan without overlaps can beat)
+    return chosen, (buffers, owner, arena, run("liveness")[3]), summaries
 
 
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
