@@ -195,3 +195,56 @@ def output_offset_limit(kset, kernel: str, model: ModelIR, op: Operator) -> int 
     if lag == "per_channel":
         return max_output_offset(g, 0, per_channel=True)
     return max_output_offset(g, int(lag))
+
+
+# ---- rows last to first ----------------------------------------------------------------------------------------
+# A kernel whose output for an op is a pure function of its parameters (dims, padding) can be called once per output
+# row with the row's input rows (`input_dims.h`, `pad_h` adjusted; generate.reversed_rows_call): the generated code
+# then runs the rows last to first, each row forward. After row r is written only rows < r are computed, which read
+# input rows below row r's window end: the output may then sit ABOVE the input, at an offset >= the returned D. The
+# kernels below take their whole window geometry from the parameters and keep nothing between calls.
+ROW_CALLABLE: dict[str, frozenset[str]] = {
+    "reference": frozenset({"fm_conv2d_s8", "fm_average_pool2d_s8", "fm_max_pool2d_s8"}),
+    "dsp": frozenset({"fm_conv2d_s8", "fm_average_pool2d_s8", "fm_max_pool2d_s8"}),
+    "helium": frozenset({"fm_average_pool2d_s8", "fm_max_pool2d_s8"}),
+}
+
+
+def row_windows(g: Geometry) -> list[tuple[int, int, int]] | None:
+    """Per output row (first input row read, end row, leading pad) of a row-by-row call; None when a row's
+    window lies wholly in the padding (no input rows to pass)."""
+    rows = []
+    for r in range(g.out_d[1]):
+        y0 = r * g.sh - g.ph
+        lo, hi = max(y0, 0), min(y0 + (g.kh - 1) * g.dh + 1, g.in_d[1])
+        if hi <= lo:
+            return None
+        rows.append((lo, hi, lo - y0))
+    return rows
+
+
+def min_output_offset_reversed(g: Geometry) -> int:
+    """The smallest D (bytes) at which the output may start above the input's start when the rows run last to
+    first: row r's bytes must lie wholly above every input byte rows 0..r read (row r reads its window while its
+    own bytes are written, rows < r after it)."""
+    n, oh, ow, oc = g.out_d
+    _, ih, iw, ic = g.in_d
+    ends = np.maximum.accumulate(np.array([hi for _, hi, _ in row_windows(g)], dtype=np.int64))
+    r = np.arange(oh, dtype=np.int64)
+    return int(np.max(ends * iw * ic - r * ow * oc))
+
+
+def reversed_offset_limit(kset, kernel: str, model: ModelIR, op: Operator) -> int | None:
+    """Min output offset (bytes above the input's start) of the op run rows last to first, or None when its kernel
+    is not row-callable or the shapes do not allow it (batches, int8 only)."""
+    if not kernel or len(op.outputs) != 1 or not op.inputs or op.inputs[0] < 0:
+        return None
+    if kernel not in ROW_CALLABLE.get(kset.owner_of_kernel(kernel).name, frozenset()):
+        return None
+    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    if inp.dtype != "int8" or out.dtype != "int8" or inp.is_constant:
+        return None
+    g = geometry(model, op)
+    if g is None or g.in_d[0] != 1 or g.out_d[0] != 1 or g.out_d[1] < 2 or row_windows(g) is None:
+        return None
+    return min_output_offset_reversed(g)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -212,10 +213,14 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False, memory_plan: st
     return buffers, owner, arena, bound
 
 
-def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int]) -> tuple[
-        planner.Overlaps, list[dict]]:
+MAX_REVERSED_VARIANTS = 8  # single-op reversals tried by the in-place plan (plus none and all)
+
+
+def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
+                  reverse: frozenset[int] = frozenset()) -> tuple[planner.Overlaps, list[dict]]:
     """(out buffer, in buffer) -> max offset for every op whose kernel's declared access pattern lets its output
-    overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there."""
+    overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there.
+    Ops in `reverse` run their rows last to first: their output gets a min offset (planner.Above) instead."""
     model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
     overlaps: planner.Overlaps = {}
     listed: list[dict] = []
@@ -228,19 +233,65 @@ def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict
         bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
         if bi.id == bo.id or bi.last != op.index or bo.first != op.index:
             continue
+        if op.index in reverse:
+            d = access.reversed_offset_limit(kset, low.kernel, model, op)
+            if d is None or d >= bi.size:
+                continue
+            overlaps[(bo.id, bi.id)] = planner.Above(d)
+            listed.append({"op": op.index, "input": t_in, "output": t_out, "min_offset": d, "rows_reversed": True})
+            continue
         d = access.output_offset_limit(kset, low.kernel, model, op)
         if d is None or d <= -bo.size:  # no byte could be shared
             continue
         overlaps[(bo.id, bi.id)] = d
-        listed.append({"op": op.index, "input": t_in, "output": t_out, "max_offset": d})
+        listed.append({"op": op.index, "input": t_in, "output": t_out, "max_offset": d, "rows_reversed": False})
     return overlaps, listed
+
+
+def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int]) -> list[int]:
+    """Ops that may run rows last to first with their output over their dying input: row-callable kernels whose
+    output is no larger than their input (a stem or pooling layer the next layers want high in the arena)."""
+    model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
+    found = []
+    for op, low in zip(model.operators, lowered.ops):
+        if low.call is None or not op.outputs or not op.inputs or op.inputs[0] < 0:
+            continue
+        t_in, t_out = op.inputs[0], op.outputs[0]
+        if t_in not in owner or t_out not in owner:
+            continue
+        bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
+        if bi.id == bo.id or bi.last != op.index or bo.first != op.index or bo.size > bi.size:
+            continue
+        if access.reversed_offset_limit(kset, low.kernel, model, op) is not None:
+            found.append(op.index)
+    return found[:MAX_REVERSED_VARIANTS]
 
 
 def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
            steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int, overlap: bool = False):
     model = lowered.model
+    if overlap:  # forward only, each candidate op reversed, all reversed: the smallest arena wins
+        buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
+        cands = _reversal_candidates(lowered, buffers, owner)
+        variants = [frozenset()] + [frozenset({c}) for c in cands] + ([frozenset(cands)] if len(cands) > 1 else [])
+        best = None
+        for rev in variants:
+            got = _place_once(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps, True, rev)
+            if best is None or got[0][2] < best[0][2]:
+                best = got
+        result, lowered.overlaps = best
+        return result
+    result, lowered.overlaps = _place_once(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps,
+                                           False, frozenset())
+    return result
+
+
+def _place_once(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
+                steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int, overlap: bool,
+                reverse: frozenset[int]):
+    model = lowered.model
     buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
-    overlaps, listed = overlap_pairs(lowered, buffers, owner) if overlap else ({}, [])
+    overlaps, listed = overlap_pairs(lowered, buffers, owner, reverse) if overlap else ({}, [])
     scratch: dict[int, int] = {}
     for op, low in zip(model.operators, lowered.ops):
         if low.scratch_bytes:
@@ -255,9 +306,9 @@ def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int
     planner.check(buffers, overlaps)
     for item in listed:
         item["offset"] = buffers[owner[item["output"]]].offset - buffers[owner[item["input"]]].offset
-    lowered.overlaps = [i for i in listed if i["offset"] < buffers[owner[i["input"]]].size
-                        and i["offset"] + buffers[owner[i["output"]]].size > 0]
-    return buffers, owner, arena, bound, scratch
+    used = [i for i in listed if i["offset"] < buffers[owner[i["input"]]].size
+            and i["offset"] + buffers[owner[i["output"]]].size > 0]
+    return (buffers, owner, arena, bound, scratch), used
 
 
 def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: list[lifetimes.Buffer],
@@ -301,6 +352,49 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
             raise FormicaryError(f"model file {path} does not exist.", "check the path.")
         return path.read_bytes()
     return bytes(model)
+
+
+_CALL = re.compile(r"^(fm_\w+)\(&(\w+), (\w+), (\w+)(?:, (\w+))?\)$")
+
+
+def reversed_rows_call(lowered: Lowered, op_index: int) -> None:
+    """Rewrite op `op_index` to run its output rows last to first, one kernel call per row with that row's input
+    rows (input_dims.h and pad_h of a copy of its parameters adjusted; bit-exact, the kernel computing each row as
+    in the whole call): its output may then sit above its input (codegen/access.py reversed_offset_limit)."""
+    op, low = lowered.model.operators[op_index], lowered.ops[op_index]
+    m = _CALL.match(low.call or "")
+    g = access.geometry(lowered.model, op)
+    rows = access.row_windows(g) if g is not None else None
+    if m is None or rows is None:
+        raise FormicaryError(f"op {op_index} ({op.opcode}) cannot run rows last to first.",
+                             "this is a formicary bug: access.ROW_CALLABLE names a kernel whose call differs.")
+    fn, params, t_in, t_out, scratch = m.groups()
+    c_type = next(re.match(r"static const (\w+) ", d).group(1) for d in lowered.decls[op_index]
+                  if d.startswith("static const ") and f" {params} =" in d)
+    in_row, out_row = g.in_d[2] * g.in_d[3], g.out_d[2] * g.out_d[3]
+    name = f"fm_op{op_index}_rows_reversed"
+    table = ", ".join(f"{{{lo}, {hi - lo}, {pad}}}" for lo, hi, pad in rows)
+    extra = f", {scratch}" if scratch is not None else ""
+    lowered.decls[op_index].append("\n".join([
+        f"/* op {op_index} runs its output rows last to first (in-place plan: its output overlaps its input from",
+        "   above); per row: first input row, input rows, leading pad. */",
+        f"static const int16_t {name}_rows[{len(rows)}][3] = {{{table}}};",
+        f"static int {name}(void)",
+        "{",
+        f"    {c_type} p = {params};",
+        "    p.output_dims.h = 1;",
+        f"    for (int32_t r = {len(rows) - 1}; r >= 0; --r) {{",
+        f"        p.input_dims.h = {name}_rows[r][1];",
+        f"        p.pad_h = {name}_rows[r][2];",
+        f"        const int rc = {fn}(&p, (const int8_t *){t_in} + (size_t){name}_rows[r][0] * {in_row}u,",
+        f"                            (int8_t *){t_out} + (size_t)r * {out_row}u{extra});",
+        "        if (rc != FM_OK) {",
+        "            return rc;",
+        "        }",
+        "    }",
+        "    return FM_OK;",
+        "}"]))
+    low.call = f"{name}()"
 
 
 def check_memory_plan(memory_plan: str | None) -> str:
@@ -368,6 +462,9 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     m = lowered.model
     plan_name, (buffers, owner, arena, bound), plan_summaries = choose_memory_plan(lowered, preserve_inputs,
                                                                                    plan_name)
+    for item in lowered.overlaps:
+        if item.get("rows_reversed"):
+            reversed_rows_call(lowered, item["op"])
     program = lowered.program
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs,
                          len(program.subgraphs) if program is not None else 1)

@@ -143,6 +143,10 @@ def lower_bound(buffers: list[Buffer], n_ops: int,
         for (o, i), d in (overlaps or {}).items():
             bo, bi = by_id[o], by_id[i]
             if bo.live_at(step) and bi.live_at(step):
-                total -= max(0, bo.size + bi.size - max(bi.size - min(d, 0), bo.size))
+                if type(d) is not int:  # planner.Above: the output starts >= d above the input
+                    span = max(bi.size, max(d, 0) + bo.size)
+                else:
+                    span = max(bi.size - min(d, 0), bo.size)
+                total -= max(0, bo.size + bi.size - span)
         best = max(best, total)
     return best

@@ -29,7 +29,13 @@ def _align_down(x: int, a: int) -> int:
     return x // a * a
 
 
-Overlaps = dict[tuple[int, int], int]  # (out buffer id, in buffer id) -> max offset of out from in's start
+class Above(int):
+    """An overlap value meaning the output must start AT LEAST this many bytes above its input's start (an op run
+    rows last to first, codegen/access.py), instead of at most."""
+
+
+Overlaps = dict[tuple[int, int], int]  # (out buffer id, in buffer id) -> max offset of out from in's start (an
+                                       # Above value: min offset)
 
 
 def _forbidden(buf: Buffer, placed: list[tuple[int, int, Buffer]], overlaps: Overlaps) -> list[tuple[int, int]]:
@@ -39,9 +45,13 @@ def _forbidden(buf: Buffer, placed: list[tuple[int, int, Buffer]], overlaps: Ove
         if not other.size or not other.overlaps_in_time(buf):
             continue
         d = overlaps.get((buf.id, other.id))
-        if d is not None:                       # buf is the output, other its input
+        if isinstance(d, Above):                # buf is the output, other its input, run rows last to first
+            lo, hi = off - buf.size, off + d
+        elif d is not None:                     # buf is the output, other its input
             lo, hi = off + d, end
-        elif (d := overlaps.get((other.id, buf.id))) is not None:  # buf is the input of the placed output
+        elif isinstance(d := overlaps.get((other.id, buf.id)), Above):
+            lo, hi = off - d, off + other.size
+        elif d is not None:                     # buf is the input of the placed output
             lo, hi = off - buf.size, off - d
         else:
             lo, hi = off - buf.size, end
@@ -96,7 +106,9 @@ def _two_ended(buffers: list[Buffer], limit: int, overlaps: Overlaps) -> dict[in
     inputs_of: dict[int, list[tuple[int, int]]] = {}
     for (o, i), d in overlaps.items():
         inputs_of.setdefault(o, []).append((i, d))
-    overlapped_inputs = {i for _, i in overlaps}
+    overlapped_inputs = {i for (_, i), d in overlaps.items() if not isinstance(d, Above)}
+    reversed_inputs = {i for (_, i), d in overlaps.items() if isinstance(d, Above)}
+    reversed_outputs = {o for (o, _), d in overlaps.items() if isinstance(d, Above)}
     placed: list[tuple[int, int, Buffer]] = []
     offsets: dict[int, int] = {}
     for buf in order:
@@ -107,7 +119,7 @@ def _two_ended(buffers: list[Buffer], limit: int, overlaps: Overlaps) -> dict[in
         top = limit - buf.size
         hug = None
         for i, d in inputs_of.get(buf.id, []):
-            if i in offsets:  # as high as the input allows: leaves the most room for the chain below
+            if i in offsets and not isinstance(d, Above):  # as high as the input allows: leaves the most room for the chain below
                 cand = _align_down(min(offsets[i] + d, top), buf.align)
                 if cand >= 0 and _free(forbidden, cand) and (hug is None or cand > hug):
                     hug = cand
@@ -121,8 +133,10 @@ def _two_ended(buffers: list[Buffer], limit: int, overlaps: Overlaps) -> dict[in
             return None
         overlapping = [(off, end, other) for off, end, other in placed if other.overlaps_in_time(buf)]
         prefer_top = False
-        if buf.id in overlapped_inputs:  # its output will creep down from it: start high
-            prefer_top = True
+        if buf.id in reversed_outputs or (buf.id in overlapped_inputs and buf.id not in reversed_inputs):
+            prefer_top = True  # its output will creep down from it (or it sits above its input): start high
+        elif buf.id in reversed_inputs:
+            prefer_top = False
         elif overlapping:
             off, end, _ = max(overlapping, key=lambda p: (p[2].first, p[2].id))
             prefer_top = (off + end) / 2 < limit / 2
@@ -169,10 +183,14 @@ def check(buffers: list[Buffer], overlaps: Overlaps | None = None) -> None:
         for b in buffers[i + 1:]:
             if (a.size and b.size and a.overlaps_in_time(b)
                     and a.offset < b.offset + b.size and b.offset < a.offset + a.size):
-                d = overlaps.get((a.id, b.id))
-                if d is not None and a.offset - b.offset <= d:
-                    continue
-                d = overlaps.get((b.id, a.id))
-                if d is not None and b.offset - a.offset <= d:
+                if _allowed(overlaps.get((a.id, b.id)), a.offset - b.offset) or \
+                        _allowed(overlaps.get((b.id, a.id)), b.offset - a.offset):
                     continue
                 raise AssertionError(f"arena plan overlap: buffers {a.id} and {b.id}")
+
+
+def _allowed(d: int | None, offset: int) -> bool:
+    """Whether an output at `offset` from its input's start respects the declared overlap `d`."""
+    if d is None:
+        return False
+    return offset >= d if isinstance(d, Above) else offset <= d
