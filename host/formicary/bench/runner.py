@@ -180,6 +180,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
         "energy_model": analysis.get("energy_model"),
         "subgraphs": subgraph_usage(None, graph_names, graph_ops), "routes": None,
+        "memory": _memory_plans(fw),
     }
     st, owns_store = _open_store(store)
     run_id: int | None = None
@@ -425,3 +426,18 @@ def latency_line(result: dict[str, Any]) -> str:
 
 
 __all__ = ["latency_line", "load_inputs", "run_bench"]
+
+
+def _memory_plans(fw) -> dict[str, Any]:
+    """The memory plan the firmware was built with and every plan's arena for this model and kernel set (codegen,
+    inputs preserved as firmware builds do; docs/memory.md): peak memory per plan beside the measured latency."""
+    from formicary.codegen import memory_plans
+    from formicary.errors import FormicaryError
+
+    try:
+        plans = memory_plans(fw.tflite, fw.kernels, preserve_inputs=True)
+    except FormicaryError:
+        plans = {"plans": [], "auto": None}
+    return {"plan": fw.memory_plan, "plans": plans["plans"], "auto": plans["auto"],
+            "instruction_cost": "in-place runs the same kernel calls (0 extra instructions, measured on qemu-m4: "
+                                "docs/memory.md); only the plan benched is measured"}

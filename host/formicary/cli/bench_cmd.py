@@ -67,6 +67,11 @@ def render(console, r: dict) -> None:
                   f" ({r['firmware'].get('kernels', 'reference')} kernels)")
     console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
                   f"{r['settings']['warmup']} warm-up)")
+    mem = r.get("memory") or {}
+    if mem.get("plans"):
+        per_plan = ", ".join(f"{p['plan']} {p['arena_bytes']:,} B (+{p['extra_instructions_pct']:.1f} % instructions, "
+                             f"{'measured' if p['plan'] == mem['plan'] else 'modelled'})" for p in mem["plans"])
+        console.print(f"memory plan {mem['plan']}: arena {r['arena_bytes']:,} B; per plan: {per_plan}")
     from formicary.cli._routes import print_routes
 
     print_routes(console, r)  # a table only when the inferences took several routes (mixture of experts)

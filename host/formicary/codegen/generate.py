@@ -446,6 +446,17 @@ def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_p
     return chosen, (buffers, owner, arena, run("liveness")[3]), summaries
 
 
+def memory_plans(model: str | Path | bytes, kernels: str | kernel_sets.KernelSet | None = None,
+                 preserve_inputs: bool = False) -> dict:
+    """Every available plan's arena for the model, without writing code: {"plans": [choose_memory_plan's
+    summaries], "auto": the plan `auto` picks, "liveness_bound_bytes"}. For inspect, bench and the report."""
+    lowered = lower_model(read_model_bytes(model), kernels)
+    chosen, (_, _, _, bound), summaries = choose_memory_plan(lowered, preserve_inputs, "auto")
+    return {"plans": summaries, "auto": chosen, "liveness_bound_bytes": bound,
+            "kernels": lowered.kernel_set.name if lowered.kernel_set else kernel_sets.REFERENCE,
+            "preserve_inputs": preserve_inputs}
+
+
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
              kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str | None = None) -> CodegenResult:
     """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
