@@ -69,12 +69,12 @@ VWW_BLOCKS = ((1, 16), (2, 32), (1, 32), (2, 64), (1, 64), (2, 128), (1, 128), (
               (1, 128), (2, 256), (1, 256))
 
 
-def vww(seed: int = 0) -> bytes:
-    """MLPerf Tiny VWW's MobileNetV1 0.25 on 96x96x3: conv3x3/s2 to 8 channels, 13 dw3x3 + pw1x1 blocks (RELU6),
-    average pool 3x3, FC 2, softmax."""
+def vww(seed: int = 0, hw: int = 96) -> bytes:
+    """MLPerf Tiny VWW's MobileNetV1 0.25 on 96x96x3 (or hw x hw): conv3x3/s2 to 8 channels, 13 dw3x3 + pw1x1
+    blocks (RELU6), average pool (3x3 at 96), FC 2, softmax."""
     n = _Net(seed)
-    inp = n.add(T((1, 96, 96, 3), scale=[1 / 128], zero_point=[0]))
-    x, hw = n.conv(inp, 96, 3, 8, 3, 2, RELU6)
+    inp = n.add(T((1, hw, hw, 3), scale=[1 / 128], zero_point=[0]))
+    x, hw = n.conv(inp, hw, 3, 8, 3, 2, RELU6)
     ch = 8
     for stride, out_ch in VWW_BLOCKS:
         x, hw = n.dw(x, hw, ch, stride)
