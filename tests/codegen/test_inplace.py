@@ -200,3 +200,18 @@ def test_cli_memory_plan_json(kws_model_path, tmp_path):
     bad = CliRunner().invoke(app, ["codegen", str(kws_model_path), "-o", str(tmp_path / "g2"),
                                    "--memory-plan", "nope"])
     assert bad.exit_code != 0 and "liveness, in-place, patch, auto" in str(getattr(bad.exception, "fix", ""))
+
+
+def test_report_plots_peak_memory_vs_instructions_per_plan():
+    from formicary.report.plots import memory_plans
+
+    def run(i, plan, arena):
+        return {"id": i, "model": {"name": "kws", "variant": {"label": "int8"}}, "board": "qemu-m4",
+                "status": "complete", "latency": {"median": 41_291_380, "unit": "instructions",
+                                                  "method": "QEMU -icount"},
+                "extra": {"memory": {"plan": plan, "plans": [
+                    {"plan": "liveness", "arena_bytes": 16_492, "extra_instructions_pct": 0.0},
+                    {"plan": "in-place", "arena_bytes": arena, "extra_instructions_pct": 0.0}]}}}
+
+    plots = memory_plans([run(1, "liveness", 9_000), run(2, "in-place", 9_000), {"id": 3, "latency": {}}])
+    assert len(plots) == 1 and plots[0].png.startswith(b"\x89PNG") and "instructions" in plots[0].title
