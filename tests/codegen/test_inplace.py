@@ -215,3 +215,21 @@ def test_report_plots_peak_memory_vs_instructions_per_plan():
 
     plots = memory_plans([run(1, "liveness", 9_000), run(2, "in-place", 9_000), {"id": 3, "latency": {}}])
     assert len(plots) == 1 and plots[0].png.startswith(b"\x89PNG") and "instructions" in plots[0].title
+
+
+def test_a_model_output_read_by_the_last_op_is_never_overwritten(tmp_path, host_cc, tflm):
+    """Outputs [A, B] with B = pool(A) at the last op: A's buffer dies there, but it is a model output."""
+    rng = np.random.default_rng(3)
+    ts = [T((1, 6, 6, 4), scale=[0.05], zero_point=[0]),
+          T((4, 1, 1, 4), scale=[0.01] * 4, zero_point=[0] * 4, axis=0,
+            data=rng.integers(-127, 128, (4, 1, 1, 4)).astype(np.int8)),
+          T((4,), "int32", data=rng.integers(-100, 100, 4).astype(np.int32)),
+          T((1, 6, 6, 4), scale=[0.05], zero_point=[1]),
+          T((1, 6, 6, 4), scale=[0.05], zero_point=[1])]
+    ops = [Op("CONV_2D", [0, 1, 2], [3], "Conv2DOptions", dict(Padding=0, StrideW=1, StrideH=1)),
+           Op("MAX_POOL_2D", [3], [4], "Pool2DOptions",
+              dict(Padding=0, StrideW=1, StrideH=1, FilterWidth=3, FilterHeight=3))]
+    model = build(ts, ops, [0], [3, 4])
+    r = generate(model, tmp_path / "gen", memory_plan="in-place")
+    assert 1 not in [o["op"] for o in r.overlaps] and r.arena_bytes == 2 * 144  # A and B side by side
+    assert verify_model(model, inputs=2, memory_plan="in-place", measure_tflm_arena=False)["bit_exact"]

@@ -233,6 +233,8 @@ def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict
         bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
         if bi.id == bo.id or bi.last != op.index or bo.first != op.index:
             continue
+        if any(t in model.outputs for t in bi.tensors):  # a model output read by the last op must survive it
+            continue
         if op.index in reverse:
             d = access.reversed_offset_limit(kset, low.kernel, model, op)
             if d is None or d >= bi.size:
@@ -261,6 +263,8 @@ def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owne
             continue
         bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
         if bi.id == bo.id or bi.last != op.index or bo.first != op.index or bo.size > bi.size:
+            continue
+        if any(t in model.outputs for t in bi.tensors):
             continue
         if access.reversed_offset_limit(kset, low.kernel, model, op) is not None:
             found.append(op.index)
