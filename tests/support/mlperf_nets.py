@@ -5,7 +5,6 @@ are checked against TFLM, so the weights need not mean anything."""
 from __future__ import annotations
 
 import numpy as np
-
 from formicary.tflite.builder import Op, T, build
 
 RELU, RELU6 = 1, 3

@@ -227,8 +227,8 @@ def min_output_offset_reversed(g: Geometry) -> int:
     """The smallest D (bytes) at which the output may start above the input's start when the rows run last to
     first: row r's bytes must lie wholly above every input byte rows 0..r read (row r reads its window while its
     own bytes are written, rows < r after it)."""
-    n, oh, ow, oc = g.out_d
-    _, ih, iw, ic = g.in_d
+    _, oh, ow, oc = g.out_d
+    _, _, iw, ic = g.in_d
     ends = np.maximum.accumulate(np.array([hi for _, hi, _ in row_windows(g)], dtype=np.int64))
     r = np.arange(oh, dtype=np.int64)
     return int(np.max(ends * iw * ic - r * ow * oc))

@@ -464,10 +464,10 @@ def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_p
     if plan == "auto":
         fits = [s for s in summaries if s["extra_instructions_pct"] <= 100 * AUTO_MAX_EXTRA]
         chosen = min(fits, key=lambda s: (s["arena_bytes"], s["extra_instructions_pct"]))["plan"]
-    buffers, owner, arena, bound, overlaps = run(chosen)
+    buffers, owner, arena, _, overlaps = run(chosen)
     if chosen != wanted[-1]:  # plan_memory set the ops' scratch offsets and overlaps of the last plan run: redo
         results.pop(chosen)
-        buffers, owner, arena, bound, overlaps = run(chosen)
+        buffers, owner, arena, _, overlaps = run(chosen)
     lowered.overlaps = overlaps
     # the bound reported is always the tensor-level liveness bound (what no plan without overlaps can beat)
     return chosen, (buffers, owner, arena, run("liveness")[3]), summaries
