@@ -69,8 +69,8 @@ def render(console, r: dict) -> None:
                   f"{r['settings']['warmup']} warm-up)")
     mem = r.get("memory") or {}
     if mem.get("plans"):
-        per_plan = ", ".join(f"{p['plan']} {p['arena_bytes']:,} B (+{p['extra_instructions_pct']:.1f} % instructions, "
-                             f"{'measured' if p['plan'] == mem['plan'] else 'modelled'})" for p in mem["plans"])
+        per_plan = ", ".join(f"{p['plan']} {p['arena_bytes']:,} B (+{p['extra_instructions_pct']:.1f} % instructions "
+                             f"modelled{'; this build' if p['plan'] == mem['plan'] else ''})" for p in mem["plans"])
         console.print(f"memory plan {mem['plan']}: arena {r['arena_bytes']:,} B; per plan: {per_plan}")
     from formicary.cli._routes import print_routes
 

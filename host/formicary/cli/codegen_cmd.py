@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
 def _human(console, r: dict) -> None:
     console.print(f"wrote {', '.join(r['files'])}")
     ratio = r["arena_bytes"] / r["arena_lower_bound_bytes"] if r["arena_lower_bound_bytes"] else 1.0
-    console.print(f"arena: {r['arena_bytes']} bytes (lower bound {r['arena_lower_bound_bytes']}, x{ratio:.3f}); "
+    console.print(f"arena: {r['arena_bytes']} bytes ({r.get('memory_plan', 'liveness')} plan; tensor-liveness bound "
+                  f"{r['arena_lower_bound_bytes']}, x{ratio:.3f}); "
                   f"constants in flash: ~{r['const_bytes']} bytes")
     for p in r.get("plans", []):
         mark = "*" if p["plan"] == r.get("memory_plan") else " "
