@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from formicary.cli._bench_options import MEMORY_PLAN_OPTION
 from formicary.cli._output import JSON_OPTION, emit
 from formicary.cli.build_cmd import MODEL_ID_OPTION
 
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
                                                               "joulescope, ppk2 or ppk2:PORT (measured energy, "
                                                               "serial-marker windows; see docs/power.md)."),
                model_id: str = MODEL_ID_OPTION,
+               memory_plan: str = MEMORY_PLAN_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Run MLPerf Tiny's performance and accuracy modes over the DUT's UART (EEMBC DUT protocol)."""
         import hashlib
@@ -82,7 +84,7 @@ def register(app: typer.Typer) -> None:
                     result = run_mlperf_on_board(model_for_board(target, board), board, data, port=port, baud=baud, mode=mode, n=runs,
                                                  warmup=warmup, min_duration_s=min_duration, limit=limit,
                                                  rebuild=rebuild, progress=bar, power_source=monitor,
-                                                 mlperf_model_id=model_id)
+                                                 memory_plan=memory_plan, mlperf_model_id=model_id)
             else:
                 from formicary.mlperf.runner import DEFAULT_BAUD, run_mlperf
 

@@ -43,12 +43,14 @@ class Firmware:
     firmware_mode: str = "bench"
     kernels: str = "reference"     # kernel set (builds that predate the field used the reference kernels)
     mlperf_model_id: str = ""      # MLPerf builds: the EEMBC model id the DUT reports (m-model-[…])
+    memory_plan: str = "liveness"  # arena plan (builds that predate the field were planned by liveness)
 
     def to_dict(self) -> dict[str, Any]:
         return {"project_dir": str(self.project_dir), "elf": str(self.elf), "tflite": str(self.tflite),
                 "model_hash": self.model_hash, "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
                 "arena_bytes": self.arena_bytes, "built": self.built, "optimize": self.optimize,
                 "firmware_mode": self.firmware_mode, "kernels": self.kernels,
+                "memory_plan": self.memory_plan,
                 **({"mlperf_model_id": self.mlperf_model_id} if self.mlperf_model_id else {})}
 
 
@@ -95,13 +97,15 @@ def cache_root() -> Path:
 
 
 def firmware_key(tflite: Path, board: Board, firmware_mode: str = "bench", optimize: str | None = None,
-                 kernels: str | None = None, mlperf_model_id: str | None = None) -> str:
+                 kernels: str | None = None, memory_plan: str | None = None,
+                 mlperf_model_id: str | None = None) -> str:
     """The cache folder name of a model's firmware for a board: readable prefix, hash of everything else."""
     from formicary.build import DEFAULT_OPTIMIZE
     from formicary.device.frames import PROTO_VERSION
 
     parts = [file_sha256(tflite), board.name, firmware_mode, optimize or DEFAULT_OPTIMIZE,
-             kernels or board.kernels, __version__, f"p{PROTO_VERSION}", firmware_sources_sha256()]
+             kernels or board.kernels, memory_plan or "auto", __version__, f"p{PROTO_VERSION}",
+             firmware_sources_sha256()]
     if mlperf_model_id:  # the default id follows from the model itself; only a given one changes the build
         parts.append(f"id={mlperf_model_id}")
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
@@ -140,6 +144,7 @@ def _firmware(project: Path, info: dict[str, Any], built: bool) -> Firmware:
                     optimize=str(info.get("optimize", "size")),
                     firmware_mode=str(info.get("firmware_mode", "bench")),
                     kernels=str(info.get("kernels") or "reference"),
+                    memory_plan=str(info.get("memory_plan") or "liveness"),
                     mlperf_model_id=str(info.get("mlperf_model_id") or ""))
 
 
@@ -151,6 +156,7 @@ def _reusable(info: dict[str, Any] | None, board: Board, key: str) -> bool:
 def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | None = None,
                      cache_dir: str | Path | None = None, rebuild: bool = False, firmware_mode: str = "bench",
                      optimize: str | None = None, kernels: str | None = None, command: str = "formicary bench",
+                     memory_plan: str | None = None,
                      on_event: Callable[[Event], None] | None = None,
                      mlperf_model_id: str | None = None) -> Firmware:
     """The firmware for TARGET on BOARD.
@@ -188,7 +194,7 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
                              "compile it first (`formicary compile MODEL -o DIR`), or pass a build folder.")
     target = target.resolve()  # recorded paths outlive the cwd
     kernels = kernels or board.kernels
-    key = firmware_key(target, board, firmware_mode, optimize, kernels, mlperf_model_id)
+    key = firmware_key(target, board, firmware_mode, optimize, kernels, memory_plan, mlperf_model_id)
     project = Path(out_dir).resolve() if out_dir else Path(cache_dir or cache_root()).resolve() / key
     with build_lock(project):
         info = None
@@ -199,7 +205,7 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
         if on_event:
             on_event({"event": "build", "board": board.name})
         build_model(target, board, project, firmware_mode=firmware_mode, optimize=optimize, kernels=kernels,
-                    mlperf_model_id=mlperf_model_id)
+                    memory_plan=memory_plan, mlperf_model_id=mlperf_model_id)
         info = read_build_info(project)
         info["cache_key"] = key
         (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")
