@@ -119,7 +119,8 @@ def _sparsity(s: Any) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("compile")
     def compile_command(
-        model: str = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir), .tflite, or a built-in "
+        model: str = typer.Argument(..., help="tf_keras model (.keras, .h5, SavedModel dir), .onnx (needs formicary[onnx]; "
+                                              "--calib/--val data in the ONNX layout, e.g. NCHW), .tflite, or a built-in "
                                               "architecture builtin:cnn@WIDTH / builtin:dscnn@WIDTH (trained on "
                                               "--train, from scratch or distilled with --distill-from)."),
         out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for model.tflite and report.json."),
