@@ -63,7 +63,7 @@ def test_onnx_cnn_int8_tflm_checked_within_a_point_of_onnxruntime(dense):
     assert layout["transform"] == "NCHW -> NHWC" and layout["transpose"] == [0, 2, 3, 1]
     assert layout["onnx_input_shape"] == [1, 1, 8, 8] and layout["tflite_input_shape"] == [1, 8, 8, 1]
     assert "transposed NCHW -> NHWC" in layout["data"]["--calib"] and "transposed" in layout["data"]["--val"]
-    assert any("input layout" in w and "NCHW" in w for w in info["warnings"])
+    assert "the .tflite takes NHWC [1, 8, 8, 1]" in layout["note"] and "transposed (0, 2, 3, 1)" in layout["note"]
     # The converted float model agrees with onnxruntime; the classifier's flatten was folded into its weights.
     check = info["onnx"]["conversion"]["check"]
     assert check["passed"] and check["max_abs_diff"] < 1e-4 * max(check["output_max_abs"], 1.0)
@@ -113,12 +113,12 @@ def test_block_pruned_torch_export_keeps_its_zero_blocks_for_the_sparse_kernels(
 
 # ------------------------------------------------------------------------------------------ bad models
 
-def _model(tmp_path: Path, nodes, shape, name: str = "bad.onnx", inits=()) -> Path:
+def _model(tmp_path: Path, nodes, shape, name: str = "bad.onnx", inits=(), out_shape=None) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], list(inits))
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape or shape)], list(inits))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.acme", 1)])
     model.ir_version = 8
     path = tmp_path / name
@@ -190,3 +190,32 @@ def test_cli_json_error_for_a_bad_onnx_model(tmp_path, cli):
     assert proc.returncode != 0
     err = json.loads(proc.stdout)["error"] if proc.stdout.strip() else None
     assert err is not None and "Erf" in err["cause"] and "docs/models.md" in err["fix"], proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("flatten,classifier", [("Flatten", "Gemm"), ("Reshape", "Gemm"), ("Flatten", "MatMul")])
+def test_flatten_before_the_classifier_is_moved_into_its_weights(tmp_path, flatten, classifier):
+    """The rewrite that keeps TRANSPOSE out of the .tflite leaves the ONNX model's outputs unchanged."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from formicary.model.onnx_io import _flatten_to_channels_last, onnxruntime_outputs
+
+    rng = np.random.default_rng(0)
+    w_conv = numpy_helper.from_array(rng.normal(size=(6, 2, 3, 3)).astype(np.float32), "wc")
+    w_fc = rng.normal(size=(5, 6 * 4 * 3)).astype(np.float32)
+    inits = [w_conv, numpy_helper.from_array(w_fc if classifier == "Gemm" else w_fc.T.copy(), "wf"),
+             numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "shape")]
+    flat = (helper.make_node("Flatten", ["c"], ["f"], axis=1) if flatten == "Flatten" else
+            helper.make_node("Reshape", ["c", "shape"], ["f"]))
+    fc = (helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1) if classifier == "Gemm" else
+          helper.make_node("MatMul", ["f", "wf"], ["y"]))
+    original = _model(tmp_path, [helper.make_node("Conv", ["x", "wc"], ["c"], pads=[1, 1, 1, 1]), flat, fc],
+                      [1, 2, 4, 3], inits=inits, out_shape=[1, 5])
+    model = onnx.load(str(original))
+    assert _flatten_to_channels_last(model) == 1
+    assert [n.op_type for n in model.graph.node][:3] == ["Conv", "Transpose", flatten]
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(rewritten))
+    x = rng.normal(size=(3, 2, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(onnxruntime_outputs(rewritten, x), onnxruntime_outputs(original, x), rtol=1e-5,
+                               atol=1e-5)

@@ -17,6 +17,11 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
     console.print(f"[bold]model.tflite[/] {result['model_path']}  ({_kib(report.get('model_bytes'))})")
     if info.get("reoptimised") is False:
         console.print(f"[yellow]{info.get('note')}[/]")
+    onnx = info.get("onnx") or {}
+    if onnx:
+        layout = onnx.get("layout") or {}
+        console.print(f"ONNX opset {onnx.get('opset')} converted by {onnx.get('conversion', {}).get('converter')}; "
+                      + (layout.get("note") or f"input layout {layout.get('transform')}"))
     for line in _training_lines(info):
         console.print(line)
     distilled = any(s.get("stage") == "distill" for s in info.get("provenance") or [] if isinstance(s, dict))
@@ -43,7 +48,8 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
     if acc:
         parts = []
         if acc.get("float") is not None:
-            parts.append(f"float {acc['float']:.2%} (TensorFlow)")
+            reference = "onnxruntime" if info.get("input_kind") == "onnx" else "TensorFlow"
+            parts.append(f"float {acc['float']:.2%} ({reference})")
         if acc.get("float_after_shrink") is not None:
             parts.append(f"shrunk float {acc['float_after_shrink']:.2%}")
         parts.append(f"{info.get('quantize') or 'model'} {acc['quantized']:.2%} (TFLM)")

@@ -53,12 +53,12 @@ def onnx_input(source: OnnxModel, opts: Any, data: Any, steps: Any, warnings: li
     with onnx_io.workdir() as work:
         with steps(f"converting {source.path.name} with onnx2tf"):
             model, layout, conversion = onnx_io.to_keras(source, work)
-    layout_info: dict[str, Any] = {**layout.to_dict(), "data": {}}
+    layout_info: dict[str, Any] = {**layout.to_dict(), "data": {}, "note": None}
     if layout.perm is not None:
         note = (f"input layout: the ONNX model takes {layout.name.split(' ')[0]} {list(layout.onnx_shape)}, the "
                 f".tflite takes {layout.name.split(' ')[-1]} {list(layout.tflite_shape)}; data given in the ONNX "
                 f"layout is transposed {tuple(layout.perm)} for it (do the same on the device)")
-        warnings.append(note)
+        layout_info["note"] = note
         progress.info(f"note: {note}")
 
     def prepared(ds: Dataset | None, role: str) -> tuple[Dataset | None, np.ndarray | None]:
