@@ -20,7 +20,7 @@ BLOCKS60 = DATA / "digits_cnn_torch_blocks60.onnx"    # … --prune 0.6
 _MISSING = [m for m in ("onnx", "onnxruntime", "onnx2tf", "onnx_graphsurgeon", "sng4onnx") if find_spec(m) is None]
 needs_extra = pytest.mark.skipif(bool(_MISSING), reason=f"the `onnx` extra is not installed (missing {_MISSING}): "
                                                         "pip install -e '.[test,power,onnx]'")
-pytestmark = [needs_extra, pytest.mark.xdist_group("digits")]
+pytestmark = pytest.mark.xdist_group("digits")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def _opcodes(path: Path) -> list[str]:
     return [op.opcode for op in read_model(path.read_bytes()).operators]
 
 
+@needs_extra
 @pytest.mark.tf
 def test_onnx_cnn_int8_tflm_checked_within_a_point_of_onnxruntime(dense):
     report = dense.report
@@ -81,6 +82,7 @@ def test_onnx_cnn_int8_tflm_checked_within_a_point_of_onnxruntime(dense):
     assert abs(acc["float"] - acc["quantized"]) <= 0.01, acc
 
 
+@needs_extra
 @pytest.mark.tf
 @pytest.mark.qemu
 def test_onnx_cnn_bit_exact_on_qemu_m4(dense, nchw_data, arm_qemu_tools):
@@ -91,6 +93,7 @@ def test_onnx_cnn_bit_exact_on_qemu_m4(dense, nchw_data, arm_qemu_tools):
     assert r["bit_exact"] and r["mismatches"] == 0 and r["inputs"] == 20, r
 
 
+@needs_extra
 @pytest.mark.tf
 def test_block_pruned_torch_export_keeps_its_zero_blocks_for_the_sparse_kernels(tf, nchw_data, tmp_path):
     from formicary.codegen.generate import generate
@@ -134,6 +137,7 @@ def _error(model: Path, tmp_path: Path, **options) -> FormicaryError:
     return info.value
 
 
+@needs_extra
 def test_op_without_an_int8_kernel_is_named_before_converting(tmp_path):
     from onnx import helper
 
@@ -145,6 +149,7 @@ def test_op_without_an_int8_kernel_is_named_before_converting(tmp_path):
     assert err.details["ops"] == ["Erf"]
 
 
+@needs_extra
 def test_custom_op_is_named(tmp_path):
     from onnx import helper
 
@@ -153,6 +158,7 @@ def test_custom_op_is_named(tmp_path):
     assert "com.acme::FancyNorm" in err.cause and "norm0" in err.cause and "standard ONNX ops" in err.fix
 
 
+@needs_extra
 def test_dynamic_input_shape_is_named_with_the_export_fix(tmp_path):
     from onnx import helper
 
@@ -167,6 +173,7 @@ def test_dynamic_input_shape_is_named_with_the_export_fix(tmp_path):
     assert ok.input_shape == (1, 4) and "fixed to 1" in ok.notes[0]
 
 
+@needs_extra
 def test_training_options_point_to_pruning_before_export(tmp_path, nchw_data):
     err = _error(DENSE, tmp_path, calib=str(nchw_data["calib"]), prune=0.5, train=str(nchw_data["calib"]))
     assert "--prune" in err.cause and "--train" in err.cause and "ONNX" in err.cause
@@ -182,6 +189,7 @@ def test_without_the_onnx_extra_the_error_names_the_pip_command(tmp_path, monkey
     assert "onnx2tf" in err.cause and "pip install 'formicary[onnx]'" in err.fix
 
 
+@needs_extra
 def test_cli_json_error_for_a_bad_onnx_model(tmp_path, cli):
     from onnx import helper
 
@@ -192,6 +200,7 @@ def test_cli_json_error_for_a_bad_onnx_model(tmp_path, cli):
     assert err is not None and "Erf" in err["cause"] and "docs/models.md" in err["fix"], proc.stdout + proc.stderr
 
 
+@needs_extra
 @pytest.mark.parametrize("flatten,classifier", [("Flatten", "Gemm"), ("Reshape", "Gemm"), ("Flatten", "MatMul")])
 def test_flatten_before_the_classifier_is_moved_into_its_weights(tmp_path, flatten, classifier):
     """The rewrite that keeps TRANSPOSE out of the .tflite leaves the ONNX model's outputs unchanged."""
