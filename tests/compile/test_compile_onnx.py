@@ -228,3 +228,57 @@ def test_flatten_before_the_classifier_is_moved_into_its_weights(tmp_path, flatt
     x = rng.normal(size=(3, 2, 4, 3)).astype(np.float32)
     np.testing.assert_allclose(onnxruntime_outputs(rewritten, x), onnxruntime_outputs(original, x), rtol=1e-5,
                                atol=1e-5)
+
+
+def _mixed_ops_rgb_model(path: Path) -> None:
+    """A 3-channel (RGB) input and the ops of small vision nets: conv + BatchNorm + Clip(0, 6), depthwise conv,
+    HardSwish, squeeze-excite (GlobalAveragePool, Sigmoid, Mul), residual Add, both poolings, Concat, LeakyRelu,
+    Flatten, Gemm, Softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", const("w1", rng.normal(0, .3, (8, 3, 3, 3))), const("b1", np.zeros(8))], ["a"],
+          pads=[1, 1, 1, 1]),
+        n("BatchNormalization", ["a", const("g", np.ones(8)), const("be", np.full(8, .1)), const("m", np.zeros(8)),
+                                 const("v", np.ones(8))], ["bn"]),
+        n("Clip", ["bn", const("lo", 0.0), const("hi", 6.0)], ["r6"]),
+        n("Conv", ["r6", const("wd", rng.normal(0, .3, (8, 1, 3, 3)))], ["dw"], pads=[1, 1, 1, 1], group=8),
+        n("HardSwish", ["dw"], ["hs"]), n("GlobalAveragePool", ["hs"], ["gp"]), n("Sigmoid", ["gp"], ["sg"]),
+        n("Mul", ["hs", "sg"], ["se"]), n("Add", ["se", "r6"], ["res"]),
+        n("MaxPool", ["res"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("AveragePool", ["res"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("Concat", ["mp", "ap"], ["cat"], axis=1), n("LeakyRelu", ["cat"], ["lr"], alpha=0.1),
+        n("Flatten", ["lr"], ["f"]),
+        n("Gemm", ["f", const("wf", rng.normal(0, .1, (10, 256))), const("bf", np.zeros(10))], ["logits"], transB=1),
+        n("Softmax", ["logits"], ["y"], axis=1)]
+    graph = helper.make_graph(nodes, "rgb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@needs_extra
+@pytest.mark.tf
+def test_rgb_model_with_mixed_ops_converts_offline_and_checked(tf, tmp_path):
+    """onnx2tf fetches sample photos from the network for 3-channel inputs; formicary must not need them."""
+    from formicary.compile import compile_model
+
+    _mixed_ops_rgb_model(tmp_path / "rgb.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(1).random((16, 3, 8, 8), dtype=np.float32))
+    result = compile_model(tmp_path / "rgb.onnx", tmp_path / "out", calib=str(tmp_path / "calib.npz"))
+    info = result.report["compile"]
+    assert info["tflm_check"] == "passed" and info["onnx"]["conversion"]["check"]["passed"]
+    assert info["onnx"]["layout"]["tflite_input_shape"] == [1, 8, 8, 3]
+    ops = _opcodes(result.model_path)
+    assert {"DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "LOGISTIC", "CONCATENATION", "SOFTMAX"} <= set(ops), ops
+    assert "TRANSPOSE" not in ops and "BATCH_NORMALIZATION" not in ops

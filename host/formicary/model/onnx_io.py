@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -237,12 +238,13 @@ def to_keras(source: OnnxModel, workdir: str | Path) -> tuple[Any, Layout, dict[
     prepared = work / "prepared.onnx"
     onnx.save(model, str(prepared))
     out = io.StringIO()
-    with quiet_native_logs(), contextlib.redirect_stdout(out):
+    with quiet_native_logs(), contextlib.redirect_stdout(out), _offline_sample_images():
         import onnx2tf
 
         try:
             keras_model = onnx2tf.convert(input_onnx_file_path=str(prepared), output_folder_path=str(work / "tf"),
-                                          non_verbose=True, not_use_onnxsim=True, batch_size=1)
+                                          non_verbose=True, not_use_onnxsim=True, batch_size=1,
+                                          disable_model_save=True)  # formicary converts it itself
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - onnx2tf calls sys.exit on some failures
             error: BaseException | None = exc
         else:
@@ -259,6 +261,29 @@ def to_keras(source: OnnxModel, workdir: str | Path) -> tuple[Any, Layout, dict[
     layout = _layout(source.input_shape, tf_shape)
     info = {"converter": f"onnx2tf {_version('onnx2tf')}", "flatten_rewrites": rewrites}
     return keras_model, layout, info
+
+
+@contextlib.contextmanager
+def _offline_sample_images() -> Iterator[None]:
+    """onnx2tf downloads sample photos from GitHub for any model with a 3-channel 4-D input, only to run a dummy
+    inference while converting (its own int8 calibration, which formicary does not use, needs them too). Offline
+    machines (CI) fail there, so it gets deterministic stand-ins of the same shape; formicary calibrates and checks
+    the conversion on the user's data."""
+    import onnx2tf.onnx2tf as converter_module
+
+    original = getattr(converter_module, "download_test_image_data", None)
+    if original is None:  # a later onnx2tf: nothing to replace
+        yield
+        return
+
+    def stand_in() -> np.ndarray:
+        return np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+
+    converter_module.download_test_image_data = stand_in
+    try:
+        yield
+    finally:
+        converter_module.download_test_image_data = original
 
 
 def _failed_op(log: str) -> str | None:
