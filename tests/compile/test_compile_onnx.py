@@ -282,3 +282,29 @@ def test_rgb_model_with_mixed_ops_converts_offline_and_checked(tf, tmp_path):
     ops = _opcodes(result.model_path)
     assert {"DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "LOGISTIC", "CONCATENATION", "SOFTMAX"} <= set(ops), ops
     assert "TRANSPOSE" not in ops and "BATCH_NORMALIZATION" not in ops
+
+
+@needs_extra
+@pytest.mark.tf
+def test_mlp_with_a_free_batch_axis(tf, tmp_path):
+    """A rank-2 input keeps its layout; the free batch axis is fixed to 1. (The TFLM arena measurement of this
+    model segfaulted before its probes ran in a child process: formicary.oracle.tflm._runs_with_arena_isolated.)"""
+    from onnx import helper, numpy_helper
+
+    from formicary.compile import compile_model
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, .2, shape).astype(np.float32), name)
+             for name, shape in (("w1", (32, 64)), ("b1", (32,)), ("w2", (10, 32)), ("b2", (10,)))]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["a"], transB=1), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1)]
+    path = _model(tmp_path, nodes, ["batch", 64], name="mlp.onnx", inits=inits, out_shape=["batch", 10])
+    np.savez(tmp_path / "calib.npz", x=rng.random((32, 64), dtype=np.float32), y=rng.integers(0, 10, 32))
+    result = compile_model(path, tmp_path / "out", calib=str(tmp_path / "calib.npz"), val=str(tmp_path / "calib.npz"))
+    info = result.report["compile"]
+    assert info["onnx"]["layout"]["transform"] == "unchanged" and info["onnx"]["layout"]["note"] is None
+    assert any("fixed to 1" in w for w in info["warnings"])
+    assert _opcodes(result.model_path) == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+    assert result.report["tflm_arena_bytes"] > 0
+    acc = result.report["accuracy"]  # random weights: only the agreement of float and int8 means anything
+    assert abs(acc["float"] - acc["quantized"]) <= 0.07, acc
