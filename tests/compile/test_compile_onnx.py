@@ -308,3 +308,22 @@ def test_mlp_with_a_free_batch_axis(tf, tmp_path):
     assert result.report["tflm_arena_bytes"] > 0
     acc = result.report["accuracy"]  # random weights: only the agreement of float and int8 means anything
     assert abs(acc["float"] - acc["quantized"]) <= 0.07, acc
+
+
+def test_data_layouts_read_for_the_tflite():
+    from formicary.model.onnx_io import Layout, _layout, to_model_layout
+
+    layout = _layout((1, 3, 8, 6), (1, 8, 6, 3))
+    assert layout.perm == (0, 2, 3, 1) and layout.name == "NCHW -> NHWC"
+    nchw = np.arange(2 * 3 * 8 * 6, dtype=np.float32).reshape(2, 3, 8, 6)
+    x, how = to_model_layout(nchw, layout, "--calib")
+    assert x.shape == (2, 8, 6, 3) and np.array_equal(x[1, 4, 5], nchw[1, :, 4, 5]) and "transposed" in how
+    same, how = to_model_layout(x, layout, "--calib")  # already NHWC: kept
+    assert same is x and "used as is" in how
+    one_channel = _layout((1, 1, 8, 8), (1, 8, 8, 1))
+    x, how = to_model_layout(np.zeros((4, 8, 8), np.float32), one_channel, "--val")
+    assert x.shape == (4, 8, 8, 1) and "without the channel axis" in how
+    assert _layout((1, 64), (1, 64)) == Layout((1, 64), (1, 64), None)
+    with pytest.raises(FormicaryError) as err:
+        to_model_layout(np.zeros((4, 5, 5), np.float32), layout, "--val")
+    assert "--val" in err.value.cause and "[3, 8, 6] (ONNX layout)" in err.value.cause
