@@ -17,6 +17,11 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
     console.print(f"[bold]model.tflite[/] {result['model_path']}  ({_kib(report.get('model_bytes'))})")
     if info.get("reoptimised") is False:
         console.print(f"[yellow]{info.get('note')}[/]")
+    onnx = info.get("onnx") or {}
+    if onnx:
+        layout = onnx.get("layout") or {}
+        console.print(f"ONNX opset {onnx.get('opset')} converted by {onnx.get('conversion', {}).get('converter')}; "
+                      + (layout.get("note") or f"input layout {layout.get('transform')}"))
     for line in _training_lines(info):
         console.print(line)
     keras3 = info.get("keras3")
@@ -52,7 +57,8 @@ def render_report(console: Console, result: dict[str, Any]) -> None:
     if acc:
         parts = []
         if acc.get("float") is not None:
-            parts.append(f"float {acc['float']:.2%} (TensorFlow)")
+            reference = "onnxruntime" if info.get("input_kind") == "onnx" else "TensorFlow"
+            parts.append(f"float {acc['float']:.2%} ({reference})")
         if acc.get("float_after_shrink") is not None:
             parts.append(f"shrunk float {acc['float_after_shrink']:.2%}")
         parts.append(f"{info.get('quantize') or 'model'} {acc['quantized']:.2%} (TFLM)")
@@ -129,7 +135,8 @@ def register(app: typer.Typer) -> None:
     @app.command("compile")
     def compile_command(
         model: str = typer.Argument(..., help="Keras model, tf_keras or Keras 3 (.keras, .h5, SavedModel dir), "
-                                              ".tflite, or a built-in architecture builtin:cnn@WIDTH / "
+                                              ".onnx (needs formicary[onnx]; --calib/--val data in the ONNX layout, "
+                                              "e.g. NCHW), .tflite, or a built-in architecture builtin:cnn@WIDTH / "
                                               "builtin:dscnn@WIDTH (trained on --train, from scratch or distilled "
                                               "with --distill-from)."),
         out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for model.tflite and report.json."),

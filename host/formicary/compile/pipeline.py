@@ -19,6 +19,7 @@ from formicary import progress
 from formicary.data import Dataset, as_float, fit_to_input, load_dataset, synthetic
 from formicary.errors import FormicaryError
 from formicary.model.keras_io import ModelFile, identify
+from formicary.model.onnx_io import OnnxModel
 from formicary.model.students import BuiltinSpec, is_builtin, parse_builtin
 
 SYNTHETIC = "synthetic"
@@ -148,9 +149,10 @@ def compile_model(model: str | Path, out_dir: str | Path, options: CompileOption
     started = time.perf_counter()
     steps = _Steps()
     warnings: list[str] = []
-    source: ModelFile | BuiltinSpec = parse_builtin(str(model)) if is_builtin(model) else identify(model)
+    source: ModelFile | BuiltinSpec | OnnxModel = (parse_builtin(str(model)) if is_builtin(model) else
+                                                   _onnx_source(model, opts) or identify(model))
     teacher = _teacher_file(opts, source)
-    kind = source.kind if isinstance(source, ModelFile) else "builtin"
+    kind = source.kind if isinstance(source, (ModelFile, OnnxModel)) else "builtin"
     if any((opts.train, opts.val, opts.calib not in (None, SYNTHETIC))):
         with steps("loading data"):
             data = _load_data(opts, kind, source)
@@ -159,6 +161,10 @@ def compile_model(model: str | Path, out_dir: str | Path, options: CompileOption
 
     if isinstance(source, ModelFile) and source.kind == "tflite":
         model_bytes, compile_info, accuracy = _tflite_input(source, opts, data, steps, warnings)
+    elif isinstance(source, OnnxModel):
+        from formicary.compile.onnx_input import onnx_input
+
+        model_bytes, compile_info, accuracy = onnx_input(source, opts, data, steps, warnings)
     else:
         model_bytes, compile_info, accuracy = _keras_input(source, opts, data, steps, warnings, teacher)
 
@@ -186,6 +192,19 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def _onnx_source(model: str | Path, opts: CompileOptions) -> OnnxModel | None:
+    """An .onnx MODEL checked (extra installed, static shapes, convertible ops, options that apply), else None."""
+    from formicary.model import onnx_io
+
+    if not onnx_io.is_onnx(model):
+        return None
+    from formicary.compile.onnx_input import check_onnx_options
+
+    source = onnx_io.identify_onnx(model)
+    check_onnx_options(opts, source)
+    return source
 
 
 # ---------------------------------------------------------------------------------------------------- data

@@ -157,6 +157,26 @@ def _runs_with_arena(data: bytes, arena: int) -> bool:
         return False
 
 
+def _runs_with_arena_isolated(data: bytes, arena: int) -> bool:
+    """`_runs_with_arena` in a forked child: TFLM's constructor segfaults for some too-small arenas, even above the
+    total its recording allocator reports (e.g. a 64-32-10 int8 MLP: reports 1680 B, runs with 2128 B, crashes
+    with 2064 B), and a probe must not take the caller down with it. A crash counts as "does not run"."""
+    if not hasattr(os, "fork"):
+        return _runs_with_arena(data, arena)
+    pid = os.fork()
+    if pid == 0:  # the child: only TFLM runs here, then it leaves without any Python clean-up
+        import faulthandler
+
+        faulthandler.disable()  # an expected crash here must not print a traceback dump (pytest enables it)
+        try:
+            code = 0 if _runs_with_arena(data, arena) else 1
+        except BaseException:  # noqa: BLE001
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 
 
@@ -166,7 +186,8 @@ def measure_arena(model: bytes | str | Path) -> int:
     TFLM has no getter for it: its recording allocator prints the total to fd 2, which we read after one
     run with a large arena, then confirm by allocating and invoking with exactly that size (stepping up by the
     arena's 16-byte alignment if needed). We never probe below the recorded total: the TFLM constructor
-    segfaults for some arena sizes that are too small, so a bisection would crash the process.
+    segfaults for some arena sizes that are too small, so a bisection would crash the process; as some sizes
+    above the total crash too, every probe runs in a forked child (`_runs_with_arena_isolated`).
     """
     data = _model_bytes(model)
     check_tflm(data)
@@ -182,7 +203,7 @@ def measure_arena(model: bytes | str | Path) -> int:
     with capture_c_stderr():
         # Grow the margin until it runs, then bisect down to the recorded total (never below it, see above).
         bad, margin = total - 1, 0
-        while not _runs_with_arena(data, total + margin):
+        while not _runs_with_arena_isolated(data, total + margin):
             bad = total + margin
             margin = margin * 2 if margin else 16
             if margin > max(total, 4096):
@@ -191,7 +212,7 @@ def measure_arena(model: bytes | str | Path) -> int:
         good = total + margin
         while good - bad > 1:
             mid = (good + bad) // 2
-            if _runs_with_arena(data, mid):
+            if _runs_with_arena_isolated(data, mid):
                 good = mid
             else:
                 bad = mid
