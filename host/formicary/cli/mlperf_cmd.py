@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from formicary.cli._lab_options import COORDINATOR_OPTION, PLACE_OPTION, STEAL_OPTION, WAIT_OPTION, resolve_place
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -52,6 +53,10 @@ def register(app: typer.Typer) -> None:
                power: str = typer.Option(None, "--power", help="Host-side power monitor over the performance run: "
                                                               "joulescope, ppk2 or ppk2:PORT (measured energy, "
                                                               "serial-marker windows; see docs/power.md)."),
+               place: str = PLACE_OPTION,
+               coordinator: str = COORDINATOR_OPTION,
+               wait: float = WAIT_OPTION,
+               steal: bool = STEAL_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Run MLPerf Tiny's performance and accuracy modes over the DUT's UART (EEMBC DUT protocol)."""
         import hashlib
@@ -61,6 +66,7 @@ def register(app: typer.Typer) -> None:
 
         if not target.exists():
             raise FormicaryError(f"{target} not found", "pass the model the DUT runs (or is to run).")
+        board, port = resolve_place(board, port, place, coordinator, wait, steal)
         if board is None and port is None:
             raise FormicaryError("neither --board nor --port given",
                                  "pass --board B to build, flash and run (virtual boards start in QEMU), "

@@ -52,6 +52,12 @@ class Link:
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _health: Callable[[], None] | None = None
 
+    def __getattr__(self, name: str) -> Any:
+        """What the handle has and the link does not (e.g. a Connection's `qemu`): a link can stand for it."""
+        if name.startswith("_") or name == "handle":
+            raise AttributeError(name)
+        return getattr(self.handle, name)
+
     def check_health(self) -> None:
         """Raise the better explanation of a silent board when there is one (e.g. its QEMU died)."""
         if self._health is not None:
