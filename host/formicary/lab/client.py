@@ -5,6 +5,10 @@ for the lifetime of a `LabClient` (the coordinator's stream keeps answering keep
 and every call is a coroutine submitted to that loop. One connection costs ~0.1 s, not the ~2 s of a
 `labgrid-client` process.
 
+gRPC's asyncio support misbehaves with a second stream from one process ("Internal error from Core"), so the
+LabClients of a process share one loop thread and one session per coordinator, counted by reference (a fleet
+worker holds its place with one client while the bench opens another).
+
 Who holds a place: labgrid records the acquirer as `host/user` (LG_HOSTNAME / LG_USERNAME override them). To
 tell a live holder from a stale one (a client killed hard never releases), formicary also writes a small
 record per acquired place on this machine (pid, since); a place held by this host/user whose recorded process
@@ -89,6 +93,20 @@ def _record_path(coordinator: str, place: str) -> Path:
     return records_dir() / f"{safe}.json"
 
 
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_LOCK = threading.Lock()
+_SESSIONS: dict[str, list[Any]] = {}   # coordinator -> [session, users]
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP.is_closed():
+            _LOOP = asyncio.new_event_loop()
+            threading.Thread(target=_LOOP.run_forever, name="formicary-labgrid", daemon=True).start()
+        return _LOOP
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,14 +123,19 @@ class LabClient:
     def __init__(self, coordinator: str, *, connect_timeout: float = 10.0) -> None:
         require_labgrid("talking to a labgrid coordinator")
         self.coordinator = normalize_coordinator(coordinator)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="formicary-labgrid", daemon=True)
-        self._thread.start()
+        self._loop = _shared_loop()
         self.session: Any = None
+        with _LOOP_LOCK:
+            shared = _SESSIONS.get(self.coordinator)
+            if shared is not None and not shared[0].stopping.is_set():
+                shared[1] += 1
+                self.session = shared[0]
+                return
         try:
             self.session = self._call(self._start(), timeout=connect_timeout)
+            with _LOOP_LOCK:
+                _SESSIONS[self.coordinator] = [self.session, 1]
         except BaseException as exc:
-            self._stop_loop()
             if isinstance(exc, FormicaryError):
                 raise
             raise FormicaryError(f"cannot reach the labgrid coordinator at {self.coordinator}: "
@@ -158,13 +181,16 @@ class LabClient:
 
         return self._call(go())
 
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-
     def close(self) -> None:
         if self.session is not None:
             session, self.session = self.session, None
+            with _LOOP_LOCK:
+                shared = _SESSIONS.get(self.coordinator)
+                if shared is not None and shared[0] is session:
+                    shared[1] -= 1
+                    if shared[1] > 0:
+                        return
+                    del _SESSIONS[self.coordinator]
 
             async def stop() -> None:
                 try:
@@ -177,8 +203,6 @@ class LabClient:
                 self._call(stop(), timeout=5)
             except FormicaryError:
                 pass
-        if self._thread.is_alive():
-            self._stop_loop()
 
     def __enter__(self) -> "LabClient":
         return self

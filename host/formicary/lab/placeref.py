@@ -30,10 +30,11 @@ class PlaceRef:
     coordinator: str
     wait: float = 0.0
     steal: bool = False
+    held: bool = False   # already acquired by this process (a fleet worker holds its place for all its models)
 
     def __str__(self) -> str:
-        query = "&".join(q for q in (f"wait={self.wait:g}" if self.wait else "", "steal=1" if self.steal else "")
-                         if q)
+        query = "&".join(q for q in (f"wait={self.wait:g}" if self.wait else "", "steal=1" if self.steal else "",
+                                     "held=1" if self.held else "") if q)
         return f"{PREFIX}{self.name}@{self.coordinator}" + (f"?{query}" if query else "")
 
 
@@ -56,12 +57,14 @@ def parse(port: str) -> PlaceRef:
     except ValueError as exc:
         raise FormicaryError(f"{port!r}: wait must be a number of seconds.", "e.g. ?wait=60.") from exc
     return PlaceRef(name=name, coordinator=normalize_coordinator(coord or default_coordinator()), wait=wait,
-                    steal=q.get("steal", ["0"])[0] in ("1", "true", "yes"))
+                    steal=q.get("steal", ["0"])[0] in ("1", "true", "yes"),
+                    held=q.get("held", ["0"])[0] in ("1", "true", "yes"))
 
 
-def place_port(name: str, coordinator: str | None = None, *, wait: float = 0.0, steal: bool = False) -> str:
+def place_port(name: str, coordinator: str | None = None, *, wait: float = 0.0, steal: bool = False,
+               held: bool = False) -> str:
     """The port string of place NAME (the coordinator made explicit, so that worker processes agree)."""
-    return str(PlaceRef(name, normalize_coordinator(coordinator or default_coordinator()), wait, steal))
+    return str(PlaceRef(name, normalize_coordinator(coordinator or default_coordinator()), wait, steal, held))
 
 
 __all__ = ["PREFIX", "PlaceRef", "default_coordinator", "is_place", "normalize_coordinator", "parse", "place_port"]

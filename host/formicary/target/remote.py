@@ -57,8 +57,16 @@ class RemoteTarget:
         acquired = False
         t0 = time.monotonic()
         try:
-            info = client.acquire(self.ref.name, wait=self.wait, steal=self.steal, on_event=on_event)
-            acquired = True
+            if self.ref.held:  # the caller holds the place (a fleet worker): use it, leave releasing to it
+                info = client.place(self.ref.name)
+                if info.acquired != client.identity:
+                    raise FormicaryError(f"place {info.name} is not held by {client.identity} any more "
+                                         f"({info.acquired or 'nobody'} holds it).",
+                                         "run again; someone released or took over the place mid-run.",
+                                         details={"place": info.name, "owner": info.acquired})
+            else:
+                info = client.acquire(self.ref.name, wait=self.wait, steal=self.steal, on_event=on_event)
+                acquired = True
             if on_event:
                 on_event({"event": "acquired", "board": self.board.name, "place": info.name,
                           "lab_host": ",".join(info.lab_hosts), "seconds": round(time.monotonic() - t0, 3)})
@@ -71,7 +79,8 @@ class RemoteTarget:
 
         def release() -> None:
             try:
-                client.release(self.ref.name)
+                if not self.ref.held:
+                    client.release(self.ref.name)
             finally:
                 client.close()
 
