@@ -74,7 +74,7 @@ want="$(cat "$FORMICARY_ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | c
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages into $VENV (first time: ~2 min)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test,power]"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test,power,lab]"
   echo "$want" > "$stamp"
 fi
 

@@ -275,10 +275,12 @@ class LabClient:
         out: dict[str, Any] = {"owner": owner, "stale": False, "pid": None, "since": None, "note": ""}
         if owner is None:
             return out
-        if owner != self.identity:
+        rec = self._read_record(info.name)
+        if rec is not None and rec.get("identity") != owner:
+            rec = None  # a record of an older acquisition by someone else of this machine
+        if owner != self.identity and rec is None:
             out["note"] = f"held by {owner}"
             return out
-        rec = self._read_record(info.name)
         if rec is None:
             out["note"] = (f"held by you ({owner}), but not by a formicary process of this machine "
                            "(labgrid-client, or another checkout)")
@@ -286,8 +288,8 @@ class LabClient:
         out["pid"], out["since"] = rec.get("pid"), rec.get("since")
         if rec.get("pid") and not _pid_alive(int(rec["pid"])):
             out["stale"] = True
-            out["note"] = (f"held by {owner} for formicary process {rec['pid']}, which no longer runs "
-                           f"(killed since {rec.get('since')}): a stale acquisition")
+            out["note"] = (f"held by {owner} for formicary process {rec['pid']} (acquired {rec.get('since')}), "
+                           "which no longer runs: a stale acquisition (the process was killed before releasing)")
         else:
             out["note"] = f"held by {owner} for formicary process {rec.get('pid')} (running, since {rec.get('since')})"
         return out
@@ -301,10 +303,11 @@ class LabClient:
     def _write_record(self, place: str) -> None:
         path = _record_path(self.coordinator, place)
         path.parent.mkdir(parents=True, exist_ok=True)
-        from formicary.store.results import now_iso
+        from datetime import UTC, datetime
 
+        since = datetime.now(UTC).isoformat(timespec="seconds")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "since": now_iso(), "identity": self.identity}))
+        tmp.write_text(json.dumps({"pid": os.getpid(), "since": since, "identity": self.identity}))
         os.replace(tmp, path)
 
     def _drop_record(self, place: str) -> None:
@@ -314,6 +317,7 @@ class LabClient:
         h = self.holder(info)
         release = f"formicary lab release {info.name} --coordinator {self.coordinator}"
         if h["stale"]:
+            release += "" if h["owner"] == self.identity else " --force"
             fix = (f"nothing holds it any more: release it with `{release}` (or `labgrid-client -x "
                    f"{self.coordinator} -p {info.name} release`), then run again.")
         elif h["owner"] == self.identity:

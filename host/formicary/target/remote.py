@@ -54,6 +54,11 @@ class RemoteTarget:
         from formicary.lab.client import LabClient
 
         client = LabClient(self.ref.coordinator)
+        if on_event is not None:
+            outer = on_event
+
+            def on_event(event: Event) -> None:  # noqa: F811 -- the caller's, with the board added
+                outer({"board": self.board.name, **event})
         acquired = False
         t0 = time.monotonic()
         try:
