@@ -139,13 +139,13 @@ def _inventory(path: Path, lab: Lab, body: str) -> Path:
     return path
 
 
-def test_fleet_over_places_on_two_hosts_gives_the_local_results(lab, kws_model_path, kws_data_dir, tmp_path):
+def test_fleet_over_places_on_two_hosts_gives_the_local_results(lab, kws_model_path, tmp_path):
     from formicary.bench.fleet import run_fleet
+    from formicary.bench.runner import run_bench
     from formicary.store import ResultStore
 
-    settings = {"data": kws_data_dir, "inputs": 3, "runs": 6, "store": tmp_path / "runs.db"}
-    local = run_fleet(_inventory(tmp_path / "local.toml", lab, '[[device]]\nname = "here"\nboard = "qemu-m4"\n'),
-                      [kws_model_path], **settings)
+    settings = {"inputs": 3, "runs": 6, "store": tmp_path / "runs.db"}
+    ref = run_bench(kws_model_path, "qemu-m4", **settings)  # the same board here, for reference
     remote = run_fleet(_inventory(tmp_path / "lab.toml", lab, """
 [[device]]
 name = "a"
@@ -160,8 +160,7 @@ name = "pool"
 place_tags = { board = "qemu-m4" }
 count = 2
 """), [kws_model_path], **settings)
-    assert local["failed"] == 0 and remote["failed"] == 0 and remote["skipped"] == 0, remote["results"]
-    ref = local["results"][0]
+    assert remote["failed"] == 0 and remote["skipped"] == 0, remote["results"]
     by_dev = {r["device"]: r for r in remote["results"]}
     assert sorted(by_dev) == ["a", "b", "pool-1", "pool-2"]
     assert by_dev["a"]["place"] == "lab/a1" and by_dev["b"]["place"] == "lab/b1"
@@ -170,6 +169,7 @@ count = 2
     for r in remote["results"]:  # same firmware, same inputs, virtual time: the same numbers as at home
         assert r["bit_exact"] is True and r["latency"]["median"] == ref["latency"]["median"]
         assert r["latency"]["min"] == ref["latency"]["min"] and r["latency"]["max"] == ref["latency"]["max"]
+        assert r["latency"]["count"] == len(ref["latency"]["samples"])
     with ResultStore(settings["store"]) as st:
         runs = {st.get_run(r["run_id"])["lab"]["place"]: st.get_run(r["run_id"]) for r in remote["results"]}
         assert st.get_run(ref["run_id"])["lab"] is None

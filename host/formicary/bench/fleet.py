@@ -236,7 +236,7 @@ def claim_places(inv: Inventory, coordinator: str | None, wait: float,
                     tokens.append(pending[-1][1])
             else:
                 devices.append(d)
-        deadline = time.monotonic() + max(wait, 3.0)  # free places are allocated at once; a moment for re-asks
+        deadline = time.monotonic() + max(wait, 2.0)  # free places are allocated at once: a moment is enough
         reported: set[str] = set()
         while pending:
             still = []
@@ -246,6 +246,7 @@ def claim_places(inv: Inventory, coordinator: str | None, wait: float,
                     token = client.reserve(dict(d.place_tags))
                     tokens.append(token)
                     still.append((d, token))
+                    deadline = max(deadline, time.monotonic() + 5.0)  # a loaded coordinator answers late
                 elif st["place"]:
                     devices.append(with_board(d, client.place(st["place"], refresh=False)))
                 else:
