@@ -358,10 +358,11 @@ class LabClient:
                         "start the exporter on the lab host (`formicary lab export …` or `labgrid-exporter …`) "
                         "or fix the place's matches (`formicary lab places`).",
                         details={"place": info.name, "matches": list(info.matches)})
+                self._write_record(info.name)  # first: a Ctrl-C during the call still knows it may hold it
                 got = self._rpc("AcquirePlace", pb.AcquirePlaceRequest(placename=info.name))
                 if not _is_error(got):
-                    self._write_record(info.name)
                     return self.place(info.name)
+                self._drop_record(info.name)
                 if "already acquired" not in got.details() and "reserved" not in got.details():
                     raise FormicaryError(f"labgrid refused to acquire place {info.name}: {got.details()}.",
                                          "see `formicary lab status`; the place may be reserved for someone else.",
@@ -376,6 +377,19 @@ class LabClient:
                           "stale": h["stale"], "note": h["note"], "wait_s": wait})
                 reported = True
             time.sleep(POLL_S)
+
+    def release_if_mine(self, name: str) -> None:
+        """After an interrupted acquire: release NAME if this process's acquisition went through after all."""
+        rec = self._read_record(name)
+        if rec is None or rec.get("pid") != os.getpid():
+            return
+        try:
+            if self.place(name).acquired == self.identity:
+                self.release(name)
+            else:
+                self._drop_record(name)
+        except FormicaryError:
+            pass
 
     def release(self, name: str, *, force: bool = False) -> None:
         """Release place NAME held by this host/user (or by anyone with `force`)."""

@@ -79,6 +79,8 @@ class RemoteTarget:
         except BaseException:
             if acquired:
                 _quiet(lambda: client.release(self.ref.name))
+            elif not self.ref.held:  # interrupted while acquiring: the call may have gone through
+                _quiet(lambda: client.release_if_mine(self.ref.name))
             client.close()
             raise
 
