@@ -100,6 +100,19 @@ def main() -> int:
                              "remote_first_with_flash": round(first_remote, 3),
                              "overhead_median": round(statistics.median(remote) - statistics.median(local), 3),
                              "local_all": [round(x, 3) for x in local], "remote_all": [round(x, 3) for x in remote]}
+        steps = {"connect": [], "acquire": [], "release": []}
+        for _ in range(args.repeat):  # the labgrid part alone: a session, AcquirePlace, ReleasePlace
+            t = time.perf_counter()
+            c = LabClient(coordinator)
+            steps["connect"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            c.acquire("lab/a2")
+            steps["acquire"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            c.release("lab/a2")
+            steps["release"].append(time.perf_counter() - t)
+            c.close()
+        out["labgrid_s"] = {k: round(statistics.median(v), 4) for k, v in steps.items()}
         inv = root / "fleet.toml"
         inv.write_text(f'[lab]\ncoordinator = "{coordinator}"\n'
                        + "".join(f'[[device]]\nname = "{b}"\nplace = "lab/{b}"\n' for bs in HOSTS.values()
