@@ -361,7 +361,8 @@ def _device_worker(conn: _Channel, spec: dict[str, Any]) -> None:
             tagger.append(ResultStore(spec["store"]))
         tagger[0].update_run(run_id, {"fleet": {"id": spec["fleet_id"], "device": device["name"],
                                                 "port": device["port"], "tags": list(device["tags"]),
-                                                "place": device.get("place"), "inventory": spec["inventory"]}})
+                                                "inventory": spec["inventory"],
+                                                **({"place": device["place"]} if device.get("place") else {})}})
 
     try:
         for job in spec["jobs"]:
