@@ -190,6 +190,11 @@ def test_a_place_held_by_someone_else_is_busy_then_skipped_or_waited_for(lab, kw
     try:
         held = _read_line(other, 20).split()
         assert held[0] == "held" and held[1].endswith("/alice")
+        from formicary.lab.admin import apply_places
+
+        again = apply_places(lab.client, [{"name": "lab/a2", "tags": {"board": "qemu-m4", "lab": "a"},
+                                           "matches": ["host-a/a2/*"], "comment": None}])
+        assert again == [{"place": "lab/a2", "changed": []}]  # idempotent, even while someone holds it
         settings = {"inputs": 2, "runs": 2, "store": tmp_path / "runs.db"}
         skipped = run_fleet(inv, [kws_model_path], **settings)  # wait 0: skipped at once, never stolen
         (res,) = skipped["results"]
