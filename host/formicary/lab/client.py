@@ -326,7 +326,7 @@ class LabClient:
         else:
             fix = (f"ask {h['owner']} to release it, pass --wait SECONDS to queue for it, or take it over with "
                    f"`{release} --force` (only if you are sure they are gone).")
-        after = f" (waited {waited:.0f} s)" if waited > 0 else ""
+        after = f" (waited {waited:.0f} s)" if waited >= 1 else ""
         return FormicaryError(f"place {info.name} is busy{after}: {h['note']}.", fix,
                               details={"place": info.name, "owner": h["owner"], "stale": h["stale"],
                                        "pid": h["pid"], "since": h["since"], "coordinator": self.coordinator})
