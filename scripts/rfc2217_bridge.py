@@ -40,7 +40,7 @@ def serve(url: str, listen: tuple[str, int]) -> None:
         manager = serial.rfc2217.PortManager(port, _Conn(client))
         stop = threading.Event()
 
-        def pump_out() -> None:  # device -> client, escaped
+        def pump_out(port=port, client=client, manager=manager, stop=stop) -> None:  # device -> client, escaped
             while not stop.is_set():
                 try:
                     data = port.read(4096)

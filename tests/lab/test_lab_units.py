@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from formicary.errors import FormicaryError
 
 
@@ -69,6 +68,7 @@ board = "qemu-m7"
 
 def test_store_records_the_place_and_lab_host(tmp_path):
     from formicary.store import SCHEMA_VERSION, ResultStore
+
     from tests.store.conftest import synthetic_result
 
     with ResultStore(tmp_path / "runs.sqlite") as st:

@@ -31,14 +31,13 @@ def resolve_place(board: str | None, port: str | None, place: str | None, coordi
 
     if board is None:
         from formicary.lab.client import LabClient
-
         from formicary.lab.placeref import default_coordinator
 
         with LabClient(coordinator or default_coordinator()) as client:
             info = client.place(place)
         if info.board is None:
             raise FormicaryError(f"place {info.name} has no `board` tag, and no --board was given.",
-                                 f"pass --board, or tag the place (`formicary lab places`, tag board=…).")
+                                 "pass --board, or tag the place (`formicary lab places`, tag board=…).")
         board = info.board
     return board, place_port(place, coordinator, wait=wait, steal=steal)
 

@@ -150,7 +150,7 @@ class LabClient:
         session = ClientSession(self.coordinator, asyncio.get_running_loop())
         try:
             await asyncio.wait_for(session.start(), timeout=8.0)
-        except (asyncio.TimeoutError, Exception) as exc:
+        except (TimeoutError, Exception) as exc:
             raise FormicaryError(f"cannot reach the labgrid coordinator at {self.coordinator} ({exc or 'timeout'}).",
                                  "check the address (--coordinator or LG_COORDINATOR, HOST:PORT) and that "
                                  "`labgrid-coordinator` runs there (see docs/lab.md).") from exc
@@ -204,7 +204,7 @@ class LabClient:
             except FormicaryError:
                 pass
 
-    def __enter__(self) -> "LabClient":
+    def __enter__(self) -> LabClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -480,4 +480,4 @@ def _is_error(obj: Any) -> bool:
     return isinstance(obj, grpc.aio.AioRpcError)
 
 
-__all__ = ["FLASHER_CLASS", "LabClient", "PlaceInfo", "ResourceInfo", "SERIAL_CLASSES", "records_dir"]
+__all__ = ["FLASHER_CLASS", "SERIAL_CLASSES", "LabClient", "PlaceInfo", "ResourceInfo", "records_dir"]

@@ -57,7 +57,7 @@ class RemoteTarget:
         if on_event is not None:
             outer = on_event
 
-            def on_event(event: Event) -> None:  # noqa: F811 -- the caller's, with the board added
+            def on_event(event: Event) -> None:
                 outer({"board": self.board.name, **event})
         acquired = False
         t0 = time.monotonic()
@@ -230,7 +230,7 @@ def flash_with_labgrid(ref: PlaceRef, info: Any, fw: Firmware, board: Board) -> 
                 "the board once by hand and pass --no-flash.", details={"place": info.name})
     except FormicaryError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- labgrid's errors come in many types; name the place and the step
+    except Exception as exc:
         raise FormicaryError(f"flashing {board.name} on place {info.name} through labgrid failed: "
                              f"{type(exc).__name__}: {exc}",
                              "check the probe on the lab host (openocd/flash script output above), then run "
