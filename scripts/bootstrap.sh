@@ -78,7 +78,11 @@ want="$(cat "$FORMICARY_ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | c
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages into $VENV (first time: ~2 min)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test,power,onnx]"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$FORMICARY_ROOT[test,power,onnx,lab]"
+  # labgrid's pyserial-labgrid and pyserial install the same `serial` files; whichever came last owns them. The
+  # project settles on pyserial-labgrid when the lab extra is installed (docs/lab.md): make it own them.
+  "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps \
+    "$("$VENV/bin/python" -c 'import importlib.metadata as m; print("pyserial-labgrid==" + m.version("pyserial-labgrid"))')"
   echo "$want" > "$stamp"
 fi
 

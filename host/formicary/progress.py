@@ -100,12 +100,19 @@ class BoardProgress:
             self._progress.update(task, status=f"{model}[green]done[/]")
         elif kind == "failed":
             self._progress.update(task, status=f"{model}[red]failed[/]: {escape(str(event.get('message', '')))}")
+        elif kind == "busy":
+            self._progress.update(task, status=f"waiting for {escape(str(event.get('place')))} (held by "
+                                               f"{escape(str(event.get('owner')))})")
+        elif kind == "acquired":
+            self._progress.update(task, status=f"acquired {escape(str(event.get('place')))}")
         elif kind == "warning":
             self._progress.console.print(f"[bold yellow]warning:[/] {escape(label)}: "
                                          f"{escape(str(event.get('message')))}")
-        if not _console.is_terminal and kind in ("build", "flash", "start", "done", "failed"):
+        if not _console.is_terminal and kind in ("build", "flash", "start", "done", "failed", "busy", "acquired"):
             # no live display (CI logs): one line per phase instead
             extra = (f" ({event.get('total')} inferences)" if kind == "start" else
-                     f": {event.get('message', '')}" if kind == "failed" else "")
+                     f": {event.get('message', '')}" if kind == "failed" else
+                     f" {event.get('place')} (held by {event.get('owner')})" if kind == "busy" else
+                     f" {event.get('place')}" if kind == "acquired" else "")
             plain = f"{event['model']}: " if event.get("model") else ""
             print(f"{label}: {plain}{kind}{extra}", file=sys.stderr)

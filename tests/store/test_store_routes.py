@@ -80,7 +80,7 @@ def _make_v4(path) -> None:
 def test_v4_store_migrates_to_v5_and_old_runs_have_no_routes(store_path, make_result):
     _make_v4(store_path)
     with ResultStore(store_path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5 and store.integrity_check() == "ok"
+        assert store.schema_version == SCHEMA_VERSION >= 5 and store.integrity_check() == "ok"
         old = store.get_run(1)
         assert old["latency"]["samples"] == [100, 120] and old["latency"]["routes"] is None
         assert old["routes"] is None and old["subgraphs"] is None

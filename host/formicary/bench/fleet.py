@@ -10,6 +10,13 @@ Three phases:
    killed mid-message cannot corrupt another's; its progress events feed the caller's `on_event` (one bar per
    device), and a device over its time budget is stopped (SIGTERM, then SIGKILL and its QEMU killed).
 
+Boards in a labgrid lab (docs/lab.md) are devices too: `place = "lab/m4-1"` (the board from the place's `board`
+tag when not given), or `place_tags = { board = "qemu-m4" }` with `count = 3` (claimed through labgrid
+reservations, which queue while the places are held). Before phase 2 the places are resolved (phase 0); a
+worker acquires its place once for all its models and releases it at the end. A place held by someone else is
+reported as busy with its owner; the fleet waits up to `wait` seconds for it, then skips it (status
+`skipped`); a lock is never taken over unless `steal`. Runs record the place and the lab host.
+
 The result is plain data (keys in docs/fleet.md); a failed device is one entry with its error, never an exception.
 """
 from __future__ import annotations
@@ -35,7 +42,7 @@ from formicary.errors import FormicaryError
 Event = dict[str, Any]
 DEFAULT_DEVICE_TIMEOUT_S = 3600.0
 TERM_GRACE_S = 10.0          # after SIGTERM a worker gets this long to record why it stopped, then SIGKILL
-_DEVICE_KEYS = {"name", "board", "port", "runs", "tags", "timeout"}
+_DEVICE_KEYS = {"name", "board", "port", "runs", "tags", "timeout", "place", "place_tags", "count"}
 _LATENCY_KEYS = ("unit", "method", "median", "min", "p90", "p99", "max", "mean", "estimate_ms", "clock_hz")
 
 
@@ -49,12 +56,20 @@ class Device:
     tags: tuple[str, ...] = ()
     timeout: float | None = None
     line: int | None = None  # of its [[device]] header, for messages
+    place: str | None = None                      # a labgrid place (board may come from its tags)
+    place_tags: tuple[tuple[str, str], ...] = ()  # or a tag filter, claimed `count` times by reservations
+    count: int = 1
 
 
 @dataclass(frozen=True)
 class Inventory:
     path: Path
     devices: tuple[Device, ...] = field(default_factory=tuple)
+    coordinator: str | None = None  # [lab] coordinator = "HOST:PORT"
+
+    @property
+    def uses_lab(self) -> bool:
+        return any(d.place or d.place_tags for d in self.devices)
 
 
 # ---- inventory -----------------------------------------------------------------------------------------------
@@ -77,11 +92,16 @@ def load_inventory(path: str | Path) -> Inventory:
         raise FormicaryError(f"{path} is not valid TOML: {exc}.",
                              "fix the TOML syntax at that line (see the example in docs/fleet.md).",
                              details={"inventory": str(path), "line": int(m.group(1)) if m else None}) from exc
-    unknown = sorted(set(data) - {"device"})
+    unknown = sorted(set(data) - {"device", "lab"})
     if unknown:
         raise FormicaryError(f"{path}: unknown top-level key(s) {', '.join(map(repr, unknown))}.",
                              "an inventory holds only [[device]] tables (name, board, optional port, runs, tags, "
-                             "timeout); see docs/fleet.md.", details={"inventory": str(path)})
+                             "timeout, place, place_tags, count) and a [lab] table; see docs/fleet.md.",
+                             details={"inventory": str(path)})
+    lab = data.get("lab", {})
+    if not isinstance(lab, dict) or set(lab) - {"coordinator"} or not isinstance(lab.get("coordinator", ""), str):
+        raise FormicaryError(f"{path}: [lab] takes only coordinator = \"HOST:PORT\".",
+                             "e.g. [lab]\ncoordinator = \"lab-server:20408\"", details={"inventory": str(path)})
     entries = data.get("device")
     if not isinstance(entries, list) or not entries:
         raise FormicaryError(f"{path} lists no devices.",
@@ -114,18 +134,36 @@ def load_inventory(path: str | Path) -> Inventory:
             raise bad(f"the name {name!r} is already used by device #{names[name]}.",
                       "give every device a unique name.")
         names[name] = k + 1
+        place = entry.get("place")
+        place_tags = entry.get("place_tags")
+        count = entry.get("count", 1)
+        if place is not None and (not isinstance(place, str) or not place):
+            raise bad("`place` must be a labgrid place name.", "e.g. place = \"lab/m4-1\".")
+        if place_tags is not None and (not isinstance(place_tags, dict) or not place_tags
+                                       or not all(isinstance(v, str) for v in place_tags.values())):
+            raise bad("`place_tags` must be a table of tag = \"value\".", "e.g. place_tags = { board = \"qemu-m4\" }.")
+        if place is not None and place_tags is not None:
+            raise bad("has both `place` and `place_tags`.", "name one place, or a tag filter with `count`.")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1 or (count > 1 and place_tags is None):
+            raise bad(f"`count` must be an integer >= 1 with `place_tags`, got {count!r}.",
+                      "e.g. place_tags = { board = \"qemu-m4\" } and count = 3.")
+        if (place or place_tags) and entry.get("port") is not None:
+            raise bad("has both a `port` and a place.", "a place brings its own serial port: drop `port`.")
         board_name = entry.get("board")
-        if not isinstance(board_name, str) or not board_name:
-            raise bad("needs `board`, a formicary board name.", "add board = \"…\" (see `formicary boards`).")
-        try:
-            board = load_board(board_name)
-        except FormicaryError as exc:
-            raise bad(exc.cause, exc.fix or "") from exc
+        if board_name is None and (place or place_tags):
+            board_name = (place_tags or {}).get("board", "").replace("_", "-") or None  # else: the place's tag
+        if board_name is not None or not (place or place_tags):
+            if not isinstance(board_name, str) or not board_name:
+                raise bad("needs `board`, a formicary board name.", "add board = \"…\" (see `formicary boards`).")
+            try:
+                board = load_board(board_name)
+            except FormicaryError as exc:
+                raise bad(exc.cause, exc.fix or "") from exc
         port = entry.get("port")
         if port is not None and (not isinstance(port, str) or not port.strip()):
             raise bad("`port` must be a non-empty string (a device path or pyserial URL).",
                       "e.g. port = \"/dev/ttyACM0\" or \"socket://127.0.0.1:4000\"; omit it for a virtual board.")
-        if port is None and not board.virtual:
+        if port is None and not (place or place_tags) and not board.virtual:
             raise bad(f"{board_name} is a real board and has no `port`.",
                       "add port = \"/dev/ttyACM0\" (or an rfc2217:// / socket:// URL) for this device.")
         if port is not None:
@@ -143,9 +181,105 @@ def load_inventory(path: str | Path) -> Inventory:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or timeout <= 0):
             raise bad(f"`timeout` must be a number of seconds > 0, got {timeout!r}.", "e.g. timeout = 600.")
-        devices.append(Device(name=name, board=board_name, port=port, runs=runs, tags=tuple(tags),
-                              timeout=float(timeout) if timeout is not None else None, line=line))
-    return Inventory(path=path, devices=tuple(devices))
+        devices.append(Device(name=name, board=board_name or "", port=port, runs=runs, tags=tuple(tags),
+                              timeout=float(timeout) if timeout is not None else None, line=line, place=place,
+                              place_tags=tuple(sorted((place_tags or {}).items())), count=count))
+    return Inventory(path=path, devices=tuple(devices), coordinator=lab.get("coordinator"))
+
+
+# ---- places (phase 0) ----------------------------------------------------------------------------------------
+
+def claim_places(inv: Inventory, coordinator: str | None, wait: float,
+                 emit: Callable[[Event], None]) -> tuple[list[Device], list[tuple[Device, dict[str, Any]]], Any, list[str]]:
+    """Resolve the inventory's places: (devices to bench, (device, error) to skip, the LabClient, reservation
+    tokens to cancel at the end). Named places keep their name (a busy one is reported now and waited for by
+    its worker); tag filters get `count` reservations each, polled until allocated or WAIT runs out."""
+    from formicary.boards import load_board
+    from formicary.lab.client import LabClient
+    from formicary.lab.placeref import default_coordinator
+
+    client = LabClient(coordinator or inv.coordinator or default_coordinator())
+    devices: list[Device] = []
+    skipped: list[tuple[Device, dict[str, Any]]] = []
+    tokens: list[str] = []
+    pending: list[tuple[Device, str]] = []
+
+    def with_board(d: Device, info: Any) -> Device:
+        board = d.board or info.board
+        if not board:
+            raise FormicaryError(f"device {d.name!r}: place {info.name} has no `board` tag and the inventory gives "
+                                 "no board.", "add board = \"…\" to the device, or tag the place (board=…).")
+        load_board(board)
+        if info.board and info.board != board:
+            raise FormicaryError(f"device {d.name!r}: place {info.name} holds a {info.board}, not a {board}.",
+                                 "fix the device's board or its place.")
+        return Device(**{**asdict(d), "board": board, "place": info.name, "place_tags": d.place_tags,
+                         "tags": tuple(d.tags)})
+
+    named = {d.place for d in inv.devices if d.place}
+    try:
+        for d in inv.devices:
+            if d.place:
+                info = client.place(d.place)
+                dev = with_board(d, info)
+                devices.append(dev)
+                if info.acquired:
+                    h = client.holder(info)
+                    emit({"event": "busy", "device": dev.name, "board": dev.board, "place": info.name,
+                          "owner": h["owner"], "stale": h["stale"], "note": h["note"], "wait_s": wait})
+            elif d.place_tags:
+                for k in range(d.count):
+                    name = d.name if d.count == 1 else f"{d.name}-{k + 1}"
+                    pending.append((Device(**{**asdict(d), "name": name, "count": 1, "tags": tuple(d.tags),
+                                              "place_tags": d.place_tags}),
+                                    client.reserve(dict(d.place_tags))))
+                    tokens.append(pending[-1][1])
+            else:
+                devices.append(d)
+        deadline = time.monotonic() + max(wait, 2.0)  # free places are allocated at once: a moment is enough
+        reported: set[str] = set()
+        while pending:
+            still = []
+            for d, token in pending:
+                st = client.poll_reservation(token)
+                if st["place"] in named:  # a place another device names: keep it reserved (ours), ask again
+                    token = client.reserve(dict(d.place_tags))
+                    tokens.append(token)
+                    still.append((d, token))
+                    deadline = max(deadline, time.monotonic() + 5.0)  # a loaded coordinator answers late
+                elif st["place"]:
+                    devices.append(with_board(d, client.place(st["place"], refresh=False)))
+                else:
+                    still.append((d, token))
+                    if d.name not in reported:
+                        reported.add(d.name)
+                        tags = " ".join(f"{k}={v}" for k, v in d.place_tags)
+                        holders = sorted({p.acquired for p in client.find_places(dict(d.place_tags)) if p.acquired})
+                        emit({"event": "busy", "device": d.name, "board": d.board or "?", "place": f"[{tags}]",
+                              "owner": ", ".join(holders) or "reserved", "wait_s": wait})
+            pending = still
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        for d, token in pending:
+            tags = " ".join(f"{k}={v}" for k, v in d.place_tags)
+            holders = sorted({p.acquired for p in client.find_places(dict(d.place_tags)) if p.acquired})
+            client.cancel_reservation(token)
+            tokens.remove(token)
+            skipped.append((d, {"cause": f"no free place with tags {tags} within {wait:g} s (held by "
+                                         f"{', '.join(holders) or 'other reservations'}).",
+                                "fix": "pass --wait SECONDS to queue longer, or free a place with those tags.",
+                                "kept": "nothing: the device was skipped.", "run_id": None,
+                                "owner": ", ".join(holders) or None}))
+    except BaseException:
+        for token in tokens:
+            try:
+                client.cancel_reservation(token)
+            except FormicaryError:
+                pass
+        client.close()
+        raise
+    return devices, skipped, client, tokens
 
 
 # ---- worker (runs in its own process) ------------------------------------------------------------------------
@@ -194,6 +328,31 @@ def _device_worker(conn: _Channel, spec: dict[str, Any]) -> None:
                              "--runs/--inputs.")
 
     signal.signal(signal.SIGTERM, on_timeout)
+    port = device["port"]
+    lab_client = None
+    if device.get("place"):  # hold the place for all the models, release it at the end whatever happens
+        from formicary.lab.placeref import place_port
+
+        lab = spec["lab"]
+        try:
+            from formicary.lab.client import LabClient
+
+            lab_client = LabClient(lab["coordinator"])
+            lab_client.acquire(device["place"], wait=lab["wait"], steal=lab["steal"],
+                               on_event=lambda e: conn.send(["event", None, {**e, "worker_pid": os.getpid()}]))
+        except FormicaryError as exc:
+            owner = (exc.details or {}).get("owner")
+            busy = "busy" in exc.cause
+            for job in spec["jobs"]:
+                conn.send(["result", job["index"], {
+                    "status": "skipped" if busy else "failed", "bench": None,
+                    "error": {"cause": exc.cause, "fix": exc.fix, "owner": owner, "run_id": None,
+                              "kept": "nothing: the place was not acquired, no run recorded."}}])
+            if lab_client is not None:
+                lab_client.close()
+            conn.close()
+            return
+        port = place_port(device["place"], lab["coordinator"], held=True)
     tagger: list[ResultStore] = []
 
     def tag(run_id: int) -> None:
@@ -202,7 +361,8 @@ def _device_worker(conn: _Channel, spec: dict[str, Any]) -> None:
             tagger.append(ResultStore(spec["store"]))
         tagger[0].update_run(run_id, {"fleet": {"id": spec["fleet_id"], "device": device["name"],
                                                 "port": device["port"], "tags": list(device["tags"]),
-                                                "inventory": spec["inventory"]}})
+                                                "inventory": spec["inventory"],
+                                                **({"place": device["place"]} if device.get("place") else {})}})
 
     try:
         for job in spec["jobs"]:
@@ -220,7 +380,7 @@ def _device_worker(conn: _Channel, spec: dict[str, Any]) -> None:
 
             entry: dict[str, Any]
             try:
-                result = run_bench(job["project_dir"], device["board"], port=device["port"],
+                result = run_bench(job["project_dir"], device["board"], port=port,
                                    runs=device["runs"] or spec["runs"], warmup=spec["warmup"], data=spec["data"],
                                    inputs=spec["inputs"], profile=spec["profile"], store=spec["store"],
                                    on_event=forward)
@@ -243,6 +403,12 @@ def _device_worker(conn: _Channel, spec: dict[str, Any]) -> None:
     finally:
         for st in tagger:
             st.close()
+        if lab_client is not None:
+            try:
+                lab_client.release(device["place"])
+            except FormicaryError:
+                pass  # the parent releases it when this worker is gone
+            lab_client.close()
         conn.close()
 
 
@@ -255,7 +421,7 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
             "bit_exact": result.get("bit_exact"), "mismatches": result.get("mismatches"),
             "inputs": result.get("inputs"), "accuracy": result.get("accuracy"), "energy": result.get("energy"),
             "started_at": result.get("started_at"), "finished_at": result.get("finished_at"),
-            "flash_bytes": result.get("flash_bytes"), "ram_bytes": result.get("ram_bytes")}
+            "flash_bytes": result.get("flash_bytes"), "ram_bytes": result.get("ram_bytes"), "lab": result.get("lab")}
 
 
 # ---- parent --------------------------------------------------------------------------------------------------
@@ -279,7 +445,8 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
               inputs: int | None = None, runs: int | None = None, warmup: int = 1, profile: bool = False,
               store: str | Path | None = None, jobs: int | None = None, build_dir: str | Path | None = None,
               timeout: float = DEFAULT_DEVICE_TIMEOUT_S, memory_plan: str | None = None,
-              on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
+              on_event: Callable[[Event], None] | None = None, coordinator: str | None = None,
+              wait: float = 0.0, steal: bool = False) -> dict[str, Any]:
     """Bench every model on every device of INVENTORY in parallel and return the fleet result (docs/fleet.md).
 
     runs: timed inferences per bench (a device's own `runs` wins); store: results store path (None = default);
@@ -287,11 +454,9 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
     the bench build cache); timeout: seconds per device for all its models (a device's own `timeout` wins);
     memory_plan: codegen's arena plan for every build (default auto).
     on_event receives the bench events of every device with `device` and `model` added, plus `failed`.
+    Places (labgrid): coordinator (default: the inventory's [lab], else LG_COORDINATOR); wait: seconds to queue
+    for a busy place before skipping it; steal: take over a held place (never done otherwise).
     """
-    from multiprocessing.connection import wait
-
-    from formicary.target.firmware import prepare_firmware
-    from formicary.boards import load_board
     from formicary.store import ResultStore
     from formicary.store.results import now_iso
 
@@ -331,13 +496,56 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
             run_id = error.get("run_id")
         results[(dev.name, idx)] = {
             "device": dev.name, "board": dev.board, "model": str(model_paths[idx]), "model_name":
-            model_paths[idx].stem, "status": status, "run_id": run_id, "latency": b.get("latency"),
+            model_paths[idx].stem, "status": status, "run_id": run_id, "place": dev.place,
+            "lab_host": (b.get("lab") or {}).get("host"), "latency": b.get("latency"),
             "bit_exact": b.get("bit_exact"), "mismatches": b.get("mismatches"), "inputs": b.get("inputs"),
             "accuracy": b.get("accuracy"), "energy": b.get("energy"), "started_at": b.get("started_at"),
             "finished_at": b.get("finished_at"), "error": error}
         if error:
             emit({"event": "failed", "device": dev.name, "board": dev.board, "model": model_paths[idx].stem,
-                  "message": error["cause"]})
+                  "message": ("skipped: " if status == "skipped" else "") + error["cause"]})
+
+    # -- phase 0: places of a labgrid lab resolved to devices (reservations for tag filters)
+    lab_client, tokens, all_devices = None, [], list(inv.devices)
+    lab_spec = None
+    if inv.uses_lab:
+        devices, skipped, lab_client, tokens = claim_places(inv, coordinator, wait, emit)
+        lab_spec = {"coordinator": lab_client.coordinator, "wait": wait, "steal": steal}
+        inv = Inventory(path=inv.path, devices=tuple(devices), coordinator=inv.coordinator)
+        all_devices = [*devices, *(d for d, _ in skipped)]
+        for d, err in skipped:
+            for idx in range(len(model_paths)):
+                record(d, idx, "skipped", None, err)
+    try:
+        return _run_devices(inv, all_devices, model_paths, record, results, emit, builds_root=build_dir,
+                            runs=runs, warmup=warmup, data_path=data_path, inputs=inputs, profile=profile,
+                            store_path=store_path, jobs=jobs, timeout=timeout, fleet_id=fleet_id,
+                            started_at=started_at, t0=t0, lab_spec=lab_spec, lab_client=lab_client,
+                            memory_plan=memory_plan)
+    finally:
+        if lab_client is not None:
+            for token in tokens:
+                try:
+                    lab_client.cancel_reservation(token)
+                except FormicaryError:
+                    pass
+            lab_client.close()
+
+
+def _run_devices(inv: Inventory, all_devices: list[Device], model_paths: list[Path], record: Callable[..., None],
+                 results: dict[tuple[str, int], dict[str, Any]], emit: Callable[[Event], None], *,
+                 builds_root: str | Path | None, runs: int | None, warmup: int, data_path: str | None,
+                 inputs: int | None, profile: bool, store_path: str, jobs: int | None, timeout: float,
+                 fleet_id: str, started_at: str, t0: float, lab_spec: dict[str, Any] | None,
+                 lab_client: Any, memory_plan: str | None = None) -> dict[str, Any]:
+    """Phases 2 and 3 of run_fleet (the module docstring) over the resolved devices."""
+    from multiprocessing.connection import wait
+
+    from formicary.boards import load_board
+    from formicary.store.results import now_iso
+    from formicary.target.firmware import prepare_firmware
+
+    build_dir = builds_root
 
     # -- phase 2: one firmware per (model, board type), built here so that no two workers share a build dir
     builds: list[dict[str, Any]] = []
@@ -375,7 +583,7 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
     def start(dev: Device) -> None:
         budget = dev.timeout or timeout
         spec = {"device": {"name": dev.name, "board": dev.board, "port": dev.port, "runs": dev.runs,
-                           "tags": list(dev.tags)},
+                           "tags": list(dev.tags), "place": dev.place}, "lab": lab_spec,
                 "jobs": [{"index": i, "project_dir": projects[(i, dev.board)]}
                          for i in range(len(model_paths)) if (i, dev.board) in projects],
                 "runs": runs, "warmup": warmup, "data": data_path, "inputs": inputs, "profile": profile,
@@ -399,6 +607,9 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
             w.qemu_pids.add(msg[1])
         elif kind == "event":
             idx, event = msg[1], msg[2]
+            if idx is None:  # about the device, not a model (its place: busy, acquired)
+                emit({**event, "device": w.device.name, "board": w.device.board})
+                return
             w.current = idx
             if event.get("event") == "start" and event.get("run_id") is not None:
                 w.run_ids[idx] = int(event["run_id"])
@@ -442,6 +653,11 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
             except (ProcessLookupError, PermissionError):
                 pass
         code = w.process.returncode
+        if w.device.place and lab_client is not None and code != 0:  # a worker killed hard kept its place
+            with contextlib.suppress(FormicaryError):
+                info = lab_client.place(w.device.place)
+                if info.acquired == lab_client.identity:
+                    lab_client.release(w.device.place)
         for idx in range(len(model_paths)):
             if (w.device.name, idx) in results or (idx, w.device.board) not in projects:
                 continue
@@ -511,13 +727,15 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
             w.log.close()
         raise
 
-    ordered = [results[(d.name, i)] for d in inv.devices for i in range(len(model_paths)) if (d.name, i) in results]
+    ordered = [results[(d.name, i)] for d in all_devices for i in range(len(model_paths)) if (d.name, i) in results]
     devices = []
-    for d in inv.devices:
+    for d in all_devices:
         mine = [r for r in ordered if r["device"] == d.name]
         failed = sum(r["status"] == "failed" for r in mine)
-        devices.append({**{k: v for k, v in asdict(d).items() if k != "line"}, "tags": list(d.tags),
-                        "status": "failed" if failed else "ok", "failed": failed,
+        skipped = sum(r["status"] == "skipped" for r in mine)
+        devices.append({**{k: v for k, v in asdict(d).items() if k not in ("line", "place_tags", "count")},
+                        "tags": list(d.tags), "place_tags": dict(d.place_tags) or None,
+                        "status": "failed" if failed else "skipped" if skipped else "ok", "failed": failed,
                         "run_ids": [r["run_id"] for r in mine if r["run_id"] is not None]})
     return {
         "inventory": str(inv.path), "fleet_id": fleet_id, "store_path": store_path,
@@ -527,6 +745,10 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
         "devices": devices, "builds": builds, "results": ordered,
         "failed": sum(r["status"] == "failed" for r in ordered),
         "failed_devices": sum(d["status"] == "failed" for d in devices),
+        "skipped": sum(r["status"] == "skipped" for r in ordered),
+        "skipped_devices": sum(d["status"] == "skipped" for d in devices),
+        "lab": ({"coordinator": lab_spec["coordinator"], "wait": lab_spec["wait"], "steal": lab_spec["steal"]}
+                if lab_spec else None),
         "mismatched": sum(1 for r in ordered if r["status"] == "ok" and r["mismatches"]),
         "started_at": started_at, "finished_at": now_iso(), "seconds": round(time.monotonic() - t0, 3),
     }

@@ -181,6 +181,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "energy_model": analysis.get("energy_model"),
         "subgraphs": subgraph_usage(None, graph_names, graph_ops), "routes": None,
         "memory": _memory_plans(fw),
+        "lab": None,  # a board reached through a labgrid place: {place, host, coordinator}
     }
     st, owns_store = _open_store(store)
     run_id: int | None = None
@@ -220,6 +221,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
                         on_event=on_event)
         session = conn.session
         info = session.info
+        if conn.place is not None:
+            result["lab"] = {"place": conn.place, "host": conn.lab_host, "coordinator": conn.coordinator}
         # `connection` is for in-process observers (fault-injection tests); fleets ignore it
         emit({"event": "connected", "url": conn.url, "runtime_version": info.runtime_version,
               "connection": conn.handle})

@@ -18,8 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 # Order here is the order in `formicary --help`.
 _COMMAND_MODULES = ["demo", "compile", "adapt", "moe", "inspect", "codegen", "export", "verify", "boards", "build",
-                    "flash", "bench",
-                    "runs", "report", "fleet", "mlperf", "kernels"]
+                    "flash", "bench", "runs", "report", "fleet", "lab", "mlperf", "kernels"]
 
 # Every command module must import: a broken one fails the whole CLI loudly instead of vanishing from --help.
 for _name in _COMMAND_MODULES:

@@ -14,13 +14,15 @@ from formicary.cli._bench_options import (
     STORE_OPTION,
     WARMUP_OPTION,
 )
+from formicary.cli._lab_options import COORDINATOR_OPTION, PLACE_OPTION, STEAL_OPTION, WAIT_OPTION, resolve_place
 from formicary.cli._output import JSON_OPTION, emit
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(target: Path = typer.Argument(..., help="A model (.tflite/.keras/.h5) or a `formicary build` project."),
-              board: str = typer.Option(..., "--board", help="Board name (see `formicary boards`)."),
+              board: str = typer.Option(None, "--board", help="Board name (see `formicary boards`); with "
+                                                              "--place, read from the place's `board` tag."),
               port: str = typer.Option(None, "--port", help="Serial port / pyserial URL (real boards, or a QEMU "
                                                             "started by `formicary flash`); omit for virtual boards."),
               runs: int = typer.Option(None, "--runs", help="Timed inferences in total (default: one per input, "
@@ -40,6 +42,10 @@ def register(app: typer.Typer) -> None:
                                                               "ppk2:PORT (measured energy; see docs/power.md)."),
               kernels: str = KERNELS_OPTION,
               memory_plan: str = MEMORY_PLAN_OPTION,
+              place: str = PLACE_OPTION,
+              coordinator: str = COORDINATOR_OPTION,
+              wait: float = WAIT_OPTION,
+              steal: bool = STEAL_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
         from formicary.power import open_power_source
@@ -47,6 +53,11 @@ def register(app: typer.Typer) -> None:
         from formicary.cli._models import model_for_board
         from formicary.progress import BoardProgress
 
+        from formicary.errors import FormicaryError
+
+        board, port = resolve_place(board, port, place, coordinator, wait, steal)
+        if board is None:
+            raise FormicaryError("no --board given.", "pass --board B (see `formicary boards`), or --place P.")
         monitor = open_power_source(power) if power else None
         with BoardProgress() as show:
             result = run_bench(model_for_board(target, board, build_dir), board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,

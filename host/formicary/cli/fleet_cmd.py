@@ -13,6 +13,7 @@ from formicary.cli._bench_options import (
     STORE_OPTION,
     WARMUP_OPTION,
 )
+from formicary.cli._lab_options import COORDINATOR_OPTION
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -33,9 +34,15 @@ def register(app: typer.Typer) -> None:
               timeout: float = typer.Option(None, "--timeout", help="Seconds per device for all its models "
                                                                     "(default 3600; a device's `timeout` wins)."),
               memory_plan: str = MEMORY_PLAN_OPTION,
+              coordinator: str = COORDINATOR_OPTION,
+              wait: float = typer.Option(0.0, "--wait", help="Places: seconds to queue for a place someone holds "
+                                                             "before skipping it (default: skip at once)."),
+              steal: bool = typer.Option(False, "--steal", help="Places: release someone else's lock and take "
+                                                                "the place (never done otherwise)."),
               as_json: bool = JSON_OPTION) -> None:
         """Bench MODELs on all devices in parallel (one worker process each); a failing device never stops the
-        others. Exit code 1 when any device failed or any output differed from TFLM."""
+        others. Devices may be labgrid places (docs/lab.md). Exit code 1 when any device failed or any output
+        differed from TFLM; busy places that were skipped are reported (`skipped`)."""
         from formicary.bench.fleet import DEFAULT_DEVICE_TIMEOUT_S, run_fleet
         from formicary.cli._models import model_for_board
         from formicary.progress import BoardProgress
@@ -44,7 +51,7 @@ def register(app: typer.Typer) -> None:
             result = run_fleet(inventory, [model_for_board(m) if m.exists() else m for m in models], data=data, inputs=inputs, runs=runs, warmup=warmup,
                                profile=profile, store=store, jobs=jobs, build_dir=build_dir,
                                timeout=timeout or DEFAULT_DEVICE_TIMEOUT_S, memory_plan=memory_plan,
-                               on_event=show)
+                               on_event=show, coordinator=coordinator, wait=wait, steal=steal)
         emit(result, as_json, render)
         if result["failed"] or result["mismatched"]:
             raise typer.Exit(1)
@@ -58,7 +65,9 @@ def render(console, r: dict) -> None:
     for model in r["models"]:
         rows = [res for res in r["results"] if res["model"] == model]
         table = new_table(title=f"{Path(model).name} on {len(rows)} device(s)", title_justify="left")
-        for col in ("device", "board", "median latency", "bit-exact", "accuracy", "status", "run"):
+        lab = any(res.get("place") for res in rows)
+        for col in ("device", "board", *(("place", "lab host") if lab else ()), "median latency", "bit-exact",
+                    "accuracy", "status", "run"):
             table.add_column(col, justify="left" if col in ("device", "board", "status") else "right",
                              no_wrap=col == "median latency")
         for res in rows:
@@ -67,14 +76,16 @@ def render(console, r: dict) -> None:
                       if lat.get("median") is not None else "—")
             exact = {True: "[green]yes[/]", False: f"[red]no ({res['mismatches']})[/]"}.get(res["bit_exact"], "—")
             acc = f"{res['accuracy']:.3f}" if res["accuracy"] is not None else "—"
-            status = "[green]ok[/]" if res["status"] == "ok" else "[red]failed[/]"
-            table.add_row(res["device"], res["board"], median, exact, acc, status,
+            status = {"ok": "[green]ok[/]", "skipped": "[yellow]skipped[/]"}.get(res["status"], "[red]failed[/]")
+            where = (res.get("place") or "—", res.get("lab_host") or "—") if lab else ()
+            table.add_row(res["device"], res["board"], *where, median, exact, acc, status,
                           str(res["run_id"]) if res["run_id"] is not None else "—")
         console.print(table)
     for res in r["results"]:
         if res["error"]:
             err = res["error"]
-            console.print(f"[red]✗[/] [bold]{res['device']}[/] ({res['board']}) × {res['model_name']}: "
+            mark = "[yellow]–[/]" if res["status"] == "skipped" else "[red]✗[/]"
+            console.print(f"{mark} [bold]{res['device']}[/] ({res['board']}) × {res['model_name']}: "
                           f"{err['cause']}")
             if err.get("fix"):
                 console.print(f"    fix: {err['fix']}")
@@ -90,7 +101,10 @@ def render(console, r: dict) -> None:
             if any(parts):
                 console.print(f"[dim]{res['device']} × {res['model_name']}: "
                               f"{'; '.join(p for p in parts if p)}[/]")
-    ok = len(r["results"]) - r["failed"]
-    console.print(f"{ok}/{len(r['results'])} bench(es) ok on {len(r['devices']) - r['failed_devices']}/"
-                  f"{len(r['devices'])} device(s) in {r['seconds']:.1f} s; recorded in {r['store_path']} "
+    ok = len(r["results"]) - r["failed"] - r.get("skipped", 0)
+    console.print(f"{ok}/{len(r['results'])} bench(es) ok on "
+                  f"{len(r['devices']) - r['failed_devices'] - r.get('skipped_devices', 0)}/"
+                  f"{len(r['devices'])} device(s) in {r['seconds']:.1f} s"
+                  + (f", {r['skipped_devices']} skipped (busy)" if r.get("skipped_devices") else "")
+                  + f"; recorded in {r['store_path']} "
                   f"(fleet id {r['fleet_id'][:12]})")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from formicary.cli._bench_options import MEMORY_PLAN_OPTION
+from formicary.cli._lab_options import COORDINATOR_OPTION, PLACE_OPTION, STEAL_OPTION, WAIT_OPTION, resolve_place
 from formicary.cli._output import JSON_OPTION, emit
 from formicary.cli.build_cmd import MODEL_ID_OPTION
 
@@ -56,6 +57,10 @@ def register(app: typer.Typer) -> None:
                                                               "serial-marker windows; see docs/power.md)."),
                model_id: str = MODEL_ID_OPTION,
                memory_plan: str = MEMORY_PLAN_OPTION,
+               place: str = PLACE_OPTION,
+               coordinator: str = COORDINATOR_OPTION,
+               wait: float = WAIT_OPTION,
+               steal: bool = STEAL_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Run MLPerf Tiny's performance and accuracy modes over the DUT's UART (EEMBC DUT protocol)."""
         import hashlib
@@ -65,6 +70,7 @@ def register(app: typer.Typer) -> None:
 
         if not target.exists():
             raise FormicaryError(f"{target} not found", "pass the model the DUT runs (or is to run).")
+        board, port = resolve_place(board, port, place, coordinator, wait, steal)
         if board is None and port is None:
             raise FormicaryError("neither --board nor --port given",
                                  "pass --board B to build, flash and run (virtual boards start in QEMU), "

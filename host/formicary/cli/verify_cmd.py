@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from formicary.cli._bench_options import KERNELS_OPTION, MEMORY_PLAN_OPTION
+from formicary.cli._lab_options import COORDINATOR_OPTION, PLACE_OPTION, STEAL_OPTION, WAIT_OPTION, resolve_place
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -25,10 +26,18 @@ def register(app: typer.Typer) -> None:
                baud: int = typer.Option(None, "--baud", help="With --port: baud rate (default: the board's)."),
                kernels: str = KERNELS_OPTION,
                memory_plan: str = MEMORY_PLAN_OPTION,
+               place: str = PLACE_OPTION,
+               coordinator: str = COORDINATOR_OPTION,
+               wait: float = WAIT_OPTION,
+               steal: bool = STEAL_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Build the generated model for the host, run it and TFLM on the same inputs, compare every byte."""
         from formicary import progress
         from formicary.bench.verify import verify_model
+
+        if place is not None:  # --target host is the default: a place means its board
+            board, port = resolve_place(None if target == "host" else target, port, place, coordinator, wait, steal)
+            target = board or target
 
         with progress.step(f"verify {model.name} on {target}"):
             result = verify_model(model, inputs=inputs, data=data, seed=seed, sanitize=sanitize, target=target,

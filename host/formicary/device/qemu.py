@@ -175,10 +175,12 @@ class QemuInstance:
         self.close()
 
 
-def qemu_command(board: Board, elf: Path, port: int, *, paused: bool = True, monitor_stdio: bool = True) -> list[str]:
+def qemu_command(board: Board, elf: Path, port: int, *, paused: bool = True, monitor_stdio: bool = True,
+                 host: str = "127.0.0.1") -> list[str]:
+    """`host`: the address the UART listens on (a lab host exporting the board listens on its public one)."""
     cmd = [QEMU, "-machine", board.qemu_machine or "", "-nographic", "-nodefaults",
            "-icount", "shift=0",
-           "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
+           "-serial", f"tcp:{host}:{port},server=on,wait=on,nodelay=on",
            "-kernel", str(elf)]
     if monitor_stdio:
         cmd += ["-monitor", "stdio"]

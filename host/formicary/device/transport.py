@@ -19,8 +19,10 @@ class SerialTransport:
         import serial
 
         self.url = url
+        # pyserial's RFC 2217 client (pyserial-labgrid's too) raises NotImplementedError on any write_timeout
+        write_timeout = None if url.startswith("rfc2217://") else open_timeout
         try:
-            self._port = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=open_timeout,
+            self._port = serial.serial_for_url(url, baudrate=baud, timeout=0.05, write_timeout=write_timeout,
                                                do_not_open=False)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise FormicaryError(f"cannot open serial port {url!r}: {exc}",

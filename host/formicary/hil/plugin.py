@@ -32,6 +32,7 @@ _SETTINGS = {
     "model": ("formicary_model", "FORMICARY_MODEL"),
     "build_dir": ("formicary_build_dir", "FORMICARY_BUILD_DIR"),
     "baud": ("formicary_baud", "FORMICARY_BAUD"),
+    "place": ("formicary_place", "FORMICARY_PLACE"),
 }
 HIL_FIXTURES = ("dut", "dut_factory")
 # --------------------------------------------------------------------------------------------- options
@@ -43,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="pyserial URL of the board (/dev/ttyACM0, socket://host:port, rfc2217://...). Required for "
                      "real boards; for virtual boards omit it to let the plugin start QEMU, or give the URL of a "
                      "QEMU started by `formicary flash`; env FORMICARY_PORT.")
+    g.addoption("--formicary-place", dest="formicary_place", default=None,
+                help="a labgrid place (NAME or NAME@COORDINATOR, docs/lab.md) holding the --board: acquired for the "
+                     "session, released at its end; needs `pip install 'formicary[lab]'`; env FORMICARY_PLACE.")
     g.addoption("--formicary-model", dest="formicary_model", default=None,
                 help="model the default `dut_model` fixture returns (.tflite or a Keras model); env FORMICARY_MODEL.")
     g.addoption("--formicary-build-dir", dest="formicary_build_dir", default=None,
@@ -287,7 +291,8 @@ class DutFactory:
         # --port is a QEMU from `formicary flash` and is only attached to
         baud = self.default_baud if port is not None and port == self.default_port else None
         link = bring_up(board, fw, port=port, baud=baud, flash_on_mismatch=not self.no_flash)
-        return Dut(board, model, tflite, fw.model_hash, link.handle, read_build_info(fw.project_dir))
+        # the link stands for its connection: closing it also releases a labgrid place
+        return Dut(board, model, tflite, fw.model_hash, link, read_build_info(fw.project_dir))
 
     def close(self) -> None:
         errors = []
@@ -316,7 +321,9 @@ def _default_build_dir(config: pytest.Config, tmp_path_factory: pytest.TempPathF
 def dut_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DutFactory]:
     """`dut_factory(board, model, port=None) -> Dut`: several boards or models in one session."""
     config = request.config
-    factory = DutFactory(_default_build_dir(config, tmp_path_factory), default_port=_setting(config, "port"),
+    place = _setting(config, "place")
+    default_port = (place if place.startswith("place:") else f"place:{place}") if place else _setting(config, "port")
+    factory = DutFactory(_default_build_dir(config, tmp_path_factory), default_port=default_port,
                          default_baud=int(_setting(config, "baud") or 0) or None,
                          default_board=_setting(config, "board"),
                          no_flash=bool(config.getoption("formicary_no_flash", default=False)))

@@ -59,7 +59,9 @@ def mlperf_session(board: Board, fw: Any, data_dir: Path, *, port: str | None = 
     with bring_up(board, fw, port=port, baud=baud, kind="mlperf", options=LinkOptions(line_timeout=line_timeout_s)) \
             as link:
         try:
-            return {"port": link.url, "baud": link.baud, **run_modes(link.handle, data_dir, **modes)}
+            lab = ({"place": link.place, "host": link.lab_host, "coordinator": link.coordinator}
+                   if link.place is not None else None)
+            return {"port": link.url, "baud": link.baud, "lab": lab, **run_modes(link.handle, data_dir, **modes)}
         except FormicaryError:
             link.check_health()  # a dead QEMU is the better explanation of a silent DUT
             raise

@@ -45,6 +45,7 @@ _SCALARS: dict[str, str] = {
     "bit_exact": "bit_exact", "mismatches": "mismatches", "inputs": "inputs", "accuracy": "accuracy",
     "flash_bytes": "flash_bytes", "ram_bytes": "ram_bytes", "arena_bytes": "arena_bytes", "macs": "macs",
     "model_bytes": "model_bytes",
+    "lab.place": "place", "lab.host": "lab_host", "lab.coordinator": "lab_coordinator",
 }
 _JSON_COLS = {"settings": "settings_json", "host": "host_json", "energy_floor_uj": "energy_floor_json",
               "model.variant.training": "training_json"}
@@ -489,6 +490,8 @@ class ResultStore:
             "macs": row["macs"], "effective_macs": row["effective_macs"], "model_bytes": row["model_bytes"],
             "energy": energy,
             "energy_floor_uj": json.loads(row["energy_floor_json"]) if row["energy_floor_json"] else None,
+            "lab": ({"place": row["place"], "host": row["lab_host"], "coordinator": row["lab_coordinator"]}
+                    if row["place"] is not None else None),
         }
         if not full:
             return run

@@ -130,5 +130,14 @@ ALTER TABLE layers ADD COLUMN subgraph      INTEGER;
 ALTER TABLE runs ADD COLUMN subgraphs_json  TEXT;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+# v6: boards in a labgrid lab: the place a run was made on, its lab host (the exporter that serves the board)
+# and the coordinator. NULL for runs on local boards and for runs stored before v6.
+_V6 = """
+ALTER TABLE runs ADD COLUMN place           TEXT;
+ALTER TABLE runs ADD COLUMN lab_host        TEXT;
+ALTER TABLE runs ADD COLUMN lab_coordinator TEXT;
+CREATE INDEX runs_place ON runs(place);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,12 +1,14 @@
 """Bring a board to "running this firmware" and hand back a link to it.
 
-Two ways to reach a board today, behind one interface (`Target`), so that new ones (an SBC over SSH, a labgrid
-place) plug in here instead of copying the logic:
+Three ways to reach a board, behind one interface (`Target`), so that new ones (an SBC over SSH) plug in here
+instead of copying the logic:
 - `QemuTarget`: a virtual board started here with the ELF (paused until the host is attached, so no byte of the
   boot banner is lost) and killed when the link closes;
 - `SerialTarget`: a board on a pyserial URL (`/dev/ttyACM0`, `socket://`, `rfc2217://`); when it answers with
   another model, or not at all, a real board is flashed with the firmware and the link opened again (a QEMU
-  started elsewhere cannot be re-flashed over its serial port: its error is raised as it is).
+  started elsewhere cannot be re-flashed over its serial port: its error is raised as it is);
+- `RemoteTarget` (target/remote.py): a board in a labgrid lab, given as a place (`place:NAME[@COORDINATOR]`
+  wherever a port is accepted), acquired for the link's lifetime and reached through `SerialTarget`.
 
 A link speaks one protocol: `framed` (formicary's protocol, docs/protocol.md: a `device.Connection`) or `mlperf`
 (the MLPerf Tiny / EEMBC text protocol: a `device.mlperf_dut.MlperfDut`). Both check the model hash the device
@@ -44,8 +46,17 @@ class Link:
     handle: Any
     flashed: bool = False
     baud: int | None = None
+    place: str | None = None          # remote links: the labgrid place, its lab host (exporter) and coordinator
+    lab_host: str | None = None
+    coordinator: str | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _health: Callable[[], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        """What the handle has and the link does not (e.g. a Connection's `qemu`): a link can stand for it."""
+        if name.startswith("_") or name == "handle":
+            raise AttributeError(name)
+        return getattr(self.handle, name)
 
     def check_health(self) -> None:
         """Raise the better explanation of a silent board when there is one (e.g. its QEMU died)."""
@@ -142,6 +153,7 @@ class SerialTarget:
     port: str
     baud: int
     flash_on_mismatch: bool = True
+    flash: Callable[[Firmware], None] | None = None  # how to flash (default: PlatformIO upload on this machine)
 
     def _attach(self, firmware: Firmware, kind: str, options: LinkOptions) -> Link:
         if kind == "framed":
@@ -178,7 +190,10 @@ class SerialTarget:
         if on_event:
             on_event({"event": "flash", "board": self.board.name, "how": self.board.upload_protocol, "why": why})
         try:
-            flash_firmware(firmware, self.board, port=self.port)
+            if self.flash is not None:
+                self.flash(firmware)
+            else:
+                flash_firmware(firmware, self.board, port=self.port)
         except FormicaryError as flash_error:
             flash_error.details = {**(flash_error.details or {}), "why_flashed": why}
             raise
@@ -189,8 +204,18 @@ class SerialTarget:
 
 def target_for(board: Board, port: str | None = None, *, baud: int | None = None,
                flash_on_mismatch: bool = True) -> Target:
-    """The target that reaches BOARD: QEMU started here for a virtual board without a port, else the port.
-    A real board needs a port: its absence is an error that names the fix."""
+    """The target that reaches BOARD: QEMU started here for a virtual board without a port, a labgrid place for
+    `place:NAME[@COORDINATOR][?wait=S&steal=1]` (labgrid needed), else the port. A real board needs a port: its absence is an error that names
+    the fix."""
+    from formicary.lab import placeref
+
+    if placeref.is_place(port):
+        from formicary.lab import require_labgrid
+        from formicary.target.remote import RemoteTarget
+
+        ref = placeref.parse(port)
+        require_labgrid(f"the place {ref.name}")
+        return RemoteTarget(board, ref, baud, wait=ref.wait, steal=ref.steal, flash_on_mismatch=flash_on_mismatch)
     if port is None:
         if board.virtual:
             return QemuTarget(board)
