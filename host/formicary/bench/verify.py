@@ -33,12 +33,12 @@ def tflm_arena_isolated(model_bytes: bytes, timeout: float = 300) -> tuple[int |
 def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: str | Path | None = None,
                  seed: int = 0, sanitize: bool = False, target: str = "host", input_sets=None,
                  measure_tflm_arena: bool = True, port: str | None = None, baud: int | None = None,
-                 kernels: str | None = None) -> dict:
+                 kernels: str | None = None, memory_plan: str = "liveness") -> dict:
     """Compare formicary-rt (generated C, host build) with TFLM byte for byte.
 
     Inputs come from `input_sets` (list of per-invocation input lists), `data` (dataset folder/.npz) or
     `inputs` random sets (default 10). `sanitize` runs a standalone -fsanitize=address,undefined build.
-    `kernels`: the kernel set to build with (default reference).
+    `kernels`: the kernel set to build with (default reference); `memory_plan`: the arena plan (docs/memory.md).
     """
     from formicary.oracle import tflm as reference
     from formicary.target import host as native
@@ -71,7 +71,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         raise FormicaryError("no inputs to verify with.", "pass --inputs N (N >= 1) or --data DIR.")
 
     with tempfile.TemporaryDirectory(prefix="fm-verify-") as tmp:
-        result = generate(data_bytes, Path(tmp) / "model", kernels=kernels)
+        result = generate(data_bytes, Path(tmp) / "model", kernels=kernels, memory_plan=memory_plan)
         if sanitize:
             exe = native.build_executable(result, sanitize=True)
             ours = native.run_executable(exe, ir, sets)
@@ -98,6 +98,8 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         "arena_bytes": result.arena_bytes,
         "tflm_arena_bytes": None,
         "arena_lower_bound_bytes": result.arena_lower_bound_bytes,
+        "memory_plan": memory_plan,
+        "patch": result.patch,
         "accuracy": None,
         "target": target,
         "kernels": result.kernel_set,

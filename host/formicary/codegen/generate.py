@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import kernel_sets, lifetimes, planner, subgraphs
+from formicary.codegen import kernel_sets, lifetimes, patching, planner, subgraphs
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -60,6 +60,8 @@ class CodegenResult:
     subgraphs: list[dict] = field(default_factory=list)  # {index, name, first_op, ops, reachable, peak_bytes}: ops
                                                          # numbered globally, subgraph 0's first
     routes: list[dict] = field(default_factory=list)     # {route (fm_model_route bits), subgraphs, peak_bytes}
+    memory_plan: str = "liveness"                        # the plan the arena was laid out with
+    patch: dict = field(default_factory=dict)            # plan `patch`: patching.PatchPlan.to_dict()
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -257,24 +259,74 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
     return bytes(model)
 
 
+def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
+                      budget_pct: float = patching.DEFAULT_BUDGET_PCT):
+    """Memory plan `patch` (codegen/patching.py): (buffers, owner, arena, bound, PatchPlan, added buffers). The
+    liveness buffers are the starting point; an inactive PatchPlan (no patching pays, or a multi-subgraph
+    model) leaves the liveness plan as it is."""
+    model = lowered.model
+    if lowered.program is not None and lowered.program.multi:
+        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+        return buffers, owner, arena, bound, patching.PatchPlan(None, peak_bytes=arena), {}
+    # the one place the rest of the network's plan comes from: helper A's overlap planning plugs in here
+    base, owner = lifetimes.build_buffers(model, *_sharing(lowered), preserve_inputs)
+    scratch: dict[int, int] = {}
+    for op, low in zip(model.operators, lowered.ops):
+        if low.scratch_bytes:
+            scratch[op.index] = len(base)
+            base.append(lifetimes.Buffer(id=len(base), tensors=[], size=low.scratch_bytes, first=op.index,
+                                         last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN))
+    pplan = patching.plan_patches(model, base, owner, [int(low.macs) for low in lowered.ops], budget_pct)
+    if not pplan.active:
+        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+        pplan.peak_bytes = arena
+        return buffers, owner, arena, bound, pplan, {}
+    arena, bound, added = patching.place(model, base, owner, pplan)
+    for op_index, bid in scratch.items():
+        lowered.ops[op_index].scratch_offset = base[bid].offset
+    return base, owner, arena, bound, pplan, added
+
+
+def _sharing(lowered: Lowered) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    alias: dict[int, int] = {}
+    inplace: dict[int, tuple[int, int]] = {}
+    for op, low in zip(lowered.model.operators, lowered.ops):
+        alias.update(low.alias)
+        inplace.update({o: (i, op.index) for o, i in low.inplace.items()})
+    return alias, inplace
+
+
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
-             kernels: str | kernel_sets.KernelSet | None = None) -> CodegenResult:
+             kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str = "liveness",
+             patch_budget_pct: float = patching.DEFAULT_BUDGET_PCT) -> CodegenResult:
     """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
     fm_kernels.json naming the kernel set and the kernel files the model calls (read by the firmware build).
 
     By default input bytes are reused for later activations (smallest arena): write the inputs before every
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
-    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference)."""
+    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference). `memory_plan`:
+    `liveness` or `patch` (the first stage run patch by patch, docs/memory.md; `patch_budget_pct` caps its extra
+    MACs as a share of the model's)."""
     kset = kernel_sets.kernel_set(kernels)
     data = read_model_bytes(model)
     lowered = lower_model(data, kset)
     m = lowered.model
-    buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+    pplan, patch_c = None, None
+    if memory_plan == "patch":
+        buffers, owner, arena, bound, pplan, added = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct)
+        if pplan.active:
+            from formicary.codegen import patch_emit
+
+            patch_c = patch_emit.emit(pplan, lowered.ops, lowered.decls, added)
+    elif memory_plan == "liveness":
+        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+    else:
+        raise FormicaryError(f"unknown memory plan {memory_plan!r}.", "use liveness or patch.")
     program = lowered.program
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs,
                          len(program.subgraphs) if program is not None else 1)
     source = emit_source(m, lowered.ops, lowered.decls, lowered.constant_tensors, buffers, owner, arena,
-                         lowered.model_hash, program)
+                         lowered.model_hash, program, patch=patch_c)
 
     kernel_files = [f for low in lowered.ops for f in low.sources]
     out = Path(out_dir)
@@ -317,4 +369,5 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
                     "reachable": sg.reachable,
                     "peak_bytes": lowered.memory.get("subgraphs", {}).get(sg.index, bound if sg.index == 0 else 0)}
                    for sg in program.subgraphs] if program is not None else [],
-        routes=lowered.memory.get("routes", []))
+        routes=lowered.memory.get("routes", []),
+        memory_plan=memory_plan, patch=pplan.to_dict() if pplan is not None else {})
