@@ -260,7 +260,8 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
 
 
 def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
-                      budget_pct: float = patching.DEFAULT_BUDGET_PCT):
+                      budget_pct: float = patching.DEFAULT_BUDGET_PCT,
+                      kernels: str | kernel_sets.KernelSet | None = None):
     """Memory plan `patch` (codegen/patching.py): (buffers, owner, arena, bound, PatchPlan, added buffers). The
     liveness buffers are the starting point; an inactive PatchPlan (no patching pays, or a multi-subgraph
     model) leaves the liveness plan as it is."""
@@ -281,6 +282,22 @@ def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
         buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
         pplan.peak_bytes = arena
         return buffers, owner, arena, bound, pplan, {}
+    kset = kernel_sets.kernel_set(kernels)
+
+    def scratch_of(kernel: str, op, view) -> int:
+        return kset.scratch_bytes(kernel, op, LowerContext(view, op, kset, lowered.program))
+
+    patch_scratch = patching.stage_scratch(model, pplan, {i: low.kernel for i, low in enumerate(lowered.ops)},
+                                           scratch_of)
+    for op_index, n in patch_scratch.items():
+        low = lowered.ops[op_index]
+        if n > low.scratch_bytes and op_index not in scratch:
+            # a patch takes a kernel path needing scratch the whole op (called with NULL) does not: keep liveness
+            buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+            return buffers, owner, arena, bound, patching.PatchPlan(None, peak_bytes=arena,
+                                                                     liveness_bytes=pplan.liveness_bytes), {}
+        if n > low.scratch_bytes:  # a patch takes a path needing more scratch than the whole op
+            low.scratch_bytes = base[scratch[op_index]].size = n
     arena, bound, added = patching.place(model, base, owner, pplan)
     for op_index, bid in scratch.items():
         lowered.ops[op_index].scratch_offset = base[bid].offset
@@ -313,7 +330,7 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     m = lowered.model
     pplan, patch_c = None, None
     if memory_plan == "patch":
-        buffers, owner, arena, bound, pplan, added = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct)
+        buffers, owner, arena, bound, pplan, added = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct, kset)
         if pplan.active:
             from formicary.codegen import patch_emit
 

@@ -266,6 +266,28 @@ def plan_patches(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[in
     return best
 
 
+def stage_scratch(model: ModelIR, plan: PatchPlan, kernel_of: dict[int, str], scratch_of) -> dict[int, int]:
+    """Scratch bytes per stage op over its patch geometries: a kernel set may pick another path (with another
+    scratch size) for a patch's smaller dims, so each distinct patch shape is asked. `scratch_of(kernel, op,
+    model)` is the kernel set's scratch size for the op in a model whose tensors have the patch's shapes."""
+    import copy
+    import dataclasses
+
+    out: dict[int, int] = {}
+    for k, s in enumerate(plan.stage):
+        op = model.operators[s.index]
+        shapes = {(g[k].in_h, g[k].in_w, g[k].out_h, g[k].out_w) for g in plan.geoms}
+        best = 0
+        for ih, iw, oh, ow in sorted(shapes):
+            view = copy.copy(model)
+            view.tensors = list(model.tensors)
+            for t, (h, w, c) in ((s.in_tensor, (ih, iw, s.in_c)), (s.out_tensor, (oh, ow, s.out_c))):
+                view.tensors[t] = dataclasses.replace(model.tensors[t], shape=(1, h, w, c))
+            best = max(best, int(scratch_of(kernel_of[s.index], op, view)))
+        out[s.index] = best
+    return out
+
+
 def place(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[int, int], plan: PatchPlan,
           ) -> tuple[int, int, dict[str, lifetimes.Buffer]]:
     """Plan the arena for an active patch plan (buffers modified and placed); returns (arena, bound, added)."""
