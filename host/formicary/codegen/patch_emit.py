@@ -48,7 +48,7 @@ def emit(plan: PatchPlan, lowered: list[LoweredOp], decls: list[list[str]], adde
     for k, s in enumerate(stage):
         rows = ", ".join("{" + ", ".join(str(getattr(p[k], a)) for a in _GEOM_FIELDS) + "}" for p in plan.geoms)
         f.append(f"static const fm_patch_geom_t fm_patch_op{s.index}[{n}] = {{{rows}}};")
-    if plan.copies_columns:
+    if plan.copies_in or plan.copies_out:
         f += ["static void fm_patch_rows(uint8_t *dst, size_t dst_pitch, const uint8_t *src, size_t src_pitch, "
               "int32_t rows, size_t bytes)",
               "{", "    for (int32_t r = 0; r < rows; ++r) {",
@@ -65,7 +65,7 @@ def emit(plan: PatchPlan, lowered: list[LoweredOp], decls: list[list[str]], adde
               f"            const fm_patch_geom_t *g = &fm_patch_op{s.index}[p];"]
         if k == 0:
             src_row = f"(size_t){s.cols.size_in * in_px}u"
-            if plan.copies_columns:
+            if plan.copies_in:
                 f += [f"            fm_patch_rows(fm_patch_in, (size_t)g->in_w * {in_px}u, (const uint8_t *)fm_t{s.in_tensor}"
                       f" + ((size_t)g->in_y * {s.cols.size_in} + (size_t)g->in_x) * {in_px}u, {src_row}, g->in_h, "
                       f"(size_t)g->in_w * {in_px}u);",
@@ -74,7 +74,7 @@ def emit(plan: PatchPlan, lowered: list[LoweredOp], decls: list[list[str]], adde
                 f.append(f"            src = (uint8_t *)fm_t{s.in_tensor} + (size_t)g->in_y * {src_row};")
             call = re.sub(rf"\bfm_t{s.in_tensor}\b", "src", call)
         if k == len(stage) - 1:
-            if plan.copies_columns:
+            if plan.copies_out:
                 f.append("            dst = fm_patch_out;")
             else:
                 f.append(f"            dst = (uint8_t *)fm_t{s.out_tensor} + (size_t)g->out_y * "
@@ -85,7 +85,7 @@ def emit(plan: PatchPlan, lowered: list[LoweredOp], decls: list[list[str]], adde
               "            q.output_dims.h = g->out_h; q.output_dims.w = g->out_w;",
               "            q.pad_h = g->pad_h; q.pad_w = g->pad_w;",
               f"            rc = {call};"]
-        if k == len(stage) - 1 and plan.copies_columns:
+        if k == len(stage) - 1 and plan.copies_out:
             f.append(f"            if (rc == FM_OK) fm_patch_rows((uint8_t *)fm_t{s.out_tensor} + ((size_t)g->out_y * "
                      f"{s.cols.size_out} + (size_t)g->out_x) * {out_px}u, (size_t){s.cols.size_out * out_px}u, "
                      f"fm_patch_out, (size_t)g->out_w * {out_px}u, g->out_h, (size_t)g->out_w * {out_px}u);")

@@ -94,9 +94,14 @@ class PatchPlan:
         return self.split_layer is not None
 
     @property
-    def copies_columns(self) -> bool:
-        """Patches narrower than the image: windows are copied in/out row by row (a full-width window is a
-        contiguous slice of its tensor and is used in place)."""
+    def copies_in(self) -> bool:
+        """Input windows narrower than the image are copied in row by row (a full-width window is a contiguous
+        slice of the stage input and is read in place)."""
+        return copies_in(self.stage, self.geoms)
+
+    @property
+    def copies_out(self) -> bool:
+        """Column patches: each tile is written to a patch buffer and copied out row by row."""
         return self.grid[1] > 1
 
     def to_dict(self) -> dict:
@@ -170,6 +175,10 @@ def _splits(n: int, parts: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(parts)]
 
 
+def copies_in(stage: list[StageOp], geoms: list[list[PatchGeom]]) -> bool:
+    return any(p[0].in_w != stage[0].cols.size_in for p in geoms)
+
+
 def patch_geometry(stage: list[StageOp], grid: tuple[int, int]) -> list[list[PatchGeom]]:
     """Per patch (row-major over the split layer's output), per stage op: windows and pads."""
     last = stage[-1]
@@ -196,7 +205,7 @@ def extra_macs(stage: list[StageOp], geoms: list[list[PatchGeom]]) -> int:
 # ---- memory ---------------------------------------------------------------------------------------------------
 
 def patch_buffers(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[int, int],
-                  stage: list[StageOp], geoms: list[list[PatchGeom]], copies_columns: bool
+                  stage: list[StageOp], geoms: list[list[PatchGeom]], grid: tuple[int, int]
                   ) -> dict[str, lifetimes.Buffer] | None:
     """Turn liveness buffers into the patch plan's, in place: the stage's intermediate tensors shrink to their
     largest patch, the stage input stays live to the split layer and its output from the stage's first op; with
@@ -214,12 +223,12 @@ def patch_buffers(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[i
     out_b = by_id[owner[stage[-1].out_tensor]]
     out_b.first = min(out_b.first, s0)
     added: dict[str, lifetimes.Buffer] = {}
-    if copies_columns:
-        s, l = stage[0], stage[-1]
-        in_bytes = max(p[0].in_h * p[0].in_w for p in geoms) * s.in_c * s.itemsize
-        out_bytes = max(p[-1].out_h * p[-1].out_w for p in geoms) * l.out_c * l.itemsize
-        for role, size, t, align in (("patch_in", in_bytes, s0, s.itemsize), ("patch_out", out_bytes, s1,
-                                                                              l.itemsize)):
+    s, l = stage[0], stage[-1]
+    in_bytes = max(p[0].in_h * p[0].in_w for p in geoms) * s.in_c * s.itemsize
+    out_bytes = max(p[-1].out_h * p[-1].out_w for p in geoms) * l.out_c * l.itemsize
+    for role, size, t, align, needed in (("patch_in", in_bytes, s0, s.itemsize, copies_in(stage, geoms)),
+                                         ("patch_out", out_bytes, s1, l.itemsize, grid[1] > 1)):
+        if needed:
             added[role] = lifetimes.Buffer(id=len(buffers), tensors=[], size=size, first=t, last=t,
                                            names=[role], align=max(align, SCRATCH_ALIGN))
             buffers.append(added[role])
@@ -229,21 +238,35 @@ def patch_buffers(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[i
 def _bound_for(model: ModelIR, base: list[lifetimes.Buffer], owner: dict[int, int], stage: list[StageOp],
                geoms: list[list[PatchGeom]], grid: tuple[int, int], n_ops: int) -> int | None:
     bufs = [lifetimes.Buffer(b.id, b.tensors, b.size, b.first, b.last, align=b.align) for b in base]
-    if patch_buffers(model, bufs, owner, stage, geoms, grid[1] > 1) is None:
+    if patch_buffers(model, bufs, owner, stage, geoms, grid) is None:
         return None
     return lifetimes.lower_bound(bufs, n_ops)
 
 
 def plan_patches(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[int, int], macs: list[int],
-                 budget_pct: float = DEFAULT_BUDGET_PCT, max_grid: int = MAX_GRID) -> PatchPlan:
+                 budget_pct: float = DEFAULT_BUDGET_PCT, max_grid: int = MAX_GRID,
+                 force: tuple[int, tuple[int, int]] | None = None) -> PatchPlan:
     """Search split layer x grid for the smallest arena lower bound whose extra MACs stay within `budget_pct`
     of the model's MACs (ties: fewer extra MACs, then fewer patches). `buffers` are the liveness plan's (not
-    modified). No candidate below the liveness bound: an inactive plan."""
+    modified). No candidate below the liveness bound: an inactive plan. `force` = (split layer, (rows, cols))
+    takes that plan whatever it costs (tests, experiments); ValueError when the split cannot be patched."""
     n_ops = len(model.operators)
     total = int(sum(macs))
     live = lifetimes.lower_bound(buffers, n_ops)
     best = PatchPlan(None, peak_bytes=live, liveness_bytes=live, total_macs=total, budget_pct=budget_pct)
     chain = candidate_stage(model, macs)
+    if force is not None:
+        split, grid = force
+        ends = [k + 1 for k, s in enumerate(chain) if s.index == split]
+        if not ends:
+            raise ValueError(f"op {split} does not end a patchable stage (patchable: {[s.index for s in chain]})")
+        stage = chain[:ends[0]]
+        grid = (min(grid[0], stage[-1].rows.size_out), min(grid[1], stage[-1].cols.size_out))
+        geoms = patch_geometry(stage, grid)
+        bound = _bound_for(model, buffers, owner, stage, geoms, grid, n_ops)
+        if bound is None:
+            raise ValueError(f"a tensor of the stage ending at op {split} shares its buffer")
+        return PatchPlan(split, grid, stage, geoms, bound, live, extra_macs(stage, geoms), total, budget_pct)
     best_key = (live, 0, 1)
     for end in range(1, len(chain) + 1):
         stage = chain[:end]
@@ -291,7 +314,7 @@ def stage_scratch(model: ModelIR, plan: PatchPlan, kernel_of: dict[int, str], sc
 def place(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[int, int], plan: PatchPlan,
           ) -> tuple[int, int, dict[str, lifetimes.Buffer]]:
     """Plan the arena for an active patch plan (buffers modified and placed); returns (arena, bound, added)."""
-    added = patch_buffers(model, buffers, owner, plan.stage, plan.geoms, plan.copies_columns)
+    added = patch_buffers(model, buffers, owner, plan.stage, plan.geoms, plan.grid)
     assert added is not None
     bound = lifetimes.lower_bound(buffers, len(model.operators))
     arena = planner.plan(buffers, bound)

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The patch-based execution case (docs/memory.md, "Patch-based execution"): a MobileNetV1-style int8 net at
+128x128x3 (tests/support/netmodels.mobilenet_v1, widths 16-32-32-48-64) whose TFLM arena does not fit the 128 KB
+SRAM of nucleo-f446re while formicary-rt's patch plan does.
+
+usage: benchmarks/patch_case.py [--board qemu-m4] [--kernels reference,dsp] [--no-bench] [--budget 10]
+Prints one JSON document: TFLM arena (TFLM Python interpreter, bisection), formicary-rt liveness arena and patch
+arena (codegen default: inputs not preserved), the patch plan (split, grid, extra MACs), bit-exactness of the
+patch plan vs TFLM (host, ASan/UBSan), and per kernel set the retired instructions of one inference on the
+virtual board under both plans (bench firmware, -icount shift=0), with the patch plan forced to the one above.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HW, WIDTH = 128, (16, 32, 32, 48, 64)
+SRAM = 131_072  # nucleo-f446re
+
+
+def _model(path: Path) -> Path:
+    from tests.support.netmodels import mobilenet_v1
+
+    path.write_bytes(mobilenet_v1(HW, WIDTH, classes=2, seed=0))
+    return path
+
+
+_BENCH_CHILD = r"""
+import functools, json, sys
+import formicary.codegen as cg
+from formicary.bench.runner import run_bench
+plan, force, model, board, kernels = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+if plan == "patch":  # until `--memory-plan` reaches build/bench (helper A's plumbing): the one generate() call
+    orig = cg.generate
+    cg.generate = functools.partial(orig, memory_plan="patch", patch_force=(force[0], tuple(force[1])))
+r = run_bench(model, board, runs=3, warmup=1, inputs=1, profile=True, store=False, kernels=kernels,
+              run_timeout=600.0)
+print(json.dumps({k: r[k] for k in ("bit_exact", "latency", "layers") if k in r}))
+"""
+
+
+def _bench(plan: str, force, model: Path, board: str, kernels: str, cache: Path) -> dict:
+    env = {**os.environ, "FORMICARY_CACHE_DIR": str(cache / f"{plan}-{kernels}")}  # firmware cache per plan
+    out = subprocess.run([sys.executable, "-c", _BENCH_CHILD, plan, json.dumps(force), str(model), board, kernels],
+                         capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--board", default="qemu-m4")
+    ap.add_argument("--kernels", default="reference,dsp")
+    ap.add_argument("--budget", type=float, default=10.0)
+    ap.add_argument("--no-bench", action="store_true")
+    a = ap.parse_args()
+    from formicary.bench.verify import tflm_arena_isolated, verify_model
+    from formicary.codegen import generate
+
+    with tempfile.TemporaryDirectory(prefix="fm-patch-case-") as tmp:
+        tmp = Path(tmp)
+        model = _model(tmp / f"mobilenet_v1_{HW}.tflite")
+        data = model.read_bytes()
+        tflm, reason = tflm_arena_isolated(data)
+        report: dict = {"model": f"mobilenet_v1({HW}, {list(WIDTH)}) int8, input {HW}x{HW}x3",
+                        "sram_bytes": SRAM, "tflm_arena_bytes": tflm, "tflm_arena_error": reason, "kernels": {}}
+        for k in a.kernels.split(","):
+            live = generate(data, tmp / f"live-{k}", kernels=k)
+            patch = generate(data, tmp / f"patch-{k}", kernels=k, memory_plan="patch", patch_budget_pct=a.budget)
+            v = verify_model(data, inputs=3, sanitize=True, kernels=k, memory_plan="patch",
+                             measure_tflm_arena=False)
+            row = {"liveness_arena_bytes": live.arena_bytes, "patch_arena_bytes": patch.arena_bytes,
+                   "patch": patch.patch, "total_macs": sum(o.macs for o in live.ops),
+                   "patch_bit_exact_host_sanitized": v["bit_exact"],
+                   "fits": {"tflm": tflm is not None and tflm <= SRAM, "liveness": live.arena_bytes <= SRAM,
+                            "patch": patch.arena_bytes <= SRAM}}
+            if not a.no_bench and patch.patch["split_layer"] is not None:
+                force = [patch.patch["split_layer"], patch.patch["grid"]]
+                b_live = _bench("liveness", force, model, a.board, k, tmp)
+                b_patch = _bench("patch", force, model, a.board, k, tmp)
+                li, pi = b_live["latency"]["mean"], b_patch["latency"]["mean"]
+                row["board"] = {"board": a.board, "unit": b_live["latency"].get("unit"),
+                                "liveness": li, "patch": pi, "extra_pct": round(100.0 * (pi - li) / li, 2),
+                                "bit_exact": {"liveness": b_live["bit_exact"], "patch": b_patch["bit_exact"]},
+                                "layers": {"liveness": b_live.get("layers"), "patch": b_patch.get("layers")}}
+            report["kernels"][k] = row
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
