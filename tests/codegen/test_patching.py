@@ -28,9 +28,10 @@ def _out_size(padding: str, size: int, k: int, stride: int, dil: int = 1) -> int
 
 @st.composite
 def chains(draw):
-    """An int8 chain of 2-4 windowed ops (conv, depthwise, max/average pool) on a small image; every output
-    at least 1x1. Returns (model bytes, number of ops, final output h, w)."""
+    """A chain of 2-4 windowed ops (conv, depthwise, max/average pool) on a small image, int8 or (one in four)
+    float32; every output at least 1x1. Returns (model bytes, number of ops)."""
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 31 - 1)))
+    f32 = draw(st.integers(0, 3)) == 0
     h, w, c = draw(st.integers(5, 18)), draw(st.integers(5, 18)), draw(st.integers(1, 6))
     tensors: list[T] = []
     ops: list[Op] = []
@@ -40,9 +41,11 @@ def chains(draw):
         return len(tensors) - 1
 
     def act(shape) -> int:
+        if f32:
+            return add(T(shape, "float32"))
         return add(T(shape, scale=[float(rng.uniform(0.01, 0.05))], zero_point=[int(rng.integers(-20, 20))]))
 
-    x = add(T((1, h, w, c), scale=[float(rng.uniform(0.01, 0.05))], zero_point=[int(rng.integers(-20, 20))]))
+    x = act((1, h, w, c))
     inp = x
     n_ops = draw(st.integers(2, 4))
     for _ in range(n_ops):
@@ -60,10 +63,14 @@ def chains(draw):
             oc = draw(st.integers(1, 6)) if kind == "conv" else c * draw(st.sampled_from([1, 1, 2]))
             fshape = (oc, k, k, c) if kind == "conv" else (1, k, k, oc)
             axis = 0 if kind == "conv" else 3
-            scales = list(rng.uniform(0.002, 0.02, oc))
-            f = add(T(fshape, scale=scales, zero_point=[0] * oc, axis=axis,
-                      data=rng.integers(-127, 128, fshape).astype(np.int8)))
-            b = add(T((oc,), "int32", data=rng.integers(-500, 500, oc).astype(np.int32)))
+            if f32:
+                f = add(T(fshape, "float32", data=rng.normal(0, 0.5, fshape).astype(np.float32)))
+                b = add(T((oc,), "float32", data=rng.normal(0, 0.5, oc).astype(np.float32)))
+            else:
+                scales = list(rng.uniform(0.002, 0.02, oc))
+                f = add(T(fshape, scale=scales, zero_point=[0] * oc, axis=axis,
+                          data=rng.integers(-127, 128, fshape).astype(np.int8)))
+                b = add(T((oc,), "int32", data=rng.integers(-500, 500, oc).astype(np.int32)))
             y = act((1, oh, ow, oc))
             fields.update(DilationWFactor=dil, DilationHFactor=dil)
             if kind == "conv":
@@ -73,7 +80,7 @@ def chains(draw):
                               {**fields, "DepthMultiplier": oc // c}))
             c = oc
         else:
-            y = add(T((1, oh, ow, c), scale=tensors[x].scale, zero_point=tensors[x].zero_point))
+            y = add(T((1, oh, ow, c), tensors[x].dtype, scale=tensors[x].scale, zero_point=tensors[x].zero_point))
             ops.append(Op("MAX_POOL_2D" if kind == "maxpool" else "AVERAGE_POOL_2D", [x], [y], "Pool2DOptions",
                           {**fields, "FilterWidth": k, "FilterHeight": k}))
         x, h, w = y, oh, ow
@@ -83,7 +90,8 @@ def chains(draw):
 def _inputs(model_bytes: bytes, n: int, seed: int) -> list[list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     ir = read_model(model_bytes)
-    return [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in ir.input_tensors] for _ in range(n)]
+    return [[rng.integers(-128, 128, t.shape).astype(np.int8) if t.dtype == "int8"
+             else rng.normal(0, 2, t.shape).astype(np.float32) for t in ir.input_tensors] for _ in range(n)]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
