@@ -4,6 +4,7 @@
 SRAM of nucleo-f446re while formicary-rt's patch plan does.
 
 usage: benchmarks/patch_case.py [--board qemu-m4] [--kernels reference,dsp] [--no-bench] [--budget 10]
+                               [--target 120000]
 Prints one JSON document: TFLM arena (TFLM Python interpreter, bisection), formicary-rt liveness arena and patch
 arena (codegen default: inputs not preserved), the patch plan (split, grid, extra MACs), bit-exactness of the
 patch plan vs TFLM (host, ASan/UBSan), and per kernel set the retired instructions of one inference on the
@@ -37,12 +38,12 @@ import functools, json, sys
 import formicary.codegen as cg
 from formicary.bench.runner import run_bench
 plan, force, model, board, kernels = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-if plan == "patch":  # until `--memory-plan` reaches build/bench (helper A's plumbing): the one generate() call
+if plan != "liveness":  # until `--memory-plan` reaches build/bench (helper A's plumbing): the one generate() call
     orig = cg.generate
     cg.generate = functools.partial(orig, memory_plan="patch", patch_force=(force[0], tuple(force[1])))
 r = run_bench(model, board, runs=3, warmup=1, inputs=1, profile=True, store=False, kernels=kernels,
               run_timeout=600.0)
-print(json.dumps({k: r[k] for k in ("bit_exact", "latency", "layers") if k in r}))
+print(json.dumps({k: r[k] for k in ("bit_exact", "latency", "layers", "ram_bytes") if k in r}))
 """
 
 
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--board", default="qemu-m4")
     ap.add_argument("--kernels", default="reference,dsp")
     ap.add_argument("--budget", type=float, default=10.0)
+    ap.add_argument("--target", type=int, default=120_000)
     ap.add_argument("--no-bench", action="store_true")
     a = ap.parse_args()
     from formicary.bench.verify import tflm_arena_isolated, verify_model
@@ -75,22 +77,31 @@ def main() -> None:
         for k in a.kernels.split(","):
             live = generate(data, tmp / f"live-{k}", kernels=k)
             patch = generate(data, tmp / f"patch-{k}", kernels=k, memory_plan="patch", patch_budget_pct=a.budget)
+            fit = generate(data, tmp / f"fit-{k}", kernels=k, memory_plan="patch", patch_target_bytes=a.target)
             v = verify_model(data, inputs=3, sanitize=True, kernels=k, memory_plan="patch",
                              measure_tflm_arena=False)
             row = {"liveness_arena_bytes": live.arena_bytes, "patch_arena_bytes": patch.arena_bytes,
-                   "patch": patch.patch, "total_macs": sum(o.macs for o in live.ops),
+                   "patch": patch.patch, "patch_fit_arena_bytes": fit.arena_bytes, "patch_fit": fit.patch,
+                   "total_macs": sum(o.macs for o in live.ops),
                    "patch_bit_exact_host_sanitized": v["bit_exact"],
                    "fits": {"tflm": tflm is not None and tflm <= SRAM, "liveness": live.arena_bytes <= SRAM,
-                            "patch": patch.arena_bytes <= SRAM}}
+                            "patch": patch.arena_bytes <= SRAM, "patch_fit": fit.arena_bytes <= SRAM}}
             if not a.no_bench and patch.patch["split_layer"] is not None:
-                force = [patch.patch["split_layer"], patch.patch["grid"]]
-                b_live = _bench("liveness", force, model, a.board, k, tmp)
-                b_patch = _bench("patch", force, model, a.board, k, tmp)
-                li, pi = b_live["latency"]["mean"], b_patch["latency"]["mean"]
-                row["board"] = {"board": a.board, "unit": b_live["latency"].get("unit"),
-                                "liveness": li, "patch": pi, "extra_pct": round(100.0 * (pi - li) / li, 2),
-                                "bit_exact": {"liveness": b_live["bit_exact"], "patch": b_patch["bit_exact"]},
-                                "layers": {"liveness": b_live.get("layers"), "patch": b_patch.get("layers")}}
+                b_live = _bench("liveness", None, model, a.board, k, tmp)
+                board = {"board": a.board, "unit": b_live["latency"].get("unit"),
+                         "liveness": b_live["latency"]["mean"], "bit_exact": {"liveness": b_live["bit_exact"]},
+                         "firmware_ram_bytes": {"liveness": b_live.get("ram_bytes")},
+                         "layers": {"liveness": b_live.get("layers")}}
+                for name, plan in (("patch", patch.patch), ("patch_fit", fit.patch)):
+                    if plan["split_layer"] is None:
+                        continue
+                    b = _bench(name, [plan["split_layer"], plan["grid"]], model, a.board, k, tmp)
+                    board[name] = b["latency"]["mean"]
+                    board[f"{name}_extra_pct"] = round(100.0 * (b["latency"]["mean"] / board["liveness"] - 1), 2)
+                    board["bit_exact"][name] = b["bit_exact"]
+                    board["firmware_ram_bytes"][name] = b.get("ram_bytes")
+                    board["layers"][name] = b.get("layers")
+                row["board"] = board
             report["kernels"][k] = row
         print(json.dumps(report, indent=2))
 

@@ -136,6 +136,12 @@ def test_search_goes_below_the_liveness_bound_within_the_budget(tmp_path):
     assert p["split_layer"] is not None and p["extra_macs_pct"] <= 10.0
     assert r.arena_bytes < p["liveness_bytes"] and p["peak_bytes"] == r.arena_bytes
     assert set(p) >= {"split_layer", "grid", "peak_bytes", "extra_macs", "extra_macs_pct"}
+    # a RAM target between the two: the cheapest plan that fits it, fewer recomputed MACs than the smallest plan
+    target = (r.arena_bytes + p["liveness_bytes"]) // 2
+    rt = generate(model, tmp_path / "t", memory_plan="patch", patch_target_bytes=target)
+    assert rt.patch["peak_bytes"] <= target and rt.patch["extra_macs"] <= p["extra_macs"]
+    assert generate(model, tmp_path / "u", memory_plan="patch",
+                    patch_target_bytes=p["liveness_bytes"]).patch["split_layer"] is None  # liveness fits
     # a zero budget leaves nothing worth patching (full-width patches always recompute some halo rows)
     r0 = generate(model, tmp_path / "z", memory_plan="patch", patch_budget_pct=0.0)
     assert r0.patch["split_layer"] is None and r0.arena_bytes == p["liveness_bytes"]

@@ -262,7 +262,7 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
 def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
                       budget_pct: float = patching.DEFAULT_BUDGET_PCT,
                       kernels: str | kernel_sets.KernelSet | None = None,
-                      force: tuple[int, tuple[int, int]] | None = None):
+                      force: tuple[int, tuple[int, int]] | None = None, target_bytes: int | None = None):
     """Memory plan `patch` (codegen/patching.py): (buffers, owner, arena, bound, PatchPlan, added buffers). The
     liveness buffers are the starting point; an inactive PatchPlan (no patching pays, or a multi-subgraph
     model) leaves the liveness plan as it is."""
@@ -279,7 +279,7 @@ def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
             base.append(lifetimes.Buffer(id=len(base), tensors=[], size=low.scratch_bytes, first=op.index,
                                          last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN))
     pplan = patching.plan_patches(model, base, owner, [int(low.macs) for low in lowered.ops], budget_pct,
-                                   force=force)
+                                   force=force, target_bytes=target_bytes)
     if not pplan.active:
         buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
         pplan.peak_bytes = arena
@@ -318,7 +318,8 @@ def _sharing(lowered: Lowered) -> tuple[dict[int, int], dict[int, tuple[int, int
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
              kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str = "liveness",
              patch_budget_pct: float = patching.DEFAULT_BUDGET_PCT,
-             patch_force: tuple[int, tuple[int, int]] | None = None) -> CodegenResult:
+             patch_force: tuple[int, tuple[int, int]] | None = None,
+             patch_target_bytes: int | None = None) -> CodegenResult:
     """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
     fm_kernels.json naming the kernel set and the kernel files the model calls (read by the firmware build).
 
@@ -326,7 +327,8 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
     cost of their size in RAM. `kernels`: the kernel set to link with (default: reference). `memory_plan`:
     `liveness` or `patch` (the first stage run patch by patch, docs/memory.md; `patch_budget_pct` caps its extra
-    MACs as a share of the model's; `patch_force` = (split layer, (rows, cols)) imposes a split and grid)."""
+    MACs as a share of the model's; `patch_force` = (split layer, (rows, cols)) imposes a split and grid;
+    `patch_target_bytes`: the cheapest patch plan whose arena bound fits that many bytes, none if liveness fits)."""
     kset = kernel_sets.kernel_set(kernels)
     data = read_model_bytes(model)
     lowered = lower_model(data, kset)
@@ -334,7 +336,7 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     pplan, patch_c = None, None
     if memory_plan == "patch":
         buffers, owner, arena, bound, pplan, added = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct, kset,
-                                                                      patch_force)
+                                                                      patch_force, patch_target_bytes)
         if pplan.active:
             from formicary.codegen import patch_emit
 

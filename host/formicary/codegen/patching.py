@@ -245,11 +245,14 @@ def _bound_for(model: ModelIR, base: list[lifetimes.Buffer], owner: dict[int, in
 
 def plan_patches(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[int, int], macs: list[int],
                  budget_pct: float = DEFAULT_BUDGET_PCT, max_grid: int = MAX_GRID,
-                 force: tuple[int, tuple[int, int]] | None = None) -> PatchPlan:
+                 force: tuple[int, tuple[int, int]] | None = None,
+                 target_bytes: int | None = None) -> PatchPlan:
     """Search split layer x grid for the smallest arena lower bound whose extra MACs stay within `budget_pct`
     of the model's MACs (ties: fewer extra MACs, then fewer patches). `buffers` are the liveness plan's (not
-    modified). No candidate below the liveness bound: an inactive plan. `force` = (split layer, (rows, cols))
-    takes that plan whatever it costs (tests, experiments); ValueError when the split cannot be patched."""
+    modified). No candidate below the liveness bound: an inactive plan. `target_bytes` (a RAM budget): the
+    candidate with the fewest extra MACs whose bound fits it, if any (else the smallest as above). `force` =
+    (split layer, (rows, cols)) takes that plan whatever it costs (tests, experiments); ValueError when the split
+    cannot be patched."""
     n_ops = len(model.operators)
     total = int(sum(macs))
     live = lifetimes.lower_bound(buffers, n_ops)
@@ -283,9 +286,13 @@ def plan_patches(model: ModelIR, buffers: list[lifetimes.Buffer], owner: dict[in
                 if bound is None:
                     continue
                 key = (bound, extra, r * c)
+                if target_bytes is not None and bound <= target_bytes:
+                    key = (-1, extra, r * c, bound)  # fits the target: cheapest first
                 if key < best_key:
                     best_key = key
                     best = PatchPlan(last.index, (r, c), stage, geoms, bound, live, extra, total, budget_pct)
+    if target_bytes is not None and live <= target_bytes:
+        return PatchPlan(None, peak_bytes=live, liveness_bytes=live, total_macs=total, budget_pct=budget_pct)
     return best
 
 
