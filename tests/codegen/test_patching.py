@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from formicary.bench.verify import verify_model
 from formicary.codegen import generate, patching
 from formicary.target import host as native
 from formicary.tflite import read_model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.support.netmodels import mobilenet_v1
 from tests.support.tfl_builder import Op, T, build
 
@@ -57,8 +57,8 @@ def chains(draw):
         oh, ow = _out_size(padding, h, k, stride, dil), _out_size(padding, w, k, stride, dil)
         if oh < 1 or ow < 1:
             padding, oh, ow = "SAME", -(-h // stride), -(-w // stride)
-        fields = dict(Padding=_PADDING[padding], StrideW=stride, StrideH=stride,
-                      FusedActivationFunction=draw(st.sampled_from([0, 1, 3])))
+        fields = {"Padding": _PADDING[padding], "StrideW": stride, "StrideH": stride,
+                  "FusedActivationFunction": draw(st.sampled_from([0, 1, 3]))}
         if kind in ("conv", "dw"):
             oc = draw(st.integers(1, 6)) if kind == "conv" else c * draw(st.sampled_from([1, 1, 2]))
             fshape = (oc, k, k, c) if kind == "conv" else (1, k, k, oc)
@@ -72,7 +72,7 @@ def chains(draw):
                           data=rng.integers(-127, 128, fshape).astype(np.int8)))
                 b = add(T((oc,), "int32", data=rng.integers(-500, 500, oc).astype(np.int32)))
             y = act((1, oh, ow, oc))
-            fields.update(DilationWFactor=dil, DilationHFactor=dil)
+            fields.update({"DilationWFactor": dil, "DilationHFactor": dil})
             if kind == "conv":
                 ops.append(Op("CONV_2D", [x, f, b], [y], "Conv2DOptions", fields))
             else:

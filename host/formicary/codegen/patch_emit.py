@@ -39,18 +39,18 @@ def emit(plan: PatchPlan, lowered: list[LoweredOp], decls: list[list[str]], adde
     for role, b in added.items():
         pe.defines.append(f"#define fm_{role} ((uint8_t *)(fm_arena + {b.offset}u)) /* {b.size} B patch {role[6:]} */")
     f = pe.functions
-    f += [f"/* Patch-based stage: ops {first.index}..{last.index} run once per patch of op {last.index}'s output, "
-          f"{plan.grid[0]}x{plan.grid[1]} patches,",
-          "   halos recomputed (docs/memory.md, Patch-based execution). Per op and patch: the input window "
-          "(origin, size),",
+    f += [(f"/* Patch-based stage: ops {first.index}..{last.index} run once per patch of op {last.index}'s output, "
+           f"{plan.grid[0]}x{plan.grid[1]} patches,"),
+          ("   halos recomputed (docs/memory.md, Patch-based execution). Per op and patch: the input window "
+           "(origin, size),"),
           "   the output tile and the kernel's leading pads (the real padding only at image borders). */",
           "typedef struct { int32_t " + ", ".join(_GEOM_FIELDS) + "; } fm_patch_geom_t;"]
     for k, s in enumerate(stage):
         rows = ", ".join("{" + ", ".join(str(getattr(p[k], a)) for a in _GEOM_FIELDS) + "}" for p in plan.geoms)
         f.append(f"static const fm_patch_geom_t fm_patch_op{s.index}[{n}] = {{{rows}}};")
     if plan.copies_in or plan.copies_out:
-        f += ["static void fm_patch_rows(uint8_t *dst, size_t dst_pitch, const uint8_t *src, size_t src_pitch, "
-              "int32_t rows, size_t bytes)",
+        f += [("static void fm_patch_rows(uint8_t *dst, size_t dst_pitch, const uint8_t *src, size_t src_pitch, "
+               "int32_t rows, size_t bytes)"),
               "{", "    for (int32_t r = 0; r < rows; ++r) {",
               "        memcpy(dst + (size_t)r * dst_pitch, src + (size_t)r * src_pitch, bytes);", "    }", "}"]
     f += ["static int fm_patch_stage(void)", "{", "    int rc;", f"    for (int p = 0; p < {n}; ++p) {{",
@@ -66,9 +66,9 @@ def emit(plan: PatchPlan, lowered: list[LoweredOp], decls: list[list[str]], adde
         if k == 0:
             src_row = f"(size_t){s.cols.size_in * in_px}u"
             if plan.copies_in:
-                f += [f"            fm_patch_rows(fm_patch_in, (size_t)g->in_w * {in_px}u, (const uint8_t *)fm_t{s.in_tensor}"
-                      f" + ((size_t)g->in_y * {s.cols.size_in} + (size_t)g->in_x) * {in_px}u, {src_row}, g->in_h, "
-                      f"(size_t)g->in_w * {in_px}u);",
+                f += [(f"            fm_patch_rows(fm_patch_in, (size_t)g->in_w * {in_px}u, "
+                       f"(const uint8_t *)fm_t{s.in_tensor} + ((size_t)g->in_y * {s.cols.size_in} + (size_t)g->in_x) "
+                       f"* {in_px}u, {src_row}, g->in_h, (size_t)g->in_w * {in_px}u);"),
                       "            src = fm_patch_in;"]
             else:
                 f.append(f"            src = (uint8_t *)fm_t{s.in_tensor} + (size_t)g->in_y * {src_row};")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from formicary.codegen import lifetimes, planner
+from formicary.codegen import lifetimes, planner, quant
 from formicary.tflite.ir import ModelIR
 
 WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D")
@@ -122,24 +122,21 @@ def _stage_op(model: ModelIR, op, macs: int) -> StageOp | None:
         return None
     if inp.dtype not in ("int8", "float32") or out.dtype != inp.dtype:
         return None
-    from formicary.codegen import quant
-
     o = op.options
     if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         f = model.tensors[op.inputs[1]]
         kh, kw = int(f.shape[1]), int(f.shape[2])
         sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
         dh, dw = int(o.get("dilation_h_factor", 1)), int(o.get("dilation_w_factor", 1))
-        padding = o.get("padding", "SAME")
     else:
         kh, kw = int(o.get("filter_height", 1)), int(o.get("filter_width", 1))
         sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
         dh = dw = 1
-        padding = o.get("padding", "VALID")
     H, W, C = (int(d) for d in inp.shape[1:])
     OH, OW, OC = (int(d) for d in out.shape[1:])
     if min(H, W, OH, OW, sh, sw) <= 0:
         return None
+    # the full op's leading pads from its output size, as the lowering computes them (SAME or VALID alike)
     rows = Window1D(kh, sh, dh, quant.compute_padding(sh, dh, H, kh, OH), H, OH)
     cols = Window1D(kw, sw, dw, quant.compute_padding(sw, dw, W, kw, OW), W, OW)
     return StageOp(op.index, op.opcode, rows, cols, op.inputs[0], op.outputs[0], C, OC,
@@ -199,7 +196,7 @@ def patch_geometry(stage: list[StageOp], grid: tuple[int, int]) -> list[list[Pat
 def extra_macs(stage: list[StageOp], geoms: list[list[PatchGeom]]) -> int:
     done = sum(g.out_h * g.out_w * s.macs_per_pixel for patch in geoms for s, g in zip(stage, patch))
     full = sum(s.rows.size_out * s.cols.size_out * s.macs_per_pixel for s in stage)
-    return int(round(done - full))
+    return round(done - full)
 
 
 # ---- memory ---------------------------------------------------------------------------------------------------
