@@ -82,6 +82,7 @@ class Lowered:
     array_bytes: int = 0
     program: subgraphs.Program | None = None
     memory: dict = field(default_factory=dict)  # multi-subgraph models: peaks per subgraph and per route
+    patch: tuple | None = None  # set by plan_patch_memory: (patching.PatchPlan, its extra buffers by role)
 
 
 def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
@@ -262,15 +263,19 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
 def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
                       budget_pct: float = patching.DEFAULT_BUDGET_PCT,
                       kernels: str | kernel_sets.KernelSet | None = None,
-                      force: tuple[int, tuple[int, int]] | None = None, target_bytes: int | None = None):
-    """Memory plan `patch` (codegen/patching.py): (buffers, owner, arena, bound, PatchPlan, added buffers). The
-    liveness buffers are the starting point; an inactive PatchPlan (no patching pays, or a multi-subgraph
-    model) leaves the liveness plan as it is."""
+                      force: tuple[int, tuple[int, int]] | None = None, target_bytes: int | None = None,
+                      ) -> tuple[list[lifetimes.Buffer], dict[int, int], int, int]:
+    """Memory plan `patch` (codegen/patching.py), shaped like plan_memory: (buffers, owner, arena, bound). The
+    plan found (a patching.PatchPlan, inactive when no patching pays or for multi-subgraph models, which then
+    keep the liveness plan) and its extra buffers are left in `lowered.patch` for the emitter."""
     model = lowered.model
+    lowered.patch = (patching.PatchPlan(None), {})
     if lowered.program is not None and lowered.program.multi:
         buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
-        return buffers, owner, arena, bound, patching.PatchPlan(None, peak_bytes=arena), {}
-    # the one place the rest of the network's plan comes from: helper A's overlap planning plugs in here
+        lowered.patch[0].peak_bytes = lowered.patch[0].liveness_bytes = arena
+        return buffers, owner, arena, bound
+    # the one place the rest of the network's plan comes from: the in-place plan's overlaps (ops after the
+    # split only; stage ops work on patch buffers) plug in here, and into patching.place
     base, owner = lifetimes.build_buffers(model, *_sharing(lowered), preserve_inputs)
     scratch: dict[int, int] = {}
     for op, low in zip(model.operators, lowered.ops):
@@ -279,31 +284,31 @@ def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
             base.append(lifetimes.Buffer(id=len(base), tensors=[], size=low.scratch_bytes, first=op.index,
                                          last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN))
     pplan = patching.plan_patches(model, base, owner, [int(low.macs) for low in lowered.ops], budget_pct,
-                                   force=force, target_bytes=target_bytes)
-    if not pplan.active:
-        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
-        pplan.peak_bytes = arena
-        return buffers, owner, arena, bound, pplan, {}
+                                  force=force, target_bytes=target_bytes)
     kset = kernel_sets.kernel_set(kernels)
 
     def scratch_of(kernel: str, op, view) -> int:
         return kset.scratch_bytes(kernel, op, LowerContext(view, op, kset, lowered.program))
 
     patch_scratch = patching.stage_scratch(model, pplan, {i: low.kernel for i, low in enumerate(lowered.ops)},
-                                           scratch_of)
+                                           scratch_of) if pplan.active else {}
+    if any(n > lowered.ops[i].scratch_bytes and i not in scratch for i, n in patch_scratch.items()):
+        # a patch takes a kernel path needing scratch the whole op (called with NULL) does not: keep liveness
+        pplan = patching.PatchPlan(None, liveness_bytes=pplan.liveness_bytes, total_macs=pplan.total_macs,
+                                   budget_pct=budget_pct)
+    if not pplan.active:
+        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+        pplan.peak_bytes = arena
+        lowered.patch = (pplan, {})
+        return buffers, owner, arena, bound
     for op_index, n in patch_scratch.items():
-        low = lowered.ops[op_index]
-        if n > low.scratch_bytes and op_index not in scratch:
-            # a patch takes a kernel path needing scratch the whole op (called with NULL) does not: keep liveness
-            buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
-            return buffers, owner, arena, bound, patching.PatchPlan(None, peak_bytes=arena,
-                                                                     liveness_bytes=pplan.liveness_bytes), {}
-        if n > low.scratch_bytes:  # a patch takes a path needing more scratch than the whole op
-            low.scratch_bytes = base[scratch[op_index]].size = n
+        if n > lowered.ops[op_index].scratch_bytes:  # a patch takes a path needing more scratch than the op
+            lowered.ops[op_index].scratch_bytes = base[scratch[op_index]].size = n
     arena, bound, added = patching.place(model, base, owner, pplan)
     for op_index, bid in scratch.items():
         lowered.ops[op_index].scratch_offset = base[bid].offset
-    return base, owner, arena, bound, pplan, added
+    lowered.patch = (pplan, added)
+    return base, owner, arena, bound
 
 
 def _sharing(lowered: Lowered) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
@@ -333,18 +338,19 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
     data = read_model_bytes(model)
     lowered = lower_model(data, kset)
     m = lowered.model
-    pplan, patch_c = None, None
     if memory_plan == "patch":
-        buffers, owner, arena, bound, pplan, added = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct, kset,
-                                                                      patch_force, patch_target_bytes)
-        if pplan.active:
-            from formicary.codegen import patch_emit
-
-            patch_c = patch_emit.emit(pplan, lowered.ops, lowered.decls, added)
+        buffers, owner, arena, bound = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct, kset,
+                                                         patch_force, patch_target_bytes)
     elif memory_plan == "liveness":
         buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
     else:
         raise FormicaryError(f"unknown memory plan {memory_plan!r}.", "use liveness or patch.")
+    pplan, added = lowered.patch if lowered.patch is not None else (None, {})
+    patch_c = None
+    if pplan is not None and pplan.active:
+        from formicary.codegen import patch_emit
+
+        patch_c = patch_emit.emit(pplan, lowered.ops, lowered.decls, added)
     program = lowered.program
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs,
                          len(program.subgraphs) if program is not None else 1)
