@@ -120,7 +120,8 @@ def test_cli_codegen_json(kws_model_path, tmp_path):
 
     from formicary.cli import app
 
-    result = CliRunner().invoke(app, ["codegen", str(kws_model_path), "-o", str(tmp_path / "gen"), "--json"])
+    result = CliRunner().invoke(app, ["codegen", str(kws_model_path), "-o", str(tmp_path / "gen"), "--json",
+                                      "--memory-plan", "liveness"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout[result.stdout.index("{"):])
     assert payload["arena_bytes"] == 16000 and payload["arena_lower_bound_bytes"] == 16000

@@ -72,10 +72,11 @@ def test_generated_api_and_metadata(kws_model_path, tmp_path):
     digest = hashlib.sha256(kws_model_path.read_bytes()).hexdigest()
     assert f'#define FM_MODEL_HASH "{digest}"' in header and r.model_hash == digest
     for decl in ("void *fm_input_data(int i);", "size_t fm_input_bytes(int i);", "void *fm_output_data(int i);",
-                 "size_t fm_output_bytes(int i);", "int fm_invoke(void);", "#define FM_ARENA_BYTES 16000u",
+                 "size_t fm_output_bytes(int i);", "int fm_invoke(void);", f"#define FM_ARENA_BYTES {r.arena_bytes}u",
                  "#define FM_NUM_INPUTS 1", "#define FM_NUM_OUTPUTS 1", "#define FM_NUM_OPS 13",
                  "extern const fm_op_info_t fm_op_info[FM_NUM_OPS];", "void fm_op_hook(int op_index, int phase);"):
         assert decl in header
+    assert r.memory_plan == "in-place" and r.arena_bytes < 10_000  # the default plan (auto) overlaps in place
     # Weights are const (flash); the only RAM is the arena.
     assert "static uint8_t fm_arena[FM_ARENA_BYTES > 0 ? FM_ARENA_BYTES : 1]" in source
     assert "static const int8_t fm_const_t17[" in source

@@ -55,7 +55,8 @@ def residual_model(c: int = 8, hw: int = 10, seed: int = 0) -> bytes:
 
 @pytest.mark.parametrize("sanitize", [False, True])
 def test_residual_separable_model_bit_exact(sanitize, host_cc, tflm):
-    r = verify_model(residual_model(), inputs=25, seed=4, sanitize=sanitize, measure_tflm_arena=not sanitize)
+    r = verify_model(residual_model(), inputs=25, seed=4, sanitize=sanitize, measure_tflm_arena=not sanitize,
+                     memory_plan="liveness")
     assert r["bit_exact"], r
     assert r["arena_bytes"] == r["arena_lower_bound_bytes"] == 2 * 10 * 10 * 8 + 10 * 10 * 8  # 3 maps at the ADD
     if not sanitize:

@@ -105,7 +105,7 @@ def test_random_chains_match_the_liveness_plan_under_any_split_and_grid(chain, d
             data.draw(st.integers(1, min(4, out.shape[2])), label="cols"))
     kernels = data.draw(st.sampled_from(["reference", "dsp", "helium"]), label="kernels")
     tmp = tmp_path_factory.mktemp("patch")
-    live = generate(model, tmp / "live", kernels=kernels)
+    live = generate(model, tmp / "live", kernels=kernels, memory_plan="liveness")
     patched = generate(model, tmp / "patch", kernels=kernels, memory_plan="patch", patch_force=(split, grid))
     assert patched.patch["split_layer"] == split and patched.patch["grid"] == list(grid)
     assert patched.patch["extra_macs"] >= 0

@@ -91,7 +91,7 @@ def _check_bit_exact(result, model: bytes, n: int = 5) -> int:
 
 
 def test_reference_set_declares_no_scratch(tmp_path):
-    r = generate(residual_model(), tmp_path / "gen")
+    r = generate(residual_model(), tmp_path / "gen", memory_plan="liveness")
     assert r.scratch == [] and r.arena_bytes == REFERENCE_ARENA
     source = (tmp_path / "gen" / "fm_model.c").read_text()
     assert "fm_scratch_op" not in source
@@ -102,7 +102,7 @@ def test_scratch_in_spare_room_keeps_the_arena(scratch_set, tmp_path, host_cc, t
     """Op 0 has 1,300 B to spare (its 300 + 800 B live of 2,400): 900 B of scratch fit without growing the arena."""
     scratch_set({0})
     model = residual_model()
-    r = generate(model, tmp_path / "gen", kernels="scratchy")
+    r = generate(model, tmp_path / "gen", kernels="scratchy", memory_plan="liveness")
     assert r.scratch == [{"op": 0, "bytes": 900, "offset": r.scratch[0]["offset"]}]
     assert r.arena_bytes == r.arena_lower_bound_bytes == REFERENCE_ARENA
     start = r.scratch[0]["offset"]
@@ -120,7 +120,7 @@ def test_scratch_grows_the_arena_only_where_there_is_no_room(scratch_set, tmp_pa
     """Op 2 already has 2,400 B live: its 2,400 B of scratch raise the arena to exactly the new lower bound."""
     scratch_set({0, 2})
     model = residual_model()
-    r = generate(model, tmp_path / "gen", kernels="scratchy")
+    r = generate(model, tmp_path / "gen", kernels="scratchy", memory_plan="liveness")
     assert [(s["op"], s["bytes"]) for s in r.scratch] == [(0, 900), (2, 2400)]
     assert r.arena_bytes == r.arena_lower_bound_bytes == REFERENCE_ARENA + 2400
     for s in r.scratch:

@@ -21,6 +21,8 @@ def test_key_separates_everything_that_changes_the_elf(kws_model_path, monkeypat
     assert base != firmware_key(kws_model_path, m4, optimize="size")
     assert base != firmware_key(kws_model_path, m7)
     assert base != firmware_key(kws_model_path, m4, kernels="another-set")
+    assert base != firmware_key(kws_model_path, m4, memory_plan="liveness")
+    assert base == firmware_key(kws_model_path, m4, memory_plan="auto")  # the default
     assert base == firmware_key(kws_model_path, m4)
     monkeypatch.setattr(firmware, "firmware_sources_sha256", lambda: "an edited kernel")
     assert base != firmware_key(kws_model_path, m4)
@@ -62,7 +64,7 @@ def test_cached_build_is_reused_only_under_its_key(kws_model_path, tmp_path, mon
     board = load_board("qemu-m4")
     calls = []
 
-    def fake_build(model, b, out, *, firmware_mode, optimize, kernels):
+    def fake_build(model, b, out, *, firmware_mode, optimize, kernels, memory_plan=None):
         calls.append(out)
         elf = Path(out) / "program.elf"
         elf.write_bytes(b"\x7fELF")

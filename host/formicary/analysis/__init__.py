@@ -53,6 +53,8 @@ def analyse(model: bytes | str | Path, board: str | None = None, measure_arena: 
                             "method": ARENA_METHOD if arena is not None else
                             ("not measured: TFLM refused the model" if not compatible else "not measured (skipped)")}
     report["board_fit"] = _fit(board, len(data), arena) if board else None
+    if board and report["board_fit"] is not None:
+        report["board_fit"]["formicary_rt"] = _rt_fit(data, board, kernels)
     report["energy_model"] = _energy_model(ir, report, board, kernels, arena_bytes)
     return report
 
@@ -80,6 +82,25 @@ def _energy_model(ir: ModelIR, report: dict, board: str | None, kernels: str | N
         if per_route:
             return per_route
     return model_energy(ir, **kwargs)
+
+
+def _rt_fit(data: bytes, board: str, kernels: str | None) -> dict | None:
+    """formicary-rt's arena under each memory plan (as a firmware build plans it: inputs preserved) against the
+    board's RAM, and the plans it fits with; None when formicary-rt cannot compile the model."""
+    from formicary.boards import load_board
+    from formicary.codegen import memory_plans
+    from formicary.errors import FormicaryError
+
+    b = load_board(board)
+    try:
+        plans = memory_plans(data, kernels or b.kernels, preserve_inputs=True)
+    except FormicaryError:
+        return None
+    fits = [p["plan"] for p in plans["plans"] if p["arena_bytes"] <= b.ram_bytes]
+    only = fits[0] if len(fits) == 1 and len(plans["plans"]) > 1 else None
+    return {**plans, "ram_available_bytes": b.ram_bytes, "fits_with": fits, "fits_only_with": only,
+            "method": "arena bytes per plan (codegen, inputs preserved as in firmware builds); the firmware's "
+                      "other RAM (stack, protocol buffers) not counted"}
 
 
 def _fit(board: str, flash_needed: int, arena: int | None) -> dict:

@@ -278,13 +278,14 @@ class _Worker:
 def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *, data: str | Path | None = None,
               inputs: int | None = None, runs: int | None = None, warmup: int = 1, profile: bool = False,
               store: str | Path | None = None, jobs: int | None = None, build_dir: str | Path | None = None,
-              timeout: float = DEFAULT_DEVICE_TIMEOUT_S,
+              timeout: float = DEFAULT_DEVICE_TIMEOUT_S, memory_plan: str | None = None,
               on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
     """Bench every model on every device of INVENTORY in parallel and return the fleet result (docs/fleet.md).
 
     runs: timed inferences per bench (a device's own `runs` wins); store: results store path (None = default);
     jobs: devices benched at once (default: all); build_dir: root of the per-(model, board) builds (default:
-    the bench build cache); timeout: seconds per device for all its models (a device's own `timeout` wins).
+    the bench build cache); timeout: seconds per device for all its models (a device's own `timeout` wins);
+    memory_plan: codegen's arena plan for every build (default auto).
     on_event receives the bench events of every device with `device` and `model` added, plus `failed`.
     """
     from multiprocessing.connection import wait
@@ -351,7 +352,8 @@ def run_fleet(inventory: str | Path | Inventory, models: Sequence[str | Path], *
 
             board = load_board(board_name)
             try:
-                fw = prepare_firmware(model, board, cache_dir=build_dir, on_event=fan_out)
+                fw = prepare_firmware(model, board, cache_dir=build_dir, on_event=fan_out,
+                                      memory_plan=memory_plan)
             except FormicaryError as exc:
                 builds.append({"model": str(model), "board": board_name, "project_dir": None, "built": False,
                                "error": {"cause": exc.cause, "fix": exc.fix}})

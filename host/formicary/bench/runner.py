@@ -114,7 +114,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
               warmup: int = 1, data: str | Path | None = None, inputs: int | None = None, profile: bool = False,
               store: Any = None, out_dir: str | Path | None = None, label: str | None = None, seed: int = 0,
               rebuild: bool = False, timeout: float = 2.0, run_timeout: float = 60.0,
-              power: PowerSource | None = None, kernels: str | None = None,
+              power: PowerSource | None = None, kernels: str | None = None, memory_plan: str | None = None,
               on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
     """Bench TARGET (model or built project) on BOARD and return the bench result (docs/bench-json.md).
 
@@ -140,7 +140,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     target_for(b, port)  # a real board without a port fails before anything is built
     if data is None and inputs is None and runs is not None:
         inputs = min(DEFAULT_RANDOM_INPUTS, runs)  # random inputs: no more than there are runs
-    fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event, kernels=kernels)
+    fw = prepare_firmware(target, b, out_dir=out_dir, rebuild=rebuild, on_event=on_event, kernels=kernels,
+                          memory_plan=memory_plan)
     ins = load_inputs(fw.tflite, data, inputs, seed=seed)
     if runs is not None and runs < len(ins.sets):
         if on_event:
@@ -179,6 +180,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         "energy": None, "energy_floor_uj": analysis.get("energy_floor_uj"), "power_samples": None,
         "energy_model": analysis.get("energy_model"),
         "subgraphs": subgraph_usage(None, graph_names, graph_ops), "routes": None,
+        "memory": _memory_plans(fw),
     }
     st, owns_store = _open_store(store)
     run_id: int | None = None
@@ -225,7 +227,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
 
         result["started_at"] = now_iso()
         result["firmware"] = {"runtime_version": info.runtime_version, "protocol_version": info.protocol_version,
-                              "optimize": fw.optimize, "kernels": fw.kernels}
+                              "optimize": fw.optimize, "kernels": fw.kernels,
+                              "memory_plan": fw.memory_plan}
         routes_known = info.routes
         result["latency"] = {"unit": info.timing_unit, "method": info.timing_method, "estimate_ms": None,
                              "clock_hz": b.clock_hz, "samples": [], "routes": [] if routes_known else None}
@@ -423,3 +426,18 @@ def latency_line(result: dict[str, Any]) -> str:
 
 
 __all__ = ["latency_line", "load_inputs", "run_bench"]
+
+
+def _memory_plans(fw) -> dict[str, Any]:
+    """The memory plan the firmware was built with and every plan's arena for this model and kernel set (codegen,
+    inputs preserved as firmware builds do; docs/memory.md): peak memory per plan beside the measured latency."""
+    from formicary.codegen import memory_plans
+    from formicary.errors import FormicaryError
+
+    try:
+        plans = memory_plans(fw.tflite, fw.kernels, preserve_inputs=True)
+    except FormicaryError:
+        plans = {"plans": [], "auto": None}
+    return {"plan": fw.memory_plan, "plans": plans["plans"], "auto": plans["auto"],
+            "instruction_cost": "in-place runs the same kernel calls (0 extra instructions, measured on qemu-m4: "
+                                "docs/memory.md); only the plan benched is measured"}

@@ -33,12 +33,13 @@ def tflm_arena_isolated(model_bytes: bytes, timeout: float = 300) -> tuple[int |
 def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: str | Path | None = None,
                  seed: int = 0, sanitize: bool = False, target: str = "host", input_sets=None,
                  measure_tflm_arena: bool = True, port: str | None = None, baud: int | None = None,
-                 kernels: str | None = None, memory_plan: str = "liveness") -> dict:
+                 kernels: str | None = None, memory_plan: str | None = None) -> dict:
     """Compare formicary-rt (generated C, host build) with TFLM byte for byte.
 
     Inputs come from `input_sets` (list of per-invocation input lists), `data` (dataset folder/.npz) or
     `inputs` random sets (default 10). `sanitize` runs a standalone -fsanitize=address,undefined build.
-    `kernels`: the kernel set to build with (default reference); `memory_plan`: the arena plan (docs/memory.md).
+    `kernels`: the kernel set to build with (default reference). `memory_plan`: codegen's arena plan
+    (codegen.generate.MEMORY_PLANS; default auto).
     """
     from formicary.oracle import tflm as reference
     from formicary.target import host as native
@@ -51,7 +52,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         if sanitize or input_sets is not None or not isinstance(model, (str, Path)):
             raise FormicaryError("--sanitize runs on the host only.", f"drop --sanitize for --target {target}.")
         return verify_on_board(model, target, inputs=inputs, data=data, seed=seed, port=port, baud=baud,
-                               kernels=kernels)
+                               kernels=kernels, memory_plan=memory_plan)
     from formicary.codegen.generate import read_model_bytes
 
     data_bytes = read_model_bytes(model)
@@ -98,11 +99,12 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         "arena_bytes": result.arena_bytes,
         "tflm_arena_bytes": None,
         "arena_lower_bound_bytes": result.arena_lower_bound_bytes,
-        "memory_plan": memory_plan,
         "patch": result.patch,
         "accuracy": None,
         "target": target,
         "kernels": result.kernel_set,
+        "memory_plan": result.memory_plan,
+        "plans": result.plans,
         "sanitize": sanitize,
         "model_hash": result.model_hash,
         "first_mismatch": first_mismatch,
@@ -127,7 +129,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
 
 def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None, data: str | Path | None = None,
                     seed: int = 0, port: str | None = None, baud: int | None = None,
-                    kernels: str | None = None) -> dict:
+                    kernels: str | None = None, memory_plan: str | None = None) -> dict:
     """The comparison part of `formicary bench` on a (virtual) board: one run per input, nothing recorded.
 
     Same keys as the host verify where they apply; `latency` adds the on-device statistics."""
@@ -135,13 +137,14 @@ def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None,
     from formicary.oracle.compare import tolerance_record
 
     r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False,
-                  kernels=kernels)
+                  kernels=kernels, memory_plan=memory_plan)
     first = next((i for i, o in enumerate(r["outputs"]) if not o["match_reference"]), None)
     out: dict = {
         "bit_exact": bool(r["bit_exact"]), "inputs": r["inputs"], "mismatches": r["mismatches"],
         "max_abs_diff": max((o.get("max_abs_diff", 0.0) for o in r["outputs"]), default=0.0),
         "accuracy": None, "target": board, "sanitize": False, "first_mismatch": first,
         "kernels": (r.get("firmware") or {}).get("kernels"),
+        "memory_plan": (r.get("firmware") or {}).get("memory_plan"),
         "model_hash": r["model"]["sha256"], "arena_bytes": r["arena_bytes"],
         "flash_bytes": r["flash_bytes"], "ram_bytes": r["ram_bytes"],
         "latency": {k: r["latency"][k] for k in ("unit", "method", "min", "median", "max", "estimate_ms", "clock_hz")},

@@ -163,13 +163,14 @@ def build_project(project_dir: Path, board: Board | str) -> BuildResult:
 
 def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
                 firmware_mode: str = "bench", optimize: str = DEFAULT_OPTIMIZE,
-                kernels: str | None = None) -> BuildResult:
+                kernels: str | None = None, memory_plan: str | None = None) -> BuildResult:
     """MODEL (.tflite) -> generated C -> PlatformIO project -> ELF.
 
     The model is generated with inputs preserved across fm_invoke() so that N benchmark runs see the same
     input without a staging copy in the firmware. `firmware_mode` is one of FIRMWARE_MODES; it is recorded in
     formicary-build.json so that a project is only ever driven with the protocol its firmware speaks;
-    `optimize` is one of OPTIMIZE_FLAGS; `kernels` a kernel set overriding the board's (`kernels` in its TOML).
+    `optimize` is one of OPTIMIZE_FLAGS; `kernels` a kernel set overriding the board's (`kernels` in its TOML);
+    `memory_plan` codegen's arena plan (codegen.generate.MEMORY_PLANS, default auto).
     """
     from formicary import progress
     from formicary.codegen import generate, kernel_sets
@@ -187,13 +188,14 @@ def build_model(model: str | Path, board: Board | str, out_dir: str | Path, *,
                              "compile it first (`formicary compile`, or `formicary.compile.to_tflite`).")
     tflite = model
     with progress.step(f"codegen {tflite.name}"):
-        gen = generate(tflite, out_dir / "model", preserve_inputs=True, kernels=kernels)
+        gen = generate(tflite, out_dir / "model", preserve_inputs=True, kernels=kernels, memory_plan=memory_plan)
     generate_project(b, out_dir / "model", out_dir, firmware_mode=firmware_mode, optimize=optimize)
     with progress.step(f"pio run ({b.name}, {firmware_mode} firmware)"):
         result = replace(build_project(out_dir, b), kernels=gen.kernel_set)
     (out_dir / "formicary-build.json").write_text(json.dumps(
         {**result.to_dict(), "model": str(model), "tflite": str(tflite), "model_hash": gen.model_hash,
-         "arena_bytes": gen.arena_bytes, "firmware_mode": firmware_mode, "optimize": optimize}, indent=2) + "\n")
+         "arena_bytes": gen.arena_bytes, "memory_plan": gen.memory_plan,
+         "plans": gen.plans, "firmware_mode": firmware_mode, "optimize": optimize}, indent=2) + "\n")
     return result
 
 

@@ -9,6 +9,7 @@ from formicary.cli._bench_options import (
     DATA_OPTION,
     INPUTS_OPTION,
     KERNELS_OPTION,
+    MEMORY_PLAN_OPTION,
     PROFILE_OPTION,
     STORE_OPTION,
     WARMUP_OPTION,
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
               power: str = typer.Option(None, "--power", help="Host-side power monitor: joulescope, ppk2 or "
                                                               "ppk2:PORT (measured energy; see docs/power.md)."),
               kernels: str = KERNELS_OPTION,
+              memory_plan: str = MEMORY_PLAN_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
         from formicary.power import open_power_source
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
             result = run_bench(model_for_board(target, board, build_dir), board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
                                profile=profile, store=False if no_store else store, out_dir=build_dir,
                                label=label, rebuild=rebuild, seed=seed, power=monitor, kernels=kernels,
-                               on_event=show)
+                               memory_plan=memory_plan, on_event=show)
         emit(result, as_json, render)
         if result["mismatches"]:
             raise typer.Exit(1)
@@ -65,6 +67,11 @@ def render(console, r: dict) -> None:
                   f" ({r['firmware'].get('kernels', 'reference')} kernels)")
     console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
                   f"{r['settings']['warmup']} warm-up)")
+    mem = r.get("memory") or {}
+    if mem.get("plans"):
+        per_plan = ", ".join(f"{p['plan']} {p['arena_bytes']:,} B (+{p['extra_instructions_pct']:.1f} % instructions, "
+                             f"{'measured' if p['plan'] == mem['plan'] else 'modelled'})" for p in mem["plans"])
+        console.print(f"memory plan {mem['plan']}: arena {r['arena_bytes']:,} B; per plan: {per_plan}")
     from formicary.cli._routes import print_routes
 
     print_routes(console, r)  # a table only when the inferences took several routes (mixture of experts)

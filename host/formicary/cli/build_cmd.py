@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from formicary.cli._bench_options import KERNELS_OPTION
+from formicary.cli._bench_options import KERNELS_OPTION, MEMORY_PLAN_OPTION
 from formicary.cli._output import JSON_OPTION, emit
 
 FIRMWARE_OPTION = typer.Option(
@@ -33,13 +33,15 @@ def register(app: typer.Typer) -> None:
               optimize: str = typer.Option("speed", "--optimize",
                                            help="speed (-O2, default) or size (-Os: smaller, slower kernels)."),
               kernels: str = KERNELS_OPTION,
+              memory_plan: str = MEMORY_PLAN_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Generate C for the model, a PlatformIO project for the board, and build the firmware offline."""
         from formicary.build import build_model
         from formicary.cli._models import model_for_board
 
         result = build_model(model_for_board(model, board, out), board, out, firmware_mode=firmware,
-                             optimize=optimize, kernels=kernels).to_dict()
+                             optimize=optimize, kernels=kernels,
+                             memory_plan=memory_plan).to_dict()
         result["firmware_mode"], result["optimize"] = firmware, optimize
         result["units"] = {"flash_bytes": "bytes", "ram_bytes": "bytes", "method": "arm-none-eabi-size -A"}
         emit(result, as_json, _human)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from formicary.cli._bench_options import MEMORY_PLAN_OPTION
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -18,13 +19,15 @@ def register(app: typer.Typer) -> None:
                 kernels: str = typer.Option("reference", "--kernels",
                                             help="Kernel set to link with (a folder of firmware/kernels/: "
                                                  "reference, dsp, helium)."),
+                memory_plan: str = MEMORY_PLAN_OPTION,
                 as_json: bool = JSON_OPTION) -> None:
         """Generate C (weights in flash, planned static arena, fm_invoke) for formicary-rt. No TensorFlow."""
         from formicary import progress
         from formicary.codegen import generate
 
         with progress.step(f"codegen {model.name}"):
-            result = generate(model, out, preserve_inputs=preserve_inputs, kernels=kernels).to_dict()
+            result = generate(model, out, preserve_inputs=preserve_inputs, kernels=kernels,
+                              memory_plan=memory_plan).to_dict()
         result["units"] = {"arena_bytes": "bytes", "arena_lower_bound_bytes": "bytes", "const_bytes": "bytes",
                            "macs": "multiply-accumulates", "packed_bytes": "bytes", "replaced_bytes": "bytes"}
         emit(result, as_json, _human)
@@ -35,6 +38,10 @@ def _human(console, r: dict) -> None:
     ratio = r["arena_bytes"] / r["arena_lower_bound_bytes"] if r["arena_lower_bound_bytes"] else 1.0
     console.print(f"arena: {r['arena_bytes']} bytes (lower bound {r['arena_lower_bound_bytes']}, x{ratio:.3f}); "
                   f"constants in flash: ~{r['const_bytes']} bytes")
+    for p in r.get("plans", []):
+        mark = "*" if p["plan"] == r.get("memory_plan") else " "
+        console.print(f" {mark} plan {p['plan']}: arena {p['arena_bytes']} bytes, "
+                      f"+{p['extra_instructions_pct']:.1f} % instructions ({p['cost_model']})")
     packed = [o for o in r["ops"] if o.get("packed_bytes")]
     if packed:
         delta = sum(o["packed_bytes"] - o["replaced_bytes"] for o in packed)

@@ -8,6 +8,7 @@ import typer
 from formicary.cli._bench_options import (
     DATA_OPTION,
     INPUTS_OPTION,
+    MEMORY_PLAN_OPTION,
     PROFILE_OPTION,
     STORE_OPTION,
     WARMUP_OPTION,
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
                                                                        "(default: the bench build cache)."),
               timeout: float = typer.Option(None, "--timeout", help="Seconds per device for all its models "
                                                                     "(default 3600; a device's `timeout` wins)."),
+              memory_plan: str = MEMORY_PLAN_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Bench MODELs on all devices in parallel (one worker process each); a failing device never stops the
         others. Exit code 1 when any device failed or any output differed from TFLM."""
@@ -41,7 +43,8 @@ def register(app: typer.Typer) -> None:
         with BoardProgress() as show:
             result = run_fleet(inventory, [model_for_board(m) if m.exists() else m for m in models], data=data, inputs=inputs, runs=runs, warmup=warmup,
                                profile=profile, store=store, jobs=jobs, build_dir=build_dir,
-                               timeout=timeout or DEFAULT_DEVICE_TIMEOUT_S, on_event=show)
+                               timeout=timeout or DEFAULT_DEVICE_TIMEOUT_S, memory_plan=memory_plan,
+                               on_event=show)
         emit(result, as_json, render)
         if result["failed"] or result["mismatched"]:
             raise typer.Exit(1)

@@ -159,6 +159,17 @@ def _human(console, r: dict[str, Any]) -> None:
                      f"(margin {fit['flash']['margin_bytes']:,} B, flatbuffer only); RAM {ram_txt} (TFLM arena)")
         if fit["reason"]:
             lines.append(f"             {fit['reason']}")
+        rt = fit.get("formicary_rt")
+        if rt:
+            per_plan = ", ".join(f"{p['plan']} {p['arena_bytes']:,} B (+{p['extra_instructions_pct']:.1f} % "
+                                 "instructions)" for p in rt["plans"])
+            lines.append(f"formicary-rt arena per memory plan ({rt['kernels']} kernels): {per_plan}; auto picks "
+                         f"{rt['auto']}")
+            if rt["fits_only_with"]:
+                lines.append(f"             [bold]fits only with plan {rt['fits_only_with']}[/] "
+                             f"(--memory-plan {rt['fits_only_with']}, or auto)")
+            elif not rt["fits_with"]:
+                lines.append("             formicary-rt's arena does not fit under any plan")
     for line in lines:
         console.print(line, highlight=False)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from formicary.cli._bench_options import MEMORY_PLAN_OPTION
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
                power: str = typer.Option(None, "--power", help="Host-side power monitor over the performance run: "
                                                               "joulescope, ppk2 or ppk2:PORT (measured energy, "
                                                               "serial-marker windows; see docs/power.md)."),
+               memory_plan: str = MEMORY_PLAN_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Run MLPerf Tiny's performance and accuracy modes over the DUT's UART (EEMBC DUT protocol)."""
         import hashlib
@@ -79,7 +81,8 @@ def register(app: typer.Typer) -> None:
                 with progress.step(f"mlperf {mode} on {board}" + (f" ({port})" if port else "")):
                     result = run_mlperf_on_board(model_for_board(target, board), board, data, port=port, baud=baud, mode=mode, n=runs,
                                                  warmup=warmup, min_duration_s=min_duration, limit=limit,
-                                                 rebuild=rebuild, progress=bar, power_source=monitor)
+                                                 rebuild=rebuild, progress=bar, power_source=monitor,
+                                                 memory_plan=memory_plan)
             else:
                 from formicary.mlperf.runner import DEFAULT_BAUD, run_mlperf
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from formicary.cli._bench_options import KERNELS_OPTION
+from formicary.cli._bench_options import KERNELS_OPTION, MEMORY_PLAN_OPTION
 from formicary.cli._output import JSON_OPTION, emit
 
 
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
                                                              "real board (or of a QEMU from `formicary flash`)."),
                baud: int = typer.Option(None, "--baud", help="With --port: baud rate (default: the board's)."),
                kernels: str = KERNELS_OPTION,
+               memory_plan: str = MEMORY_PLAN_OPTION,
                as_json: bool = JSON_OPTION) -> None:
         """Build the generated model for the host, run it and TFLM on the same inputs, compare every byte."""
         from formicary import progress
@@ -31,7 +32,8 @@ def register(app: typer.Typer) -> None:
 
         with progress.step(f"verify {model.name} on {target}"):
             result = verify_model(model, inputs=inputs, data=data, seed=seed, sanitize=sanitize, target=target,
-                                  port=port, baud=baud, kernels=kernels)
+                                  port=port, baud=baud, kernels=kernels,
+                                  memory_plan=memory_plan)
         emit(result, as_json, _human)
         if not (result["bit_exact"] or result.get("tolerance", {}).get("ok")):
             raise typer.Exit(1)

@@ -5,7 +5,8 @@ from formicary.codegen.generate import (
     CodegenResult,
     generate,
     lower_model,
+    memory_plans,
     plan_memory,
 )
 
-__all__ = ["FIRMWARE_DIR", "CodegenResult", "generate", "lower_model", "plan_memory"]
+__all__ = ["FIRMWARE_DIR", "CodegenResult", "generate", "lower_model", "memory_plans", "plan_memory"]

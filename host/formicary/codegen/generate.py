@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import kernel_sets, lifetimes, patching, planner, subgraphs
+from formicary.codegen import (
+    access,
+    kernel_sets,
+    lifetimes,
+    patching,
+    planner,
+    subgraphs,
+)
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -29,6 +37,17 @@ FIRMWARE_DIR = firmware_dir()
 RUNTIME_SOURCES = ("runtime/src/fm_runtime.c",)
 INCLUDE_DIRS = ("runtime/include", "kernels/include")
 SCRATCH_ALIGN = 4  # bytes: a kernel's scratch area starts on a word boundary
+# Memory plans (`memory_plan`): `liveness` gives every live tensor its own bytes; `in-place` also lets an op's
+# output overlap its dying input where the kernel's declared access pattern proves it safe (codegen/access.py);
+# `patch` runs the first stage patch by patch (codegen/patching.py, when present); `auto` takes the smallest
+# plan whose extra instructions stay within AUTO_MAX_EXTRA of liveness's.
+MEMORY_PLANS = ("liveness", "in-place", "patch", "auto")
+DEFAULT_MEMORY_PLAN = "auto"
+AUTO_MAX_EXTRA = 0.10
+# Extra instructions of a patch plan per unit of extra-MAC share, per kernel set: measured on qemu-m4 with
+# benchmarks/patch_case.py (reference: +9.2 % MACs -> +10.6 % instructions, +4.5 % -> +5.2 %; dsp: +17.3 %,
+# +9.5 %); sets not measured get 2.
+PATCH_INSTRUCTIONS_PER_EXTRA_MAC = {"reference": 1.2, "dsp": 2.1}
 
 
 @dataclass
@@ -60,8 +79,11 @@ class CodegenResult:
     subgraphs: list[dict] = field(default_factory=list)  # {index, name, first_op, ops, reachable, peak_bytes}: ops
                                                          # numbered globally, subgraph 0's first
     routes: list[dict] = field(default_factory=list)     # {route (fm_model_route bits), subgraphs, peak_bytes}
-    memory_plan: str = "liveness"                        # the plan the arena was laid out with
-    patch: dict = field(default_factory=dict)            # plan `patch`: patching.PatchPlan.to_dict()
+    memory_plan: str = "liveness"    # the plan the arena was laid out with (MEMORY_PLANS, never "auto")
+    plans: list[dict] = field(default_factory=list)  # per plan considered: {plan, arena_bytes, extra_instructions,
+                                                     # extra_instructions_pct, cost_model, available, reason}
+    overlaps: list[dict] = field(default_factory=list)  # in-place: {op, input, output, max_offset, offset}
+    patch: dict = field(default_factory=dict)          # plan `patch`: patching.PatchPlan.to_dict()
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,7 +104,10 @@ class Lowered:
     array_bytes: int = 0
     program: subgraphs.Program | None = None
     memory: dict = field(default_factory=dict)  # multi-subgraph models: peaks per subgraph and per route
+    kernel_set: kernel_sets.KernelSet | None = None
+    overlaps: list[dict] = field(default_factory=list)  # set by plan_memory under the in-place plan
     patch: tuple | None = None  # set by plan_patch_memory: (patching.PatchPlan, its extra buffers by role)
+    patch_options: dict = field(default_factory=dict)  # plan_patch_memory's budget_pct / force / target_bytes
 
 
 def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
@@ -144,7 +169,8 @@ def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None 
         raise FormicaryError(
             f"formicary codegen cannot compile {len(problems)} op(s): {listing}.",
             " ".join(fixes), details={"unsupported": problems})
-    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes, program)
+    return Lowered(model, hashlib.sha256(model_bytes).hexdigest(), lowered, decls, consts, array_bytes, program,
+                   kernel_set=kset)
 
 
 def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: LoweredOp) -> int:
@@ -163,11 +189,13 @@ def _scratch_bytes(kset: kernel_sets.KernelSet, op, ctx: LowerContext, low: Lowe
     return n
 
 
-def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[lifetimes.Buffer], dict[int, int],
-                                                                           int, int]:
+def plan_memory(lowered: Lowered, preserve_inputs: bool = False, memory_plan: str = "liveness",
+                ) -> tuple[list[lifetimes.Buffer], dict[int, int], int, int]:
     """Buffers and their arena offsets; returns (buffers, tensor -> buffer id, arena bytes, lower bound).
     Single-subgraph models: time is the op index. Multi-subgraph models: time is a step of the timeline of
-    codegen.subgraphs, where the branches of an IF never overlap, so the arena is the max over routes."""
+    codegen.subgraphs, where the branches of an IF never overlap, so the arena is the max over routes.
+    `memory_plan` "in-place": outputs may overlap their dying inputs as the kernels' access patterns allow
+    (single-subgraph models; the lower bound returned is then the in-place floor)."""
     model = lowered.model
     program = lowered.program
     steps = None
@@ -182,7 +210,8 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     for op, low in zip(model.operators, lowered.ops):
         alias.update(low.alias)
         inplace.update({o: (i, op_time[op.index]) for o, i in low.inplace.items()})
-    plan = _place(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps)
+    overlap = memory_plan == "in-place" and steps is None
+    plan = _place(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps, overlap)
     if steps is not None and plan[2] > planner.ALIGN * -(-plan[3] // planner.ALIGN):
         # Lifetimes with gaps need not form an interval graph: an in-place merge across an IF can close an odd
         # cycle of conflicts that no placement at the bound resolves. Planning without in-place merges then
@@ -198,10 +227,85 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False) -> tuple[list[l
     return buffers, owner, arena, bound
 
 
+MAX_REVERSED_VARIANTS = 8  # single-op reversals tried by the in-place plan (plus none and all)
+
+
+def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
+                  reverse: frozenset[int] = frozenset()) -> tuple[planner.Overlaps, list[dict]]:
+    """(out buffer, in buffer) -> max offset for every op whose kernel's declared access pattern lets its output
+    overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there.
+    Ops in `reverse` run their rows last to first: their output gets a min offset (planner.Above) instead."""
+    model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
+    overlaps: planner.Overlaps = {}
+    listed: list[dict] = []
+    for op, low in zip(model.operators, lowered.ops):
+        if low.call is None or not op.outputs or not op.inputs or op.inputs[0] < 0:
+            continue
+        t_in, t_out = op.inputs[0], op.outputs[0]
+        if t_in not in owner or t_out not in owner:
+            continue
+        bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
+        if bi.id == bo.id or bi.last != op.index or bo.first != op.index:
+            continue
+        if op.index in reverse:
+            d = access.reversed_offset_limit(kset, low.kernel, model, op)
+            if d is None or d >= bi.size:
+                continue
+            overlaps[(bo.id, bi.id)] = planner.Above(d)
+            listed.append({"op": op.index, "input": t_in, "output": t_out, "min_offset": d, "rows_reversed": True})
+            continue
+        d = access.output_offset_limit(kset, low.kernel, model, op)
+        if d is None or d <= -bo.size:  # no byte could be shared
+            continue
+        overlaps[(bo.id, bi.id)] = d
+        listed.append({"op": op.index, "input": t_in, "output": t_out, "max_offset": d, "rows_reversed": False})
+    return overlaps, listed
+
+
+def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int]) -> list[int]:
+    """Ops that may run rows last to first with their output over their dying input: row-callable kernels whose
+    output is no larger than their input (a stem or pooling layer the next layers want high in the arena)."""
+    model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
+    found = []
+    for op, low in zip(model.operators, lowered.ops):
+        if low.call is None or not op.outputs or not op.inputs or op.inputs[0] < 0:
+            continue
+        t_in, t_out = op.inputs[0], op.outputs[0]
+        if t_in not in owner or t_out not in owner:
+            continue
+        bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
+        if bi.id == bo.id or bi.last != op.index or bo.first != op.index or bo.size > bi.size:
+            continue
+        if access.reversed_offset_limit(kset, low.kernel, model, op) is not None:
+            found.append(op.index)
+    return found[:MAX_REVERSED_VARIANTS]
+
+
 def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
-           steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int):
+           steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int, overlap: bool = False):
+    model = lowered.model
+    if overlap:  # forward only, each candidate op reversed, all reversed: the smallest arena wins
+        buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
+        cands = _reversal_candidates(lowered, buffers, owner)
+        variants = [frozenset()] + [frozenset({c}) for c in cands] + ([frozenset(cands)] if len(cands) > 1 else [])
+        best = None
+        for rev in variants:
+            got = _place_once(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps, True, rev)
+            if best is None or got[0][2] < best[0][2]:
+                best = got
+        result, lowered.overlaps = best
+        return result
+    result, lowered.overlaps = _place_once(lowered, alias, inplace, preserve_inputs, steps, op_time, n_steps,
+                                           False, frozenset())
+    return result
+
+
+def _place_once(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int, int]], preserve_inputs: bool,
+                steps: dict[int, frozenset[int]] | None, op_time: dict[int, int], n_steps: int, overlap: bool,
+                reverse: frozenset[int]):
     model = lowered.model
     buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
+    overlaps, listed = overlap_pairs(lowered, buffers, owner, reverse) if overlap else ({}, [])
     scratch: dict[int, int] = {}
     for op, low in zip(model.operators, lowered.ops):
         if low.scratch_bytes:
@@ -211,10 +315,14 @@ def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int
                                  steps=frozenset({t}) if steps is not None else None)
             buffers.append(b)
             scratch[op.index] = b.id
-    bound = lifetimes.lower_bound(buffers, n_steps)
-    arena = planner.plan(buffers, bound)
-    planner.check(buffers)
-    return buffers, owner, arena, bound, scratch
+    bound = lifetimes.lower_bound(buffers, n_steps, overlaps)
+    arena = planner.plan(buffers, bound, overlaps)
+    planner.check(buffers, overlaps)
+    for item in listed:
+        item["offset"] = buffers[owner[item["output"]]].offset - buffers[owner[item["input"]]].offset
+    used = [i for i in listed if i["offset"] < buffers[owner[i["input"]]].size
+            and i["offset"] + buffers[owner[i["output"]]].size > 0]
+    return (buffers, owner, arena, bound, scratch), used
 
 
 def _route_memory(program: subgraphs.Program, tl: subgraphs.Timeline, buffers: list[lifetimes.Buffer],
@@ -303,7 +411,7 @@ def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
         return buffers, owner, arena, bound
     for op_index, n in patch_scratch.items():
         if n > lowered.ops[op_index].scratch_bytes:  # a patch takes a path needing more scratch than the op
-            lowered.ops[op_index].scratch_bytes = base[scratch[op_index]].size = n
+            base[scratch[op_index]].size = n   # (the op's own scratch_bytes stays: other plans share `lowered`)
     arena, bound, added = patching.place(model, base, owner, pplan)
     for op_index, bid in scratch.items():
         lowered.ops[op_index].scratch_offset = base[bid].offset
@@ -320,9 +428,157 @@ def _sharing(lowered: Lowered) -> tuple[dict[int, int], dict[int, tuple[int, int
     return alias, inplace
 
 
+_CALL = re.compile(r"^(fm_\w+)\(&(\w+), (\w+), (\w+)(?:, (\w+))?\)$")
+
+
+def reversed_rows_call(lowered: Lowered, op_index: int) -> None:
+    """Rewrite op `op_index` to run its output rows last to first, one kernel call per row with that row's input
+    rows (input_dims.h and pad_h of a copy of its parameters adjusted; bit-exact, the kernel computing each row as
+    in the whole call): its output may then sit above its input (codegen/access.py reversed_offset_limit)."""
+    op, low = lowered.model.operators[op_index], lowered.ops[op_index]
+    m = _CALL.match(low.call or "")
+    g = access.geometry(lowered.model, op)
+    rows = access.row_windows(g) if g is not None else None
+    if m is None or rows is None:
+        raise FormicaryError(f"op {op_index} ({op.opcode}) cannot run rows last to first.",
+                             "this is a formicary bug: access.ROW_CALLABLE names a kernel whose call differs.")
+    fn, params, t_in, t_out, scratch = m.groups()
+    c_type = next(re.match(r"static const (\w+) ", d).group(1) for d in lowered.decls[op_index]
+                  if d.startswith("static const ") and f" {params} =" in d)
+    in_row, out_row = g.in_d[2] * g.in_d[3], g.out_d[2] * g.out_d[3]
+    name = f"fm_op{op_index}_rows_reversed"
+    table = ", ".join(f"{{{lo}, {hi - lo}, {pad}}}" for lo, hi, pad in rows)
+    extra = f", {scratch}" if scratch is not None else ""
+    lowered.decls[op_index].append("\n".join([
+        f"/* op {op_index} runs its output rows last to first (in-place plan: its output overlaps its input from",
+        "   above); per row: first input row, input rows, leading pad. */",
+        f"static const int16_t {name}_rows[{len(rows)}][3] = {{{table}}};",
+        f"static int {name}(void)",
+        "{",
+        f"    {c_type} p = {params};",
+        "    p.output_dims.h = 1;",
+        f"    for (int32_t r = {len(rows) - 1}; r >= 0; --r) {{",
+        f"        p.input_dims.h = {name}_rows[r][1];",
+        f"        p.pad_h = {name}_rows[r][2];",
+        f"        const int rc = {fn}(&p, (const int8_t *){t_in} + (size_t){name}_rows[r][0] * {in_row}u,",
+        f"                            (int8_t *){t_out} + (size_t)r * {out_row}u{extra});",
+        "        if (rc != FM_OK) {",
+        "            return rc;",
+        "        }",
+        "    }",
+        "    return FM_OK;",
+        "}"]))
+    low.call = f"{name}()"
+
+
+# Cost model of the in-place plan. Overlapped ops call the very same kernels with other pointers: 0 instructions.
+# An op run rows last to first makes one call per output row: measured on qemu-m4 (docs/memory.md), KWS's in-place
+# firmware runs 4 pointwise convolutions x 25 rows that way for 11,080 more instructions than liveness (111 per
+# row call, reference kernels); 250 per row leaves room for the optimized sets' per-call set-up. The model's
+# instructions are estimated from its MACs at an instructions-per-MAC floor per set (measured on qemu-m4 on the
+# MLPerf Tiny models: reference 9.1-15.5, dsp 1.3 and more; helium 0.3 assumed), so the percentage errs high.
+ROW_CALL_INSTRUCTIONS = 250
+INSTRUCTIONS_PER_MAC_FLOOR = {"reference": 9.0, "dsp": 1.0, "helium": 0.3}
+
+
+def _extra_instructions(lowered: Lowered, overlaps: list[dict]) -> tuple[int, float]:
+    """(modelled extra instructions, % of the model's estimated instructions) of a plan's overlaps."""
+    rows = sum(access.geometry(lowered.model, lowered.model.operators[o["op"]]).out_d[1]
+               for o in overlaps if o.get("rows_reversed"))
+    extra = rows * ROW_CALL_INSTRUCTIONS
+    name = lowered.kernel_set.name if lowered.kernel_set else kernel_sets.REFERENCE
+    base = sum(int(low.macs) for low in lowered.ops) * INSTRUCTIONS_PER_MAC_FLOOR.get(name, 0.3)
+    return extra, round(100.0 * extra / base, 3) if base else (0.0 if not extra else 100.0)
+
+
+def check_memory_plan(memory_plan: str | None) -> str:
+    plan = memory_plan or DEFAULT_MEMORY_PLAN
+    if plan not in MEMORY_PLANS:
+        raise FormicaryError(f"unknown memory plan {plan!r}.", f"use one of: {', '.join(MEMORY_PLANS)}.",
+                             details={"memory_plan": plan, "available": list(MEMORY_PLANS)})
+    return plan
+
+
+def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_plan: str | None = None,
+                       ) -> tuple[str, tuple, list[dict]]:
+    """Plan the arena under `memory_plan`; "auto": the smallest arena among the plans whose extra instructions stay
+    within AUTO_MAX_EXTRA of liveness's. Returns (plan used, plan_memory's result, one summary per plan considered).
+
+    Instruction cost model: `in-place` calls the very same kernels with other pointers, so it adds no instruction
+    (measured: docs/memory.md); `patch` adds its recomputed MACs' share of the model's MACs, scaled by
+    PATCH_INSTRUCTIONS_PER_EXTRA_MAC of the kernel set (small patches cost optimized kernels more per MAC)."""
+    plan = check_memory_plan(memory_plan)
+    summaries: list[dict] = []
+    results: dict[str, tuple] = {}
+
+    def run(name: str) -> tuple:
+        if name not in results:
+            if name == "patch":
+                lowered.overlaps = []
+                options = dict(lowered.patch_options)
+                if options.get("budget_pct") is None:  # auto: the MAC budget whose modelled cost is AUTO_MAX_EXTRA
+                    options["budget_pct"] = (100 * AUTO_MAX_EXTRA / _patch_factor(lowered) if plan == "auto"
+                                             else patching.DEFAULT_BUDGET_PCT)
+                results[name] = plan_patch_memory(lowered, preserve_inputs, kernels=lowered.kernel_set, **options)
+            else:
+                results[name] = plan_memory(lowered, preserve_inputs, name)
+            results[name] = (*results[name], list(lowered.overlaps))
+        return results[name]
+
+    # liveness first: the bound reported is its bound, and the plan chosen must be the last one run (or re-run),
+    # since each run sets the ops' scratch offsets
+    wanted = {"auto": ("liveness", "patch", "in-place"), "in-place": ("liveness", "in-place"),
+              "patch": ("liveness", "patch")}.get(plan, (plan,))
+    for name in wanted:
+        arena = run(name)[2]
+        if name == "patch":
+            p = lowered.patch[0]
+            factor = _patch_factor(lowered)
+            pct = round(p.to_dict()["extra_macs_pct"] * factor, 3)
+            summaries.append({"plan": name, "arena_bytes": arena, "lower_bound_bytes": run(name)[3],
+                              "extra_instructions": None, "extra_instructions_pct": pct,
+                              "cost_model": f"recomputed MACs x {factor} (measured, docs/memory.md)",
+                              "available": p.active, "patch": p.to_dict()})
+            continue
+        extra, pct = _extra_instructions(lowered, run(name)[4])
+        summaries.append({"plan": name, "arena_bytes": arena, "lower_bound_bytes": run(name)[3],
+                          "extra_instructions": extra, "extra_instructions_pct": pct,
+                          "cost_model": ("same kernel calls; rows-last-to-first ops: one call per output row at "
+                                         f"{ROW_CALL_INSTRUCTIONS} instructions each") if name == "in-place"
+                          else "baseline",
+                          "available": True, "overlapped_ops": len(run(name)[4])})
+    chosen = plan
+    if plan == "auto":
+        fits = [s for s in summaries if s["extra_instructions_pct"] <= 100 * AUTO_MAX_EXTRA]
+        chosen = min(fits, key=lambda s: (s["arena_bytes"], s["extra_instructions_pct"]))["plan"]
+    buffers, owner, arena, bound, overlaps = run(chosen)
+    if chosen != wanted[-1]:  # plan_memory set the ops' scratch offsets and overlaps of the last plan run: redo
+        results.pop(chosen)
+        buffers, owner, arena, bound, overlaps = run(chosen)
+    lowered.overlaps = overlaps
+    # the bound reported is always the tensor-level liveness bound (what no plan without overlaps can beat)
+    return chosen, (buffers, owner, arena, run("liveness")[3]), summaries
+
+
+def _patch_factor(lowered: Lowered) -> float:
+    name = lowered.kernel_set.name if lowered.kernel_set else kernel_sets.REFERENCE
+    return PATCH_INSTRUCTIONS_PER_EXTRA_MAC.get(name, 2.0)
+
+
+def memory_plans(model: str | Path | bytes, kernels: str | kernel_sets.KernelSet | None = None,
+                 preserve_inputs: bool = False) -> dict:
+    """Every available plan's arena for the model, without writing code: {"plans": [choose_memory_plan's
+    summaries], "auto": the plan `auto` picks, "liveness_bound_bytes"}. For inspect, bench and the report."""
+    lowered = lower_model(read_model_bytes(model), kernels)
+    chosen, (_, _, _, bound), summaries = choose_memory_plan(lowered, preserve_inputs, "auto")
+    return {"plans": summaries, "auto": chosen, "liveness_bound_bytes": bound,
+            "kernels": lowered.kernel_set.name if lowered.kernel_set else kernel_sets.REFERENCE,
+            "preserve_inputs": preserve_inputs}
+
+
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
-             kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str = "liveness",
-             patch_budget_pct: float = patching.DEFAULT_BUDGET_PCT,
+             kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str | None = None,
+             patch_budget_pct: float | None = None,
              patch_force: tuple[int, tuple[int, int]] | None = None,
              patch_target_bytes: int | None = None) -> CodegenResult:
     """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
@@ -330,22 +586,24 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
 
     By default input bytes are reused for later activations (smallest arena): write the inputs before every
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
-    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference). `memory_plan`:
-    `liveness` or `patch` (the first stage run patch by patch, docs/memory.md; `patch_budget_pct` caps its extra
-    MACs as a share of the model's; `patch_force` = (split layer, (rows, cols)) imposes a split and grid;
-    `patch_target_bytes`: the cheapest patch plan whose arena bound fits that many bytes, none if liveness fits)."""
+    cost of their size in RAM. `kernels`: the kernel set to link with (default: reference). `memory_plan`: one of
+    MEMORY_PLANS (default "auto", see choose_memory_plan). `patch_budget_pct` caps the
+    patch plan's extra MACs as a share of the model's (default: patching.DEFAULT_BUDGET_PCT under `patch`, under
+    `auto` the share whose modelled instruction cost is AUTO_MAX_EXTRA); `patch_force` = (split layer, (rows, cols)) imposes a split
+    and grid; `patch_target_bytes`: the cheapest patch plan whose arena bound fits that many bytes."""
     kset = kernel_sets.kernel_set(kernels)
+    plan_name = check_memory_plan(memory_plan)
     data = read_model_bytes(model)
     lowered = lower_model(data, kset)
     m = lowered.model
-    if memory_plan == "patch":
-        buffers, owner, arena, bound = plan_patch_memory(lowered, preserve_inputs, patch_budget_pct, kset,
-                                                         patch_force, patch_target_bytes)
-    elif memory_plan == "liveness":
-        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
-    else:
-        raise FormicaryError(f"unknown memory plan {memory_plan!r}.", "use liveness or patch.")
-    pplan, added = lowered.patch if lowered.patch is not None else (None, {})
+    lowered.patch_options = {"budget_pct": patch_budget_pct, "force": patch_force,
+                             "target_bytes": patch_target_bytes}
+    plan_name, (buffers, owner, arena, bound), plan_summaries = choose_memory_plan(lowered, preserve_inputs,
+                                                                                   plan_name)
+    for item in lowered.overlaps:
+        if item.get("rows_reversed"):
+            reversed_rows_call(lowered, item["op"])
+    pplan, added = lowered.patch if plan_name == "patch" and lowered.patch is not None else (None, {})
     patch_c = None
     if pplan is not None and pplan.active:
         from formicary.codegen import patch_emit
@@ -399,4 +657,5 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
                     "peak_bytes": lowered.memory.get("subgraphs", {}).get(sg.index, bound if sg.index == 0 else 0)}
                    for sg in program.subgraphs] if program is not None else [],
         routes=lowered.memory.get("routes", []),
-        memory_plan=memory_plan, patch=pplan.to_dict() if pplan is not None else {})
+        memory_plan=plan_name, plans=plan_summaries, overlaps=list(lowered.overlaps),
+        patch=lowered.patch[0].to_dict() if lowered.patch is not None else {})

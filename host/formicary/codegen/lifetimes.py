@@ -130,11 +130,23 @@ def build_buffers(model: ModelIR, alias: dict[int, int], inplace: dict[int, tupl
     return buffers, owner
 
 
-def lower_bound(buffers: list[Buffer], n_ops: int) -> int:
+def lower_bound(buffers: list[Buffer], n_ops: int,
+                overlaps: dict[tuple[int, int], int] | None = None) -> int:
     """Max over steps (op indices, or the steps of a multi-subgraph timeline) of the summed size of live
     buffers: no placement can use less. With subgraphs every step lies on the routes that reach it, so this is
-    the max over routes."""
+    the max over routes. `overlaps` (planner.Overlaps): an output allowed at most D bytes above its input's start
+    spans with it at least max(in - min(D, 0), out) bytes, which replaces their sum at the step they share."""
+    by_id = {b.id: b for b in buffers}
     best = 0
     for step in range(max(n_ops, 1)):
-        best = max(best, sum(b.size for b in buffers if b.live_at(step)))
+        total = sum(b.size for b in buffers if b.live_at(step))
+        for (o, i), d in (overlaps or {}).items():
+            bo, bi = by_id[o], by_id[i]
+            if bo.live_at(step) and bi.live_at(step):
+                if type(d) is not int:  # planner.Above: the output starts >= d above the input
+                    span = max(bi.size, max(d, 0) + bo.size)
+                else:
+                    span = max(bi.size - min(d, 0), bo.size)
+                total -= max(0, bo.size + bi.size - span)
+        best = max(best, total)
     return best

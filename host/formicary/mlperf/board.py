@@ -69,7 +69,7 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
                         baud: int | None = None, mode: str = "both", n: int | None = None, warmup: int = 1,
                         min_duration_s: float = 10.0, limit: int | None = None, rebuild: bool = False,
                         progress: Any = None, line_timeout_s: float | None = None,
-                        power_source: Any = None) -> dict[str, Any]:
+                        power_source: Any = None, memory_plan: str | None = None) -> dict[str, Any]:
     """Build (or reuse) the MLPerf firmware of TARGET for BOARD, run it and return the `formicary mlperf` JSON.
 
     Performance mode gets `energy`: measured with `power_source` (a host monitor, serial-marker windows), else
@@ -84,7 +84,8 @@ def run_mlperf_on_board(target: str | Path, board: str | Board, data_dir: str | 
     if power_source is not None and b.virtual and port is None:
         raise FormicaryError("a power monitor cannot measure a QEMU virtual board.",
                              "leave out --power: virtual boards get the board's modelled energy.")
-    fw = prepare_firmware(target, b, rebuild=rebuild, firmware_mode="mlperf", command="formicary mlperf")
+    fw = prepare_firmware(target, b, rebuild=rebuild, firmware_mode="mlperf", command="formicary mlperf",
+                          memory_plan=memory_plan)
     kwargs = {"mode": mode, "n": n, "warmup": warmup, "min_duration_s": min_duration_s, "limit": limit,
               "progress": progress, "power_source": power_source}
     result = mlperf_session(b, fw, data_dir, port=port, baud=baud, line_timeout_s=line_timeout_s, **kwargs)

@@ -285,6 +285,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
     plots_routes = [p for p in (P.route_plot(r) for r in runs) if p is not None]
     plots_variants = P.variant_tradeoffs(runs)
     plots_energy = [p for p in (P.energy_layers(r) for r in runs) if p is not None] + P.energy_variants(runs)
+    plots_memory = P.memory_plans(runs)
     warnings = []
     units = sorted({r["latency"].get("unit") for r in runs if r["latency"].get("unit")})
     if len(units) > 1:
@@ -313,6 +314,8 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
         "<h2>Variants: accuracy vs size vs latency/energy</h2>",
         _figures(plots_variants, "No run has an accuracy (bench with labelled --data), so there is no "
                  "trade-off plot."),
+        "<h2>Peak memory vs latency per memory plan</h2>",
+        _figures(plots_memory, "No run records its memory plans (runs recorded before they existed)."),
         "<h2>Where the energy goes (modelled)</h2>",
         _figures(plots_energy, "No run carries an energy model (runs recorded before it existed)."),
         "<h2>Runs</h2>", *(_details(r) for r in runs),
@@ -322,7 +325,7 @@ def build_report(runs: list[dict[str, Any]], output: str | Path, png_dir: str | 
     output.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(parts)
     output.write_text(text, encoding="utf-8")
-    all_plots = plots_latency + plots_routes + plots_layers + plots_variants + plots_energy
+    all_plots = plots_latency + plots_routes + plots_layers + plots_variants + plots_energy + plots_memory
     exported = []
     if png_dir is not None:
         png_dir = Path(png_dir)

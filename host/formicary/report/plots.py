@@ -352,3 +352,43 @@ def energy_variants(runs: list[dict[str, Any]], node: str = "45nm") -> list[Plot
         plots.append(Plot(f"energy-variants-{safe}", f"Where the energy goes: variants of {model} on {board}",
                           caption, _png(fig)))
     return plots
+
+
+def memory_plans(runs: list[dict[str, Any]]) -> list[Plot]:
+    """Peak memory (arena) against latency per memory plan (docs/memory.md), one figure per latency unit: a filled
+    marker for each run at the plan it was built with (measured latency), a hollow one for every other plan of
+    the same build (its arena from codegen, its latency modelled: the run's median plus the plan's modelled extra
+    instructions). Runs recorded before memory plans existed are left out."""
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        mem = (r.get("extra") or {}).get("memory") or r.get("memory")
+        if mem and mem.get("plans") and r["latency"].get("median") is not None:
+            by_unit.setdefault(r["latency"].get("unit") or "unknown unit", []).append(r)
+    plots = []
+    for unit, group in sorted(by_unit.items()):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, r in enumerate(group):
+            mem = (r.get("extra") or {}).get("memory") or r.get("memory")
+            color = colors[i % len(colors)]
+            median = float(r["latency"]["median"])
+            for p in mem["plans"]:
+                measured = p["plan"] == mem.get("plan")
+                x = median * (1 + p["extra_instructions_pct"] / 100.0)
+                ax.scatter([x], [p["arena_bytes"]], s=60, color=color, facecolors=color if measured else "none",
+                           label=f"{run_label(r)}: {p['plan']}{'' if measured else ' (modelled)'}")
+                ax.annotate(p["plan"], (x, p["arena_bytes"]), textcoords="offset points", xytext=(6, 4),
+                            fontsize=7)
+        ax.set_xlabel(f"latency, median [{unit}] — method: {_methods(group)}")
+        ax.set_ylabel("peak memory: arena [bytes]")
+        _eng(ax, "x")
+        _eng(ax, "y")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        ax.set_title("Peak memory vs latency per memory plan")
+        caption = (f"Arena bytes (codegen's plan, inputs preserved as in firmware builds) against median latency in "
+                   f"{unit}. Filled: the plan the run's firmware was built with, measured. Hollow: the other plans of "
+                   "the same model and kernels, latency modelled (in-place runs the same kernel calls: +0 %).")
+        plots.append(Plot(f"memory-plans-{unit.replace(' ', '-')}", f"Peak memory vs latency per plan ({unit})",
+                          caption, _png(fig)))
+    return plots

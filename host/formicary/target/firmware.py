@@ -42,12 +42,14 @@ class Firmware:
     optimize: str = "size"         # builds that predate the field were -Os
     firmware_mode: str = "bench"
     kernels: str = "reference"     # kernel set (builds that predate the field used the reference kernels)
+    memory_plan: str = "liveness"  # arena plan (builds that predate the field were planned by liveness)
 
     def to_dict(self) -> dict[str, Any]:
         return {"project_dir": str(self.project_dir), "elf": str(self.elf), "tflite": str(self.tflite),
                 "model_hash": self.model_hash, "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes,
                 "arena_bytes": self.arena_bytes, "built": self.built, "optimize": self.optimize,
-                "firmware_mode": self.firmware_mode, "kernels": self.kernels}
+                "firmware_mode": self.firmware_mode, "kernels": self.kernels,
+                "memory_plan": self.memory_plan}
 
 
 def file_sha256(path: Path) -> str:
@@ -93,13 +95,13 @@ def cache_root() -> Path:
 
 
 def firmware_key(tflite: Path, board: Board, firmware_mode: str = "bench", optimize: str | None = None,
-                 kernels: str | None = None) -> str:
+                 kernels: str | None = None, memory_plan: str | None = None) -> str:
     """The cache folder name of a model's firmware for a board: readable prefix, hash of everything else."""
     from formicary.build import DEFAULT_OPTIMIZE
     from formicary.device.frames import PROTO_VERSION
 
     parts = [file_sha256(tflite), board.name, firmware_mode, optimize or DEFAULT_OPTIMIZE,
-             kernels or board.kernels, __version__, f"p{PROTO_VERSION}", firmware_sources_sha256()]
+             kernels or board.kernels, memory_plan or "auto", __version__, f"p{PROTO_VERSION}", firmware_sources_sha256()]
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return f"{Path(tflite).stem}-{board.name}-{firmware_mode}-{digest}"
 
@@ -135,7 +137,8 @@ def _firmware(project: Path, info: dict[str, Any], built: bool) -> Firmware:
                     arena_bytes=int(info.get("arena_bytes") or 0), built=built,
                     optimize=str(info.get("optimize", "size")),
                     firmware_mode=str(info.get("firmware_mode", "bench")),
-                    kernels=str(info.get("kernels") or "reference"))
+                    kernels=str(info.get("kernels") or "reference"),
+                    memory_plan=str(info.get("memory_plan") or "liveness"))
 
 
 def _reusable(info: dict[str, Any] | None, board: Board, key: str) -> bool:
@@ -146,6 +149,7 @@ def _reusable(info: dict[str, Any] | None, board: Board, key: str) -> bool:
 def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | None = None,
                      cache_dir: str | Path | None = None, rebuild: bool = False, firmware_mode: str = "bench",
                      optimize: str | None = None, kernels: str | None = None, command: str = "formicary bench",
+                     memory_plan: str | None = None,
                      on_event: Callable[[Event], None] | None = None) -> Firmware:
     """The firmware for TARGET on BOARD.
 
@@ -177,7 +181,7 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
                              "compile it first (`formicary compile MODEL -o DIR`), or pass a build folder.")
     target = target.resolve()  # recorded paths outlive the cwd
     kernels = kernels or board.kernels
-    key = firmware_key(target, board, firmware_mode, optimize, kernels)
+    key = firmware_key(target, board, firmware_mode, optimize, kernels, memory_plan)
     project = Path(out_dir).resolve() if out_dir else Path(cache_dir or cache_root()).resolve() / key
     with build_lock(project):
         info = None
@@ -187,7 +191,8 @@ def prepare_firmware(target: str | Path, board: Board, *, out_dir: str | Path | 
             return _firmware(project, info, built=False)  # type: ignore[arg-type]
         if on_event:
             on_event({"event": "build", "board": board.name})
-        build_model(target, board, project, firmware_mode=firmware_mode, optimize=optimize, kernels=kernels)
+        build_model(target, board, project, firmware_mode=firmware_mode, optimize=optimize, kernels=kernels,
+                    memory_plan=memory_plan)
         info = read_build_info(project)
         info["cache_key"] = key
         (project / "formicary-build.json").write_text(json.dumps(info, indent=2) + "\n")
