@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """The patch-based execution case (docs/memory.md, "Patch-based execution"): a MobileNetV1-style int8 net at
-128x128x3 (tests/support/netmodels.mobilenet_v1, widths 16-32-32-48-64) whose TFLM arena does not fit the 128 KB
+112x112x3 (tests/support/netmodels.mobilenet_v1, widths 16-32-32-48-64) whose TFLM arena does not fit the 128 KB
 SRAM of nucleo-f446re while formicary-rt's patch plan does.
 
 usage: benchmarks/patch_case.py [--board qemu-m4] [--kernels reference,dsp] [--no-bench] [--budget 10]
                                [--target 120000]
-Prints one JSON document: TFLM arena (TFLM Python interpreter, bisection), formicary-rt liveness arena and patch
-arena (codegen default: inputs not preserved), the patch plan (split, grid, extra MACs), bit-exactness of the
-patch plan vs TFLM (host, ASan/UBSan), and per kernel set the retired instructions of one inference on the
-virtual board under both plans (bench firmware, -icount shift=0), with the patch plan forced to the one above.
+Prints one JSON document: TFLM arena (TFLM Python interpreter, bisection); per kernel set formicary-rt's arena
+under liveness, in-place, `auto` and `patch` (10 % MAC budget, and the cheapest plan fitting --target bytes), as
+codegen plans it by default (inputs not preserved); bit-exactness of the patch plan vs TFLM (host, ASan/UBSan);
+and the bench firmware (inputs preserved, so its plans are the firmware builds') under liveness, in-place and
+patch on the virtual board: retired instructions of one inference (-icount shift=0), bit-exactness, RAM.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HW, WIDTH = 128, (16, 32, 32, 48, 64)
+HW, WIDTH = 112, (16, 32, 32, 48, 64)
 SRAM = 131_072  # nucleo-f446re
 
 
@@ -34,23 +34,18 @@ def _model(path: Path) -> Path:
 
 
 _BENCH_CHILD = r"""
-import functools, json, sys
-import formicary.codegen as cg
+import json, sys
 from formicary.bench.runner import run_bench
-plan, force, model, board, kernels = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-if plan != "liveness":  # until `--memory-plan` reaches build/bench (helper A's plumbing): the one generate() call
-    orig = cg.generate
-    cg.generate = functools.partial(orig, memory_plan="patch", patch_force=(force[0], tuple(force[1])))
+plan, model, board, kernels = sys.argv[1:5]
 r = run_bench(model, board, runs=3, warmup=1, inputs=1, profile=True, store=False, kernels=kernels,
-              run_timeout=600.0)
-print(json.dumps({k: r[k] for k in ("bit_exact", "latency", "layers", "ram_bytes") if k in r}))
+              run_timeout=600.0, memory_plan=plan)
+print(json.dumps({k: r[k] for k in ("bit_exact", "latency", "layers", "ram_bytes", "memory") if k in r}))
 """
 
 
-def _bench(plan: str, force, model: Path, board: str, kernels: str, cache: Path) -> dict:
-    env = {**os.environ, "FORMICARY_CACHE_DIR": str(cache / f"{plan}-{kernels}")}  # firmware cache per plan
-    out = subprocess.run([sys.executable, "-c", _BENCH_CHILD, plan, json.dumps(force), str(model), board, kernels],
-                         capture_output=True, text=True, env=env, check=False)
+def _bench(plan: str, model: Path, board: str, kernels: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _BENCH_CHILD, plan, str(model), board, kernels],
+                         capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,32 +70,33 @@ def main() -> None:
         report: dict = {"model": f"mobilenet_v1({HW}, {list(WIDTH)}) int8, input {HW}x{HW}x3",
                         "sram_bytes": SRAM, "tflm_arena_bytes": tflm, "tflm_arena_error": reason, "kernels": {}}
         for k in a.kernels.split(","):
-            live = generate(data, tmp / f"live-{k}", kernels=k)
+            live = generate(data, tmp / f"live-{k}", kernels=k, memory_plan="liveness")
+            inplace = generate(data, tmp / f"inplace-{k}", kernels=k, memory_plan="in-place")
+            auto = generate(data, tmp / f"auto-{k}", kernels=k)
             patch = generate(data, tmp / f"patch-{k}", kernels=k, memory_plan="patch", patch_budget_pct=a.budget)
             fit = generate(data, tmp / f"fit-{k}", kernels=k, memory_plan="patch", patch_target_bytes=a.target)
             v = verify_model(data, inputs=3, sanitize=True, kernels=k, memory_plan="patch",
                              measure_tflm_arena=False)
-            row = {"liveness_arena_bytes": live.arena_bytes, "patch_arena_bytes": patch.arena_bytes,
+            row = {"liveness_arena_bytes": live.arena_bytes, "in_place_arena_bytes": inplace.arena_bytes,
+                   "auto": {"plan": auto.memory_plan, "arena_bytes": auto.arena_bytes, "patch": auto.patch},
+                   "patch_arena_bytes": patch.arena_bytes,
                    "patch": patch.patch, "patch_fit_arena_bytes": fit.arena_bytes, "patch_fit": fit.patch,
                    "total_macs": sum(o.macs for o in live.ops),
                    "patch_bit_exact_host_sanitized": v["bit_exact"],
                    "fits": {"tflm": tflm is not None and tflm <= SRAM, "liveness": live.arena_bytes <= SRAM,
                             "patch": patch.arena_bytes <= SRAM, "patch_fit": fit.arena_bytes <= SRAM}}
-            if not a.no_bench and patch.patch["split_layer"] is not None:
-                b_live = _bench("liveness", None, model, a.board, k, tmp)
-                board = {"board": a.board, "unit": b_live["latency"].get("unit"),
-                         "liveness": b_live["latency"]["mean"], "bit_exact": {"liveness": b_live["bit_exact"]},
-                         "firmware_ram_bytes": {"liveness": b_live.get("ram_bytes")},
-                         "layers": {"liveness": b_live.get("layers")}}
-                for name, plan in (("patch", patch.patch), ("patch_fit", fit.patch)):
-                    if plan["split_layer"] is None:
-                        continue
-                    b = _bench(name, [plan["split_layer"], plan["grid"]], model, a.board, k, tmp)
-                    board[name] = b["latency"]["mean"]
-                    board[f"{name}_extra_pct"] = round(100.0 * (b["latency"]["mean"] / board["liveness"] - 1), 2)
-                    board["bit_exact"][name] = b["bit_exact"]
-                    board["firmware_ram_bytes"][name] = b.get("ram_bytes")
-                    board["layers"][name] = b.get("layers")
+            if not a.no_bench:
+                board: dict = {"board": a.board, "bit_exact": {}, "firmware_ram_bytes": {}, "memory": {},
+                               "layers": {}, "instructions": {}}
+                for plan in ("liveness", "in-place", "patch"):
+                    b = _bench(plan, model, a.board, k)
+                    board["instructions"][plan] = b["latency"]["mean"]
+                    board["bit_exact"][plan] = b["bit_exact"]
+                    board["firmware_ram_bytes"][plan] = b.get("ram_bytes")
+                    board["memory"][plan] = b.get("memory")
+                    board["layers"][plan] = b.get("layers")
+                base = board["instructions"]["liveness"]
+                board["extra_pct"] = {p: round(100.0 * (v / base - 1), 2) for p, v in board["instructions"].items()}
                 row["board"] = board
             report["kernels"][k] = row
         print(json.dumps(report, indent=2))
