@@ -17,6 +17,7 @@ void fm_profiler_op(int op_index, int phase)
     if (phase == 0) {
         op_start = now;
     } else if (op_index >= 0 && op_index < (int)fm_glue_num_ops()) {
-        fm_glue_op_ticks()[op_index] = now - op_start; /* the glue holds FM_NUM_OPS slots */
+        fm_glue_op_ticks()[op_index] += now - op_start; /* FM_NUM_OPS slots, cleared per inference; summed
+                                                           over the patches of a patch-based stage */
     }
 }

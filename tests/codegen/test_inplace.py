@@ -184,7 +184,7 @@ def test_default_plan_meets_the_arena_targets(kws_model_path, tmp_path):
     v = generate(vww(), tmp_path / "vww")
     assert v.arena_lower_bound_bytes == 55_296 and v.arena_bytes <= 41_472
     assert v.overlaps[0]["op"] == 0 and v.overlaps[0]["rows_reversed"]  # the stem runs rows last to first
-    assert {p["plan"] for p in kws.plans} == {"liveness", "in-place"}
+    assert {p["plan"] for p in kws.plans} == {"liveness", "patch", "in-place"}
 
 
 def test_cli_memory_plan_json(kws_model_path, tmp_path):

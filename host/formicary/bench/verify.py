@@ -99,6 +99,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         "arena_bytes": result.arena_bytes,
         "tflm_arena_bytes": None,
         "arena_lower_bound_bytes": result.arena_lower_bound_bytes,
+        "patch": result.patch,
         "accuracy": None,
         "target": target,
         "kernels": result.kernel_set,

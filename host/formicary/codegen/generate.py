@@ -13,7 +13,14 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from formicary.codegen import access, kernel_sets, lifetimes, planner, subgraphs
+from formicary.codegen import (
+    access,
+    kernel_sets,
+    lifetimes,
+    patching,
+    planner,
+    subgraphs,
+)
 from formicary.codegen.emitter import emit_header, emit_source
 from formicary.codegen.ops import (
     LowerContext,
@@ -37,6 +44,10 @@ SCRATCH_ALIGN = 4  # bytes: a kernel's scratch area starts on a word boundary
 MEMORY_PLANS = ("liveness", "in-place", "patch", "auto")
 DEFAULT_MEMORY_PLAN = "auto"
 AUTO_MAX_EXTRA = 0.10
+# Extra instructions of a patch plan per unit of extra-MAC share, per kernel set: measured on qemu-m4 with
+# benchmarks/patch_case.py (reference: +9.2 % MACs -> +10.6 % instructions, +4.5 % -> +5.2 %; dsp: +17.3 %,
+# +9.5 %); sets not measured get 2.
+PATCH_INSTRUCTIONS_PER_EXTRA_MAC = {"reference": 1.2, "dsp": 2.1}
 
 
 @dataclass
@@ -72,6 +83,7 @@ class CodegenResult:
     plans: list[dict] = field(default_factory=list)  # per plan considered: {plan, arena_bytes, extra_instructions,
                                                      # extra_instructions_pct, cost_model, available, reason}
     overlaps: list[dict] = field(default_factory=list)  # in-place: {op, input, output, max_offset, offset}
+    patch: dict = field(default_factory=dict)          # plan `patch`: patching.PatchPlan.to_dict()
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,6 +106,8 @@ class Lowered:
     memory: dict = field(default_factory=dict)  # multi-subgraph models: peaks per subgraph and per route
     kernel_set: kernel_sets.KernelSet | None = None
     overlaps: list[dict] = field(default_factory=list)  # set by plan_memory under the in-place plan
+    patch: tuple | None = None  # set by plan_patch_memory: (patching.PatchPlan, its extra buffers by role)
+    patch_options: dict = field(default_factory=dict)  # plan_patch_memory's budget_pct / force / target_bytes
 
 
 def lower_model(model_bytes: bytes, kernels: str | kernel_sets.KernelSet | None = None) -> Lowered:
@@ -358,6 +372,66 @@ def read_model_bytes(model: str | Path | bytes) -> bytes:
     return bytes(model)
 
 
+def plan_patch_memory(lowered: Lowered, preserve_inputs: bool = False,
+                      budget_pct: float = patching.DEFAULT_BUDGET_PCT,
+                      kernels: str | kernel_sets.KernelSet | None = None,
+                      force: tuple[int, tuple[int, int]] | None = None, target_bytes: int | None = None,
+                      ) -> tuple[list[lifetimes.Buffer], dict[int, int], int, int]:
+    """Memory plan `patch` (codegen/patching.py), shaped like plan_memory: (buffers, owner, arena, bound). The
+    plan found (a patching.PatchPlan, inactive when no patching pays or for multi-subgraph models, which then
+    keep the liveness plan) and its extra buffers are left in `lowered.patch` for the emitter."""
+    model = lowered.model
+    lowered.patch = (patching.PatchPlan(None), {})
+    if lowered.program is not None and lowered.program.multi:
+        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+        lowered.patch[0].peak_bytes = lowered.patch[0].liveness_bytes = arena
+        return buffers, owner, arena, bound
+    # the one place the rest of the network's plan comes from: the in-place plan's overlaps (ops after the
+    # split only; stage ops work on patch buffers) plug in here, and into patching.place
+    base, owner = lifetimes.build_buffers(model, *_sharing(lowered), preserve_inputs)
+    scratch: dict[int, int] = {}
+    for op, low in zip(model.operators, lowered.ops):
+        if low.scratch_bytes:
+            scratch[op.index] = len(base)
+            base.append(lifetimes.Buffer(id=len(base), tensors=[], size=low.scratch_bytes, first=op.index,
+                                         last=op.index, names=[f"scratch op {op.index}"], align=SCRATCH_ALIGN))
+    pplan = patching.plan_patches(model, base, owner, [int(low.macs) for low in lowered.ops], budget_pct,
+                                  force=force, target_bytes=target_bytes)
+    kset = kernel_sets.kernel_set(kernels)
+
+    def scratch_of(kernel: str, op, view) -> int:
+        return kset.scratch_bytes(kernel, op, LowerContext(view, op, kset, lowered.program))
+
+    patch_scratch = patching.stage_scratch(model, pplan, {i: low.kernel for i, low in enumerate(lowered.ops)},
+                                           scratch_of) if pplan.active else {}
+    if any(n > lowered.ops[i].scratch_bytes and i not in scratch for i, n in patch_scratch.items()):
+        # a patch takes a kernel path needing scratch the whole op (called with NULL) does not: keep liveness
+        pplan = patching.PatchPlan(None, liveness_bytes=pplan.liveness_bytes, total_macs=pplan.total_macs,
+                                   budget_pct=budget_pct)
+    if not pplan.active:
+        buffers, owner, arena, bound = plan_memory(lowered, preserve_inputs)
+        pplan.peak_bytes = arena
+        lowered.patch = (pplan, {})
+        return buffers, owner, arena, bound
+    for op_index, n in patch_scratch.items():
+        if n > lowered.ops[op_index].scratch_bytes:  # a patch takes a path needing more scratch than the op
+            base[scratch[op_index]].size = n   # (the op's own scratch_bytes stays: other plans share `lowered`)
+    arena, bound, added = patching.place(model, base, owner, pplan)
+    for op_index, bid in scratch.items():
+        lowered.ops[op_index].scratch_offset = base[bid].offset
+    lowered.patch = (pplan, added)
+    return base, owner, arena, bound
+
+
+def _sharing(lowered: Lowered) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    alias: dict[int, int] = {}
+    inplace: dict[int, tuple[int, int]] = {}
+    for op, low in zip(lowered.model.operators, lowered.ops):
+        alias.update(low.alias)
+        inplace.update({o: (i, op.index) for o, i in low.inplace.items()})
+    return alias, inplace
+
+
 _CALL = re.compile(r"^(fm_\w+)\(&(\w+), (\w+), (\w+)(?:, (\w+))?\)$")
 
 
@@ -435,24 +509,41 @@ def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_p
     within AUTO_MAX_EXTRA of liveness's. Returns (plan used, plan_memory's result, one summary per plan considered).
 
     Instruction cost model: `in-place` calls the very same kernels with other pointers, so it adds no instruction
-    (measured: docs/memory.md); `patch` adds its recomputed MACs at the model's instructions per MAC, i.e. its
-    extra_macs_pct."""
+    (measured: docs/memory.md); `patch` adds its recomputed MACs' share of the model's MACs, scaled by
+    PATCH_INSTRUCTIONS_PER_EXTRA_MAC of the kernel set (small patches cost optimized kernels more per MAC)."""
     plan = check_memory_plan(memory_plan)
     summaries: list[dict] = []
     results: dict[str, tuple] = {}
 
     def run(name: str) -> tuple:
         if name not in results:
-            results[name] = plan_memory(lowered, preserve_inputs, name)
+            if name == "patch":
+                lowered.overlaps = []
+                options = dict(lowered.patch_options)
+                if options.get("budget_pct") is None:  # auto: the MAC budget whose modelled cost is AUTO_MAX_EXTRA
+                    options["budget_pct"] = (100 * AUTO_MAX_EXTRA / _patch_factor(lowered) if plan == "auto"
+                                             else patching.DEFAULT_BUDGET_PCT)
+                results[name] = plan_patch_memory(lowered, preserve_inputs, kernels=lowered.kernel_set, **options)
+            else:
+                results[name] = plan_memory(lowered, preserve_inputs, name)
             results[name] = (*results[name], list(lowered.overlaps))
         return results[name]
 
-    wanted = ("liveness", "in-place") if plan in ("auto", "in-place") else (plan,)
-    if plan == "patch":
-        raise FormicaryError("the patch memory plan is not available in this build of formicary.",
-                             "use --memory-plan in-place or auto.", details={"memory_plan": plan})
+    # liveness first: the bound reported is its bound, and the plan chosen must be the last one run (or re-run),
+    # since each run sets the ops' scratch offsets
+    wanted = {"auto": ("liveness", "patch", "in-place"), "in-place": ("liveness", "in-place"),
+              "patch": ("liveness", "patch")}.get(plan, (plan,))
     for name in wanted:
         arena = run(name)[2]
+        if name == "patch":
+            p = lowered.patch[0]
+            factor = _patch_factor(lowered)
+            pct = round(p.to_dict()["extra_macs_pct"] * factor, 3)
+            summaries.append({"plan": name, "arena_bytes": arena, "lower_bound_bytes": run(name)[3],
+                              "extra_instructions": None, "extra_instructions_pct": pct,
+                              "cost_model": f"recomputed MACs x {factor} (measured, docs/memory.md)",
+                              "available": p.active, "patch": p.to_dict()})
+            continue
         extra, pct = _extra_instructions(lowered, run(name)[4])
         summaries.append({"plan": name, "arena_bytes": arena, "lower_bound_bytes": run(name)[3],
                           "extra_instructions": extra, "extra_instructions_pct": pct,
@@ -473,6 +564,11 @@ def choose_memory_plan(lowered: Lowered, preserve_inputs: bool = False, memory_p
     return chosen, (buffers, owner, arena, run("liveness")[3]), summaries
 
 
+def _patch_factor(lowered: Lowered) -> float:
+    name = lowered.kernel_set.name if lowered.kernel_set else kernel_sets.REFERENCE
+    return PATCH_INSTRUCTIONS_PER_EXTRA_MAC.get(name, 2.0)
+
+
 def memory_plans(model: str | Path | bytes, kernels: str | kernel_sets.KernelSet | None = None,
                  preserve_inputs: bool = False) -> dict:
     """Every available plan's arena for the model, without writing code: {"plans": [choose_memory_plan's
@@ -485,29 +581,43 @@ def memory_plans(model: str | Path | bytes, kernels: str | kernel_sets.KernelSet
 
 
 def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs: bool = False,
-             kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str | None = None) -> CodegenResult:
+             kernels: str | kernel_sets.KernelSet | None = None, memory_plan: str | None = None,
+             patch_budget_pct: float | None = None,
+             patch_force: tuple[int, tuple[int, int]] | None = None,
+             patch_target_bytes: int | None = None) -> CodegenResult:
     """Compile a .tflite to fm_model.h/fm_model.c in out_dir (created or updated atomically per file), plus
     fm_kernels.json naming the kernel set and the kernel files the model calls (read by the firmware build).
 
     By default input bytes are reused for later activations (smallest arena): write the inputs before every
     fm_invoke(). `preserve_inputs=True` keeps them intact across invocations (FM_PRESERVES_INPUTS 1) at the
     cost of their size in RAM. `kernels`: the kernel set to link with (default: reference). `memory_plan`: one of
-    MEMORY_PLANS (default "auto", see choose_memory_plan)."""
+    MEMORY_PLANS (default "auto", see choose_memory_plan). `patch_budget_pct` caps the
+    patch plan's extra MACs as a share of the model's (default: patching.DEFAULT_BUDGET_PCT under `patch`, under
+    `auto` the share whose modelled instruction cost is AUTO_MAX_EXTRA); `patch_force` = (split layer, (rows, cols)) imposes a split
+    and grid; `patch_target_bytes`: the cheapest patch plan whose arena bound fits that many bytes."""
     kset = kernel_sets.kernel_set(kernels)
     plan_name = check_memory_plan(memory_plan)
     data = read_model_bytes(model)
     lowered = lower_model(data, kset)
     m = lowered.model
+    lowered.patch_options = {"budget_pct": patch_budget_pct, "force": patch_force,
+                             "target_bytes": patch_target_bytes}
     plan_name, (buffers, owner, arena, bound), plan_summaries = choose_memory_plan(lowered, preserve_inputs,
                                                                                    plan_name)
     for item in lowered.overlaps:
         if item.get("rows_reversed"):
             reversed_rows_call(lowered, item["op"])
+    pplan, added = lowered.patch if plan_name == "patch" and lowered.patch is not None else (None, {})
+    patch_c = None
+    if pplan is not None and pplan.active:
+        from formicary.codegen import patch_emit
+
+        patch_c = patch_emit.emit(pplan, lowered.ops, lowered.decls, added)
     program = lowered.program
     header = emit_header(m, arena, lowered.model_hash, len(m.operators), preserve_inputs,
                          len(program.subgraphs) if program is not None else 1)
     source = emit_source(m, lowered.ops, lowered.decls, lowered.constant_tensors, buffers, owner, arena,
-                         lowered.model_hash, program)
+                         lowered.model_hash, program, patch=patch_c)
 
     kernel_files = [f for low in lowered.ops for f in low.sources]
     out = Path(out_dir)
@@ -551,4 +661,5 @@ def generate(model: str | Path | bytes, out_dir: str | Path, *, preserve_inputs:
                     "peak_bytes": lowered.memory.get("subgraphs", {}).get(sg.index, bound if sg.index == 0 else 0)}
                    for sg in program.subgraphs] if program is not None else [],
         routes=lowered.memory.get("routes", []),
-        memory_plan=plan_name, plans=plan_summaries, overlaps=list(lowered.overlaps))
+        memory_plan=plan_name, plans=plan_summaries, overlaps=list(lowered.overlaps),
+        patch=lowered.patch[0].to_dict() if lowered.patch is not None else {})
