@@ -117,12 +117,15 @@ class SbcLink:
 
     def put(self, name: str, data: bytes) -> str:
         path = posixpath.join(self.workdir, name)
+        sftp = self.conn.sftp()
         try:
-            with self.conn.sftp().open(path, "wb") as f:
-                f.set_pipelined(True)
+            with sftp.open(path, "wb") as f:
                 f.write(data)
+            size = sftp.stat(path).st_size
         except OSError as exc:
             raise self._disk_error(name, exc, len(data)) from exc
+        if size != len(data):  # some servers acknowledge a write the disk could not hold
+            raise self._disk_error(name, OSError(f"{size} of {len(data)} bytes written"), len(data))
         return path
 
     def prepare(self, model: Path, request: AgentRequest) -> str:

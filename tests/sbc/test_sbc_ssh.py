@@ -1,0 +1,160 @@
+"""The SSH target and the SBC bench against a loopback sshd: this machine plays the board, the agent runs under
+the venv's Python (ai_edge_litert). The same cases run on the virtual SBC in test_sbc_virtual.py; these need no
+VM image and cover the host side (host keys, logins, disks, drops, the store) in a few seconds."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from formicary.errors import FormicaryError
+from formicary.target.ssh import parse_host
+from tests.conftest import KWS_DATA, KWS_MODEL
+
+pytestmark = [pytest.mark.xdist_group("sbc_loopback")]
+needs_kws = pytest.mark.skipif(not KWS_MODEL.is_file(), reason="needs ../shared (KWS model and data)")
+
+
+def test_parse_host_forms() -> None:
+    t = parse_host("pi@10.0.0.7:2222")
+    assert (t.user, t.host, t.port) == ("pi", "10.0.0.7", 2222)
+    assert (parse_host("rpi5").user, parse_host("rpi5").port) == (None, None)  # an ~/.ssh/config alias
+    v6 = parse_host("root@[fe80::1]:22")
+    assert (v6.host, v6.port) == ("fe80::1", 22)
+    for bad in ("pi@", "@x", "pi@host:99999", "pi@host:ssh"):
+        with pytest.raises(FormicaryError) as e:
+            parse_host(bad)
+        assert e.value.fix
+
+
+def _bench(lb, *, board="rpi-4", key=None, known=None, **kw):
+    from formicary.bench.sbc import run_sbc_bench
+
+    opts = {"python": lb.python, "sensor": "none", "data": KWS_DATA, "inputs": 12, "store": False}
+    opts.update(kw)
+    return run_sbc_bench(KWS_MODEL, board, host=f"{lb.user}@{lb.host}:{lb.port}", key=key or lb.key_path,
+                         known_hosts=known or lb.known_hosts, **opts)
+
+
+@needs_kws
+def test_kws_bench_matches_tflm_and_is_stored(loopback_sshd, tmp_path) -> None:
+    from formicary.store import ResultStore
+
+    store = ResultStore(tmp_path / "runs.db")
+    r = _bench(loopback_sshd, xnnpack=False, threads=1, store=store, runs=24)
+    assert r["complete"] and r["latency"]["unit"] == "ms" and r["latency"]["method"] == "perf_counter"
+    assert len(r["latency"]["samples"]) == 24 and all(0 < s < 1000 for s in r["latency"]["samples"])
+    assert r["firmware"]["runtime"] == "ai_edge_litert" and r["firmware"]["xnnpack"] == "off"
+    # XNNPACK off: the runtime's reference kernels are TFLM's arithmetic, byte for byte
+    assert r["bit_exact"] is True and r["mismatches"] == 0 and r["reference"]["name"] == "tflm"
+    assert all(o["predicted"] == o["reference_predicted"] for o in r["outputs"])
+    assert r["accuracy"] >= 0.75  # MLPerf Tiny KWS reference model on its own test inputs
+    assert r["ram_bytes"] > 10_000_000 and r["model_bytes"] == KWS_MODEL.stat().st_size
+    e = r["energy"]
+    assert e["method"] == "modelled" and "wall-clock" in e["source"]
+    assert e["uj_per_inference"] == pytest.approx(5.1 * 600.0 * float(np.mean(r["latency"]["samples"])), rel=1e-6)
+    got = store.get_run(r["run_id"])
+    assert got["status"] == "complete" and got["latency"]["samples"] == pytest.approx(r["latency"]["samples"])
+    assert got["latency"]["unit"] == "ms" and got["ram_bytes"] == r["ram_bytes"]
+
+
+@needs_kws
+def test_dropped_connection_keeps_what_was_collected(loopback_sshd, tmp_path) -> None:
+    from formicary.store import ResultStore
+
+    store = ResultStore(tmp_path / "runs.db")
+    conn = {}
+
+    def on_event(ev):
+        if ev["event"] == "connected":
+            conn["c"] = ev["connection"]
+        if ev["event"] == "input" and ev["done_inputs"] == 3:
+            conn["c"].drop()  # the cable is pulled while the agent pauses after its 3rd input
+
+    with pytest.raises(FormicaryError) as e:
+        _bench(loopback_sshd, store=store, on_event=on_event, _pause_after_input=0.3, run_timeout=20)
+    err = e.value
+    assert "dropped" in err.cause and "stored incomplete" in err.cause and err.fix
+    part = err.partial
+    assert part["complete"] is False and part["inputs"] == 3 and len(part["latency"]["samples"]) >= 3
+    got = store.get_run(err.details["run_id"])
+    assert got["status"] == "incomplete" and "dropped" in got["incomplete_reason"]
+    assert len(got["latency"]["samples"]) == len(part["latency"]["samples"])
+
+
+def test_wrong_host_key(loopback_sshd) -> None:
+    with pytest.raises(FormicaryError) as e:
+        _bench(loopback_sshd, known=loopback_sshd.wrong_known_hosts, inputs=1)
+    assert "host key" in e.value.cause and "ssh-keygen -R" in e.value.fix
+
+
+def test_unknown_host_key(loopback_sshd, tmp_path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    from formicary.target.ssh import SshTarget, connect
+
+    with pytest.raises(FormicaryError) as e:
+        connect(SshTarget(loopback_sshd.host, loopback_sshd.port, loopback_sshd.user, loopback_sshd.key_path, empty,
+                          config_path=tmp_path / "no-config"))
+    assert "not in known_hosts" in e.value.cause and "ssh-keyscan" in e.value.fix
+
+
+def test_refused_login(loopback_sshd, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* and no agent to fall back on
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(FormicaryError) as e:
+        _bench(loopback_sshd, key=loopback_sshd.other_key, inputs=1)
+    assert "refused the login" in e.value.cause and "ssh-copy-id" in e.value.fix
+
+
+def test_nothing_listening(loopback_sshd) -> None:
+    from formicary.target.ssh import SshTarget, connect
+
+    with pytest.raises(FormicaryError) as e:
+        connect(SshTarget("127.0.0.1", 1, "root"), timeout=3)
+    assert "cannot reach" in e.value.cause and "--host" in e.value.fix
+
+
+@needs_kws
+def test_no_runtime_names_the_pip_command(loopback_sshd) -> None:
+    with pytest.raises(FormicaryError) as e:
+        _bench(loopback_sshd, runtime="tflite_runtime", inputs=1)  # the only one tried, and absent here
+    err = e.value
+    assert "no TFLite runtime" in err.cause and "tflite_runtime" in err.cause
+    assert "pip install" in err.fix and "Python 3." in err.fix
+
+
+@needs_kws
+def test_full_disk(loopback_sshd, tmp_path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(FormicaryError) as e:
+            _bench(loopback_sshd, workdir=str(full / "fm"), inputs=1)
+        assert "disk is full" in e.value.cause and "--workdir" in e.value.fix
+    finally:
+        subprocess.run(["umount", "-l", str(full)])
+
+
+def test_agent_is_a_package_resource() -> None:
+    from formicary.target.sbc import agent_source
+
+    src = agent_source().decode()
+    imports = {line.split()[1].split(".")[0] for line in src.splitlines()
+               if line.startswith(("import ", "from ")) and not line.startswith("from __future__")}
+    import sys
+
+    assert imports <= set(sys.stdlib_module_names), imports - set(sys.stdlib_module_names)  # numpy: lazily
+
+
+def test_pip_advice_per_python_and_arch() -> None:
+    from formicary.target.sbc import pip_advice
+
+    assert "tflite-runtime==2.14.0" in pip_advice("/usr/bin/python3", "3.11.2", "aarch64")
+    assert "ai-edge-litert" in pip_advice("/usr/bin/python3", "3.12.1", "aarch64")
+    assert "tflite-runtime==" not in pip_advice("/usr/bin/python3", "3.12.1", "aarch64")
+    assert "piwheels" in pip_advice("/usr/bin/python3", "3.11.2", "armv7l")
