@@ -50,12 +50,14 @@ fi
 test_missing=()
 has_libfuzzer || test_missing+=(clang "libclang-rt-$(clang_major)-dev")
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || test_missing+=(chromium)
+# tests/sbc: a private loopback sshd plays an SBC for the SSH error cases (host keys, logins, disks, drops)
+[ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null || test_missing+=(openssh-server openssh-client)
 if [ ${#test_missing[@]} -gt 0 ]; then
   if is_root_with_apt; then
     log "installing test tools for the libFuzzer runs and the browser test (~1 min): ${test_missing[*]}"
     apt_install "${test_missing[@]}"
   else
-    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer and browser tests will skip" \
+    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer, browser and loopback-SSH tests will skip" \
         "(sudo apt-get install --no-install-recommends ${test_missing[*]})"
   fi
 fi
