@@ -164,8 +164,10 @@ def render_sbc(console, r: dict) -> None:
                   f"{fw.get('runtime')} {fw.get('runtime_version')}, threads {fw.get('threads') or 'default'}, "
                   f"XNNPACK {fw.get('xnnpack')}", highlight=False)
     if r["latency"] and r["latency"].get("samples"):
-        console.print(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
-                      f"{r['settings']['warmup']} warm-up)", highlight=False)
+        from rich.markup import escape
+
+        console.print(escape(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
+                             f"{r['settings']['warmup']} warm-up)"), highlight=False)
     if r["settings"].get("profile_note"):
         console.print(f"per-layer profile: not available ({r['settings']['profile_note']})")
     ref = r.get("reference") or {}
