@@ -158,3 +158,25 @@ def test_pip_advice_per_python_and_arch() -> None:
     assert "ai-edge-litert" in pip_advice("/usr/bin/python3", "3.12.1", "aarch64")
     assert "tflite-runtime==" not in pip_advice("/usr/bin/python3", "3.12.1", "aarch64")
     assert "piwheels" in pip_advice("/usr/bin/python3", "3.11.2", "armv7l")
+
+
+@needs_kws
+def test_hil_dut_on_an_sbc(loopback_sshd) -> None:
+    from formicary.boards import load_board
+    from formicary.bench.runner import load_inputs
+    from formicary.hil.plugin import SbcDut
+    from formicary.target.sbc import open_sbc
+
+    lb = loopback_sshd
+    b = load_board("rpi-5")
+    link = open_sbc(b, f"{lb.user}@{lb.host}:{lb.port}", python=lb.python, key=lb.key_path,
+                    known_hosts=lb.known_hosts)
+    dut = SbcDut(b, KWS_MODEL, KWS_MODEL, link, sbc={"xnnpack": False})
+    try:
+        x = load_inputs(KWS_MODEL, KWS_DATA, 1).sets[0]
+        r = dut.run(x, runs=3, warmup=1)
+        assert r.unit == "ms" and r.method == "perf_counter" and len(r.latencies) == 3
+        checked = dut.check(x)  # TFLM, byte for byte: XNNPACK is off
+        assert checked.outputs[0].tobytes() == r.outputs[0].tobytes()
+    finally:
+        dut.close()
