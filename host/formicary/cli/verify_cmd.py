@@ -65,10 +65,12 @@ def _human(console, r: dict) -> None:
     if r.get("reference"):
         from formicary.bench.runner import latency_line
 
+        from rich.markup import escape
+
         rt = r["runtime"]
-        console.print(f"on {r['target']}: {rt['runtime']} {rt['runtime_version']} (XNNPACK {rt['xnnpack']}), "
+        console.print(escape(f"on {r['target']}: {rt['runtime']} {rt['runtime_version']} (XNNPACK {rt['xnnpack']}), "
                       f"compared with the {r['reference']['what']}; peak RSS {r['ram_bytes'] or 0:,} B; "
-                      f"latency {latency_line(r)}", highlight=False)
+                      f"latency {latency_line(r)}"), highlight=False)
     elif r["target"] != "host":
         from formicary.bench.runner import latency_line
 
