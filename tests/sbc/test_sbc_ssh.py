@@ -180,3 +180,18 @@ def test_hil_dut_on_an_sbc(loopback_sshd) -> None:
         assert checked.outputs[0].tobytes() == r.outputs[0].tobytes()
     finally:
         dut.close()
+
+
+def test_fleet_inventory_takes_sbc_hosts(tmp_path) -> None:
+    from formicary.bench.fleet import load_inventory
+
+    inv = tmp_path / "fleet.toml"
+    inv.write_text('[[device]]\nname = "pi4"\nboard = "rpi-4"\nhost = "pi@10.0.0.7"\n\n'
+                   '[[device]]\nname = "vm"\nboard = "qemu-aarch64"\n')
+    devices = load_inventory(inv).devices
+    assert [(d.board, d.port) for d in devices] == [("rpi-4", "pi@10.0.0.7"), ("qemu-aarch64", None)]
+    for body, words in (('board = "rpi-5"\n', "no `host`"), ('board = "qemu-m4"\nhost = "pi@x"\n', "microcontroller"),
+                        ('board = "rpi-5"\nhost = "pi@x"\nport = "/dev/ttyACM0"\n', "both")):
+        inv.write_text(f'[[device]]\nname = "d"\n{body}')
+        with pytest.raises(FormicaryError, match=words):
+            load_inventory(inv)

@@ -289,7 +289,9 @@ def run_sbc_bench(target: str | Path, board: str | Board, *, host: str | None = 
                     power.mark("stop")
                 result["ram_bytes"] = result["sbc"]["peak_rss_bytes"] = int(ev["peak_rss_bytes"])
         snapshot()
-        result["energy"], result["power_samples"] = _energy(b, samples, power_event, power, [len(samples)], floor)
+        # a host-side monitor's markers bracket the warm-ups too
+        result["energy"], result["power_samples"] = _energy(b, samples, power_event, power,
+                                                               [len(samples) + warmup], floor)
         result["complete"], result["finished_at"] = True, now_iso()
         if st is not None and run_id is not None:
             st.update_run(run_id, {"ram_bytes": result["ram_bytes"]})
