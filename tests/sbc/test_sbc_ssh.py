@@ -195,3 +195,20 @@ def test_fleet_inventory_takes_sbc_hosts(tmp_path) -> None:
         inv.write_text(f'[[device]]\nname = "d"\n{body}')
         with pytest.raises(FormicaryError, match=words):
             load_inventory(inv)
+
+
+@needs_kws
+def test_energy_measured_by_a_sensor_on_the_board(loopback_sshd, tmp_path) -> None:
+    """The agent samples an ina2xx hwmon device (a recorded tree: 2.5 W) during the timed runs."""
+    d = tmp_path / "hwmon0"
+    d.mkdir()
+    (d / "name").write_text("ina226\n")
+    (d / "power1_input").write_text("2500000\n")  # µW
+    r = _bench(loopback_sshd, sensor=f"hwmon:{d}", inputs=2, runs=200)
+    e = r["energy"]
+    assert e["method"] == "measured" and "ina226" in e["source"] and r["sbc"]["sensor"].startswith("hwmon ina226")
+    # constant 2.5 W over the windows: energy per inference = 2.5 W x the mean time of an inference (with the
+    # loop's own overhead between invokes, hence the tolerance)
+    mean_s = float(np.mean(r["latency"]["samples"])) / 1e3
+    assert e["uj_per_inference"] == pytest.approx(2.5 * mean_s * 1e6, rel=0.5)
+    assert r["power_samples"] and all(w == pytest.approx(2.5) for _, w in r["power_samples"])

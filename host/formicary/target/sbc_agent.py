@@ -252,27 +252,36 @@ def open_sensor(spec):
 
 
 class Sampler(threading.Thread):
-    """Reads a sensor as fast as it answers (at most every `period` s) into (perf_counter, W) pairs."""
+    """Reads a sensor as fast as it answers (at most every `period` s) into (perf_counter, W) pairs; `edge()`
+    adds a reading from the caller's thread, so every inference window starts and ends on a sample."""
 
     def __init__(self, sensor, period: float = 0.001) -> None:
         super().__init__(daemon=True)
         self.sensor, self.period = sensor, period
         self.samples: list = []
-        self.error: str | None = None
-        self._stop = threading.Event()
+        self.error = None
+        self._halt = threading.Event()
+        self._lock = threading.Lock()  # one bus transaction at a time
 
-    def run(self) -> None:
-        while not self._stop.is_set():
+    def _read(self) -> None:
+        with self._lock:
+            w = self.sensor.read_w()
+            self.samples.append((time.perf_counter(), w))
+
+    def edge(self) -> None:
+        if self.error is None:
             try:
-                w = self.sensor.read_w()
+                self._read()
             except Exception as exc:  # noqa: BLE001 - reported, the bench goes on without energy
                 self.error = f"{type(exc).__name__}: {exc}"
-                return
-            self.samples.append((time.perf_counter(), w))
-            self._stop.wait(self.period)
+
+    def run(self) -> None:
+        while not self._halt.is_set() and self.error is None:
+            self.edge()
+            self._halt.wait(self.period)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
@@ -317,6 +326,8 @@ def run(req: dict) -> None:
             if k == 0:
                 for _ in range(int(req.get("warmup", 0))):
                     interp.invoke()
+            if sampler:
+                sampler.edge()
             t_start = time.perf_counter()
             for _ in range(n_runs):
                 t0 = time.perf_counter()
@@ -324,6 +335,8 @@ def run(req: dict) -> None:
                 ms = (time.perf_counter() - t0) * 1e3
                 emit({"event": "inference", "input": k, "ms": round(ms, 6)})
             windows.append([t_start, time.perf_counter(), n_runs])
+            if sampler:
+                sampler.edge()
             emit({"event": "outputs", "input": k, "outputs": _outputs(interp)})
             if req.get("pause_after_input"):  # tests: a window in which to drop the connection
                 time.sleep(float(req["pause_after_input"]))
