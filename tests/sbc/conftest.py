@@ -92,3 +92,11 @@ Subsystem sftp internal-sftp
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+try:  # the virtual SBC module and its session fixture (tests/conftest.py) come with the virtual SBC's branch
+    import formicary.target.virtual_sbc  # noqa: F401
+except ImportError:
+    @pytest.fixture(scope="session")
+    def virtual_sbc():
+        pytest.skip("formicary.target.virtual_sbc is not in this tree: no virtual SBC to boot")
