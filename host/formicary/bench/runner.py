@@ -140,7 +140,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
             raise FormicaryError(f"--kernels picks formicary-rt kernels; {b.name} runs the model in a TFLite "
                                  "runtime.", "drop --kernels (use --runtime, --threads, --xnnpack on an SBC).")
         return run_sbc_bench(target, b, host=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
-                             profile=profile, store=store, label=label, seed=seed, run_timeout=run_timeout,
+                             profile=profile, store=store, label=label, seed=seed,
+                             run_timeout=None if run_timeout == 60.0 else run_timeout,  # 60: the MCU default
                              power=power, on_event=on_event, **(sbc or {}))
     if sbc:
         raise FormicaryError(f"--host, --runtime, --threads, --xnnpack, --sensor are for SBC boards; {b.name} is a "

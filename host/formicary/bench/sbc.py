@@ -136,7 +136,7 @@ def run_sbc_bench(target: str | Path, board: str | Board, *, host: str | None = 
                   xnnpack: bool | None = None, sensor: str | None = "auto", runs: int | None = None,
                   warmup: int = 1, data: str | Path | None = None, inputs: int | None = None,
                   profile: bool = False, store: Any = None, label: str | None = None, seed: int = 0,
-                  run_timeout: float = 120.0, power: Any = None, key: Path | None = None,
+                  run_timeout: float | None = None, power: Any = None, key: Path | None = None,
                   known_hosts: Path | None = None, on_event: Callable[[Event], None] | None = None,
                   _pause_after_input: float = 0.0) -> dict[str, Any]:
     """Bench TARGET (a .tflite) on the SBC BOARD and return the bench result (docs/bench-json.md, docs/sbc.md)."""
@@ -158,6 +158,8 @@ def run_sbc_bench(target: str | Path, board: str | Board, *, host: str | None = 
     from formicary.target.sbc import AgentRequest, open_sbc
 
     b = load_board(board) if isinstance(board, str) else board
+    if run_timeout is None:  # the longest silence between two agent events (interpreter start-up included)
+        run_timeout = 600.0 if b.virtual else 120.0  # emulation on a loaded host is slow to import numpy
     if not b.is_sbc:
         raise FormicaryError(f"{b.name} is not a single-board computer.", "use `formicary bench` without --host.")
     model = Path(target)
