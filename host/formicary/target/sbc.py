@@ -228,7 +228,7 @@ class SbcLink:
 def _virtual_sbc():  # helper A's module; imported late so a tree without it still works for real boards
     from formicary.target.virtual_sbc import VirtualSbc
 
-    return VirtualSbc()
+    return VirtualSbc(boot_timeout=600.0)  # ~20 s idle; minutes when the host's cores are busy
 
 
 def open_sbc(board: Board, host: str | None = None, *, python: str | None = None, workdir: str | None = None,
