@@ -64,11 +64,41 @@ LITERT_PYTHON = "/opt/litert/bin/python3"
 FULL_DISK_MOUNT = "/mnt/full"
 GUEST_IP = "10.0.2.15"
 MACHINE = ("-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048")
-KERNEL_CMDLINE = "root=/dev/vda rw console=ttyAMA0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip"
+KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyAMA0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip "
+                  "net.ifnames=0")
 # units that cost boot time under emulation and do nothing for a throw-away session
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
-                "fstrim.timer", "systemd-networkd-wait-online.service", "getty@tty1.service",
-                "systemd-timesyncd.service", "dpkg-db-backup.timer")
+                "fstrim.timer", "dpkg-db-backup.timer", "getty.target", "getty-static.service",
+                "serial-getty@ttyAMA0.service", "systemd-networkd.service", "systemd-networkd.socket",
+                "systemd-networkd-wait-online.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+                "proc-sys-fs-binfmt_misc.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+                "sys-kernel-config.mount", "sys-fs-fuse-connections.mount", "dev-hugepages.mount", "dev-mqueue.mount",
+                "kmod-static-nodes.service", "modprobe@configfs.service", "modprobe@dm_mod.service",
+                "modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@fuse.service",
+                "modprobe@loop.service", "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
+                "systemd-journal-flush.service", "systemd-sysusers.service", "systemd-pstore.service",
+                "systemd-journal-catalog-update.service", "systemd-hwdb-update.service", "ldconfig.service")
+# the guest's address, set by one oneshot unit (systemd-networkd takes ~15 s to start under emulation)
+NET_UNIT = f"""[Unit]
+Description=Static address on QEMU's user network
+After=sys-subsystem-net-devices-eth0.device
+BindsTo=sys-subsystem-net-devices-eth0.device
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/sbin/ip addr add {GUEST_IP}/24 dev eth0
+ExecStart=/sbin/ip link set eth0 up
+ExecStart=/sbin/ip route add default via 10.0.2.2
+
+[Install]
+WantedBy=multi-user.target
+"""
+# no `sshd -t` before each start (seconds under emulation); sshd binds the wildcard address, and network.target has
+# nothing behind it once networkd is gone, so it starts as soon as the root filesystem is up
+SSH_DROPIN = """[Service]
+ExecStartPre=
+"""
 
 IMAGE_FILE = "rootfs.ext4"
 KERNEL_FILE = "vmlinuz"
@@ -265,18 +295,20 @@ def _configure(rootfs: Path, key_pub: str, host_key_dir: Path) -> None:
                                f"tmpfs {FULL_DISK_MOUNT} tmpfs size=64k,mode=1777 0 0\n")
     (rootfs / FULL_DISK_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     # QEMU's user network: the guest is 10.0.2.15, static (no DHCP wait); nothing beyond the host-forward reaches it
-    network = etc / "systemd/network"
-    network.mkdir(parents=True, exist_ok=True)
-    (network / "10-qemu.network").write_text(
-        f"[Match]\nName=en* eth*\n\n[Network]\nAddress={GUEST_IP}/24\nGateway=10.0.2.2\nLinkLocalAddressing=no\n"
-        "IPv6AcceptRA=no\n")
-    wants = etc / "systemd/system/multi-user.target.wants"
+    units = etc / "systemd/system"
+    (units / "formicary-net.service").write_text(NET_UNIT)
+    wants = units / "multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    link = wants / "systemd-networkd.service"
-    if not link.is_symlink():
-        link.symlink_to("/lib/systemd/system/systemd-networkd.service")
+    for name in ("formicary-net.service", "systemd-networkd.service"):
+        (wants / name).unlink(missing_ok=True)
+    (wants / "formicary-net.service").symlink_to("/etc/systemd/system/formicary-net.service")
+    (units / "ssh.service.d").mkdir(exist_ok=True)
+    (units / "ssh.service.d/formicary.conf").write_text(SSH_DROPIN)
+    journald = etc / "systemd/journald.conf.d"
+    journald.mkdir(parents=True, exist_ok=True)
+    (journald / "formicary.conf").write_text("[Journal]\nStorage=volatile\n")
     for unit in MASKED_UNITS:
-        masked = etc / "systemd/system" / unit
+        masked = units / unit
         if masked.is_symlink() or masked.exists():
             masked.unlink()
         masked.symlink_to("/dev/null")
@@ -344,7 +376,6 @@ def build_image(progress: Progress | None = None, *, force: bool = False, _rootf
         started = time.perf_counter()
         log = folder / "build.log"
         log.write_text(f"virtual SBC build, {_dt.datetime.now(_dt.UTC).isoformat()}\n")
-        (folder / MANIFEST_FILE).unlink(missing_ok=True)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=folder))
         try:
             rootfs = _rootfs or work / "rootfs"      # _rootfs: an existing mmdebstrap folder (recipe debugging)
@@ -377,8 +408,11 @@ def build_image(progress: Progress | None = None, *, force: bool = False, _rootf
                 image = work / IMAGE_FILE
                 _run(["mke2fs", "-q", "-t", "ext4", "-L", "formicary-root", "-E", "root_owner=0:0",
                       "-d", str(rootfs), "-F", str(image), f"{size_mb}M"], log)
-            for name, source in ((KERNEL_FILE, kernel), (INITRD_FILE, initrd), (IMAGE_FILE, image)):
-                os.replace(source, folder / name)
+            # the old image stays usable until here: a failed rebuild leaves it as it was
+            (folder / MANIFEST_FILE).unlink(missing_ok=True)
+            for name, source in ((KERNEL_FILE, kernel), (INITRD_FILE, initrd)):
+                shutil.copyfile(source, folder / name)
+            os.replace(image, folder / IMAGE_FILE)
             for name in (KEY_FILE, f"{KEY_FILE}.pub"):
                 os.replace(keys / name, folder / name)
             os.chmod(folder / KEY_FILE, 0o600)
