@@ -244,7 +244,9 @@ def _fetch_wheels(wheels: Path, log: Path) -> None:
 def _make_venv(rootfs: Path, venv: str, requirements: tuple[str, ...], system_site: bool, wheels: Path,
                log: Path) -> None:
     """A venv laid out by hand (what `python3 -m venv --without-pip` makes), with the wheels installed into its
-    site-packages by the host's pip for the guest's platform: no emulated pip run."""
+    site-packages by the host's pip for the guest's platform: no emulated pip run. pip byte-compiles them with the
+    host's Python 3.11 (the same bytecode as the guest's 3.11): the guest's disk is a snapshot, so bytecode it wrote
+    itself would be lost at every boot, and compiling numpy 2 under emulation costs seconds per import."""
     root = rootfs / venv.lstrip("/")
     site = root / "lib" / f"python{GUEST_PYTHON}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
@@ -261,7 +263,7 @@ def _make_venv(rootfs: Path, venv: str, requirements: tuple[str, ...], system_si
         f"version = {version}\nexecutable = /usr/bin/python{GUEST_PYTHON}\n")
     cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-index",
            "--find-links", str(wheels / Path(venv).name), "--only-binary=:all:", "--python-version", GUEST_PYTHON,
-           "--implementation", "cp", "--target", str(site), "--no-compile"]
+           "--implementation", "cp", "--target", str(site)]
     for platform in WHEEL_PLATFORMS:
         cmd += ["--platform", platform]
     if system_site:
