@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from formicary.target import virtual_sbc as vsbc  # noqa: E402
+from formicary.target import virtual_sbc as vsbc
 
 DEFAULT_MODEL = ROOT.parent / "shared" / "models" / "kws_ref_model.tflite"
 GUEST_MODEL = "/tmp/model.tflite"

@@ -48,7 +48,7 @@ MIRRORS = (f"deb http://deb.debian.org/debian {SUITE} main",
            f"deb http://deb.debian.org/debian-security {SUITE}-security main")
 DEBIAN_PACKAGES = ("systemd-sysv", "udev", "kmod", "iproute2", "openssh-server", "python3", "python3-numpy",
                    "linux-image-arm64", "initramfs-tools")
-INITRAMFS_MODULES = ("virtio_pci", "virtio_mmio", "virtio_blk", "ext4")
+INITRAMFS_MODULES = ("virtio_pci", "virtio_mmio", "virtio_blk", "ext4", "virtio_net")
 # aarch64 wheels from PyPI: pip only takes the platform tags it is given, so the older manylinux ones too
 WHEEL_PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
                    "manylinux_2_17_aarch64", "manylinux2014_aarch64")
@@ -64,11 +64,46 @@ LITERT_PYTHON = "/opt/litert/bin/python3"
 FULL_DISK_MOUNT = "/mnt/full"
 GUEST_IP = "10.0.2.15"
 MACHINE = ("-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048")
-KERNEL_CMDLINE = "root=/dev/vda rw console=ttyAMA0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip"
+KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyAMA0 quiet loglevel=3 systemd.show_status=0 fsck.mode=skip "
+                  "net.ifnames=0")
 # units that cost boot time under emulation and do nothing for a throw-away session
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
-                "fstrim.timer", "systemd-networkd-wait-online.service", "getty@tty1.service",
-                "systemd-timesyncd.service", "dpkg-db-backup.timer")
+                "fstrim.timer", "dpkg-db-backup.timer", "getty.target", "getty-static.service",
+                "serial-getty@ttyAMA0.service", "systemd-networkd.service", "systemd-networkd.socket",
+                "systemd-networkd-wait-online.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+                "proc-sys-fs-binfmt_misc.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+                "sys-kernel-config.mount", "sys-fs-fuse-connections.mount", "dev-hugepages.mount", "dev-mqueue.mount",
+                "kmod-static-nodes.service", "modprobe@configfs.service", "modprobe@dm_mod.service",
+                "modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@fuse.service",
+                "modprobe@loop.service", "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
+                "systemd-journal-flush.service", "systemd-sysusers.service", "systemd-pstore.service",
+                "systemd-journal-catalog-update.service", "systemd-hwdb-update.service", "ldconfig.service")
+# Boot to SSH is mostly waiting under emulation: udev's coldplug alone takes ~10-20 s. virtio_net is in the
+# initramfs, so eth0 exists before the root is mounted; the address is set by one oneshot unit (not systemd-networkd,
+# ~15 s to start) and sshd starts without waiting for sysinit/basic.target (it binds the wildcard address and needs
+# only the root filesystem, /run and /dev, all there from the start). No `sshd -t` before it either.
+NET_UNIT = f"""[Unit]
+Description=Static address on QEMU's user network
+DefaultDependencies=no
+After=systemd-remount-fs.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/sbin/ip addr add {GUEST_IP}/24 dev eth0
+ExecStart=/sbin/ip link set eth0 up
+ExecStart=/sbin/ip route add default via 10.0.2.2
+
+[Install]
+WantedBy=sysinit.target
+"""
+SSH_DROPIN = """[Unit]
+DefaultDependencies=no
+After=systemd-remount-fs.service
+
+[Service]
+ExecStartPre=
+"""
 
 IMAGE_FILE = "rootfs.ext4"
 KERNEL_FILE = "vmlinuz"
@@ -209,7 +244,9 @@ def _fetch_wheels(wheels: Path, log: Path) -> None:
 def _make_venv(rootfs: Path, venv: str, requirements: tuple[str, ...], system_site: bool, wheels: Path,
                log: Path) -> None:
     """A venv laid out by hand (what `python3 -m venv --without-pip` makes), with the wheels installed into its
-    site-packages by the host's pip for the guest's platform: no emulated pip run."""
+    site-packages by the host's pip for the guest's platform: no emulated pip run. pip byte-compiles them with the
+    host's Python 3.11 (the same bytecode as the guest's 3.11): the guest's disk is a snapshot, so bytecode it wrote
+    itself would be lost at every boot, and compiling numpy 2 under emulation costs seconds per import."""
     root = rootfs / venv.lstrip("/")
     site = root / "lib" / f"python{GUEST_PYTHON}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
@@ -226,7 +263,7 @@ def _make_venv(rootfs: Path, venv: str, requirements: tuple[str, ...], system_si
         f"version = {version}\nexecutable = /usr/bin/python{GUEST_PYTHON}\n")
     cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-index",
            "--find-links", str(wheels / Path(venv).name), "--only-binary=:all:", "--python-version", GUEST_PYTHON,
-           "--implementation", "cp", "--target", str(site), "--no-compile"]
+           "--implementation", "cp", "--target", str(site)]
     for platform in WHEEL_PLATFORMS:
         cmd += ["--platform", platform]
     if system_site:
@@ -265,18 +302,20 @@ def _configure(rootfs: Path, key_pub: str, host_key_dir: Path) -> None:
                                f"tmpfs {FULL_DISK_MOUNT} tmpfs size=64k,mode=1777 0 0\n")
     (rootfs / FULL_DISK_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     # QEMU's user network: the guest is 10.0.2.15, static (no DHCP wait); nothing beyond the host-forward reaches it
-    network = etc / "systemd/network"
-    network.mkdir(parents=True, exist_ok=True)
-    (network / "10-qemu.network").write_text(
-        f"[Match]\nName=en* eth*\n\n[Network]\nAddress={GUEST_IP}/24\nGateway=10.0.2.2\nLinkLocalAddressing=no\n"
-        "IPv6AcceptRA=no\n")
-    wants = etc / "systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    link = wants / "systemd-networkd.service"
-    if not link.is_symlink():
-        link.symlink_to("/lib/systemd/system/systemd-networkd.service")
+    units = etc / "systemd/system"
+    (units / "formicary-net.service").write_text(NET_UNIT)
+    (units / "multi-user.target.wants/systemd-networkd.service").unlink(missing_ok=True)
+    for wants in (units / "multi-user.target.wants", units / "sysinit.target.wants"):
+        wants.mkdir(parents=True, exist_ok=True)
+        (wants / "formicary-net.service").unlink(missing_ok=True)
+    (units / "sysinit.target.wants/formicary-net.service").symlink_to("/etc/systemd/system/formicary-net.service")
+    (units / "ssh.service.d").mkdir(exist_ok=True)
+    (units / "ssh.service.d/formicary.conf").write_text(SSH_DROPIN)
+    journald = etc / "systemd/journald.conf.d"
+    journald.mkdir(parents=True, exist_ok=True)
+    (journald / "formicary.conf").write_text("[Journal]\nStorage=volatile\n")
     for unit in MASKED_UNITS:
-        masked = etc / "systemd/system" / unit
+        masked = units / unit
         if masked.is_symlink() or masked.exists():
             masked.unlink()
         masked.symlink_to("/dev/null")
@@ -291,7 +330,9 @@ def _configure(rootfs: Path, key_pub: str, host_key_dir: Path) -> None:
     conf.mkdir(exist_ok=True)
     (conf / "formicary.conf").write_text(
         "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nUseDNS no\nMaxStartups 32:30:64\nMaxSessions 32\n")
+        "KbdInteractiveAuthentication no\nUseDNS no\nMaxStartups 32:30:64\nMaxSessions 32\n"
+        # no PAM session, motd or lastlog: each login is seconds faster under emulation (key auth is sshd's own)
+        "UsePAM no\nPrintMotd no\nPrintLastLog no\n")
     dot_ssh = rootfs / "root/.ssh"
     dot_ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
     (dot_ssh / "authorized_keys").write_text(key_pub)
@@ -307,7 +348,9 @@ def _initramfs_hook(folder: Path) -> Path:
     hook.write_text("#!/bin/sh\nset -e\n"
                     'mkdir -p "$1/etc/initramfs-tools/conf.d"\n'
                     'printf "MODULES=list\\nCOMPRESS=gzip\\n" > "$1/etc/initramfs-tools/conf.d/formicary.conf"\n'
-                    f'printf "{modules}\\n" > "$1/etc/initramfs-tools/modules"\n')
+                    f'printf "{modules}\\n" > "$1/etc/initramfs-tools/modules"\n'
+                    # the kernel's postinst makes the initramfs; the later initramfs-tools trigger would make it again
+                    'echo update_initramfs=no > "$1/etc/initramfs-tools/update-initramfs.conf"\n')
     hook.chmod(0o755)
     return hook
 
@@ -344,7 +387,6 @@ def build_image(progress: Progress | None = None, *, force: bool = False, _rootf
         started = time.perf_counter()
         log = folder / "build.log"
         log.write_text(f"virtual SBC build, {_dt.datetime.now(_dt.UTC).isoformat()}\n")
-        (folder / MANIFEST_FILE).unlink(missing_ok=True)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=folder))
         try:
             rootfs = _rootfs or work / "rootfs"      # _rootfs: an existing mmdebstrap folder (recipe debugging)
@@ -377,8 +419,11 @@ def build_image(progress: Progress | None = None, *, force: bool = False, _rootf
                 image = work / IMAGE_FILE
                 _run(["mke2fs", "-q", "-t", "ext4", "-L", "formicary-root", "-E", "root_owner=0:0",
                       "-d", str(rootfs), "-F", str(image), f"{size_mb}M"], log)
-            for name, source in ((KERNEL_FILE, kernel), (INITRD_FILE, initrd), (IMAGE_FILE, image)):
-                os.replace(source, folder / name)
+            # the old image stays usable until here: a failed rebuild leaves it as it was
+            (folder / MANIFEST_FILE).unlink(missing_ok=True)
+            for name, source in ((KERNEL_FILE, kernel), (INITRD_FILE, initrd)):
+                shutil.copyfile(source, folder / name)
+            os.replace(image, folder / IMAGE_FILE)
             for name in (KEY_FILE, f"{KEY_FILE}.pub"):
                 os.replace(keys / name, folder / name)
             os.chmod(folder / KEY_FILE, 0o600)
