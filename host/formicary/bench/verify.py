@@ -149,8 +149,8 @@ def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None,
     if r.get("reference"):  # an SBC: a TFLite runtime, compared with the stated host reference and tolerance
         out["reference"] = r["reference"]
         out["runtime"] = {k: r["firmware"].get(k) for k in ("runtime", "runtime_version", "threads", "xnnpack")}
-        out["method"]["compare"] = (f"outputs read back from {board} vs the {r['reference']['what']}, "
-                                    f"{r['reference']['tolerance'].get('applied', '')}")
+        out["method"]["compare"] = (f"outputs read back from {board} vs the {r['reference']['what']}: "
+                                    f"{r['reference']['tolerance']['rule']}")
         out["tolerance"] = {"ok": r["mismatches"] == 0, **r["reference"]["tolerance"]}
     if r["model"]["variant"]["quantization"] == "float32":
         out["tolerance"] = tolerance_record(r["mismatches"] == 0)

@@ -25,7 +25,7 @@ RUNTIME_OPTION: str = typer.Option(None, "--runtime", help="SBC boards: tflite_r
 THREADS_OPTION: int = typer.Option(None, "--threads", help="SBC boards: interpreter threads (default: the "
                                                            "runtime's).")
 XNNPACK_OPTION: bool = typer.Option(None, "--xnnpack/--no-xnnpack", help="SBC boards: force the XNNPACK delegate "
-                                                                         "off (strict comparison with TFLM) or say "
+                                                                         "off (the builtin kernels) or say "
                                                                          "it is wanted (default: the runtime's).")
 SENSOR_OPTION: str = typer.Option("auto", "--sensor", help="SBC boards: power sensor read on the board: auto "
                                                            "(INA2xx hwmon, else a Pi 5 PMIC), none, hwmon[:PATH], "

@@ -175,7 +175,8 @@ def render_sbc(console, r: dict) -> None:
                "[green]within tolerance[/]" if r["mismatches"] == 0 else f"[red]{r['mismatches']} input(s) differ[/]")
     worst = max((o.get("max_abs_diff", 0.0) for o in r["outputs"]), default=0.0)
     console.print(f"outputs vs {ref.get('what', 'the host reference')}: {verdict} on {r['inputs']} input(s)"
-                  + (f" (largest difference {worst:g}; {ref.get('tolerance', {}).get('applied', '')})" if worst else ""),
+                  + (f" (same predictions; largest output difference {worst:g} "
+                     f"{'step(s)' if r['model']['variant']['quantization'] != 'float32' else ''})" if worst else ""),
                   highlight=False)
     if r["accuracy"] is not None:
         labelled = sum(1 for o in r["outputs"] if o["label"] is not None)
