@@ -202,7 +202,8 @@ class SbcLink:
         py, ver, mach = event.get("executable") or self.python, event.get("python", "?"), event.get("machine", "?")
         if kind == "no_runtime":
             tried = "; ".join(f"{t['runtime']}: {t['error']}" for t in event.get("tried", []))
-            alt = self.board.sbc.alt_pythons if self.board.sbc else ()
+            alt = [p for p in dict.fromkeys([self.board.sbc.python, *self.board.sbc.alt_pythons])
+                   if p != self.python] if self.board.sbc else []
             other = f" (this board's other Pythons: {', '.join(alt)}: pass --python PATH)" if alt else ""
             return FormicaryError(
                 f"no TFLite runtime in {py} (Python {ver}, {mach}) on {self.url}: tried {tried}.",
