@@ -212,3 +212,19 @@ def test_energy_measured_by_a_sensor_on_the_board(loopback_sshd, tmp_path) -> No
     assert e["uj_per_inference"] == pytest.approx(2.5 * e["duration_s"] / 200 * 1e6, rel=1e-6)
     assert e["duration_s"] >= sum(r["latency"]["samples"]) / 1e3
     assert r["power_samples"] and all(w == pytest.approx(2.5) for _, w in r["power_samples"])
+
+
+def test_ssh_config_alias_is_honoured(loopback_sshd, tmp_path) -> None:
+    """HostName, Port, User, IdentityFile and UserKnownHostsFile come from ~/.ssh/config for an alias."""
+    from formicary.target.ssh import SshTarget, connect
+
+    lb = loopback_sshd
+    cfg = tmp_path / "config"
+    cfg.write_text(f"Host my-pi\n  HostName {lb.host}\n  Port {lb.port}\n  User {lb.user}\n"
+                   f"  IdentityFile {lb.key_path}\n  UserKnownHostsFile {lb.known_hosts}\n")
+    conn = connect(SshTarget("my-pi", config_path=cfg))
+    try:
+        rc, out, _ = conn.run("echo $((6 * 7))")
+        assert rc == 0 and out.strip() == "42" and conn.where == f"{lb.user}@{lb.host}:{lb.port}"
+    finally:
+        conn.close()
