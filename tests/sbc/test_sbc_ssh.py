@@ -228,3 +228,29 @@ def test_ssh_config_alias_is_honoured(loopback_sshd, tmp_path) -> None:
         assert rc == 0 and out.strip() == "42" and conn.where == f"{lb.user}@{lb.host}:{lb.port}"
     finally:
         conn.close()
+
+
+@needs_kws
+def test_energy_from_a_host_side_monitor(loopback_sshd) -> None:
+    """A Joulescope/PPK2-style monitor on the host: windows from the host's markers around the agent's run."""
+    import time
+
+    from formicary.power.sources import PowerSamples, PowerSource
+
+    class ConstantMonitor(PowerSource):  # 1.5 W, sampled every ms on the host clock
+        label, name = "measured", "test-monitor"
+
+        def start(self) -> None:
+            self._t0, self._running = time.perf_counter(), True
+
+        def stop(self) -> PowerSamples:
+            self._running = False
+            end = self.now_s() + 0.01
+            t = np.arange(0.0, end, 0.001)
+            return PowerSamples(self.name, "measured", t, np.full(t.size, 1.5), markers=list(self._markers()))
+
+    r = _bench(loopback_sshd, inputs=2, runs=50, power=ConstantMonitor())
+    e = r["energy"]
+    assert e["method"] == "measured" and e["source"] == "test-monitor" and "SSH round trip" in e["sync"]
+    assert e["inferences"] == 51  # the warm-up ran inside the host's window too
+    assert e["uj_per_inference"] == pytest.approx(1.5 * e["duration_s"] / 51 * 1e6, rel=1e-3)

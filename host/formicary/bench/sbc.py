@@ -116,7 +116,10 @@ def _energy(board: Board, samples: list[float], power_event: Event | None, host_
     if host_power is not None:
         from formicary.bench.runner import _measured_energy
 
-        return _measured_energy(host_power, windows_counts, {"45nm": floor} if floor else None)
+        e, trace = _measured_energy(host_power, windows_counts, {"45nm": floor} if floor else None)
+        e["sync"] = ("host markers at the agent's hello and done events (they include the SSH round trip and the "
+                     "warm-ups: an upper bound)")
+        return e, trace
     if board.power is None or not samples:
         return None, None
     from formicary.power.modelled import modelled_energy
