@@ -393,7 +393,7 @@ def build_image(progress: Progress | None = None, *, force: bool = False, _rootf
             with _stage(progress, "downloading aarch64 wheels (PyPI)"):
                 _fetch_wheels(folder / "wheels", log)
             if _rootfs is None:
-                with _stage(progress, f"making the Debian {SUITE} arm64 root filesystem (mmdebstrap, ~2.5 min)"):
+                with _stage(progress, f"making the Debian {SUITE} arm64 root filesystem (mmdebstrap, 3-10 min)"):
                     _run(["mmdebstrap", "--arch=arm64", "--variant=minbase", "--mode=root",
                           "--aptopt=APT::Install-Recommends \"false\"", "--dpkgopt=force-confold",
                           "--dpkgopt=force-confdef", f"--include={','.join(DEBIAN_PACKAGES)}",
