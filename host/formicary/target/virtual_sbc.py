@@ -621,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"not built (looked in {status['dir']}); build it with `{BUILD_COMMAND}`")
             return 0
+        # stop on SIGTERM/SIGHUP as on Ctrl-C, so that QEMU's process group is always killed (a background job
+        # of a non-interactive shell does not even get SIGINT)
+        def _stop(signum, frame):
+            raise KeyboardInterrupt
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop)
         vm = VirtualSbc(port=args.port)
         with vm as endpoint:
             if args.json:
