@@ -106,8 +106,8 @@ export PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL=3650
 
 # --- the virtual SBC: built once per machine into the user cache (a no-op when built) ----------------------------
 if [ "${FORMICARY_SKIP_VIRTUAL_SBC:-0}" != 1 ]; then
-  if ! (unset FORMICARY_CACHE_DIR; "$VENV/bin/python" -m formicary.target.virtual_sbc status --json) \
-      | grep -q '"built": true'; then
+  vsbc_status="$(unset FORMICARY_CACHE_DIR; "$VENV/bin/python" -m formicary.target.virtual_sbc status --json || true)"
+  if [[ "$vsbc_status" != *'"built": true'* ]]; then
     if [ "$(id -u)" = 0 ] && command -v mmdebstrap >/dev/null; then
       log "building the virtual SBC (aarch64 Debian + TFLite runtimes; ~3 min, once per machine)"
       # once more on failure: the build downloads from the Debian mirror and PyPI

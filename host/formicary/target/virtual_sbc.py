@@ -393,7 +393,7 @@ def build_image(progress: Progress | None = None, *, force: bool = False, _rootf
             with _stage(progress, "downloading aarch64 wheels (PyPI)"):
                 _fetch_wheels(folder / "wheels", log)
             if _rootfs is None:
-                with _stage(progress, f"making the Debian {SUITE} arm64 root filesystem (mmdebstrap, ~2.5 min)"):
+                with _stage(progress, f"making the Debian {SUITE} arm64 root filesystem (mmdebstrap, 3-10 min)"):
                     _run(["mmdebstrap", "--arch=arm64", "--variant=minbase", "--mode=root",
                           "--aptopt=APT::Install-Recommends \"false\"", "--dpkgopt=force-confold",
                           "--dpkgopt=force-confdef", f"--include={','.join(DEBIAN_PACKAGES)}",
@@ -621,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"not built (looked in {status['dir']}); build it with `{BUILD_COMMAND}`")
             return 0
+        # stop on SIGTERM/SIGHUP as on Ctrl-C, so that QEMU's process group is always killed (a background job
+        # of a non-interactive shell does not even get SIGINT)
+        def _stop(signum, frame):
+            raise KeyboardInterrupt
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop)
         vm = VirtualSbc(port=args.port)
         with vm as endpoint:
             if args.json:
