@@ -4,7 +4,9 @@
 #   the test tools (clang + its libFuzzer runtime for tests/fuzz and tests/mlperf, chromium for the report's
 #   browser test) when root, else a warning: those tests then skip;
 #   a virtualenv at .venv with formicary and its pinned dependencies;
-#   PlatformIO's core package tool-scons, offline, into .pio-core (the registry is not reachable from here).
+#   PlatformIO's core package tool-scons, offline, into .pio-core (the registry is not reachable from here);
+#   the virtual SBC (aarch64 Debian under qemu-system-aarch64, ~3 min once per machine, cached) when root, else a
+#   warning: the tests on it then skip. FORMICARY_SKIP_VIRTUAL_SBC=1 leaves it out.
 # Sourced by scripts/demo.sh and scripts/test.sh; exports FORMICARY_ROOT, VENV, PLATFORMIO_* and PATH.
 set -euo pipefail
 FORMICARY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,13 +56,31 @@ command -v socat >/dev/null || test_missing+=(socat)  # the pty the MLCommons ru
 # CMake + Ninja: tests/export builds a user CMake project around an exported library.
 command -v cmake >/dev/null || test_missing+=(cmake)
 command -v ninja >/dev/null || test_missing+=(ninja-build)
+# tests/sbc: a private loopback sshd plays an SBC for the SSH error cases (host keys, logins, disks, drops)
+[ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null || test_missing+=(openssh-server openssh-client)
 if [ ${#test_missing[@]} -gt 0 ]; then
   if is_root_with_apt; then
-    log "installing test tools for the libFuzzer runs, the browser, MLPerf pty and CMake export tests (~1 min): ${test_missing[*]}"
+    log "installing test tools for the libFuzzer runs, the browser, MLPerf pty, CMake export and loopback-SSH tests (~1 min): ${test_missing[*]}"
     apt_install "${test_missing[@]}"
   else
-    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer, browser, MLPerf pty and CMake export tests will skip" \
+    log "cannot install ${test_missing[*]} (not root or no apt-get): the libFuzzer, browser, MLPerf pty, CMake export and loopback-SSH tests will skip" \
         "(sudo apt-get install --no-install-recommends ${test_missing[*]})"
+  fi
+fi
+
+# The virtual SBC's build tools (mmdebstrap's foreign stage runs arm64 binaries through qemu-user-static).
+VSBC_APT_PACKAGES=(mmdebstrap qemu-user-static binfmt-support e2fsprogs openssh-client qemu-system-arm)
+vsbc_missing=()
+for tool in mmdebstrap qemu-aarch64-static update-binfmts mke2fs ssh ssh-keygen qemu-system-aarch64; do
+  command -v "$tool" >/dev/null || { vsbc_missing=("${VSBC_APT_PACKAGES[@]}"); break; }
+done
+if [ "${FORMICARY_SKIP_VIRTUAL_SBC:-0}" != 1 ] && [ ${#vsbc_missing[@]} -gt 0 ]; then
+  if is_root_with_apt; then
+    log "installing the virtual SBC's build tools: ${vsbc_missing[*]}"
+    apt_install "${vsbc_missing[@]}"
+  else
+    log "cannot install ${vsbc_missing[*]} (not root or no apt-get): the virtual SBC tests will skip" \
+        "(sudo apt-get install --no-install-recommends ${vsbc_missing[*]})"
   fi
 fi
 
@@ -91,5 +111,22 @@ export PLATFORMIO_CORE_DIR="${PLATFORMIO_CORE_DIR:-$FORMICARY_ROOT/.pio-core}"
 export PLATFORMIO_DISABLE_UPGRADE_CHECK=true PLATFORMIO_SETTING_ENABLE_TELEMETRY=No
 export PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL=3650
 "$VENV/bin/python" -m formicary.toolchain install-scons >/dev/null
+
+# --- the virtual SBC: built once per machine into the user cache (a no-op when built) ----------------------------
+if [ "${FORMICARY_SKIP_VIRTUAL_SBC:-0}" != 1 ]; then
+  vsbc_status="$(unset FORMICARY_CACHE_DIR; "$VENV/bin/python" -m formicary.target.virtual_sbc status --json || true)"
+  if [[ "$vsbc_status" != *'"built": true'* ]]; then
+    if [ "$(id -u)" = 0 ] && command -v mmdebstrap >/dev/null; then
+      log "building the virtual SBC (aarch64 Debian + TFLite runtimes; ~3 min, once per machine)"
+      # once more on failure: the build downloads from the Debian mirror and PyPI
+      (unset FORMICARY_CACHE_DIR; "$VENV/bin/python" -m formicary.target.virtual_sbc build) \
+        || (unset FORMICARY_CACHE_DIR; "$VENV/bin/python" -m formicary.target.virtual_sbc build --force) \
+        || log "the virtual SBC build failed (see the log it names): its tests will skip"
+    else
+      log "the virtual SBC is not built and building it needs root: its tests will skip" \
+          "(sudo $VENV/bin/python -m formicary.target.virtual_sbc build)"
+    fi
+  fi
+fi
 
 export PATH="$VENV/bin:$PATH"

@@ -98,3 +98,23 @@ def _hermetic_caches(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def virtual_sbc():
+    """The virtual SBC (formicary.target.virtual_sbc), booted once per session (per xdist worker: mark its tests
+    `xdist_group("virtual_sbc")`); yields its SshEndpoint. Skips when the image is not built (scripts/bootstrap.sh
+    builds it when run as root) or qemu-system-aarch64 / ssh are missing."""
+    import shutil
+
+    from formicary.target import virtual_sbc as vsbc
+
+    status = vsbc.image_status()
+    if not status["built"]:
+        pytest.skip(f"the virtual SBC image is not built (looked in {', '.join(status['searched'])}): "
+                    f"{status['build_command']}")
+    for tool, package in (("qemu-system-aarch64", "qemu-system-arm"), ("ssh", "openssh-client")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is needed for the virtual SBC (apt-get install {package})")
+    with vsbc.VirtualSbc() as endpoint:
+        yield endpoint

@@ -26,8 +26,11 @@ def port_families() -> tuple[str, ...]:
     return tuple(sorted(d.name for d in port.iterdir() if (d / f"fm_port_{d.name}.c").is_file()))
 
 
-CYCLE_COUNTERS = ("dwt", "systick-icount", "systick", "ccount")
-UPLOAD_PROTOCOLS = ("qemu", "stlink", "openocd", "jlink", "picotool", "nrfjprog", "esptool")
+CYCLE_COUNTERS = ("dwt", "systick-icount", "systick", "ccount", "perf-counter")
+UPLOAD_PROTOCOLS = ("qemu", "stlink", "openocd", "jlink", "picotool", "nrfjprog", "esptool", "ssh")
+BOARD_KINDS = ("mcu", "sbc")
+# The TFLite runtimes the on-board agent tries, in this order unless a board or --runtime says otherwise.
+SBC_RUNTIMES = ("tflite_runtime", "ai_edge_litert", "tensorflow.lite")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,20 @@ class Memory:
     flash_bytes: int
     ram_origin: int
     ram_bytes: int
+
+
+@dataclass(frozen=True)
+class Sbc:
+    """What a Linux single-board computer adds to a board: reached over SSH, the model run by a TFLite runtime in
+    the board's Python (not formicary-rt), latency in wall-clock milliseconds (`time.perf_counter` on the board)."""
+    cpu: str                      # e.g. "4x Cortex-A72"
+    cores: int
+    arch: str                     # uname -m: aarch64 | armv7l
+    python: str                   # the board Python the agent runs under
+    runtimes: tuple[str, ...] = SBC_RUNTIMES   # tried in this order
+    alt_pythons: tuple[str, ...] = ()          # other Pythons with another runtime (--python picks one)
+    host: str | None = None                    # default user@addr[:port]; None: --host is needed (or a VM)
+    workdir: str = "/tmp/formicary"            # where the agent and the model are copied on the board
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,12 @@ class Board:
     qemu_machine: str | None = None
     power: PowerModel | None = None
     kernels: str = "reference"  # kernel set, a folder of firmware/kernels/ (default: KERNELS_BY_CORE[core])
+    kind: str = "mcu"           # mcu: formicary-rt firmware over a UART; sbc: a TFLite runtime over SSH
+    sbc: Sbc | None = None
+
+    @property
+    def is_sbc(self) -> bool:
+        return self.kind == "sbc"
 
     # Short names used all over the code base.
     @property
@@ -103,12 +126,18 @@ class Board:
 
     @property
     def timing_unit(self) -> str:
-        """What a latency on this board counts: retired instructions on QEMU, core cycles with DWT."""
+        """What a latency on this board counts: retired instructions on QEMU, core cycles with DWT, wall-clock
+        milliseconds on an SBC."""
+        if self.is_sbc:
+            return "ms"
         return "instructions" if self.cycle_counter == "systick-icount" else "cycles"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["cpu_flags"] = list(self.cpu_flags)
+        if self.sbc is not None:
+            out["sbc"]["runtimes"] = list(self.sbc.runtimes)
+            out["sbc"]["alt_pythons"] = list(self.sbc.alt_pythons)
         out["flash_bytes"] = self.flash_bytes
         out["ram_bytes"] = self.ram_bytes
         out["timing_unit"] = self.timing_unit
@@ -175,6 +204,11 @@ def _parse(path: Path) -> Board:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise FormicaryError(f"board file {path} is not valid TOML: {exc}", "fix the syntax.") from exc
+    kind = data.get("kind", "mcu")
+    if kind not in BOARD_KINDS:
+        raise FormicaryError(f"board file {where}: unknown kind {kind!r}.", f"use one of {', '.join(BOARD_KINDS)}.")
+    if kind == "sbc":
+        return _check(path, _parse_sbc(data, where))
     mem = _require(data, "memory", dict, where)
     uart = _require(data, "uart", dict, where)
     upload = _require(data, "upload", dict, where)
@@ -202,6 +236,35 @@ def _parse(path: Path) -> Board:
         power=_parse_power(power, where) if power else None,
         kernels=_require(data, "kernels", str, where) if "kernels" in data else default_kernels(data.get("core", "")),
     )
+    return _check(path, board)
+
+
+def _parse_sbc(data: dict, where: str) -> Board:
+    """An SBC board file: no flash map, UART or firmware port; an [sbc] table says how to run the model on it."""
+    sbc = _require(data, "sbc", dict, where)
+    power = data.get("power")
+    runtimes = tuple(_require(sbc, "runtimes", list, where)) if "runtimes" in sbc else SBC_RUNTIMES
+    unknown = [r for r in runtimes if r not in SBC_RUNTIMES]
+    if unknown or not runtimes:
+        raise FormicaryError(f"board file {where}: unknown runtime(s) {unknown or '(none)'} in [sbc] runtimes.",
+                             f"use some of {', '.join(SBC_RUNTIMES)}.")
+    spec = Sbc(cpu=_require(sbc, "cpu", str, where), cores=_require(sbc, "cores", int, where),
+               arch=_require(sbc, "arch", str, where), python=sbc.get("python", "/usr/bin/python3"),
+               runtimes=runtimes, alt_pythons=tuple(sbc.get("alt_pythons", ())), host=sbc.get("host"),
+               workdir=sbc.get("workdir", "/tmp/formicary"))
+    ram = _require(data, "ram_bytes", int, where)
+    return Board(
+        name=_require(data, "name", str, where), description=_require(data, "description", str, where),
+        vendor=data.get("vendor", ""), core=_require(data, "core", str, where), cpu_flags=(),
+        clock_hz=_require(data, "clock_hz", int, where), cycle_counter="perf-counter", port="ssh",
+        virtual=_require(data, "virtual", bool, where), buildable=False,
+        memory=Memory(flash_origin=0, flash_bytes=0, ram_origin=0, ram_bytes=ram),
+        uart=Uart(kind="none", base=0, baud=0), upload_protocol="ssh", qemu_machine=data.get("qemu_machine"),
+        power=_parse_power(power, where) if power else None, kernels="reference", kind="sbc", sbc=spec)
+
+
+def _check(path: Path, board: Board) -> Board:
+    where = path.name
     if board.name != path.stem:
         raise FormicaryError(f"board file {where} names itself {board.name!r}.", f"rename the file or set name = {path.stem!r}.")
     if board.cycle_counter not in CYCLE_COUNTERS:

@@ -159,7 +159,7 @@ def test_run_references_by_id_and_uid(store, make_result):
 
 def test_rejects_unlabelled_numbers(store):
     with pytest.raises(FormicaryError, match="latency unit"):
-        store.begin_run({"board": "b", "latency": {"unit": "ms"}})
+        store.begin_run({"board": "b", "latency": {"unit": "seconds"}})  # ms is an SBC's wall-clock unit
     run_id = store.begin_run({"board": "b"})
     with pytest.raises(FormicaryError, match="measured nor modelled"):
         store.set_energy(run_id, {"uj_per_inference": 1.0, "method": "guessed"})

@@ -42,7 +42,7 @@ from formicary.errors import FormicaryError
 Event = dict[str, Any]
 DEFAULT_DEVICE_TIMEOUT_S = 3600.0
 TERM_GRACE_S = 10.0          # after SIGTERM a worker gets this long to record why it stopped, then SIGKILL
-_DEVICE_KEYS = {"name", "board", "port", "runs", "tags", "timeout", "place", "place_tags", "count"}
+_DEVICE_KEYS = {"name", "board", "port", "host", "runs", "tags", "timeout", "place", "place_tags", "count"}  # host: SBCs
 _LATENCY_KEYS = ("unit", "method", "median", "min", "p90", "p99", "max", "mean", "estimate_ms", "clock_hz")
 
 
@@ -152,6 +152,7 @@ def load_inventory(path: str | Path) -> Inventory:
         board_name = entry.get("board")
         if board_name is None and (place or place_tags):
             board_name = (place_tags or {}).get("board", "").replace("_", "-") or None  # else: the place's tag
+        board = None  # a place without a `board` gets its board from the place's tag (claim_places)
         if board_name is not None or not (place or place_tags):
             if not isinstance(board_name, str) or not board_name:
                 raise bad("needs `board`, a formicary board name.", "add board = \"…\" (see `formicary boards`).")
@@ -160,10 +161,26 @@ def load_inventory(path: str | Path) -> Inventory:
             except FormicaryError as exc:
                 raise bad(exc.cause, exc.fix or "") from exc
         port = entry.get("port")
+        if "host" in entry:  # an SBC reached over SSH: its host stands where a serial port would
+            if place or place_tags:
+                raise bad("has both `host` and a place.", "a place brings its own link: drop `host`.")
+            if not board.is_sbc:
+                raise bad(f"`host` is for SBC boards; {board_name} is a microcontroller.",
+                          "use port = \"/dev/ttyACM0\" (or a pyserial URL) for it.")
+            if port is not None:
+                raise bad("has both `port` and `host`.", "keep host = \"user@addr[:port]\" only.")
+            port = entry["host"]
+            if not isinstance(port, str) or not port.strip():
+                raise bad("`host` must be a non-empty string.", "e.g. host = \"pi@10.0.0.7\".")
+        if board is not None and board.is_sbc and port is None and not board.virtual \
+                and not (board.sbc and board.sbc.host):
+            raise bad(f"{board_name} is reached over SSH and has no `host`.",
+                      "add host = \"user@addr[:port]\" (an ~/.ssh/config alias works too) for this device.")
         if port is not None and (not isinstance(port, str) or not port.strip()):
             raise bad("`port` must be a non-empty string (a device path or pyserial URL).",
                       "e.g. port = \"/dev/ttyACM0\" or \"socket://127.0.0.1:4000\"; omit it for a virtual board.")
-        if port is None and not (place or place_tags) and not board.virtual:
+        if port is None and board is not None and not (place or place_tags) and not board.virtual \
+                and not board.is_sbc:
             raise bad(f"{board_name} is a real board and has no `port`.",
                       "add port = \"/dev/ttyACM0\" (or an rfc2217:// / socket:// URL) for this device.")
         if port is not None:
@@ -559,6 +576,19 @@ def _run_devices(inv: Inventory, all_devices: list[Device], model_paths: list[Pa
                     emit({**event, "device": d.name, "model": model.stem})
 
             board = load_board(board_name)
+            if board.is_sbc:  # no firmware: the .tflite itself goes to the board's TFLite runtime
+                if model.suffix != ".tflite":
+                    err = {"cause": f"{model.name} is not a .tflite: {board_name} runs models in a TFLite runtime.",
+                           "fix": "compile it first (`formicary compile`) and pass the .tflite."}
+                    builds.append({"model": str(model), "board": board_name, "project_dir": None, "built": False,
+                                   "error": err})
+                    for d in users:
+                        record(d, idx, "failed", None, {**err, "kept": "nothing: no run recorded.", "run_id": None})
+                    continue
+                projects[(idx, board_name)] = str(model)
+                builds.append({"model": str(model), "board": board_name, "project_dir": None, "built": False,
+                               "sbc": True, "flash_bytes": None, "ram_bytes": None, "error": None})
+                continue
             try:
                 fw = prepare_firmware(model, board, cache_dir=build_dir, on_event=fan_out,
                                       memory_plan=memory_plan)

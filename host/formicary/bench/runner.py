@@ -115,7 +115,7 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
               store: Any = None, out_dir: str | Path | None = None, label: str | None = None, seed: int = 0,
               rebuild: bool = False, timeout: float = 2.0, run_timeout: float = 60.0,
               power: PowerSource | None = None, kernels: str | None = None, memory_plan: str | None = None,
-              on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
+              on_event: Callable[[Event], None] | None = None, sbc: dict[str, Any] | None = None) -> dict[str, Any]:
     """Bench TARGET (model or built project) on BOARD and return the bench result (docs/bench-json.md).
 
     runs: timed inferences in total (default: one per input, at least 10), spread over the inputs in order;
@@ -133,6 +133,19 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
     from formicary.target.bringup import LinkOptions, bring_up, target_for
 
     b = load_board(board) if isinstance(board, str) else board
+    if b.is_sbc:  # a Linux SBC: a TFLite runtime over SSH, same result schema (bench/sbc.py); `port` is the host
+        from formicary.bench.sbc import run_sbc_bench
+
+        if kernels:
+            raise FormicaryError(f"--kernels picks formicary-rt kernels; {b.name} runs the model in a TFLite "
+                                 "runtime.", "drop --kernels (use --runtime, --threads, --xnnpack on an SBC).")
+        return run_sbc_bench(target, b, host=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
+                             profile=profile, store=store, label=label, seed=seed,
+                             run_timeout=None if run_timeout == 60.0 else run_timeout,  # 60: the MCU default
+                             power=power, on_event=on_event, **(sbc or {}))
+    if sbc:
+        raise FormicaryError(f"--host, --runtime, --threads, --xnnpack, --sensor are for SBC boards; {b.name} is a "
+                             "microcontroller.", "drop them, or pick an SBC board (`formicary boards`).")
     if warmup < 0:
         raise FormicaryError(f"--warmup must be >= 0, got {warmup}.", "pass --warmup 0 or more.")
     if runs is not None and runs < 1:
@@ -421,6 +434,10 @@ def latency_line(result: dict[str, Any]) -> str:
     """min/median/p90/p99/max with the unit and method, for human views."""
     lat = result["latency"]
     unit = lat["unit"]
+    if unit == "ms":  # an SBC: wall-clock milliseconds on the board
+        from formicary.bench.sbc import latency_line as sbc_line
+
+        return sbc_line(result)
     parts = ", ".join(f"{k} {lat[k]:,.0f}" for k in ("min", "median", "p90", "p99", "max") if lat.get(k) is not None)
     est = f" (≈ {lat['estimate_ms']:.2f} ms at {result['latency'].get('clock_hz', 0) / 1e6:g} MHz, an estimate)" \
         if lat.get("estimate_ms") is not None and unit == "instructions" else ""

@@ -33,7 +33,7 @@ def tflm_arena_isolated(model_bytes: bytes, timeout: float = 300) -> tuple[int |
 def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: str | Path | None = None,
                  seed: int = 0, sanitize: bool = False, target: str = "host", input_sets=None,
                  measure_tflm_arena: bool = True, port: str | None = None, baud: int | None = None,
-                 kernels: str | None = None, memory_plan: str | None = None) -> dict:
+                 kernels: str | None = None, memory_plan: str | None = None, sbc: dict | None = None) -> dict:
     """Compare formicary-rt (generated C, host build) with TFLM byte for byte.
 
     Inputs come from `input_sets` (list of per-invocation input lists), `data` (dataset folder/.npz) or
@@ -52,7 +52,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
         if sanitize or input_sets is not None or not isinstance(model, (str, Path)):
             raise FormicaryError("--sanitize runs on the host only.", f"drop --sanitize for --target {target}.")
         return verify_on_board(model, target, inputs=inputs, data=data, seed=seed, port=port, baud=baud,
-                               kernels=kernels, memory_plan=memory_plan)
+                               kernels=kernels, memory_plan=memory_plan, sbc=sbc)
     from formicary.codegen.generate import read_model_bytes
 
     data_bytes = read_model_bytes(model)
@@ -129,7 +129,7 @@ def verify_model(model: str | Path | bytes, *, inputs: int | None = None, data: 
 
 def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None, data: str | Path | None = None,
                     seed: int = 0, port: str | None = None, baud: int | None = None,
-                    kernels: str | None = None, memory_plan: str | None = None) -> dict:
+                    kernels: str | None = None, memory_plan: str | None = None, sbc: dict | None = None) -> dict:
     """The comparison part of `formicary bench` on a (virtual) board: one run per input, nothing recorded.
 
     Same keys as the host verify where they apply; `latency` adds the on-device statistics."""
@@ -137,7 +137,7 @@ def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None,
     from formicary.oracle.compare import tolerance_record
 
     r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False,
-                  kernels=kernels, memory_plan=memory_plan)
+                  kernels=kernels, memory_plan=memory_plan, sbc=sbc)
     first = next((i for i, o in enumerate(r["outputs"]) if not o["match_reference"]), None)
     out: dict = {
         "bit_exact": bool(r["bit_exact"]), "inputs": r["inputs"], "mismatches": r["mismatches"],
@@ -151,6 +151,12 @@ def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None,
         "method": {"compare": f"every output byte read back from {board} vs the TFLM Python interpreter",
                    "unit": "bytes"},
     }
+    if r.get("reference"):  # an SBC: a TFLite runtime, compared with the stated host reference and tolerance
+        out["reference"] = r["reference"]
+        out["runtime"] = {k: r["firmware"].get(k) for k in ("runtime", "runtime_version", "threads", "xnnpack")}
+        out["method"]["compare"] = (f"outputs read back from {board} vs the {r['reference']['what']}: "
+                                    f"{r['reference']['tolerance']['rule']}")
+        out["tolerance"] = {"ok": r["mismatches"] == 0, **r["reference"]["tolerance"]}
     if r["model"]["variant"]["quantization"] == "float32":
         out["tolerance"] = tolerance_record(r["mismatches"] == 0)
     labelled = [o for o in r["outputs"] if o["label"] is not None]

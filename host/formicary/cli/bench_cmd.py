@@ -7,12 +7,20 @@ import typer
 
 from formicary.cli._bench_options import (
     DATA_OPTION,
+    HOST_OPTION,
     INPUTS_OPTION,
     KERNELS_OPTION,
     MEMORY_PLAN_OPTION,
     PROFILE_OPTION,
+    PYTHON_OPTION,
+    RUNTIME_OPTION,
+    SENSOR_OPTION,
     STORE_OPTION,
+    THREADS_OPTION,
     WARMUP_OPTION,
+    WORKDIR_OPTION,
+    XNNPACK_OPTION,
+    sbc_options,
 )
 from formicary.cli._lab_options import COORDINATOR_OPTION, PLACE_OPTION, STEAL_OPTION, WAIT_OPTION, resolve_place
 from formicary.cli._output import JSON_OPTION, emit
@@ -46,24 +54,39 @@ def register(app: typer.Typer) -> None:
               coordinator: str = COORDINATOR_OPTION,
               wait: float = WAIT_OPTION,
               steal: bool = STEAL_OPTION,
+              host: str = HOST_OPTION, python: str = PYTHON_OPTION, runtime: str = RUNTIME_OPTION,
+              threads: int = THREADS_OPTION, xnnpack: bool = XNNPACK_OPTION, sensor: str = SENSOR_OPTION,
+              workdir: str = WORKDIR_OPTION,
               as_json: bool = JSON_OPTION) -> None:
         """Build and flash when needed, run N inferences, print latency statistics and the TFLM comparison."""
-        from formicary.power import open_power_source
         from formicary.bench.runner import run_bench
+        from formicary.boards import load_board
         from formicary.cli._models import model_for_board
-        from formicary.progress import BoardProgress
-
         from formicary.errors import FormicaryError
+        from formicary.power import open_power_source
+        from formicary.progress import BoardProgress
 
         board, port = resolve_place(board, port, place, coordinator, wait, steal)
         if board is None:
             raise FormicaryError("no --board given.", "pass --board B (see `formicary boards`), or --place P.")
         monitor = open_power_source(power) if power else None
+        sbc = sbc_options(python, runtime, threads, xnnpack, sensor, workdir)
+        if load_board(board).is_sbc:
+            sbc.setdefault("sensor", sensor)
+            if host and port:
+                raise FormicaryError("--host and --port both name the board.", "pass --host user@addr[:port] only.")
+            port = host or port
+            model = target if target.suffix == ".tflite" else model_for_board(target, board, build_dir)
+        elif host:
+            raise FormicaryError(f"--host is for SBC boards; {board} is a microcontroller.",
+                                 "use --port for a serial port, or pick an SBC board.")
+        else:
+            model = model_for_board(target, board, build_dir)
         with BoardProgress() as show:
-            result = run_bench(model_for_board(target, board, build_dir), board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
+            result = run_bench(model, board, port=port, runs=runs, warmup=warmup, data=data, inputs=inputs,
                                profile=profile, store=False if no_store else store, out_dir=build_dir,
                                label=label, rebuild=rebuild, seed=seed, power=monitor, kernels=kernels,
-                               memory_plan=memory_plan, on_event=show)
+                               memory_plan=memory_plan, on_event=show, sbc=sbc)
         emit(result, as_json, render)
         if result["mismatches"]:
             raise typer.Exit(1)
@@ -71,6 +94,10 @@ def register(app: typer.Typer) -> None:
 
 def render(console, r: dict) -> None:
     from formicary.bench.runner import latency_line
+
+    if r.get("sbc") is not None or r.get("reference"):
+        render_sbc(console, r)
+        return
 
     kind = "virtual board" if r["virtual"] else "board"
     console.print(f"[bold]{r['model']['name']}[/] ({r['model']['variant']['label']}) on {kind} [bold]{r['board']}[/]"
@@ -134,5 +161,43 @@ def render(console, r: dict) -> None:
                       f"(weights {t['45nm']['weight_read_uj']:.3g}, activations {t['45nm']['activation_uj']:.3g}, "
                       f"compute {t['45nm']['compute_uj']:.3g} µJ); {t['7nm']['total_uj']:.3g} µJ at 7 nm, "
                       f"{t['7nm']['data_movement_share']:.0%} data movement", highlight=False)
+    if r.get("run_id") is not None:
+        console.print(f"recorded as run {r['run_id']} in {r['store_path']}")
+
+
+def render_sbc(console, r: dict) -> None:
+    """The human view of a bench on a Linux SBC (a TFLite runtime over SSH)."""
+    from formicary.bench.sbc import latency_line
+
+    fw, sbc = r.get("firmware") or {}, r.get("sbc") or {}
+    kind = "virtual SBC" if r["virtual"] else "SBC"
+    console.print(f"[bold]{r['model']['name']}[/] ({r['model']['variant']['label']}) on {kind} [bold]{r['board']}[/]"
+                  f" ({sbc.get('url')}, {sbc.get('machine')}, Python {sbc.get('python')}): "
+                  f"{fw.get('runtime')} {fw.get('runtime_version')}, threads {fw.get('threads') or 'default'}, "
+                  f"XNNPACK {fw.get('xnnpack')}", highlight=False)
+    if r["latency"] and r["latency"].get("samples"):
+        from rich.markup import escape
+
+        console.print(escape(f"latency: {latency_line(r)}  ({len(r['latency']['samples'])} timed, "
+                             f"{r['settings']['warmup']} warm-up)"), highlight=False)
+    if r["settings"].get("profile_note"):
+        console.print(f"per-layer profile: not available ({r['settings']['profile_note']})")
+    ref = r.get("reference") or {}
+    verdict = ("[green]bit-exact[/]" if r["bit_exact"] else
+               "[green]within tolerance[/]" if r["mismatches"] == 0 else f"[red]{r['mismatches']} input(s) differ[/]")
+    worst = max((o.get("max_abs_diff", 0.0) for o in r["outputs"]), default=0.0)
+    console.print(f"outputs vs {ref.get('what', 'the host reference')}: {verdict} on {r['inputs']} input(s)"
+                  + (f" (same predictions; largest output difference {worst:g} "
+                     f"{'step(s)' if r['model']['variant']['quantization'] != 'float32' else ''})" if worst else ""),
+                  highlight=False)
+    if r["accuracy"] is not None:
+        labelled = sum(1 for o in r["outputs"] if o["label"] is not None)
+        right = sum(1 for o in r["outputs"] if o["label"] is not None and o["label"] == o["predicted"])
+        console.print(f"accuracy on the board: {right}/{labelled} = {r['accuracy']:.3f}")
+    console.print(f"memory: peak RSS {r['ram_bytes'] or 0:,} B (the agent process: runtime + model + inputs); "
+                  f"model {r['model_bytes']:,} B; {r['macs']:,} MACs")
+    e = r.get("energy")
+    if e:
+        console.print(f"energy: {e['uj_per_inference']:.2f} µJ/inference ([bold]{e['method']}[/]: {e['source']})")
     if r.get("run_id") is not None:
         console.print(f"recorded as run {r['run_id']} in {r['store_path']}")

@@ -31,9 +31,12 @@ def _human(console, result: dict[str, Any]) -> None:
         table.add_column(col)
     for b in result["boards"]:
         kind = f"virtual ({b['qemu_machine']})" if b["virtual"] else "real"
-        if not b["buildable"]:
+        if b.get("kind") == "sbc":
+            kind += ", SBC: TFLite runtime over SSH"
+        elif not b["buildable"]:
             kind += ", not buildable"
-        table.add_row(b["name"], b["core"], f"{b['clock_hz'] / 1e6:g} MHz", f"{b['flash_bytes'] // 1024} KiB",
+        flash = "-" if b.get("kind") == "sbc" else f"{b['flash_bytes'] // 1024} KiB"
+        table.add_row(b["name"], b["core"], f"{b['clock_hz'] / 1e6:g} MHz", flash,
                       f"{b['ram_bytes'] // 1024} KiB", b["timing_unit"], b["upload_protocol"], kind,
                       _power_cell(b.get("power")))
     console.print(table)

@@ -43,7 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--port", dest="formicary_port", default=None,
                 help="pyserial URL of the board (/dev/ttyACM0, socket://host:port, rfc2217://...). Required for "
                      "real boards; for virtual boards omit it to let the plugin start QEMU, or give the URL of a "
-                     "QEMU started by `formicary flash`; env FORMICARY_PORT.")
+                     "QEMU started by `formicary flash`; SBC boards: user@addr[:port] for SSH (the virtual SBC "
+                     "boots its own without it); env FORMICARY_PORT.")
     g.addoption("--formicary-place", dest="formicary_place", default=None,
                 help="a labgrid place (NAME or NAME@COORDINATOR, docs/lab.md) holding the --board: acquired for the "
                      "session, released at its end; needs `pip install 'formicary[lab]'`; env FORMICARY_PLACE.")
@@ -227,6 +228,77 @@ class Dut:
         return f"<Dut {self.describe()} at {self.url}>"
 
 
+@dataclass(frozen=True)
+class _SbcSpec:
+    dtype: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class _SbcInfo:
+    inputs: list[_SbcSpec]
+    outputs: list[_SbcSpec]
+    timing_unit: str = "ms"
+    timing_method: str = "perf_counter"
+
+
+class SbcDut(Dut):
+    """A Linux single-board computer as a device under test: each `run` copies the inputs and runs the on-board
+    agent over SSH (formicary.target.sbc) in the board's TFLite runtime; latencies are wall-clock ms
+    (`perf_counter` on the board). `check` compares with TFLM like an MCU's, so pass `rtol`/`atol` or use the
+    strict runtime options (sbc={"xnnpack": False}) for integer models."""
+
+    def __init__(self, board: Any, model: Path, tflite: Path, link: Any, sbc: dict[str, Any] | None = None) -> None:
+        super().__init__(board, model, tflite, model_sha256(tflite), link, None)
+        self.sbc = dict(sbc or {})
+        self._info: _SbcInfo | None = None
+
+    @property
+    def info(self) -> _SbcInfo:
+        if self._info is None:
+            from ai_edge_litert.interpreter import Interpreter
+
+            it = Interpreter(model_path=str(self.tflite))
+
+            def specs(details: list[dict]) -> list[_SbcSpec]:
+                return [_SbcSpec(np.dtype(d["dtype"]).name, tuple(int(x) for x in d["shape"]),
+                                 float(d["quantization"][0]), int(d["quantization"][1])) for d in details]
+
+            self._info = _SbcInfo(specs(it.get_input_details()), specs(it.get_output_details()))
+        return self._info
+
+    @property
+    def session(self):
+        raise AttributeError("an SBC has no formicary-rt session: use run/check")
+
+    def run(self, inputs: Any, *, runs: int = 1, warmup: int = 0) -> DutResult:
+        import base64
+
+        from formicary.target.sbc import AgentRequest
+
+        xs = self.prepare(inputs)
+        req = AgentRequest([xs], [runs], warmup, sensor="none", **self.sbc)
+        ms: list[float] = []
+        outs: list[np.ndarray] = []
+        with self._guard():
+            for ev in self.connection.run_agent(self.tflite, req):
+                if ev["event"] == "inference":
+                    ms.append(float(ev["ms"]))
+                elif ev["event"] == "outputs":
+                    outs = [np.frombuffer(base64.b64decode(o["b64"]), dtype=np.dtype(o["dtype"]))
+                            .reshape(o["shape"]).copy() for o in ev["outputs"]]
+        return DutResult(outputs=outs, latency=ms[0], unit="ms", method="perf_counter", latencies=ms, inputs=xs)
+
+    def reset(self):
+        return self.info  # nothing to reset: every run starts a fresh agent process
+
+    @property
+    def url(self) -> str:
+        return self.connection.url
+
+
 class DutFactory:
     """`dut_factory(board, model)` -> Dut, one per (board, model, port) for the whole session.
 
@@ -264,6 +336,13 @@ class DutFactory:
         if dut is not None:  # a device error left the session unusable: start over on a fresh connection
             dut.close()
             del self._duts[key]
+        if b.is_sbc:  # a TFLite runtime over SSH: no firmware; --port is the host (user@addr[:port])
+            from formicary.compile import to_tflite
+            from formicary.target.sbc import open_sbc
+
+            tflite = to_tflite(model, self.build_dir / f"{model.stem}-{sha[:12]}", board=b.name)
+            self._duts[key] = dut = SbcDut(b, model, Path(tflite), open_sbc(b, port))
+            return dut
         fw, tflite = self._build(b, model, sha)
         self._duts[key] = dut = self._connect(b, model, fw, tflite, port)
         return dut
@@ -364,6 +443,7 @@ __all__: list[str] = [
     "Dut",
     "DutFactory",
     "DutResult",
+    "SbcDut",
     "compare_outputs",
     "model_sha256",
     "prepare_inputs",

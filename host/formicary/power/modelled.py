@@ -34,6 +34,8 @@ def _board_timing_unit(board_name: str) -> str | None:
 
 def _time_basis(timing_unit: str | None, clock_hz: int) -> str:
     mhz = f"{clock_hz / 1e6:g} MHz"
+    if timing_unit == "ms":  # an SBC: the on-board agent's time.perf_counter around each invoke()
+        return "time = wall-clock milliseconds measured on the board (time.perf_counter around each invoke)"
     if timing_unit == "instructions":
         return (f"time = QEMU retired instructions (-icount) at the board clock {mhz}, "
                 "assuming 1 instruction = 1 cycle")
@@ -99,7 +101,7 @@ class ModelledSource(PowerSource):
     def windows(self) -> list[InferenceWindow]:
         out, t = [], 0.0
         for ticks in self._latencies:
-            dt = ticks_to_seconds(ticks, self.clock_hz)
+            dt = ticks / 1e3 if self.timing_unit == "ms" else ticks_to_seconds(ticks, self.clock_hz)
             out.append(InferenceWindow(t, t + dt, 1))
             t += dt
         return out
@@ -136,7 +138,8 @@ def modelled_energy(power: PowerModelLike | None, clock_hz: int, latencies_ticks
     out = result.to_json()
     unit = "instruction" if src.timing_unit == "instructions" else "tick"
     out["assumptions"] = (f"datasheet typical active current at the board clock, constant during inference; "
-                          f"1 {unit} = 1 cycle")
+                          f"1 {unit} = 1 cycle") if src.timing_unit != "ms" else (
+        "the board's typical active current, constant during inference, times the measured wall-clock time")
     checked = getattr(power, "checked", None)
     if checked is not None:
         out["power_model_checked"] = bool(checked)

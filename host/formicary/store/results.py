@@ -28,7 +28,7 @@ from formicary.store.stats import summarize
 
 ENV_VAR = "FORMICARY_STORE"
 BUSY_TIMEOUT_MS = 30_000
-LATENCY_UNITS = ("instructions", "cycles")
+LATENCY_UNITS = ("instructions", "cycles", "ms")  # ms: wall-clock on an SBC (bench/sbc.py)
 ENERGY_METHODS = ("measured", "modelled")
 
 # Scalar bench keys -> runs columns. Nested keys are dotted paths into the bench result dict.
