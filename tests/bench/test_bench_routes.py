@@ -162,7 +162,7 @@ class FakeSession:
 
 class _Conn:
     def __init__(self, session) -> None:
-        self.session, self.url, self.handle = session, "fake://", None
+        self.session, self.url, self.handle, self.place = session, "fake://", None, None
 
     def close(self) -> None:
         pass

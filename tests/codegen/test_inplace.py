@@ -233,3 +233,17 @@ def test_a_model_output_read_by_the_last_op_is_never_overwritten(tmp_path, host_
     r = generate(model, tmp_path / "gen", memory_plan="in-place")
     assert 1 not in [o["op"] for o in r.overlaps] and r.arena_bytes == 2 * 144  # A and B side by side
     assert verify_model(model, inputs=2, memory_plan="in-place", measure_tflm_arena=False)["bit_exact"]
+
+
+def test_a_preserved_input_read_by_the_last_op_is_never_overwritten(tmp_path):
+    """A one-op model built with preserve_inputs (what firmware builds do, so N runs reuse one loaded input): the
+    input's buffer ends at the last op, yet the next fm_invoke() reads it again, so nothing may be written over it.
+    Without preserve_inputs the same op may overlap it."""
+    ts = [T((1, 9, 7, 19), scale=[0.05], zero_point=[-3]), T((1, 5, 4, 19), scale=[0.05], zero_point=[-3])]
+    ops = [Op("MAX_POOL_2D", [0], [1], "Pool2DOptions",
+              dict(Padding=0, StrideW=2, StrideH=2, FilterWidth=3, FilterHeight=3))]
+    model = build(ts, ops, [0], [1])
+    kept = generate(model, tmp_path / "kept", memory_plan="in-place", preserve_inputs=True)
+    assert kept.overlaps == [] and kept.arena_bytes >= 9 * 7 * 19 + 5 * 4 * 19
+    free = generate(model, tmp_path / "free", memory_plan="in-place")
+    assert [o["op"] for o in free.overlaps] == [0] and free.arena_bytes < kept.arena_bytes

@@ -64,7 +64,7 @@ def test_cached_build_is_reused_only_under_its_key(kws_model_path, tmp_path, mon
     board = load_board("qemu-m4")
     calls = []
 
-    def fake_build(model, b, out, *, firmware_mode, optimize, kernels, memory_plan=None):
+    def fake_build(model, b, out, *, firmware_mode, optimize, kernels, memory_plan=None, mlperf_model_id=None):
         calls.append(out)
         elf = Path(out) / "program.elf"
         elf.write_bytes(b"\x7fELF")

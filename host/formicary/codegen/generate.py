@@ -230,8 +230,17 @@ def plan_memory(lowered: Lowered, preserve_inputs: bool = False, memory_plan: st
 MAX_REVERSED_VARIANTS = 8  # single-op reversals tried by the in-place plan (plus none and all)
 
 
+def _survives_invoke(model: ModelIR, buffer: lifetimes.Buffer, preserve_inputs: bool) -> bool:
+    """Whether a buffer must still hold its bytes after fm_invoke(): a model output, or a model input the
+    caller reuses across invocations (`preserve_inputs`). Such a buffer never dies at the op that reads it last,
+    so no output may be written over it."""
+    keep = set(model.outputs) | (set(model.inputs) if preserve_inputs else set())
+    return any(t in keep for t in buffer.tensors)
+
+
 def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
-                  reverse: frozenset[int] = frozenset()) -> tuple[planner.Overlaps, list[dict]]:
+                  reverse: frozenset[int] = frozenset(), preserve_inputs: bool = False,
+                  ) -> tuple[planner.Overlaps, list[dict]]:
     """(out buffer, in buffer) -> max offset for every op whose kernel's declared access pattern lets its output
     overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there.
     Ops in `reverse` run their rows last to first: their output gets a min offset (planner.Above) instead."""
@@ -247,7 +256,7 @@ def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict
         bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
         if bi.id == bo.id or bi.last != op.index or bo.first != op.index:
             continue
-        if any(t in model.outputs for t in bi.tensors):  # a model output read by the last op must survive it
+        if _survives_invoke(model, bi, preserve_inputs):  # e.g. a model output read by the last op
             continue
         if op.index in reverse:
             d = access.reversed_offset_limit(kset, low.kernel, model, op)
@@ -264,7 +273,8 @@ def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict
     return overlaps, listed
 
 
-def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int]) -> list[int]:
+def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
+                         preserve_inputs: bool = False) -> list[int]:
     """Ops that may run rows last to first with their output over their dying input: row-callable kernels whose
     output is no larger than their input (a stem or pooling layer the next layers want high in the arena)."""
     model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
@@ -278,7 +288,7 @@ def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owne
         bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
         if bi.id == bo.id or bi.last != op.index or bo.first != op.index or bo.size > bi.size:
             continue
-        if any(t in model.outputs for t in bi.tensors):
+        if _survives_invoke(model, bi, preserve_inputs):
             continue
         if access.reversed_offset_limit(kset, low.kernel, model, op) is not None:
             found.append(op.index)
@@ -290,7 +300,7 @@ def _place(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tuple[int
     model = lowered.model
     if overlap:  # forward only, each candidate op reversed, all reversed: the smallest arena wins
         buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
-        cands = _reversal_candidates(lowered, buffers, owner)
+        cands = _reversal_candidates(lowered, buffers, owner, preserve_inputs)
         variants = [frozenset()] + [frozenset({c}) for c in cands] + ([frozenset(cands)] if len(cands) > 1 else [])
         best = None
         for rev in variants:
@@ -309,7 +319,7 @@ def _place_once(lowered: Lowered, alias: dict[int, int], inplace: dict[int, tupl
                 reverse: frozenset[int]):
     model = lowered.model
     buffers, owner = lifetimes.build_buffers(model, alias, inplace, preserve_inputs, steps)
-    overlaps, listed = overlap_pairs(lowered, buffers, owner, reverse) if overlap else ({}, [])
+    overlaps, listed = overlap_pairs(lowered, buffers, owner, reverse, preserve_inputs) if overlap else ({}, [])
     scratch: dict[int, int] = {}
     for op, low in zip(model.operators, lowered.ops):
         if low.scratch_bytes:
