@@ -93,6 +93,19 @@ def test_bench_cli_kws(kws_build, kws_data_dir, kws_model_path, tmp_path):
     assert run["extra"]["energy_model"]["total"] == em["total"]
 
 
+def test_verify_cli_on_a_virtual_board(kws_build):
+    """`formicary verify MODEL --target BOARD` on a microcontroller: none of the SBC-only options is set, so none
+    is refused (they once were: verify passed a default sensor setting as if the user had given it)."""
+    from formicary.cli import app
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, ["verify", str(kws_build), "--target", "qemu-m4", "--inputs", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    res = _json(r.stdout)
+    assert res["bit_exact"] and res["inputs"] == 2 and res["target"] == "qemu-m4"
+    assert res["latency"]["unit"] == "instructions"
+
+
 def test_two_benches_give_identical_counts(kws_build):
     from formicary.bench.runner import run_bench
 

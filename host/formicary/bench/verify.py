@@ -136,6 +136,10 @@ def verify_on_board(model: str | Path, board: str, *, inputs: int | None = None,
     from formicary.bench.runner import run_bench
     from formicary.oracle.compare import tolerance_record
 
+    from formicary.boards import load_board
+
+    if load_board(board).is_sbc:  # verify compares outputs: no power sensor is read on the board
+        sbc = {"sensor": "none", **(sbc or {})}
     r = run_bench(model, board, port=port, baud=baud, runs=None, warmup=0, data=data, inputs=inputs, seed=seed, store=False,
                   kernels=kernels, memory_plan=memory_plan, sbc=sbc)
     first = next((i for i, o in enumerate(r["outputs"]) if not o["match_reference"]), None)

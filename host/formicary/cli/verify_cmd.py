@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
             target = board or target
 
         with progress.step(f"verify {model.name} on {target}"):
-            sbc = sbc_options(python, runtime, threads, xnnpack, "none", workdir)
+            sbc = sbc_options(python, runtime, threads, xnnpack, None, workdir)
             result = verify_model(model, inputs=inputs, data=data, seed=seed, sanitize=sanitize, target=target,
                                   port=host or port, baud=baud, kernels=kernels, memory_plan=memory_plan,
                                   sbc=sbc or None)
