@@ -94,7 +94,7 @@ def _inputs(model_bytes: bytes, n: int, seed: int) -> list[list[np.ndarray]]:
              else rng.normal(0, 2, t.shape).astype(np.float32) for t in ir.input_tensors] for _ in range(n)]
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chain=chains(), data=st.data())
 def test_random_chains_match_the_liveness_plan_under_any_split_and_grid(chain, data, tmp_path_factory, host_cc):
     model, n_ops = chain

@@ -184,7 +184,9 @@ def test_average_pool2d_over_256_taps_helium():
     check(model, 3, n=4)
 
 
-@pytest.mark.parametrize("c,hw,seed", [(8, 10, 0), (17, 12, 3), (64, 7, 5)])
+# 17 channels: one full 16-lane vector and a 1-lane tail; 64: full vectors only (a sub-vector-only width is
+# covered by the single-op tests above and by the in-place/patch random chains)
+@pytest.mark.parametrize("c,hw,seed", [(17, 12, 3), (64, 7, 5)])
 def test_residual_separable_model_helium(c, hw, seed):
     """conv 3x3 -> depthwise 3x3 -> pointwise 1x1 -> residual ADD -> avg pool -> FC -> softmax."""
     from tests.codegen.test_models import residual_model
