@@ -362,20 +362,8 @@ def run_bench(target: str | Path, board: str | Board, *, port: str | None = None
         emit({"event": "done", "run_id": run_id})
         return result
     except BaseException as exc:
-        reason = ("interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else
-                  exc.cause if isinstance(exc, FormicaryError) else f"{type(exc).__name__}: {exc}")
         snapshot()
-        result["incomplete_reason"] = reason
-        if st is not None and run_id is not None:
-            try:
-                st.finish_run(run_id, False, reason)
-            except Exception:  # never mask the original failure
-                pass
-        if isinstance(exc, FormicaryError):
-            kept = f" {len(samples)} inference(s) and {result['inputs']} output check(s) were kept" + (
-                f" in run {run_id} of {st.path}." if run_id is not None else ".")
-            exc.partial = result
-            exc.details = {**(exc.details or {}), "kept": kept.strip(), "run_id": run_id}
+        record_incomplete(exc, result, st, run_id, len(samples))
         raise
     finally:
         if power is not None and getattr(power, "_running", False):
@@ -428,6 +416,27 @@ def _measured_energy(power: PowerSource, counts: list[int], floor: dict[str, flo
     j = trace.to_json()
     pairs = [[t, mw / 1e3] for t, mw in zip(j["t"], j["power"])]
     return e, pairs
+
+
+def record_incomplete(exc: BaseException, result: dict[str, Any], st: Any, run_id: int | None, n_samples: int,
+                      stored_note: str = "") -> str | None:
+    """What a bench that failed keeps: the run stored incomplete with the reason, and a FormicaryError carrying
+    the partial result and a `kept` sentence (also returned; None for other exceptions, which pass unchanged)."""
+    reason = ("interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else
+              exc.cause if isinstance(exc, FormicaryError) else f"{type(exc).__name__}: {exc}")
+    result["incomplete_reason"] = reason
+    if st is not None and run_id is not None:
+        try:
+            st.finish_run(run_id, False, reason)
+        except Exception:  # noqa: BLE001 - never mask the original failure
+            pass
+    if not isinstance(exc, FormicaryError):
+        return None
+    kept = f"{n_samples} inference(s) and {result['inputs']} output check(s) were kept" + (
+        f" in run {run_id} of {st.path}{stored_note}." if run_id is not None else ".")
+    exc.partial = result
+    exc.details = {**(exc.details or {}), "kept": kept, "run_id": run_id}
+    return kept
 
 
 def latency_line(result: dict[str, Any]) -> str:

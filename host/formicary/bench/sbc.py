@@ -149,6 +149,7 @@ def run_sbc_bench(target: str | Path, board: str | Board, *, host: str | None = 
         _split_runs,
         _variant,
         load_inputs,
+        record_incomplete,
     )
     from formicary.store.results import now_iso
     from formicary.store.routes import subgraph_usage
@@ -298,22 +299,10 @@ def run_sbc_bench(target: str | Path, board: str | Board, *, host: str | None = 
         emit({"event": "done", "run_id": run_id})
         return result
     except BaseException as exc:
-        reason = ("interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else
-                  exc.cause if isinstance(exc, FormicaryError) else f"{type(exc).__name__}: {exc}")
         snapshot()
-        result["incomplete_reason"] = reason
-        if st is not None and run_id is not None:
-            try:
-                st.finish_run(run_id, False, reason)
-            except Exception:  # noqa: BLE001 - never mask the original failure
-                pass
-        if isinstance(exc, FormicaryError):
-            kept = (f"{len(samples)} inference(s) and {result['inputs']} output check(s) were kept"
-                    + (f" in run {run_id} of {st.path} (stored incomplete)." if run_id is not None else "."))
-            exc.partial = result
-            exc.details = {**(exc.details or {}), "kept": kept, "run_id": run_id}
-            if samples or result["inputs"]:
-                exc.cause = f"{exc.cause} {kept}"
+        kept = record_incomplete(exc, result, st, run_id, len(samples), " (stored incomplete)")
+        if kept and (samples or result["inputs"]):
+            exc.cause = f"{exc.cause} {kept}"
         raise
     finally:
         if power is not None and getattr(power, "_running", False):

@@ -238,15 +238,12 @@ def _survives_invoke(model: ModelIR, buffer: lifetimes.Buffer, preserve_inputs: 
     return any(t in keep for t in buffer.tensors)
 
 
-def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
-                  reverse: frozenset[int] = frozenset(), preserve_inputs: bool = False,
-                  ) -> tuple[planner.Overlaps, list[dict]]:
-    """(out buffer, in buffer) -> max offset for every op whose kernel's declared access pattern lets its output
-    overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there.
-    Ops in `reverse` run their rows last to first: their output gets a min offset (planner.Above) instead."""
-    model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
-    overlaps: planner.Overlaps = {}
-    listed: list[dict] = []
+def _ops_over_a_dying_input(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
+                            preserve_inputs: bool):
+    """(op, lowered op, input buffer, output buffer) for every kernel call whose first input's buffer dies at it
+    (and need not outlive fm_invoke()) while its output's buffer is born there: the ops whose output could be
+    placed over their input."""
+    model = lowered.model
     for op, low in zip(model.operators, lowered.ops):
         if low.call is None or not op.outputs or not op.inputs or op.inputs[0] < 0:
             continue
@@ -258,6 +255,20 @@ def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict
             continue
         if _survives_invoke(model, bi, preserve_inputs):  # e.g. a model output read by the last op
             continue
+        yield op, low, bi, bo
+
+
+def overlap_pairs(lowered: Lowered, buffers: list[lifetimes.Buffer], owner: dict[int, int],
+                  reverse: frozenset[int] = frozenset(), preserve_inputs: bool = False,
+                  ) -> tuple[planner.Overlaps, list[dict]]:
+    """(out buffer, in buffer) -> max offset for every op whose kernel's declared access pattern lets its output
+    overlap its input (codegen/access.py), where the input's buffer dies at that op and the output's is born there.
+    Ops in `reverse` run their rows last to first: their output gets a min offset (planner.Above) instead."""
+    model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
+    overlaps: planner.Overlaps = {}
+    listed: list[dict] = []
+    for op, low, bi, bo in _ops_over_a_dying_input(lowered, buffers, owner, preserve_inputs):
+        t_in, t_out = op.inputs[0], op.outputs[0]
         if op.index in reverse:
             d = access.reversed_offset_limit(kset, low.kernel, model, op)
             if d is None or d >= bi.size:
@@ -279,16 +290,8 @@ def _reversal_candidates(lowered: Lowered, buffers: list[lifetimes.Buffer], owne
     output is no larger than their input (a stem or pooling layer the next layers want high in the arena)."""
     model, kset = lowered.model, lowered.kernel_set or kernel_sets.kernel_set(None)
     found = []
-    for op, low in zip(model.operators, lowered.ops):
-        if low.call is None or not op.outputs or not op.inputs or op.inputs[0] < 0:
-            continue
-        t_in, t_out = op.inputs[0], op.outputs[0]
-        if t_in not in owner or t_out not in owner:
-            continue
-        bi, bo = buffers[owner[t_in]], buffers[owner[t_out]]
-        if bi.id == bo.id or bi.last != op.index or bo.first != op.index or bo.size > bi.size:
-            continue
-        if _survives_invoke(model, bi, preserve_inputs):
+    for op, low, bi, bo in _ops_over_a_dying_input(lowered, buffers, owner, preserve_inputs):
+        if bo.size > bi.size:
             continue
         if access.reversed_offset_limit(kset, low.kernel, model, op) is not None:
             found.append(op.index)
