@@ -195,6 +195,13 @@ def select_kernel_sources(kset: str | KernelSet | None, files: Iterable[str]) ->
     return out
 
 
+def set_sources(kset: str | KernelSet | None) -> list[Path]:
+    """Every kernel file of the set, resolved through its chain (each name once, from the first set having it):
+    what a library serving any model of the set compiles (the linker keeps the objects a model calls)."""
+    ks = kernel_set(kset)
+    return select_kernel_sources(ks, sorted({name for k in ks.chain() for name in k.files()}))
+
+
 def write_manifest(model_dir: Path, kset: KernelSet, files: Iterable[str]) -> Path:
     path = Path(model_dir) / MANIFEST
     path.write_text(json.dumps({"kernel_set": kset.name, "kernels": list(dict.fromkeys(files))}, indent=2) + "\n")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from formicary.errors import FormicaryError
+from formicary.resources import firmware_dir
 
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
@@ -113,7 +114,14 @@ class BuildInputs:
 
 
 def _inputs(result) -> BuildInputs:
-    return BuildInputs(Path(result.out_dir), [Path(p) for p in result.firmware_sources()],
+    """The generated model, and formicary-rt with its whole kernel set as the runtime library: one library per
+    set and flags serves every model (a model links the objects it calls), where a library per model's kernel
+    selection was rebuilt for every new mix of ops (seconds each under the sanitizers)."""
+    from formicary.codegen.generate import RUNTIME_SOURCES
+    from formicary.codegen.kernel_sets import set_sources
+
+    runtime = [firmware_dir() / s for s in RUNTIME_SOURCES]
+    return BuildInputs(Path(result.out_dir), runtime + set_sources(result.kernel_set),
                        [Path(p) for p in result.include_dirs])
 
 
