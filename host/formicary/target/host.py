@@ -2,9 +2,9 @@
 executable under AddressSanitizer/UBSan (ASan cannot be loaded into an already running Python without
 LD_PRELOAD, so sanitized runs go through a subprocess).
 
-formicary-rt and the model's kernels are compiled once per source set and flag set into a static library
-(`libfmrt-<key>.a`, see `runtime_library`); a model build compiles only its generated fm_model.c and links that
-library. Both are cached by a hash of every source byte and flag, under the user cache folder.
+formicary-rt and the whole kernel set the model uses are compiled once per set and flag set into a static
+library (`libfmrt-<key>.a`, see `runtime_library`); a model build compiles only its generated fm_model.c and links
+that library (the linker keeps the kernels the model calls). Both are cached by a hash of every source byte and flag, under the user cache folder.
 """
 from __future__ import annotations
 
