@@ -8,8 +8,10 @@ CPU stays paused until the host is attached and sends the monitor command `cont`
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,20 +45,28 @@ def _listening(port: int) -> bool:
         return True
 
 
-def _die_with_parent() -> None:
-    """preexec_fn for QEMUs owned by this process: Linux kills them when their parent dies (SIGKILL included),
-    so a bench, fleet worker or test killed at any moment, even between launch and close, leaves no QEMU behind.
-    They run in their own process group (for clean kills), which group signals alone would not reach."""
-    import ctypes
+def dying_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd` prefixed so that Linux kills it when the thread that started it dies (PR_SET_PDEATHSIG, SIGKILL
+    included): a bench, fleet worker or test killed at any moment, even between launch and close, leaves no QEMU
+    behind. They run in their own process group (for clean kills), which group signals alone would not reach.
 
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: close() and the fleet's pid list still apply
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    util-linux's `setpriv --pdeathsig` sets it after the fork, so Popen needs no Python `preexec_fn`: that forces
+    a real fork() in a process whose other threads may hold locks (labgrid's gRPC runs atfork handlers there and
+    crashed children with SIGSEGV), where setpriv lets Popen use vfork. Without setpriv (non-Linux), close() and
+    the fleet's pid list still apply."""
+    setpriv = _setpriv()
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else list(cmd)
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    probe = subprocess.run([path, "--pdeathsig", "KILL", "--", "true"], capture_output=True)
+    return path if probe.returncode == 0 else None  # util-linux older than 2.33 has no --pdeathsig
 
 
 def _free_port() -> int:
@@ -208,10 +218,9 @@ def launch(board: Board | str, elf: str | Path, *, start_timeout: float = 10.0, 
     for _ in range(attempts):  # the free port can be taken between our probe and QEMU's bind: retry
         port = _free_port()
         log_fd, log_name = tempfile.mkstemp(prefix=f"formicary-qemu-{board.name}-", suffix=".log")
-        cmd = qemu_command(board, elf, port)
+        cmd = dying_with_parent(qemu_command(board, elf, port))
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log_fd, stderr=subprocess.STDOUT,
-                                start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                start_new_session=True)
         os.close(log_fd)
         inst = QemuInstance(board=board, elf=elf, url=f"socket://127.0.0.1:{port}", port=port, process=proc,
                             log_path=Path(log_name))
@@ -229,7 +238,9 @@ def launch(board: Board | str, elf: str | Path, *, start_timeout: float = 10.0, 
                                        "the machine may be overloaded; run again.")
         except FormicaryError as exc:
             last_error = exc
-            if "Address already in use" not in inst.log_tail():
+            # retried: the port taken between our probe and QEMU's bind, or a start killed by a signal (seen once
+            # in CI with a forked child, before vfork); anything QEMU itself reported is final
+            if "Address already in use" not in inst.log_tail() and not (inst.process.returncode or 0) < 0:
                 break
     assert last_error is not None
     raise last_error

@@ -143,18 +143,18 @@ class VirtualLabHost:
     # ---- boards -----------------------------------------------------------------------------------------------
     def _start_qemu(self, slot: Slot) -> None:
         from formicary.boards import load_board
-        from formicary.device.qemu import QEMU, _die_with_parent, _listening, qemu_command
+        from formicary.device.qemu import QEMU, _listening, dying_with_parent, qemu_command
         from formicary.toolchain import require
 
         require(QEMU, "qemu-system-arm")
         self._stop_qemu(slot)
         assert slot.elf is not None
         slot.log = self.workdir / f"{slot.name}.qemu.log"
-        cmd = qemu_command(load_board(slot.board), slot.elf, slot.port, paused=False, monitor_stdio=False,
-                           host=self.cfg.address) + ["-monitor", "none"]
+        cmd = dying_with_parent(qemu_command(load_board(slot.board), slot.elf, slot.port, paused=False,
+                                             monitor_stdio=False, host=self.cfg.address) + ["-monitor", "none"])
         with open(slot.log, "wb") as fp:
             slot.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fp, stderr=subprocess.STDOUT,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+                                            start_new_session=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and slot.alive() and not _listening(slot.port):
             time.sleep(0.01)
@@ -226,7 +226,7 @@ class VirtualLabHost:
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
         """Bind the ports, start labgrid-exporter; returns what is exported (printed as the `ready` line)."""
-        from formicary.device.qemu import _die_with_parent
+        from formicary.device.qemu import dying_with_parent
 
         for s in self.cfg.slots:
             if not s.port:
@@ -239,8 +239,8 @@ class VirtualLabHost:
         yaml_path = self.workdir / "exporter.yaml"
         yaml_path.write_text(exporter_yaml(self.cfg))
         log = open(self.workdir / "labgrid-exporter.log", "wb")  # noqa: SIM115 -- lives as long as the exporter
-        self.exporter = subprocess.Popen(_exporter_command(self.cfg, yaml_path), stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        self.exporter = subprocess.Popen(dying_with_parent(_exporter_command(self.cfg, yaml_path)),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         return {"event": "ready", "name": self.cfg.name, "coordinator": self.cfg.coordinator,
                 "address": self.cfg.address, "flash_port": self.cfg.flash_port, "pid": os.getpid(),
                 "exporter_pid": self.exporter.pid, "workdir": str(self.workdir),
