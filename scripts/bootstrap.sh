@@ -16,11 +16,12 @@ export FORMICARY_ROOT VENV
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- system packages -------------------------------------------------------------------------------------
-APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm gcc python3-venv)
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm gcc python3-venv util-linux)
 missing=()
 command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v cc >/dev/null || missing+=(gcc)
+command -v setpriv >/dev/null || missing+=(util-linux)  # QEMUs die with the process that started them
 # Test tools: libFuzzer needs clang's runtime package of the same version (Debian 12: clang 14, libclang-rt-14-dev);
 # chromium renders the report in tests/report/test_report_browser.py.
 clang_major() {  # of the installed clang, else of the clang apt would install
