@@ -288,7 +288,7 @@ def test_rgb_model_with_mixed_ops_converts_offline_and_checked(tf, tmp_path):
 @pytest.mark.tf
 def test_mlp_with_a_free_batch_axis(tf, tmp_path):
     """A rank-2 input keeps its layout; the free batch axis is fixed to 1. (The TFLM arena measurement of this
-    model segfaulted before its probes ran in a child process: formicary.oracle.tflm._runs_with_arena_isolated.)"""
+    model segfaulted before its probes ran in child processes: formicary.oracle.tflm._runs_with_arena_isolated.)"""
     from onnx import helper, numpy_helper
 
     from formicary.compile import compile_model

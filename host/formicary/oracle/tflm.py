@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -157,24 +159,20 @@ def _runs_with_arena(data: bytes, arena: int) -> bool:
         return False
 
 
-def _runs_with_arena_isolated(data: bytes, arena: int) -> bool:
-    """`_runs_with_arena` in a forked child: TFLM's constructor segfaults for some too-small arenas, even above the
-    total its recording allocator reports (e.g. a 64-32-10 int8 MLP: reports 1680 B, runs with 2128 B, crashes
-    with 2064 B), and a probe must not take the caller down with it. A crash counts as "does not run"."""
-    if not hasattr(os, "fork"):
-        return _runs_with_arena(data, arena)
-    pid = os.fork()
-    if pid == 0:  # the child: only TFLM runs here, then it leaves without any Python clean-up
-        import faulthandler
+def _runs_with_arena_isolated(model_file: Path, arena: int) -> bool:
+    """`_runs_with_arena` in a fresh Python process: TFLM's constructor segfaults for some too-small arenas, even
+    above the total its recording allocator reports (e.g. a 64-32-10 int8 MLP: reports 1680 B, runs with 2128 B,
+    crashes with 2064 B), and a probe must not take the caller down with it. A crash counts as "does not run".
 
-        faulthandler.disable()  # an expected crash here must not print a traceback dump (pytest enables it)
-        try:
-            code = 0 if _runs_with_arena(data, arena) else 1
-        except BaseException:  # noqa: BLE001
-            code = 1
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    Not a fork of this process: a forked child of a process whose other threads are busy (labgrid's gRPC, measured:
+    21 of 500 children crashed before doing anything) can die for reasons of its own, which would read as "does
+    not run" and inflate the arena."""
+    probe = subprocess.run([sys.executable, "-m", "formicary.oracle.tflm_probe", str(model_file), str(arena)],
+                           stdin=subprocess.DEVNULL, capture_output=True)
+    if probe.returncode not in (0, 1) and probe.returncode >= 0:
+        raise FormicaryError(f"the TFLM arena probe failed: {probe.stderr.decode(errors='replace')[-400:]}",
+                             "check that formicary and tflite-micro import in this Python.")
+    return probe.returncode == 0
 
 
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
@@ -187,7 +185,7 @@ def measure_arena(model: bytes | str | Path) -> int:
     run with a large arena, then confirm by allocating and invoking with exactly that size (stepping up by the
     arena's 16-byte alignment if needed). We never probe below the recorded total: the TFLM constructor
     segfaults for some arena sizes that are too small, so a bisection would crash the process; as some sizes
-    above the total crash too, every probe runs in a forked child (`_runs_with_arena_isolated`).
+    above the total crash too, every probe runs in a child process (`_runs_with_arena_isolated`).
     """
     data = _model_bytes(model)
     check_tflm(data)
@@ -200,20 +198,27 @@ def measure_arena(model: bytes | str | Path) -> int:
         raise FormicaryError("the TFLM interpreter did not report its arena use.",
                              "this tflite-micro build lacks the recording allocator; pin the version in pyproject.toml.")
     total = int(match.group(1))
-    with capture_c_stderr():
-        # Grow the margin until it runs, then bisect down to the recorded total (never below it, see above).
-        bad, margin = total - 1, 0
-        while not _runs_with_arena_isolated(data, total + margin):
-            bad = total + margin
-            margin = margin * 2 if margin else 16
-            if margin > max(total, 4096):
-                raise FormicaryError(f"TFLM reported a {total} B arena but did not run with {total + margin // 2} B.",
-                                     "report this model as a bug.")
-        good = total + margin
-        while good - bad > 1:
-            mid = (good + bad) // 2
-            if _runs_with_arena_isolated(data, mid):
-                good = mid
-            else:
-                bad = mid
+    with tempfile.TemporaryDirectory(prefix="formicary-arena-") as tmp:
+        model_file = Path(tmp) / "model.tflite"
+        model_file.write_bytes(data)
+        return _smallest_arena(model_file, total)
+
+
+def _smallest_arena(model_file: Path, total: int) -> int:
+    """Smallest arena from `total` up with which TFLM runs the model (probed in child processes)."""
+    # Grow the margin until it runs, then bisect down to the recorded total (never below it, see above).
+    bad, margin = total - 1, 0
+    while not _runs_with_arena_isolated(model_file, total + margin):
+        bad = total + margin
+        margin = margin * 2 if margin else 16
+        if margin > max(total, 4096):
+            raise FormicaryError(f"TFLM reported a {total} B arena but did not run with {total + margin // 2} B.",
+                                 "report this model as a bug.")
+    good = total + margin
+    while good - bad > 1:
+        mid = (good + bad) // 2
+        if _runs_with_arena_isolated(model_file, mid):
+            good = mid
+        else:
+            bad = mid
     return good
