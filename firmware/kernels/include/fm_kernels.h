@@ -177,9 +177,9 @@ int fm_fully_connected_sparse_s8(const fm_fully_connected_sparse_s8_params_t *p,
  * TFLM's reference float kernels (tolerance-checked).
  */
 
-/* Broadcast description shared by binary element-wise kernels (ADD, MUL). Shapes are extended to 6 dims;
- * a stride of 0 repeats an input along a broadcast dimension. When `broadcast` is 0 both inputs have the
- * output's shape and kernels run one flat loop of `flat_size` elements. */
+/* Broadcast description shared by binary element-wise kernels (ADD, SUB, MUL, MAXIMUM, ...). Shapes are
+ * extended to 6 dims; a stride of 0 repeats an input along a broadcast dimension. When `broadcast` is 0 both
+ * inputs have the output's shape and kernels run one flat loop of `flat_size` elements. */
 #define FM_BCAST_DIMS 6
 typedef struct {
     int32_t flat_size;
@@ -230,6 +230,38 @@ typedef struct {
     int32_t act_min, act_max;
 } fm_mul_s8_params_t;
 int fm_mul_s8(const fm_mul_s8_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* ---- SUB int8 (sub_s8.c): TFLM's general-rescaling sub: ADD's arithmetic and constants (left shift 20, three
+ * multipliers below one) with the scaled second input subtracted. ---- */
+typedef fm_add_s8_params_t fm_sub_s8_params_t;
+int fm_sub_s8(const fm_sub_s8_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* ---- SQUARED_DIFFERENCE int8 (squared_difference_s8.c): inputs shifted left by 7, scaled to twice the larger
+ * input scale (multipliers below one), difference squared in int32, rescaled to the output (any multiplier);
+ * full int8 clamp (the op has no fused activation). ---- */
+typedef struct {
+    fm_broadcast_t shape;
+    int32_t input1_offset, input2_offset; /* -zero points */
+    int32_t output_offset;                /* output zero point */
+    int32_t left_shift;
+    int32_t input1_multiplier, input1_shift;
+    int32_t input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift;
+} fm_squared_difference_s8_params_t;
+int fm_squared_difference_s8(const fm_squared_difference_s8_params_t *p, const int8_t *input1,
+                             const int8_t *input2, int8_t *output);
+
+/* Binary kernels with nothing to precompute but the broadcast: MAXIMUM, MINIMUM (int8 compares raw values, as
+ * TFLM does: codegen requires inputs and output to share quantization), SQUARED_DIFFERENCE float32. */
+typedef struct {
+    fm_broadcast_t shape;
+} fm_binary_params_t;
+int fm_maximum_s8(const fm_binary_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+int fm_minimum_s8(const fm_binary_params_t *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+int fm_maximum_f32(const fm_binary_params_t *p, const float *input1, const float *input2, float *output);
+int fm_minimum_f32(const fm_binary_params_t *p, const float *input1, const float *input2, float *output);
+int fm_squared_difference_f32(const fm_binary_params_t *p, const float *input1, const float *input2,
+                              float *output);
 
 /* ---- LOGISTIC / TANH int8 (logistic_s8.c, tanh_s8.c): gemmlowp fixed point, input in Q4.27 ---- */
 typedef struct {
@@ -321,6 +353,15 @@ typedef struct {
 int fm_mean_s8(const fm_mean_params_t *p, const int8_t *input, int8_t *output);
 int fm_mean_f32(const fm_mean_params_t *p, const float *input, float *output);
 
+/* ---- SUM, REDUCE_MAX (sum_f32.c, reduce_max_s8.c, reduce_max_f32.c) over the same walk as MEAN ----
+ * int8 SUM is fm_mean_s8 with a multiplier of input_scale / output_scale alone (TFLM's QuantizedMeanOrSum with
+ * compute_sum: nothing folded). REDUCE_MAX int8 needs equal input/output quantization (TFLM checks it), so it
+ * compares raw values; multiplier, shift and zero points are unused. */
+typedef fm_mean_params_t fm_reduce_params_t;
+int fm_sum_f32(const fm_reduce_params_t *p, const float *input, float *output);
+int fm_reduce_max_s8(const fm_reduce_params_t *p, const int8_t *input, int8_t *output);
+int fm_reduce_max_f32(const fm_reduce_params_t *p, const float *input, float *output);
+
 /* ---- MAX_POOL_2D int8 / f32 (max_pool2d_s8.c, max_pool2d_f32.c), fm_pool_params_t above ---- */
 int fm_max_pool2d_s8(const fm_pool_params_t *p, const int8_t *input, int8_t *output);
 int fm_max_pool2d_f32(const fm_pool_params_t *p, const float *input, float *output);
@@ -356,6 +397,7 @@ typedef struct {
 } fm_binary_f32_params_t;
 int fm_add_f32(const fm_binary_f32_params_t *p, const float *input1, const float *input2, float *output);
 int fm_mul_f32(const fm_binary_f32_params_t *p, const float *input1, const float *input2, float *output);
+int fm_sub_f32(const fm_binary_f32_params_t *p, const float *input1, const float *input2, float *output);
 
 typedef struct {
     int32_t outer_size, depth;

@@ -126,4 +126,18 @@ static inline int fm_quantize_f32_s8_common(const fm_quantize_f32_s8_params_t *p
     return FM_OK;
 }
 
+/* One step of a row-major walk over up to FM_BCAST_DIMS dims (`dims`, element `strides`): advances `idx` and the
+ * element offset `*off` (reductions: the kept dims of fm_reduce_params_t, then the reduced dims of one output). */
+FM_INLINE void fm_walk_next(const int32_t *dims, const int32_t *strides, int32_t *idx, int32_t *off)
+{
+    for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
+        *off += strides[d];
+        if (++idx[d] < dims[d]) {
+            return;
+        }
+        *off -= strides[d] * dims[d];
+        idx[d] = 0;
+    }
+}
+
 #endif /* FM_KERNELS_COMMON_H */

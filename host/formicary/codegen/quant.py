@@ -195,3 +195,38 @@ def mean_int8_multiplier(input_scale: float, output_scale: float, num_elements: 
     s = min(s, 31 + shift)
     mult = (mult << s) // n            # positive operands: C++ truncation == floor
     return int(mult), shift - s
+
+
+# ---- SQUARED_DIFFERENCE, SUM (SUB: add_int8_params) -----------------------------------------------------------------------------
+
+def _smaller_than_one_exp(real: float, what: str) -> tuple[int, int]:
+    """tflite::QuantizeMultiplierSmallerThanOneExp: TFLM aborts (TFLITE_CHECK) unless 0 < real < 1."""
+    if not 0.0 < real < 1.0:
+        raise ValueError(f"{what} multiplier {real!r} is not in (0, 1)")
+    m, shift = quantize_multiplier(real)
+    if shift > 0:
+        raise ValueError(f"{what} multiplier {real!r} rounds to 1")
+    return m, shift
+
+
+SQUARED_DIFFERENCE_LEFT_SHIFT_INT8 = 7
+
+
+def squared_difference_int8_params(scale1: float, scale2: float, out_scale: float) -> dict[str, int]:
+    """TFLM squared_difference.cc PrepareQuantized (int8, left shift 7): input ratios in double against twice the
+    larger float scale; output multiplier (2 * max)^2 / double((1 << 14) * output scale), the product taken in
+    float, quantized with QuantizeMultiplier (it may exceed one)."""
+    s1, s2, so = np.float32(scale1), np.float32(scale2), np.float32(out_scale)
+    twice_max = 2.0 * float(max(s1, s2))
+    m1, sh1 = _smaller_than_one_exp(float(s1) / twice_max, "input 1")
+    m2, sh2 = _smaller_than_one_exp(float(s2) / twice_max, "input 2")
+    shift2 = 2 * SQUARED_DIFFERENCE_LEFT_SHIFT_INT8
+    mo, sho = quantize_multiplier((twice_max * twice_max) / float(np.float32(np.float32(1 << shift2) * so)))
+    return {"left_shift": SQUARED_DIFFERENCE_LEFT_SHIFT_INT8, "input1_multiplier": m1, "input1_shift": sh1,
+            "input2_multiplier": m2, "input2_shift": sh2, "output_multiplier": mo, "output_shift": sho}
+
+
+def sum_int8_multiplier(input_scale: float, output_scale: float) -> tuple[int, int]:
+    """TFLM reduce PrepareMeanOrSum: QuantizeMultiplier(double(in_scale) / double(out_scale)); SUM folds nothing
+    into it (QuantizedMeanOrSum with compute_sum)."""
+    return quantize_multiplier(float(np.float32(input_scale)) / float(np.float32(output_scale)))

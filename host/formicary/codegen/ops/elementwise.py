@@ -1,5 +1,5 @@
-"""The element-wise family: ADD and MUL with NumPy/TFLite broadcasting of up to 6 dimensions, int8 (TFLM's
-general rescaling add with left shift 20 and three multipliers; mul with one multiplier) and float32."""
+"""The element-wise family: ADD, SUB and MUL with NumPy/TFLite broadcasting of up to 6 dimensions, int8 (TFLM's
+general rescaling add and sub with left shift 20 and three multipliers; mul with one multiplier) and float32."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,7 +51,7 @@ def _inplace(a: Tensor, out: Tensor) -> dict[int, int]:
     return {out.index: a.index} if (not a.is_constant and tuple(a.shape) == tuple(out.shape)) else {}
 
 
-@register("ADD", "MUL")
+@register("ADD", "SUB", "MUL")
 def lower_binary(op: Operator, ctx: LowerContext) -> LoweredOp:
     name = op.opcode.lower()
     a, b = ctx.inputs()[0], ctx.inputs()[1]
@@ -76,13 +76,15 @@ def lower_binary(op: Operator, ctx: LowerContext) -> LoweredOp:
         act_min, act_max = quant.activation_range(act, so, zo)
         fields: dict[str, object] = {"shape": shape, "input1_offset": -z1, "input2_offset": -z2,
                                      "output_offset": zo}
-        if name == "add":
+        if name in ("add", "sub"):
+            # SUB's Prepare gives ADD's constants: the pinned TFLM wheel computes them in double like ADD (older
+            # TFLM sources divide in float; tests/kernels/test_binary_reduce.py pins the difference down).
             real_out = 2.0 * max(float(np.float32(s1)), float(np.float32(s2))) / (
                 float(1 << quant.ADD_LEFT_SHIFT_INT8) * float(np.float32(so)))
             if not real_out < 1.0:
                 # TFLM's Prepare (QuantizeMultiplierSmallerThanOneExp) aborts the program on such a model.
-                raise Unsupported(f"ADD output scale {so:.3g} is degenerate: TFLM needs twice the larger input scale "
-                                  f"/ (2^20 x output scale) < 1, here {real_out:.3g} (TFLM aborts on this model)",
+                raise Unsupported(f"{op.opcode} output scale {so:.3g} is degenerate: TFLM needs twice the larger "
+                                  f"input scale / (2^20 x output scale) < 1, here {real_out:.3g} (TFLM aborts on this model)",
                                   "re-quantize with calibration data that covers the output's real range.")
             fields.update(quant.add_int8_params(s1, s2, so))
         else:

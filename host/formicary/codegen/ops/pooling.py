@@ -1,24 +1,19 @@
-"""The pooling family: AVERAGE_POOL_2D and MAX_POOL_2D (int8 and float32, one fm_pool_params_t for both) and
-MEAN over any constant set of axes (GlobalAveragePooling produces axes [1, 2]).
+"""The pooling family: AVERAGE_POOL_2D and MAX_POOL_2D (int8 and float32, one fm_pool_params_t for both). MEAN
+(GlobalAveragePooling) is a reduction: ops/reduce.py.
 
 int8 AVERAGE_POOL_2D mirrors TFLM's reference_integer_ops::AveragePool (input and output share quantization, as
-TFLM requires); int8 MEAN mirrors reference_ops::QuantizedMeanOrSum's integer path: the sum minus count * input
-zero point, rescaled by one multiplier into which 1/count is folded (quant.mean_int8_multiplier).
+TFLM requires).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from formicary.codegen import quant
 from formicary.codegen.ops import register
 from formicary.codegen.ops.base import (
-    BCAST_DIMS,
     FLOAT_ACT,
     ON_INT8,
     LowerContext,
     LoweredOp,
     Unsupported,
-    c_array,
     dims4,
     dims4_c,
     fused_activation,
@@ -89,49 +84,3 @@ def pool_params(op: Operator, ctx: LowerContext, dtype: str) -> dict[str, object
         act_min, act_max = quant.activation_range(act, out_scale, out_zp)
         fields.update({"act_min": act_min, "act_max": act_max, "act_min_f": "0.0f", "act_max_f": "0.0f"})
     return fields
-
-
-@register("MEAN")
-def lower_mean(op: Operator, ctx: LowerContext) -> LoweredOp:
-    inp, axis_t = ctx.inputs()[0], ctx.inputs()[1]
-    out = ctx.outputs()[0]
-    require_dtype(inp, ("int8", "float32"), "input")
-    require_dtype(out, (inp.dtype,), "output")
-    if axis_t is None or not axis_t.is_constant:
-        raise Unsupported("MEAN with non-constant axes", "use constant reduction axes.")
-    shape = [int(d) for d in inp.shape]
-    rank = len(shape)
-    if rank > BCAST_DIMS:
-        raise Unsupported(f"MEAN of a rank-{rank} tensor", f"use at most {BCAST_DIMS} dimensions.")
-    axes = sorted({(int(a) + rank) % rank for a in np.asarray(axis_t.data).reshape(-1)})
-    strides = [1] * rank
-    for d in range(rank - 2, -1, -1):
-        strides[d] = strides[d + 1] * shape[d + 1]
-    kept = [d for d in range(rank) if d not in axes]
-
-    def pad(xs: list[int], fill: int) -> list[int]:
-        return [fill] * (BCAST_DIMS - len(xs)) + xs
-
-    red_count = int(np.prod([shape[d] for d in axes])) if axes else 1
-    out_size = int(np.prod([shape[d] for d in kept])) if kept else 1
-    if out_size != out.numel:
-        raise Unsupported("MEAN output size disagrees with the axes", "re-export the model.")
-    fields: dict[str, object] = {
-        "out_size": out_size, "red_count": red_count,
-        "kept_dims": c_array(pad([shape[d] for d in kept], 1)),
-        "kept_strides": c_array(pad([strides[d] for d in kept], 0)),
-        "red_dims": c_array(pad([shape[d] for d in axes], 1)),
-        "red_strides": c_array(pad([strides[d] for d in axes], 0))}
-    if inp.dtype == "int8":
-        in_scale, in_zp = qparams(inp)
-        out_scale, out_zp = qparams(out)
-        mult, shift = quant.mean_int8_multiplier(in_scale, out_scale, red_count)
-        fields.update({"input_zero_point": in_zp, "output_zero_point": out_zp, "multiplier": mult,
-                       "shift": shift})
-        fn = "fm_mean_s8"
-    else:
-        fields.update({"input_zero_point": 0, "output_zero_point": 0, "multiplier": 0, "shift": 0})
-        fn = "fm_mean_f32"
-    params = ctx.const_struct("params", "fm_mean_params_t", fields)
-    return LoweredOp(call=f"{fn}({params}, {ctx.tensor_ref(inp)}, {ctx.tensor_ref(out)})", macs=inp.numel,
-                     sources=(fn[3:] + ".c",), kernel=fn)
