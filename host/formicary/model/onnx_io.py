@@ -38,6 +38,7 @@ SUPPORTED_OPS = frozenset({
     "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "BatchNormalization", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Pad",
     "Transpose", "Identity", "Dropout", "Constant", "ReduceMean", "ReduceMax", "Split", "Slice",
+    "Max", "Min", "ReduceSum",  # onnx2tf: MAXIMUM, MINIMUM, SUM (checked with onnx2tf 1.28.8)
 })
 # Ops whose outputs are only compile-time shapes (folded by onnx2tf when their inputs are static).
 _SHAPE_OPS = frozenset({"Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Expand", "Div", "Floor"})
