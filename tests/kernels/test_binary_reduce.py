@@ -142,6 +142,10 @@ def test_float32_ops_vs_tflm():
     (lambda: binary_model("SUB", [4], [4], ((1.0, 0), (1.0, 0), (1e-7, 0))), "is degenerate"),
     (lambda: binary_model("SQUARED_DIFFERENCE", [2, 1, 1, 1, 3], [2, 1, 3], ((0.1, 0),) * 3), "more than 4"),
     (lambda: binary_model("SUB", [4], [4], ((0.1, 0),) * 3, "int16"), "int16"),
+    (lambda: binary_model("SUB", [4], [4], ((0.1, 0), (0.1, 0), (0.0, 0))), "zero or negative scale"),
+    (lambda: binary_model("SQUARED_DIFFERENCE", [4], [4], ((0.0, 0), (0.1, 0), (0.1, 0))), "must be positive"),
+    (lambda: binary_model("SQUARED_DIFFERENCE", [4], [4], ((0.1, 0), (0.1, 0), (0.1, 200))), "outside int8"),
+    (lambda: reduce_model("SUM", [2, 3], [1], False, ((0.1, 0), (0.0, 0))), "zero or negative scale"),
 ])
 def test_refused_at_codegen(model, needle):
     """What TFLM refuses or aborts on (or answers meaninglessly) is one FormicaryError naming the cause."""

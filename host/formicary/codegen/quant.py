@@ -197,7 +197,7 @@ def mean_int8_multiplier(input_scale: float, output_scale: float, num_elements: 
     return int(mult), shift - s
 
 
-# ---- SQUARED_DIFFERENCE, SUM (SUB: add_int8_params) -----------------------------------------------------------------------------
+# ---- SQUARED_DIFFERENCE, SUM (SUB: add_int8_params) ------------------------------------------------------------
 
 def _smaller_than_one_exp(real: float, what: str) -> tuple[int, int]:
     """tflite::QuantizeMultiplierSmallerThanOneExp: TFLM aborts (TFLITE_CHECK) unless 0 < real < 1."""
@@ -217,6 +217,8 @@ def squared_difference_int8_params(scale1: float, scale2: float, out_scale: floa
     larger float scale; output multiplier (2 * max)^2 / double((1 << 14) * output scale), the product taken in
     float, quantized with QuantizeMultiplier (it may exceed one)."""
     s1, s2, so = np.float32(scale1), np.float32(scale2), np.float32(out_scale)
+    if not (s1 > 0 and s2 > 0 and so > 0):
+        raise ValueError(f"scales {float(s1)!r}, {float(s2)!r}, {float(so)!r} must be positive")
     twice_max = 2.0 * float(max(s1, s2))
     m1, sh1 = _smaller_than_one_exp(float(s1) / twice_max, "input 1")
     m2, sh2 = _smaller_than_one_exp(float(s2) / twice_max, "input 2")

@@ -80,7 +80,7 @@ def lower_squared_difference(op: Operator, ctx: LowerContext) -> LoweredOp:
         try:
             consts = quant.squared_difference_int8_params(s1, s2, so)
         except ValueError as err:  # TFLM's Prepare aborts (TFLITE_CHECK) on a zero scale
-            raise Unsupported(f"SQUARED_DIFFERENCE input scales {s1:.3g}, {s2:.3g} are degenerate ({err})",
+            raise Unsupported(f"SQUARED_DIFFERENCE quantization is degenerate ({err})",
                               "re-quantize the model.") from err
         fields: dict[str, object] = {"shape": nested(shape), "input1_offset": -z1, "input2_offset": -z2,
                                      "output_offset": zo, **consts}

@@ -79,12 +79,16 @@ def lower_binary(op: Operator, ctx: LowerContext) -> LoweredOp:
         if name in ("add", "sub"):
             # SUB's Prepare gives ADD's constants: the pinned TFLM wheel computes them in double like ADD (older
             # TFLM sources divide in float; tests/kernels/test_binary_reduce.py pins the difference down).
+            if not min(quant.f32(s1), quant.f32(s2), quant.f32(so)) > 0:
+                raise Unsupported(f"{op.opcode} with a zero or negative scale ({s1!r}, {s2!r}, {so!r})",
+                                  "re-quantize the model.")
             real_out = 2.0 * max(float(np.float32(s1)), float(np.float32(s2))) / (
                 float(1 << quant.ADD_LEFT_SHIFT_INT8) * float(np.float32(so)))
             if not real_out < 1.0:
                 # TFLM's Prepare (QuantizeMultiplierSmallerThanOneExp) aborts the program on such a model.
                 raise Unsupported(f"{op.opcode} output scale {so:.3g} is degenerate: TFLM needs twice the larger "
-                                  f"input scale / (2^20 x output scale) < 1, here {real_out:.3g} (TFLM aborts on this model)",
+                                  f"input scale / (2^20 x output scale) < 1, here {real_out:.3g} (TFLM aborts on "
+                                  "this model)",
                                   "re-quantize with calibration data that covers the output's real range.")
             fields.update(quant.add_int8_params(s1, s2, so))
         else:

@@ -77,6 +77,9 @@ def lower_reduce(op: Operator, ctx: LowerContext) -> LoweredOp:
     if int8:
         in_scale, in_zp = qparams(inp)
         out_scale, out_zp = qparams(out)
+        if not (quant.f32(in_scale) > 0 and quant.f32(out_scale) > 0):
+            raise Unsupported(f"{op.opcode} with a zero or negative scale ({in_scale!r}, {out_scale!r})",
+                              "re-quantize the model.")
     if op.opcode == "REDUCE_MAX":
         if int8 and (quant.f32(in_scale), in_zp) != (quant.f32(out_scale), out_zp):
             raise Unsupported("REDUCE_MAX input and output quantization differ (TFLM requires them equal for int8)",
