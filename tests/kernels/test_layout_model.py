@@ -16,8 +16,8 @@ SHAPE = [1, 8, 8, 16]
 LAYOUT_OPS = {"SPLIT", "SPLIT_V", "TRANSPOSE", "GATHER", "DEPTH_TO_SPACE"}
 
 
-@pytest.fixture(scope="module")
-def shuffle_unit(opmodels, tf):
+def build_shuffle_unit(opmodels, tf):
+    """The unit above as a converted int8 model (tests.support.opmodels.Built)."""
     rng = np.random.default_rng(7)
     w1 = (rng.standard_normal((1, 1, 8, 8)) * 0.4).astype(np.float32)
     dw = (rng.standard_normal((3, 3, 8, 1)) * 0.4).astype(np.float32)
@@ -36,7 +36,12 @@ def shuffle_unit(opmodels, tf):
         b = tf.gather(b, [3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14], axis=-1)
         return tf.nn.depth_to_space(b, 2), a
 
-    built = opmodels.convert(unit, [SHAPE], int8=True, calib=uniform_sampler([SHAPE], [(-2.0, 2.0)]), seed=7)
+    return opmodels.convert(unit, [SHAPE], int8=True, calib=uniform_sampler([SHAPE], [(-2.0, 2.0)]), seed=7)
+
+
+@pytest.fixture(scope="module")
+def shuffle_unit(opmodels, tf):
+    built = build_shuffle_unit(opmodels, tf)
     assert LAYOUT_OPS <= set(built.opcodes), built.opcodes
     return built
 
