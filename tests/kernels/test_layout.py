@@ -164,7 +164,9 @@ def test_gather_run_time_positions_out_of_range_fail_like_tflm(tmp_path):
     model = gather_model([6, 5], [3], 0, 0, "int8")
     ir = read_model(model)
     table = np.arange(30, dtype=np.int8).reshape(6, 5)
-    exe = native.build_executable(generate(model, tmp_path / "gen"), sanitize=True)
+    result = generate(model, tmp_path / "gen")
+    exe = native.build_executable(result, sanitize=True)
+    loaded = native.load(result, ir)
     ok = [[table, np.array([5, 0, 2], np.int32)]]
     assert np.array_equal(native.run_executable(exe, ir, ok)[0][0], table[[5, 0, 2]])
     for bad in ([0, 6, 1], [-1, 0, 0], [2, 2, 2 ** 31 - 1]):
@@ -172,6 +174,8 @@ def test_gather_run_time_positions_out_of_range_fail_like_tflm(tmp_path):
         with pytest.raises(FormicaryError) as ours:
             native.run_executable(exe, ir, sets)
         assert "fm_invoke failed with 2" in str(ours.value) and "Sanitizer" not in str(ours.value)
+        with pytest.raises(FormicaryError, match="GATHER position"):
+            loaded.run(sets[0])
         with pytest.raises(FormicaryError, match="TFLite Micro failed"):
             reference.run_tflm(model, sets)
 

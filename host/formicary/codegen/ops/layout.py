@@ -265,7 +265,9 @@ def lower_gather(op: Operator, ctx: LowerContext) -> LoweredOp:
     inp, coords = ctx.inputs()[0], ctx.inputs()[1]
     out = ctx.outputs()[0]
     _same_types([inp], [out], _GATHER_TYPES)
-    require_dtype(coords, ("int32",), "positions")
+    if coords is None or coords.dtype != "int32":
+        raise Unsupported(f"GATHER positions of type {coords.dtype if coords is not None else 'none'} (TFLM's "
+                          "GatherPrepare takes int32 only)", "cast the indices to int32 before exporting the model.")
     shape, cshape = _shape(inp), _shape(coords)
     axis = _axis(int(op.options.get("axis", 0)), len(shape), "GATHER")
     batch_dims = int(op.options.get("batch_dims", 0))
