@@ -6,7 +6,7 @@
  * call per byte. */
 #include <string.h>
 
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 int fm_gather(const fm_gather_params_t *p, const void *input, const int32_t *coords, void *output)
 {
@@ -27,7 +27,9 @@ int fm_gather(const fm_gather_params_t *p, const void *input, const int32_t *coo
             } else if (inner == 4) {
                 for (int32_t c = 0; c < nc; ++c) memcpy(out + (size_t)c * 4u, row + (size_t)pos[c] * 4u, 4u);
             } else {
-                for (int32_t c = 0; c < nc; ++c) memcpy(out + (size_t)c * inner, row + (size_t)pos[c] * inner, inner);
+                for (int32_t c = 0; c < nc; ++c) {
+                    fm_copy_bytes(out + (size_t)c * inner, row + (size_t)pos[c] * inner, inner);
+                }
             }
             out += (size_t)nc * inner;
         }

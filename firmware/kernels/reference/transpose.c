@@ -5,7 +5,7 @@
  * reference_ops::Transpose moves values, so one kernel serves every type; memcpy keeps word reads aligned-safe. */
 #include <string.h>
 
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 /* The two innermost output dims (n4 rows of n5 elements, input steps s4 and s5 bytes) as one block: short rows
  * (a channel shuffle's rows hold the group count) cost one loop step per element, not one call per row. */
@@ -23,7 +23,7 @@ static uint8_t *copy_block(uint8_t *out, const uint8_t *src, int32_t n4, size_t 
     for (int32_t i4 = 0; i4 < n4; ++i4) {
         const uint8_t *row = src + (size_t)i4 * s4;
         if (s5 == eb) {               /* contiguous in the input: one run */
-            memcpy(out, row, (size_t)n5 * eb);
+            fm_copy_bytes(out, row, (size_t)n5 * eb);
             out += (size_t)n5 * eb;
         } else if (eb == 1) {
             for (int32_t j = 0; j < n5; ++j) out[j] = row[(size_t)j * s5];
