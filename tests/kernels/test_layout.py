@@ -122,34 +122,40 @@ def test_pack(kernels, shape, count, data, dtype, seed):
     check(model, seed, kernels)
 
 
-def gather_model(shape, pshape, axis: int, batch_dims: int, dtype: str, positions=None) -> bytes:
-    """GATHER of input `shape` (axis, batch_dims) with int32 positions of `pshape`: a model input, or constant."""
+def gather_model(shape, pshape, axis: int, batch_dims: int, dtype: str, positions=None, table=None) -> bytes:
+    """GATHER of input `shape` (axis, batch_dims) with int32 positions of `pshape`: a model input, or constant;
+    the input itself constant when `table` is given (an embedding lookup: table in flash, positions at run time)."""
     a = axis % len(shape)
     b = batch_dims % len(pshape) if batch_dims < 0 else batch_dims
     out = shape[:a] + list(pshape[b:]) + shape[a + 1:]
     pos = T(tuple(pshape), "int32", data=None if positions is None else np.asarray(positions, np.int32))
-    inputs = [0] if positions is not None else [0, 1]
-    return build([tensor(shape, dtype), pos, tensor(out, dtype)],
+    inputs = ([0] if positions is not None else [0, 1]) if table is None else [1]
+    return build([tensor(shape, dtype, data=table), pos, tensor(out, dtype)],
                  [Op("GATHER", [0, 1], [2], "GatherOptions", {"Axis": axis, "BatchDims": batch_dims})], inputs, [2])
 
 
 @kernel_param("gather.c")
 @settings(max_examples=examples(N, "gather.c"))
-@given(shape=dims, data=st.data(), const=st.booleans(), dtype=st.sampled_from(["int8", "float32"]),
-       seed=st.integers(0, 99))
+@given(shape=dims, data=st.data(), const=st.sampled_from(["positions", "table", "neither"]),
+       dtype=st.sampled_from(["int8", "float32"]), seed=st.integers(0, 99))
 def test_gather(kernels, shape, data, const, dtype, seed):
-    """Positions constant (a lookup table of rows) or a model input (embedding-style), any axis, batch_dims."""
+    """Constant positions (a fixed reordering), or run-time positions into a constant table (an embedding lookup)
+    or into an activation; any axis, batch_dims."""
     rank = len(shape)
     axis = data.draw(st.integers(-rank, rank - 1))
     a = axis % rank
     batch_dims = data.draw(st.integers(0, a))
     pshape = shape[:batch_dims] + data.draw(st.lists(st.integers(1, 3), max_size=2))
-    if not pshape and not const:
+    if not pshape and const != "positions":
         pshape = [1]  # the TFLM Python interpreter cannot set a 0-D input
     rng = np.random.default_rng(seed)
-    draw = lambda r, s: r.integers(0, shape[a], size=s).astype(np.int32)  # noqa: E731
-    positions = draw(rng, pshape) if const else None
-    check(gather_model(shape, pshape, axis, batch_dims, dtype, positions), seed, kernels, positions=draw)
+
+    def draw(r: np.random.Generator, s) -> np.ndarray:
+        return r.integers(0, shape[a], size=s).astype(np.int32)
+
+    positions = draw(rng, pshape) if const == "positions" else None
+    table = random_input(rng, shape, dtype) if const == "table" else None
+    check(gather_model(shape, pshape, axis, batch_dims, dtype, positions, table), seed, kernels, positions=draw)
 
 
 def test_gather_run_time_positions_out_of_range_fail_like_tflm(tmp_path):

@@ -13,7 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from formicary.codegen.ops import register
-from formicary.codegen.ops.base import LowerContext, LoweredOp, Unsupported, c_array, require_dtype
+from formicary.codegen.ops.base import (
+    LowerContext,
+    LoweredOp,
+    Unsupported,
+    c_array,
+    require_dtype,
+)
 from formicary.tflite.ir import Operator, Tensor
 
 TRANSPOSE_DIMS = 6  # FM_TRANSPOSE_DIMS
