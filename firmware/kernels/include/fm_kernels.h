@@ -438,6 +438,46 @@ typedef struct {
 } fm_strided_slice_params_t;
 int fm_strided_slice(const fm_strided_slice_params_t *p, const void *input, void *output);
 
+/* ======================= layout: byte-moving kernels, any element type by size ======================= */
+
+/* ---- TRANSPOSE, DEPTH_TO_SPACE, SPACE_TO_DEPTH (transpose.c): the output walked in order, each element read
+ * through the permuted input strides. Codegen drops extent-1 dims and merges dims that stay adjacent, and
+ * writes DEPTH_TO_SPACE / SPACE_TO_DEPTH as the 6-D transposes they are (TFLM reference_ops::Transpose,
+ * DepthToSpace, SpaceToDepth move the same bytes). ---- */
+#define FM_TRANSPOSE_DIMS 6
+typedef struct {
+    int32_t element_bytes;
+    int32_t out_dims[FM_TRANSPOSE_DIMS];   /* output extent per dim, leading dims 1 */
+    int32_t in_strides[FM_TRANSPOSE_DIMS]; /* input elements per step of output dim d */
+} fm_transpose_params_t;
+int fm_transpose(const fm_transpose_params_t *p, const void *input, void *output);
+
+/* ---- SPLIT, SPLIT_V, UNPACK (split.c): input viewed as [outer][sum of copy_bytes]; output i takes
+ * copy_bytes[i] contiguous bytes per outer step (TFLM SplitImpl / UnpackImpl). ---- */
+typedef struct {
+    int32_t outer_size;
+    int32_t num_outputs;
+    const int32_t *copy_bytes;             /* [num_outputs] */
+} fm_split_params_t;
+int fm_split(const fm_split_params_t *p, const void *input, void *const *outputs);
+
+/* ---- PACK (pack.c): output viewed as [outer][num_inputs][copy_bytes] (TFLM PackImpl). ---- */
+typedef struct {
+    int32_t outer_size;
+    int32_t num_inputs;
+    int32_t copy_bytes;                    /* bytes of each input per outer step */
+} fm_pack_params_t;
+int fm_pack(const fm_pack_params_t *p, const void *const *inputs, void *output);
+
+/* ---- GATHER (gather.c): input [batch][outer][axis][inner], int32 positions [batch][coord];
+ * output [batch][outer][coord][inner] (TFLM Gather). A position outside [0, axis_size) returns FM_ERR_RANGE
+ * before anything is read for it, as TFLM's Eval returns kTfLiteError. ---- */
+typedef struct {
+    int32_t batch_size, outer_size, axis_size, coord_size;
+    int32_t inner_bytes;                   /* bytes per gathered slice */
+} fm_gather_params_t;
+int fm_gather(const fm_gather_params_t *p, const void *input, const int32_t *coords, void *output);
+
 /* ---- LESS, LESS_EQUAL, GREATER, GREATER_EQUAL, EQUAL, NOT_EQUAL (compare.c) on int32 / float32 with
  * broadcasting; output bool as one byte 0/1. ---- */
 typedef enum {

@@ -1,10 +1,12 @@
 /*
  * Pieces the kernels of every set may share (static inline, no state): TFLM's int8 output stage of the
- * convolution family, the float clamp of fused activations, the clipped window of pooling, and the int8
- * LOGISTIC / TANH loop around a gemmlowp fixed-point function.
+ * convolution family, the float clamp of fused activations, the clipped window of pooling, the int8
+ * LOGISTIC / TANH loop around a gemmlowp fixed-point function, and a word-at-a-time byte copy.
  */
 #ifndef FM_KERNELS_COMMON_H
 #define FM_KERNELS_COMMON_H
+
+#include <string.h>
 
 #include "fm_kernels.h"
 
@@ -76,6 +78,17 @@ FM_INLINE fm_window_t fm_pool_window(int32_t out_pos, int32_t stride, int32_t pa
     w.start = fm_max_i32(0, -w.origin);
     w.end = fm_min_i32(filter, in_size - w.origin);
     return w;
+}
+
+/* Copy n bytes between regions that do not overlap, a 4-byte word per step, then the tail: the firmware's
+ * newlib-nano memcpy moves one byte per loop step (~5 instructions a byte), which dominated the layout kernels'
+ * short runs. memcpy of a constant 4 bytes is one load/store pair, defined for any alignment. */
+FM_INLINE void fm_copy_bytes(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = (uint8_t *)dst;
+    const uint8_t *s = (const uint8_t *)src;
+    for (; n >= 4u; n -= 4u, d += 4u, s += 4u) memcpy(d, s, 4u);
+    for (; n; --n) *d++ = *s++;
 }
 
 /* LOGISTIC / TANH int8 (TFLM reference_integer_ops::Logistic / Tanh): inputs beyond +-input_range_radius

@@ -35,6 +35,7 @@ extern "C" {
 /* Status codes returned by kernels and fm_invoke(). */
 #define FM_OK 0
 #define FM_ERR_PARAM 1 /* a kernel found parameters it cannot handle (codegen should have refused them) */
+#define FM_ERR_RANGE 2 /* a run-time index (GATHER positions) lies outside its tensor, as TFLM refuses it */
 
 #define FM_MAX_DIMS 6
 

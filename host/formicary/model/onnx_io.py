@@ -39,6 +39,9 @@ SUPPORTED_OPS = frozenset({
     "GlobalMaxPool", "BatchNormalization", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Pad",
     "Transpose", "Identity", "Dropout", "Constant", "ReduceMean", "ReduceMax", "Split", "Slice",
     "Max", "Min", "ReduceSum",  # onnx2tf: MAXIMUM, MINIMUM, SUM (checked with onnx2tf 1.28.8)
+    # DEPTH_TO_SPACE / SPACE_TO_DEPTH (checked with onnx2tf 1.28); DepthToSpace mode=CRD becomes a 6-D TRANSPOSE,
+    # which TFLM and codegen refuse, naming it.
+    "DepthToSpace", "SpaceToDepth",
 })
 # Ops whose outputs are only compile-time shapes (folded by onnx2tf when their inputs are static).
 _SHAPE_OPS = frozenset({"Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Expand", "Div", "Floor"})

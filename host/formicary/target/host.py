@@ -26,6 +26,7 @@ from formicary.errors import FormicaryError
 from formicary.resources import firmware_dir
 
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
+FM_ERR_RANGE = 2  # fm_runtime.h: a run-time index outside its tensor (GATHER positions), as TFLM's invoke fails
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 # Host test driver (not firmware, so it does not live under firmware/ where a PlatformIO library build would
 # pick up its main()). Written next to the build on demand.
@@ -301,6 +302,9 @@ class NativeModel:
                 raise ValueError(f"input {i}: {arr.nbytes} bytes, model takes {spec.nbytes}")
             ctypes.memmove(self.lib.fm_input_data(i), arr.ctypes.data, arr.nbytes)
         rc = self.lib.fm_invoke()
+        if rc == FM_ERR_RANGE:
+            raise FormicaryError(f"fm_invoke() returned {rc}: a run-time index (a GATHER position) lies outside its "
+                                 "tensor", "check the model's index inputs (TFLite Micro fails on them too).")
         if rc != 0:
             raise FormicaryError(f"fm_invoke() returned {rc}", "a kernel refused its parameters: report this bug.")
         outs = []
