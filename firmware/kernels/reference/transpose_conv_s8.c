@@ -1,0 +1,60 @@
+/* TRANSPOSE_CONV int8 with per-channel requantization (TFLM reference_integer_ops::TransposeConv): a scatter.
+ * Every input pixel adds (input + input_offset) * filter into the int32 accumulators of the output pixels its
+ * kh x kw window covers (`scratch`, one int32 per output element, zeroed first); then each accumulator gets its
+ * channel's bias, TFLM's MultiplyByQuantizedMultiplier, the output offset and the clamp. Sums wrap as two's
+ * complement (the order of the additions then cannot change a result). Layout: NHWC, filter [out_c, kh, kw, in_c]. */
+#include <string.h>
+
+#include "fm_kernels_common.h"
+
+int fm_transpose_conv_s8(const fm_transpose_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch)
+{
+    int32_t *acc = (int32_t *)scratch;
+    if (acc == NULL || p->filter == NULL) {
+        return FM_ERR_PARAM;
+    }
+    const int32_t in_h = p->input_dims.h, in_w = p->input_dims.w, in_c = p->input_dims.c;
+    const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
+    const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w;
+    const size_t elements = (size_t)p->output_dims.n * out_h * out_w * out_c;
+    memset(acc, 0, elements * sizeof(int32_t));
+
+    for (int32_t b = 0; b < p->output_dims.n; ++b) {
+        const int8_t *in_b = input + (size_t)b * in_h * in_w * in_c;
+        int32_t *acc_b = acc + (size_t)b * out_h * out_w * out_c;
+        for (int32_t iy = 0; iy < in_h; ++iy) {
+            const int32_t oy0 = iy * p->stride_h - p->pad_h;
+            /* filter rows whose output row falls inside the output */
+            const int32_t ky0 = fm_max_i32(0, -oy0), ky1 = fm_min_i32(k_h, out_h - oy0);
+            for (int32_t ix = 0; ix < in_w; ++ix) {
+                const int32_t ox0 = ix * p->stride_w - p->pad_w;
+                const int32_t kx0 = fm_max_i32(0, -ox0), kx1 = fm_min_i32(k_w, out_w - ox0);
+                const int8_t *in_px = in_b + ((size_t)iy * in_w + ix) * in_c;
+                for (int32_t ic = 0; ic < in_c; ++ic) {
+                    const int32_t v = (int32_t)in_px[ic] + p->input_offset;
+                    for (int32_t ky = ky0; ky < ky1; ++ky) {
+                        for (int32_t kx = kx0; kx < kx1; ++kx) {
+                            int32_t *a = acc_b + ((size_t)(oy0 + ky) * out_w + (ox0 + kx)) * out_c;
+                            const int8_t *f = p->filter + ((size_t)ky * k_w + kx) * in_c + ic;
+                            const size_t f_step = (size_t)k_h * k_w * in_c;
+                            for (int32_t oc = 0; oc < out_c; ++oc) {
+                                a[oc] = fm_wrap_add(a[oc], v * (int32_t)f[(size_t)oc * f_step]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    for (size_t i = 0; i < elements; ++i) {
+        const int32_t oc = (int32_t)(i % (size_t)out_c);
+        int32_t a = acc[i];
+        if (p->bias) {
+            a = fm_wrap_add(a, p->bias[oc]);
+        }
+        a = fm_mbqm(a, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+        output[i] = (int8_t)fm_clamp_i32(a, p->act_min, p->act_max);
+    }
+    return FM_OK;
+}
