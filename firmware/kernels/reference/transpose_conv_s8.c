@@ -1,8 +1,11 @@
 /* TRANSPOSE_CONV int8 with per-channel requantization (TFLM reference_integer_ops::TransposeConv): a scatter.
  * Every input pixel adds (input + input_offset) * filter into the int32 accumulators of the output pixels its
  * kh x kw window covers (`scratch`, one int32 per output element, zeroed first); then each accumulator gets its
- * channel's bias, TFLM's MultiplyByQuantizedMultiplier, the output offset and the clamp. Sums wrap as two's
- * complement (the order of the additions then cannot change a result). Layout: NHWC, filter [out_c, kh, kw, in_c]. */
+ * channel's bias, TFLM's MultiplyByQuantizedMultiplier, the output offset and the clamp. The accumulators wrap as
+ * two's complement, so the order of the additions cannot change a result: unlike TFLM's loop (input channel
+ * outermost, one read-modify-write of an accumulator per MAC, filter read with a stride), this one sums each input
+ * pixel's input channels first, contiguous in input and filter, and touches an accumulator once per filter tap.
+ * Layout: NHWC, filter [out_c, kh, kw, in_c]. */
 #include <string.h>
 
 #include "fm_kernels_common.h"
@@ -17,6 +20,8 @@ int fm_transpose_conv_s8(const fm_transpose_conv_s8_params_t *p, const int8_t *i
     const int32_t out_h = p->output_dims.h, out_w = p->output_dims.w, out_c = p->output_dims.c;
     const int32_t k_h = p->filter_dims.h, k_w = p->filter_dims.w;
     const size_t elements = (size_t)p->output_dims.n * out_h * out_w * out_c;
+    const size_t f_step = (size_t)k_h * k_w * in_c; /* from one output channel's filter to the next */
+    const int32_t in_off = p->input_offset;           /* a local: the accumulator stores cannot alias it */
     memset(acc, 0, elements * sizeof(int32_t));
 
     for (int32_t b = 0; b < p->output_dims.n; ++b) {
@@ -30,16 +35,19 @@ int fm_transpose_conv_s8(const fm_transpose_conv_s8_params_t *p, const int8_t *i
                 const int32_t ox0 = ix * p->stride_w - p->pad_w;
                 const int32_t kx0 = fm_max_i32(0, -ox0), kx1 = fm_min_i32(k_w, out_w - ox0);
                 const int8_t *in_px = in_b + ((size_t)iy * in_w + ix) * in_c;
-                for (int32_t ic = 0; ic < in_c; ++ic) {
-                    const int32_t v = (int32_t)in_px[ic] + p->input_offset;
-                    for (int32_t ky = ky0; ky < ky1; ++ky) {
-                        for (int32_t kx = kx0; kx < kx1; ++kx) {
-                            int32_t *a = acc_b + ((size_t)(oy0 + ky) * out_w + (ox0 + kx)) * out_c;
-                            const int8_t *f = p->filter + ((size_t)ky * k_w + kx) * in_c + ic;
-                            const size_t f_step = (size_t)k_h * k_w * in_c;
-                            for (int32_t oc = 0; oc < out_c; ++oc) {
-                                a[oc] = fm_wrap_add(a[oc], v * (int32_t)f[(size_t)oc * f_step]);
+                for (int32_t ky = ky0; ky < ky1; ++ky) {
+                    for (int32_t kx = kx0; kx < kx1; ++kx) {
+                        int32_t *a = acc_b + ((size_t)(oy0 + ky) * out_w + (ox0 + kx)) * out_c;
+                        const int8_t *f = p->filter + ((size_t)ky * k_w + kx) * in_c;
+                        for (int32_t oc = 0; oc < out_c; ++oc, f += f_step) {
+                            /* this input pixel's contribution to one output element: a dot product over the
+                             * input channels, contiguous in input and filter (codegen bounds in_c so that it
+                             * cannot overflow) */
+                            int32_t sum = 0;
+                            for (int32_t ic = 0; ic < in_c; ++ic) {
+                                sum += ((int32_t)in_px[ic] + in_off) * f[ic];
                             }
+                            a[oc] = fm_wrap_add(a[oc], sum);
                         }
                     }
                 }
@@ -47,14 +55,17 @@ int fm_transpose_conv_s8(const fm_transpose_conv_s8_params_t *p, const int8_t *i
         }
     }
 
-    for (size_t i = 0; i < elements; ++i) {
-        const int32_t oc = (int32_t)(i % (size_t)out_c);
-        int32_t a = acc[i];
-        if (p->bias) {
-            a = fm_wrap_add(a, p->bias[oc]);
+    for (size_t px = 0; px < elements / (size_t)out_c; ++px) {
+        const int32_t *a = acc + px * out_c;
+        int8_t *o = output + px * out_c;
+        for (int32_t oc = 0; oc < out_c; ++oc) {
+            int32_t v = a[oc];
+            if (p->bias) {
+                v = fm_wrap_add(v, p->bias[oc]);
+            }
+            v = fm_mbqm(v, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+            o[oc] = (int8_t)fm_clamp_i32(v, p->act_min, p->act_max);
         }
-        a = fm_mbqm(a, p->multiplier[oc], p->shift[oc]) + p->output_offset;
-        output[i] = (int8_t)fm_clamp_i32(a, p->act_min, p->act_max);
     }
     return FM_OK;
 }

@@ -256,6 +256,8 @@ def lower_transpose_conv(op: Operator, ctx: LowerContext) -> LoweredOp:
     require_dtype(filt, ("int8",), "filter")
     if bias is not None:
         require_dtype(bias, ("int32",), "bias")
+    if in_d[3] > 65536:  # the kernel's per-tap dot product (|term| <= 255 * 128) must fit an int32
+        raise Unsupported(f"TRANSPOSE_CONV with {in_d[3]} input channels (at most 65536)", _REEXPORT)
     in_scale, in_zp = qparams(inp)
     out_scale, out_zp = qparams(out)
     scales = check_filter_quant(filt, f_d[0], 0)
