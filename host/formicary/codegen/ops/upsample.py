@@ -74,7 +74,7 @@ def nearest_index(out_pos: int, in_size: int, out_size: int, align_corners: bool
     else:
         scale = _F(in_size) / _F(out_size)
     value = (_F(out_pos) + _F(0.5 if half_pixel else 0.0)) * scale
-    src = int(quant.tflite_round(float(value))) if align_corners else int(math.floor(float(value)))
+    src = int(quant.tflite_round(float(value))) if align_corners else math.floor(float(value))
     src = min(src, in_size - 1)
     if half_pixel:
         src = max(0, src)
@@ -140,8 +140,8 @@ def bilinear_rows_f32(out_pos: int, in_size: int, out_size: int, align_corners: 
     if align_corners and out_size > 1:
         scale = _F(in_size - 1) / _F(out_size - 1)
     scaled = (_F(out_pos) + _F(0.5)) * scale - _F(0.5) if half_pixel else _F(out_pos) * scale
-    lower = max(int(math.floor(float(scaled))), 0)
-    upper = min(int(math.ceil(float(scaled))), in_size - 1)
+    lower = max(math.floor(float(scaled)), 0)
+    upper = min(math.ceil(float(scaled)), in_size - 1)
     return lower, upper, float(_F(scaled) - _F(lower))
 
 
