@@ -241,7 +241,7 @@ def lower_transpose_conv(op: Operator, ctx: LowerContext) -> LoweredOp:
     geometry = _transpose_geometry(op, in_d, f_d, out_d)
     macs = inp.numel * f_d[0] * f_d[1] * f_d[2]
     shapes = {"input_dims": dims4_c(in_d), "filter_dims": dims4_c(f_d), "output_dims": dims4_c(out_d)}
-    if first_input_dtype(ctx) == "float32" or inp.dtype == "float32":
+    if inp.dtype == "float32":  # (the first input is the int32 output_shape: the data input picks the kernel)
         for t, role in ((inp, "input"), (filt, "filter"), (out, "output")):
             require_dtype(t, ("float32",), role)
         lo, hi = FLOAT_ACT[fused_activation(op)]
