@@ -201,7 +201,9 @@ TC_EDGE = dict(n=1, h=3, w=2, in_c=2, out_c=3, kh=4, kw=3, sh=2, sw=3, pad="SAME
 
 TC_EDGES = [TC_EDGE, dict(TC_EDGE, pad="VALID", oh=8, ow=7, kh=4, kw=4, sh=2, sw=2, has_bias=False, act="NONE"),
             dict(TC_EDGE, kh=1, kw=1, sh=3, sw=3, oh=9, ow=6, act="RELU", per_channel=False),
-            dict(TC_EDGE, h=1, w=1, kh=5, kw=5, sh=1, sw=1, oh=1, ow=1, act="RELU_N1_TO_1")]
+            dict(TC_EDGE, h=1, w=1, kh=5, kw=5, sh=1, sw=1, oh=1, ow=1, act="RELU_N1_TO_1"),
+            # the dsp kernel's paths: two words of input channels and a tail, output channel pairs and a single one
+            dict(TC_EDGE, in_c=11, out_c=5, f_scale=[0.002, 0.004, 0.001, 0.003, 0.002], in_zp=-128, out_zp=127)]
 
 
 @kernel_param(TC)
