@@ -203,7 +203,8 @@ TC_EDGES = [TC_EDGE, dict(TC_EDGE, pad="VALID", oh=8, ow=7, kh=4, kw=4, sh=2, sw
             dict(TC_EDGE, kh=1, kw=1, sh=3, sw=3, oh=9, ow=6, act="RELU", per_channel=False),
             dict(TC_EDGE, h=1, w=1, kh=5, kw=5, sh=1, sw=1, oh=1, ow=1, act="RELU_N1_TO_1"),
             # the dsp kernel's paths: two words of input channels and a tail, output channel pairs and a single one
-            dict(TC_EDGE, in_c=11, out_c=5, f_scale=[0.002, 0.004, 0.001, 0.003, 0.002], in_zp=-128, out_zp=127)]
+            dict(TC_EDGE, in_c=11, out_c=5, f_scale=[0.002, 0.004, 0.001, 0.003, 0.002], in_zp=-128, out_zp=127),
+            dict(TC_EDGE, in_c=69, h=2, w=2, oh=4, ow=6, in_zp=127)]  # many channels: long dot products per tap
 
 
 @kernel_param(TC)
