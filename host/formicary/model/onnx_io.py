@@ -38,7 +38,9 @@ SUPPORTED_OPS = frozenset({
     "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "BatchNormalization", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Pad",
     "Transpose", "Identity", "Dropout", "Constant", "ReduceMean", "ReduceMax", "Split", "Slice",
-    "Resize",  # onnx2tf: nearest -> RESIZE_NEAREST_NEIGHBOR, linear -> RESIZE_BILINEAR (half_pixel_centers kept)
+    # onnx2tf 1.28: nearest -> RESIZE_NEAREST_NEIGHBOR, linear -> RESIZE_BILINEAR (half_pixel_centers kept);
+    # ConvTranspose -> TRANSPOSE_CONV when the node carries kernel_shape (torch.onnx.export writes it)
+    "Resize", "ConvTranspose",
 })
 # Ops whose outputs are only compile-time shapes (folded by onnx2tf when their inputs are static).
 _SHAPE_OPS = frozenset({"Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Expand", "Div", "Floor"})
