@@ -44,7 +44,7 @@ def check_f32(model: bytes, seed: int, kernels: str | None) -> None:
 def resize_parts(opcode: str, n: int, h: int, w: int, c: int, oh: int, ow: int, align: bool, half: bool,
                  dtype: str = "int8", zp: int = 0, const_size: bool = True) -> tuple[list, list, list, list]:
     """(tensors, ops, inputs, outputs) of one resize, tensor indices local to it (see `merged`)."""
-    q = dict(scale=[0.05], zero_point=[zp]) if dtype == "int8" else {}
+    q = {"scale": [0.05], "zero_point": [zp]} if dtype == "int8" else {}
     size = np.array([oh, ow], np.int32)
     tensors = [T((n, h, w, c), dtype, **q), T((2,), "int32", data=size if const_size else None),
                T((n, oh, ow, c), dtype, **q)]
@@ -79,11 +79,11 @@ def resize_case(draw, bilinear: bool):
     # mostly upsampling (x2, x3, odd factors), sometimes down
     oh = draw(st.one_of(st.sampled_from([2 * h, 3 * h]), st.integers(1, 16)))
     ow = draw(st.one_of(st.sampled_from([2 * w, 3 * w]), st.integers(1, 16)))
-    return dict(n=draw(st.sampled_from([1, 1, 2])), h=h, w=w, c=draw(st.integers(1, 5)), oh=oh, ow=ow,
-                align=align, half=half, zp=draw(st.integers(-128, 127)), seed=draw(st.integers(0, 2 ** 16)))
+    return {"n": draw(st.sampled_from([1, 1, 2])), "h": h, "w": w, "c": draw(st.integers(1, 5)), "oh": oh, "ow": ow,
+            "align": align, "half": half, "zp": draw(st.integers(-128, 127)), "seed": draw(st.integers(0, 2 ** 16))}
 
 
-EDGE = dict(n=1, h=1, w=5, c=3, oh=4, ow=9, align=False, half=True, zp=-5, seed=1)
+EDGE = {"n": 1, "h": 1, "w": 5, "c": 3, "oh": 4, "ow": 9, "align": False, "half": True, "zp": -5, "seed": 1}
 RESIZE_EDGES = [EDGE, dict(EDGE, align=True, half=False, h=6, oh=3, ow=2), dict(EDGE, h=3, w=4, oh=8, ow=11),
                 dict(EDGE, h=3, w=4, oh=8, ow=11, half=False, align=True), dict(EDGE, h=5, w=1, oh=1, ow=1),
                 dict(EDGE, align=True, half=True, h=6, w=3, oh=13, ow=2)]  # nearest only: TFLM takes both flags
@@ -185,18 +185,18 @@ def transpose_case(draw):
     oh = (h * sh if pad == "SAME" else (h - 1) * sh + kh) + draw(st.sampled_from([0, 0, 1]))
     ow = (w * sw if pad == "SAME" else (w - 1) * sw + kw) + draw(st.sampled_from([0, 0, 1]))
     out_c = draw(st.integers(1, 6))
-    return dict(n=draw(st.sampled_from([1, 1, 2])), h=h, w=w, in_c=draw(st.integers(1, 5)), out_c=out_c, kh=kh,
-                kw=kw, sh=sh, sw=sw, pad=pad, oh=oh, ow=ow, act=draw(st.sampled_from(list(ACTS))),
-                per_channel=draw(st.booleans()), has_bias=draw(st.booleans()),
-                in_scale=_log_uniform(draw, 1e-3, 1.0), out_scale=_log_uniform(draw, 1e-3, 4.0),
-                f_scale=[_log_uniform(draw, 1e-4, 0.05) for _ in range(out_c)],
-                in_zp=draw(st.integers(-128, 127)), out_zp=draw(st.integers(-128, 127)),
-                bias_bits=draw(st.integers(4, 20)), seed=draw(st.integers(0, 2 ** 16)))
+    return {"n": draw(st.sampled_from([1, 1, 2])), "h": h, "w": w, "in_c": draw(st.integers(1, 5)), "out_c": out_c,
+            "kh": kh, "kw": kw, "sh": sh, "sw": sw, "pad": pad, "oh": oh, "ow": ow,
+            "act": draw(st.sampled_from(list(ACTS))), "per_channel": draw(st.booleans()),
+            "has_bias": draw(st.booleans()), "in_scale": _log_uniform(draw, 1e-3, 1.0),
+            "out_scale": _log_uniform(draw, 1e-3, 4.0), "f_scale": [_log_uniform(draw, 1e-4, 0.05) for _ in range(out_c)],
+            "in_zp": draw(st.integers(-128, 127)), "out_zp": draw(st.integers(-128, 127)),
+            "bias_bits": draw(st.integers(4, 20)), "seed": draw(st.integers(0, 2 ** 16))}
 
 
-TC_EDGE = dict(n=1, h=3, w=2, in_c=2, out_c=3, kh=4, kw=3, sh=2, sw=3, pad="SAME", oh=6, ow=6, act="RELU6",
-               per_channel=True, has_bias=True, in_scale=0.02, out_scale=0.01, f_scale=[0.003, 0.01, 0.02],
-               in_zp=7, out_zp=-20, bias_bits=12, seed=5)
+TC_EDGE = {"n": 1, "h": 3, "w": 2, "in_c": 2, "out_c": 3, "kh": 4, "kw": 3, "sh": 2, "sw": 3, "pad": "SAME", "oh": 6,
+           "ow": 6, "act": "RELU6", "per_channel": True, "has_bias": True, "in_scale": 0.02, "out_scale": 0.01,
+           "f_scale": [0.003, 0.01, 0.02], "in_zp": 7, "out_zp": -20, "bias_bits": 12, "seed": 5}
 
 
 TC_EDGES = [TC_EDGE, dict(TC_EDGE, pad="VALID", oh=8, ow=7, kh=4, kw=4, sh=2, sw=2, has_bias=False, act="NONE"),
