@@ -189,7 +189,8 @@ def transpose_case(draw):
             "kh": kh, "kw": kw, "sh": sh, "sw": sw, "pad": pad, "oh": oh, "ow": ow,
             "act": draw(st.sampled_from(list(ACTS))), "per_channel": draw(st.booleans()),
             "has_bias": draw(st.booleans()), "in_scale": _log_uniform(draw, 1e-3, 1.0),
-            "out_scale": _log_uniform(draw, 1e-3, 4.0), "f_scale": [_log_uniform(draw, 1e-4, 0.05) for _ in range(out_c)],
+            "out_scale": _log_uniform(draw, 1e-3, 4.0),
+            "f_scale": [_log_uniform(draw, 1e-4, 0.05) for _ in range(out_c)],
             "in_zp": draw(st.integers(-128, 127)), "out_zp": draw(st.integers(-128, 127)),
             "bias_bits": draw(st.integers(4, 20)), "seed": draw(st.integers(0, 2 ** 16))}
 
