@@ -6,9 +6,10 @@
  *
  * Naming: fm_<op>_<type>() implemented in firmware/kernels/<set>/<op>_<type>.c (s8 = int8, f32 = float32); the
  * reference set (firmware/kernels/reference/) has every file, other sets the ones they improve (docs/codegen.md).
- * Scratch: kernels that may need working memory (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D) take
- * `void *scratch` last: this op's area of the arena, as many bytes as the kernel set declared for the op's shapes
- * (host/formicary/codegen/kernel_sets.py), aligned to 4, or NULL when the set declared none.
+ * Scratch: kernels that may need working memory (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D,
+ * TRANSPOSE_CONV int8) take `void *scratch` last: this op's area of the arena, as many bytes as the kernel set
+ * declared for the op's shapes (host/formicary/codegen/kernel_sets.py), aligned to 4, or NULL when the set declared
+ * none.
  * Layout: NHWC activations; CONV filters [out_c, kh, kw, in_c]; DEPTHWISE filters [1, kh, kw, out_c];
  * FULLY_CONNECTED filters [out_depth, accum_depth] (TFLite layouts, unchanged), unless an optimized set packed
  * them ahead of time (packed_* fields below; `filter` is then NULL).
@@ -494,6 +495,77 @@ typedef struct {
 } fm_compare_params_t;
 int fm_compare_i32(const fm_compare_params_t *p, const int32_t *input1, const int32_t *input2, uint8_t *output);
 int fm_compare_f32(const fm_compare_params_t *p, const float *input1, const float *input2, uint8_t *output);
+
+/* ======================= upsampling: RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, TRANSPOSE_CONV =======================
+ * Source coordinates are TFLM's, evaluated ahead of time by codegen (host/formicary/codegen/ops/upsample.py) into
+ * per-row and per-column tables: no float at run time in the int8 kernels. */
+
+/* ---- RESIZE_NEAREST_NEIGHBOR (resize_nearest_neighbor.c): any element size (int8, float32); output pixel
+ * (y, x) copies input pixel (y_index[y], x_index[x]) (TFLM GetNearestNeighbor). ---- */
+typedef struct {
+    int32_t batches, in_h, in_w;
+    int32_t out_h, out_w;
+    int32_t pixel_bytes;       /* depth * element size */
+    const int32_t *y_index;    /* [out_h] input row of each output row */
+    const int32_t *x_index;    /* [out_w] input column of each output column */
+} fm_resize_nearest_params_t;
+int fm_resize_nearest_neighbor(const fm_resize_nearest_params_t *p, const void *input, void *output);
+
+/* ---- RESIZE_BILINEAR int8 (resize_bilinear_s8.c): TFLM ResizeBilinearInteger, 10-bit fixed-point weights.
+ * Per output row y: rows y0 = y_table[3y], y1 = y_table[3y+1] and the weight of y1, y_table[3y+2] =
+ * input_y - 1024 * y0 (may be negative or >= 1024 at the borders, as TFLM computes it); same for columns. ---- */
+typedef struct {
+    int32_t batches, in_h, in_w, depth;
+    int32_t out_h, out_w;
+    const int32_t *y_table;    /* [out_h][3] */
+    const int32_t *x_table;    /* [out_w][3] */
+} fm_resize_bilinear_s8_params_t;
+int fm_resize_bilinear_s8(const fm_resize_bilinear_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- RESIZE_BILINEAR float32 (resize_bilinear_f32.c): TFLM ResizeBilinear. Rows y0 = y_index[2y],
+ * y1 = y_index[2y+1], fraction y_frac[y] = input_y - y0 (float, as TFLM computes it); same for columns. ---- */
+typedef struct {
+    int32_t batches, in_h, in_w, depth;
+    int32_t out_h, out_w;
+    const int32_t *y_index;    /* [out_h][2] */
+    const int32_t *x_index;    /* [out_w][2] */
+    const float *y_frac;       /* [out_h] */
+    const float *x_frac;       /* [out_w] */
+} fm_resize_bilinear_f32_params_t;
+int fm_resize_bilinear_f32(const fm_resize_bilinear_f32_params_t *p, const float *input, float *output);
+
+/* ---- TRANSPOSE_CONV int8, per-channel (transpose_conv_s8.c): TFLM reference_integer_ops::TransposeConv.
+ * Scatters every input pixel's products into an int32 accumulator per output element (`scratch`: output
+ * elements * 4 bytes, declared by the reference set), then bias, requantization and clamp per element. ---- */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t filter_dims;    /* [out_c, kh, kw, in_c] */
+    fm_dims4_t output_dims;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;      /* TFLM: ComputePaddingHeightWidth over the OUTPUT size */
+    int32_t input_offset;      /* -input zero point */
+    int32_t output_offset;     /* output zero point */
+    int32_t act_min, act_max;
+    const int8_t *filter;
+    const int32_t *bias;       /* [out_c] or NULL */
+    const int32_t *multiplier; /* [out_c] */
+    const int32_t *shift;      /* [out_c] */
+} fm_transpose_conv_s8_params_t;
+int fm_transpose_conv_s8(const fm_transpose_conv_s8_params_t *p, const int8_t *input, int8_t *output, void *scratch);
+
+/* ---- TRANSPOSE_CONV float32 (transpose_conv_f32.c): TFLM reference_ops::TransposeConv, scattering into the
+ * output itself (it must not overlap the input). ---- */
+typedef struct {
+    fm_dims4_t input_dims;
+    fm_dims4_t filter_dims;
+    fm_dims4_t output_dims;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    float act_min, act_max;
+    const float *filter;
+    const float *bias;         /* [out_c] or NULL */
+} fm_transpose_conv_f32_params_t;
+int fm_transpose_conv_f32(const fm_transpose_conv_f32_params_t *p, const float *input, float *output);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,8 @@ and the PlatformIO project (`formicary.build.generate_project`) both compile wha
 
 The Python side of a set (`KernelSet.scratch`) says how many arena bytes of scratch each of its kernels needs for
 an op's shapes, like CMSIS-NN's `*_get_buffer_size()` siblings; codegen asks it while lowering and the arena
-planner places the scratch as a buffer alive during that op only. The reference set needs none.
+planner places the scratch as a buffer alive during that op only. The reference set needs it only for
+TRANSPOSE_CONV int8 (TFLM's int32 accumulators).
 
 `KernelSet.pack` is the ahead-of-time half of an optimized set: for the kernels of the convolution family it
 rewrites the constant weights at codegen into the layout its micro-kernels consume (codegen/packing.py). A set may
@@ -123,8 +124,17 @@ def kernel_file(kernel: str) -> str:
 
 # Sets with a Python side (scratch declarations). A folder under firmware/kernels/ without an entry here is a set
 # whose kernels need no scratch.
-_SETS: dict[str, KernelSet] = {REFERENCE: KernelSet(REFERENCE, base=None, description=(
-    "portable C99 loops, the layout of TFLM's reference kernels; no scratch, no packing"))}
+def _transpose_conv_scratch(op, ctx) -> int:
+    from formicary.codegen.ops.upsample import transpose_conv_scratch_bytes
+
+    return transpose_conv_scratch_bytes(op, ctx)
+
+
+# The reference set's only scratch: TRANSPOSE_CONV int8 accumulates in int32 per output element, as TFLM's does.
+_SETS: dict[str, KernelSet] = {REFERENCE: KernelSet(REFERENCE, base=None, scratch={
+    "fm_transpose_conv_s8": _transpose_conv_scratch}, description=(
+    "portable C99 loops, the layout of TFLM's reference kernels; no packing, scratch only for TRANSPOSE_CONV's "
+    "int32 accumulators"))}
 _BUILTIN_LOADED = False
 
 

@@ -42,6 +42,9 @@ SUPPORTED_OPS = frozenset({
     # DEPTH_TO_SPACE / SPACE_TO_DEPTH (checked with onnx2tf 1.28); DepthToSpace mode=CRD becomes a 6-D TRANSPOSE,
     # which TFLM and codegen refuse, naming it.
     "DepthToSpace", "SpaceToDepth",
+    # onnx2tf 1.28: nearest -> RESIZE_NEAREST_NEIGHBOR, linear -> RESIZE_BILINEAR (half_pixel_centers kept);
+    # ConvTranspose -> TRANSPOSE_CONV when the node carries kernel_shape (torch.onnx.export writes it)
+    "Resize", "ConvTranspose",
 })
 # Ops whose outputs are only compile-time shapes (folded by onnx2tf when their inputs are static).
 _SHAPE_OPS = frozenset({"Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Expand", "Div", "Floor"})

@@ -17,4 +17,4 @@ DSP = register_kernel_set(KernelSet(
     # kernel at 50 and 75 % zero blocks on 1x1 convs, win from 75 % on 3x3 convs and FC
     sparse_min_zero_blocks=0.8))
 
-from formicary.codegen.sets.dsp import depthwise, gemm  # noqa: E402,F401  (fill PACK/SCRATCH per op family)
+from formicary.codegen.sets.dsp import depthwise, gemm, upsample  # noqa: E402,F401  (fill PACK/SCRATCH per op family)
