@@ -327,3 +327,49 @@ def test_data_layouts_read_for_the_tflite():
     with pytest.raises(FormicaryError) as err:
         to_model_layout(np.zeros((4, 5, 5), np.float32), layout, "--val")
     assert "--val" in err.value.cause and "[3, 8, 6] (ONNX layout)" in err.value.cause
+
+
+def test_feature_map_outputs_are_compared_channels_last():
+    """onnx2tf gives feature-map outputs channel-last: the conversion check must compare like with like."""
+    from formicary.model.onnx_io import align_output_layout
+
+    rng = np.random.default_rng(0)
+    nchw = rng.normal(size=(3, 4, 6, 5)).astype(np.float32)
+    nhwc = nchw.transpose(0, 2, 3, 1)
+    ref, name = align_output_layout(nchw, nhwc + 1e-6)
+    assert name == "NCHW -> NHWC" and np.array_equal(ref, nhwc)
+    cube = rng.normal(size=(2, 4, 4, 4)).astype(np.float32)  # both layouts fit: the closer one wins
+    assert align_output_layout(cube, cube.transpose(0, 2, 3, 1))[1] == "NCHW -> NHWC"
+    assert align_output_layout(cube, cube.copy())[1] == "unchanged"
+    logits = rng.normal(size=(5, 10)).astype(np.float32)
+    assert align_output_layout(logits, logits)[1] == "unchanged"
+    with pytest.raises(FormicaryError, match="output shape"):
+        align_output_layout(logits, np.zeros((5, 12), np.float32))
+
+
+@needs_extra
+@pytest.mark.tf
+def test_upsampling_model_with_a_feature_map_output_is_checked_and_bit_exact(tf, tmp_path):
+    """A decoder (Conv -> Relu -> ConvTranspose stride 2 -> Resize nearest): a 4-D NCHW output, which onnx2tf
+    turns NHWC; the conversion check passes in that layout and formicary-rt runs it bit-exact with TFLM."""
+    from onnx import helper, numpy_helper
+
+    from formicary.bench.verify import verify_model
+    from formicary.compile import compile_model
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, .3, shape).astype(np.float32), name)
+             for name, shape in (("w1", (6, 2, 3, 3)), ("b1", (6,)), ("wt", (6, 4, 2, 2)), ("bt", (4,)))]
+    inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]), n("Relu", ["a"], ["r"]),
+             n("ConvTranspose", ["r", "wt", "bt"], ["u"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("Resize", ["u", "", "scales"], ["y"], mode="nearest")]
+    path = _model(tmp_path, nodes, [1, 2, 6, 6], name="decoder.onnx", inits=inits, out_shape=[1, 4, 24, 24])
+    np.savez(tmp_path / "calib.npz", x=rng.random((16, 2, 6, 6), dtype=np.float32))
+    result = compile_model(path, tmp_path / "out", calib=str(tmp_path / "calib.npz"))
+    check = result.report["compile"]["onnx"]["conversion"]["check"]
+    assert check["passed"] and check["output_layout"] == "NCHW -> NHWC", check
+    assert {"TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR"} <= set(_opcodes(result.model_path))
+    report = verify_model(result.model_path, inputs=3, sanitize=True, measure_tflm_arena=False)
+    assert report["bit_exact"] and report["inputs"] == 3, report

@@ -93,10 +93,16 @@ def onnx_input(source: OnnxModel, opts: Any, data: Any, steps: Any, warnings: li
         with steps(f"checking the conversion against onnxruntime ({len(probe_onnx)} samples)"):
             ref = onnx_io.onnxruntime_outputs(source.path, probe_onnx)
             got = onnx_io.keras_outputs(model, probe_onnx.transpose(layout.perm) if layout.perm else probe_onnx)
+        ref, output_layout = onnx_io.align_output_layout(ref, got)
         diff = float(np.abs(ref - got).max())
         scale = float(np.abs(ref).max()) or 1.0
         check = {"samples": len(probe_onnx), "max_abs_diff": diff, "output_max_abs": scale,
-                 "passed": diff <= CONVERSION_RTOL * scale}
+                 "output_layout": output_layout, "passed": diff <= CONVERSION_RTOL * scale}
+        if output_layout != "unchanged":
+            warnings.append(f"the model's output is a feature map: the .tflite gives it {output_layout.split()[-1]} "
+                            f"where the ONNX model gives {output_layout.split()[0]} ({output_layout}); read it so "
+                            "on the device.")
+            progress.warn(warnings[-1])
         if not check["passed"]:
             raise FormicaryError(f"the converted model disagrees with onnxruntime on the same inputs (max |diff| "
                                  f"{diff:.3g} against outputs up to {scale:.3g})",

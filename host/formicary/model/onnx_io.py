@@ -357,7 +357,7 @@ def onnxruntime_outputs(path: str | Path, x_onnx_layout: np.ndarray) -> np.ndarr
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     x = x_onnx_layout.astype(np.float32, copy=False)
-    return np.stack([session.run(None, {name: x[i:i + 1]})[0].reshape(-1) for i in range(len(x))])
+    return np.stack([_one_sample(session.run(None, {name: x[i:i + 1]})[0]) for i in range(len(x))])
 
 
 def keras_outputs(model: Any, x_model_layout: np.ndarray) -> np.ndarray:
@@ -366,7 +366,34 @@ def keras_outputs(model: Any, x_model_layout: np.ndarray) -> np.ndarray:
 
     x = x_model_layout.astype(np.float32, copy=False)
     with quiet_native_logs():
-        return np.stack([np.asarray(model(x[i:i + 1], training=False)).reshape(-1) for i in range(len(x))])
+        return np.stack([_one_sample(np.asarray(model(x[i:i + 1], training=False))) for i in range(len(x))])
+
+
+def _one_sample(batch_of_one: np.ndarray) -> np.ndarray:
+    return batch_of_one[0] if batch_of_one.ndim > 1 and batch_of_one.shape[0] == 1 else batch_of_one.reshape(-1)
+
+
+def align_output_layout(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, str]:
+    """onnxruntime's outputs `ref` [samples, ...] in the converted model's layout, and that layout's name.
+
+    onnx2tf computes channel-last, so a feature-map output (channels and 1-3 spatial axes: segmentation, autoencoders)
+    comes out NHWC where the ONNX model says NCHW; flat outputs (classifiers) are unchanged. When both layouts
+    fit the shapes (e.g. C == H == W), the one closer to the converted model's outputs is taken."""
+    candidates: list[tuple[np.ndarray, str]] = []
+    if ref.shape == got.shape:
+        candidates.append((ref, "unchanged"))
+    if ref.ndim >= 3:  # samples, C, spatial...
+        moved = ref.transpose(0, *range(2, ref.ndim), 1)
+        if moved.shape == got.shape:
+            name = {3: "NCW -> NWC", 4: "NCHW -> NHWC", 5: "NCDHW -> NDHWC"}.get(ref.ndim, "channels first -> last")
+            candidates.append((moved, name))
+    if not candidates:
+        if ref.size != got.size:
+            raise FormicaryError(f"the converted model's output shape {got.shape[1:]} does not match the ONNX "
+                                 f"model's {ref.shape[1:]}.",
+                                 "this is a converter problem: report it with the .onnx file.")
+        return ref.reshape(got.shape), "unchanged"
+    return min(candidates, key=lambda c: float(np.abs(c[0] - got).max()) if got.size else 0.0)
 
 
 def workdir() -> tempfile.TemporaryDirectory:
