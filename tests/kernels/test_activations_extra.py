@@ -1,6 +1,6 @@
 """HARD_SWISH, LEAKY_RELU and PRELU vs TFLM: int8 bit for bit on the whole int8 input domain, float32 within the
 oracle's tolerance. TensorFlow-free models (tests/support/tfl_builder.py): one model holds several independent ops,
-each on its own 256-element input with its own quantization, so one host build checks many parameter draws on
+each on its own 256- or 512-element input with its own quantization, so one host build checks many parameter draws on
 every int8 value (scales over ten decades, every zero point, alphas negative / zero / above one, the int16
 exponents of HARD_SWISH at both ends, PRELU alpha broadcasts). Refusals mirror where TFLM's Prepare fails."""
 from __future__ import annotations
@@ -49,10 +49,12 @@ def _check(model: bytes, seed: int, kernels: str | None = None, n_random: int = 
 
 def _unary_model(opcode: str, quants: list[tuple[float, int, float, int]], options: str | None = None,
                  fields: list[dict] | None = None) -> bytes:
-    """len(quants) independent `opcode` ops, op k: input k [256] (scale, zp) -> output k (scale, zp)."""
+    """len(quants) independent `opcode` ops, op k: input k (scale, zp) -> output k (scale, zp), of 256 elements
+    for even k and 512 for odd k (sets that tabulate the 256 int8 values past 256 elements take both paths)."""
     tensors, ops = [], []
     for k, (si, zi, so, zo) in enumerate(quants):
-        tensors += [T((256,), scale=[si], zero_point=[zi]), T((256,), scale=[so], zero_point=[zo])]
+        shape = (256,) if k % 2 == 0 else (2, 256)
+        tensors += [T(shape, scale=[si], zero_point=[zi]), T(shape, scale=[so], zero_point=[zo])]
         ops.append(Op(opcode, [2 * k], [2 * k + 1], options, fields[k] if fields else {}))
     return build(tensors, ops, list(range(0, 2 * len(quants), 2)), list(range(1, 2 * len(quants), 2)))
 
@@ -76,7 +78,8 @@ def test_hard_swish_s8_every_input(kernels, quants, seed):
     _check(_unary_model("HARD_SWISH", quants), seed, kernels)
 
 
-def test_hard_swish_s8_exponent_extremes_and_converter_like_scales():
+@kernel_param("hard_swish_s8.c")
+def test_hard_swish_s8_exponent_extremes_and_converter_like_scales(kernels):
     """The parameter corners the random draw may miss: output exponent 0 and -31 (flushed), reluish exponent
     >= 16 and <= -16 (int16 RoundingDivideByPOT with a mask wider than the type), zero points at both ends, and
     what the converter emits for MobileNetV3 (output ~ input scale, zero point near the bottom)."""
@@ -89,7 +92,7 @@ def test_hard_swish_s8_exponent_extremes_and_converter_like_scales():
     outs, relus = {e["output_exponent"] for e in exps}, {e["reluish_exponent"] for e in exps}
     assert {0, -15, -16, -24} <= outs and {17, -19, -23} <= relus, (outs, relus)
     assert exps[2]["output_multiplier"] == 0  # flushed to zero by QuantizeMultiplier (shift < -31)
-    _check(_unary_model("HARD_SWISH", corners), 1)
+    _check(_unary_model("HARD_SWISH", corners), 1, kernels)
 
 
 def test_hard_swish_output_scale_tflm_refuses_is_refused():
