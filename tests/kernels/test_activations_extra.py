@@ -167,13 +167,14 @@ def test_prelu_s8_broadcast(kernels, cases, seed):
     _check(_prelu_model(cases, seed), seed, kernels, n_random=3)
 
 
-def test_prelu_s8_every_input_per_channel_alpha():
+@kernel_param("prelu_s8.c")
+def test_prelu_s8_every_input_per_channel_alpha(kernels):
     """The converter's layout for Keras PReLU(shared_axes=[1, 2]): alpha [1, 1, C] against [1, H, W, C], every int8
     input value at every channel, alpha over its whole range."""
     q = (0.02, -3, 0.01, 0, 0.015, -20)
     cases = [((1, 4, 8, 8), (1, 1, 8), (1, 4, 8, 8), q, False), ((1, 2, 16, 8), (2, 16, 8), (1, 2, 16, 8),
                                                                   (0.5, 127, 1e-3, -128, 0.1, 5), False)]
-    _check(_prelu_model(cases, 5), 5)
+    _check(_prelu_model(cases, 5), 5, kernels)
 
 
 def test_prelu_per_channel_alpha_quantization_is_refused():
