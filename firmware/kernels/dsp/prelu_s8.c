@@ -23,7 +23,10 @@ static int prelu_portable(const fm_prelu_s8_params_t *p, const int8_t *input, co
 
 int fm_prelu_s8(const fm_prelu_s8_params_t *p, const int8_t *input, const int8_t *alpha, int8_t *output)
 {
-    /* fm_dsp_mbqm needs multiplier != INT32_MIN and a right shift of at most 31 */
+#if FM_SINGLE_ROUNDING
+    return prelu_portable(p, input, alpha, output); /* the split shifts below are the double-rounding form */
+#endif
+    /* fm_dsp_mbqm's arithmetic needs multiplier != INT32_MIN and a right shift of at most 31 */
     if (p->multiplier_1 == INT32_MIN || p->multiplier_2 == INT32_MIN || p->shift_1 < -31 || p->shift_1 > 31 ||
         p->shift_2 < -31 || p->shift_2 > 31) {
         return prelu_portable(p, input, alpha, output);
