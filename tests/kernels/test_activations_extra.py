@@ -80,9 +80,10 @@ def test_hard_swish_s8_every_input(kernels, quants, seed):
 
 @kernel_param("hard_swish_s8.c")
 def test_hard_swish_s8_exponent_extremes_and_converter_like_scales(kernels):
-    """The parameter corners the random draw may miss: output exponent 0 and -31 (flushed), reluish exponent
-    >= 16 and <= -16 (int16 RoundingDivideByPOT with a mask wider than the type), zero points at both ends, and
-    what the converter emits for MobileNetV3 (output ~ input scale, zero point near the bottom)."""
+    """The parameter corners the random draw may miss: output exponents 0, -15, -16 and -24 and an output
+    multiplier flushed to 0, reluish exponents 17 (saturating left shifts) and -19 / -23 (int16 RoundingDivideByPOT
+    with a mask wider than the type), zero points at both ends, and what the converter emits for MobileNetV3
+    (output ~ half the input scale, zero point near the bottom)."""
     from formicary.codegen import quant
 
     corners = [(0.05, 0, 0.05 / 127.9, 0), (0.05, -128, 0.05 / 127.9, 127), (1e-3, 5, 1e6, -128),
