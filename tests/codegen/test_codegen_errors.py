@@ -36,7 +36,7 @@ def _retarget_opcode(data: bytes, old: str, new: str) -> bytes:
 
 @pytest.fixture
 def broken_kws(kws_model_path) -> bytes:
-    data = _retarget_opcode(kws_model_path.read_bytes(), "AVERAGE_POOL_2D", "HARD_SWISH")
+    data = _retarget_opcode(kws_model_path.read_bytes(), "AVERAGE_POOL_2D", "SVDF")
     return _retarget_opcode(data, "SOFTMAX", "LOG_SOFTMAX")
 
 
@@ -45,9 +45,9 @@ def test_every_unsupported_op_in_one_error(broken_kws, tmp_path):
     with pytest.raises(FormicaryError) as info:
         generate(broken_kws, out)
     err = info.value
-    assert "layer 9 HARD_SWISH" in err.cause and "layer 12 LOG_SOFTMAX" in err.cause
+    assert "layer 9 SVDF" in err.cause and "layer 12 LOG_SOFTMAX" in err.cause
     assert "2 op(s)" in err.cause
-    assert [(p["layer"], p["op"]) for p in err.details["unsupported"]] == [(9, "HARD_SWISH"), (12, "LOG_SOFTMAX")]
+    assert [(p["layer"], p["op"]) for p in err.details["unsupported"]] == [(9, "SVDF"), (12, "LOG_SOFTMAX")]
     assert err.fix and "CONV_2D" in err.fix  # says what is supported instead
     # Nothing half-built: no output folder, no temporary folder beside it.
     assert not out.exists()

@@ -415,6 +415,50 @@ int fm_tanh_f32(const fm_unary_f32_params_t *p, const float *input, float *outpu
 int fm_relu_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 int fm_relu6_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
 
+/* ======================= HARD_SWISH, LEAKY_RELU, PRELU: int8 and float32 =======================
+ * (hard_swish_*.c, leaky_relu_*.c, prelu_*.c; TFLM's reference kernels and Prepare arithmetic) */
+
+/* ---- HARD_SWISH int8: TFLM's HardSwishParams, int16 fixed-point multipliers with power-of-two exponents ---- */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point, output_zero_point;
+    int32_t reluish_multiplier;  /* int16: hires input scale (input scale / 128) -> scale where 3.0 is 32768 */
+    int32_t reluish_exponent;    /* <= 31: > 0 saturating left shift, < 0 rounding right shift */
+    int32_t output_multiplier;   /* int16: hires input scale -> output scale */
+    int32_t output_exponent;     /* in [-31, 0] */
+} fm_hard_swish_s8_params_t;
+int fm_hard_swish_s8(const fm_hard_swish_s8_params_t *p, const int8_t *input, int8_t *output);
+int fm_hard_swish_f32(const fm_unary_f32_params_t *p, const float *input, float *output);
+
+/* ---- LEAKY_RELU int8: (x - zp) rescaled by in/out (x >= zp) or alpha * in/out (alpha may be negative) ---- */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point, output_zero_point;
+    int32_t identity_multiplier, identity_shift;
+    int32_t alpha_multiplier, alpha_shift;
+} fm_leaky_relu_s8_params_t;
+int fm_leaky_relu_s8(const fm_leaky_relu_s8_params_t *p, const int8_t *input, int8_t *output);
+typedef struct {
+    int32_t size;
+    float alpha;
+} fm_leaky_relu_f32_params_t;
+int fm_leaky_relu_f32(const fm_leaky_relu_f32_params_t *p, const float *input, float *output);
+
+/* ---- PRELU: input >= 0 ? input : input * alpha, alpha broadcast against the input (shape: input 1, alpha 2).
+ * int8: in/out multiplier when x - zp >= 0, else in*alpha/out on (x - zp) * (alpha - alpha_zp). ---- */
+typedef struct {
+    fm_broadcast_t shape;
+    int32_t input_offset, alpha_offset; /* -zero points */
+    int32_t output_offset;              /* output zero point */
+    int32_t multiplier_1, shift_1;
+    int32_t multiplier_2, shift_2;
+} fm_prelu_s8_params_t;
+int fm_prelu_s8(const fm_prelu_s8_params_t *p, const int8_t *input, const int8_t *alpha, int8_t *output);
+typedef struct {
+    fm_broadcast_t shape;
+} fm_prelu_f32_params_t;
+int fm_prelu_f32(const fm_prelu_f32_params_t *p, const float *input, const float *alpha, float *output);
+
 /* ======================= indexing and comparisons (control flow of multi-subgraph models) =======================
  * Exact ops (no arithmetic to round): bit-exact with TFLM for every input. */
 

@@ -232,3 +232,45 @@ def sum_int8_multiplier(input_scale: float, output_scale: float) -> tuple[int, i
     """TFLM reduce PrepareMeanOrSum: QuantizeMultiplier(double(in_scale) / double(out_scale)); SUM folds nothing
     into it (QuantizedMeanOrSum with compute_sum)."""
     return quantize_multiplier(float(np.float32(input_scale)) / float(np.float32(output_scale)))
+
+
+# ---- HARD_SWISH, LEAKY_RELU, PRELU ----------------------------------------------------------------------------
+
+
+def downscale_int32_to_int16_multiplier(multiplier: int) -> int:
+    """tflite::DownScaleInt32ToInt16Multiplier: round a Q0.31 multiplier to Q0.15, saturating at INT16_MAX."""
+    if multiplier >= (2 ** 31 - 1) - (1 << 15):
+        return INT16_MAX
+    return (int(multiplier) + (1 << 15)) >> 16
+
+
+def hard_swish_int8_params(input_scale: float, output_scale: float) -> dict[str, int]:
+    """TFLM HardSwishPrepare (int8): the scale ratios are divided in float (hires input scale = input scale / 128,
+    reluish scale = 3 / 32768), promoted to double, QuantizeMultiplier'd and rounded to int16 multipliers.
+    Raises ValueError where TFLM's Prepare fails (output exponent > 0)."""
+    hires = np.float32(np.float32(1.0 / 128.0) * np.float32(input_scale))
+    reluish_scale = np.float32(np.float32(3.0) / np.float32(32768.0))
+    out_mult, out_exp = quantize_multiplier(float(np.float32(hires / np.float32(output_scale))))
+    if out_exp > 0:
+        raise ValueError(f"output scale {output_scale} is below input scale / 128 ({input_scale}): the HARD_SWISH "
+                         f"output multiplier exponent is {out_exp} > 0, which TFLM's Prepare refuses")
+    relu_mult, relu_exp = quantize_multiplier(float(np.float32(hires / reluish_scale)))
+    return {"reluish_multiplier": downscale_int32_to_int16_multiplier(relu_mult), "reluish_exponent": relu_exp,
+            "output_multiplier": downscale_int32_to_int16_multiplier(out_mult), "output_exponent": out_exp}
+
+
+def leaky_relu_int8_params(input_scale: float, output_scale: float, alpha: float) -> dict[str, int]:
+    """TFLM CalculateOpDataLeakyRelu: double(in) * double(alpha) / double(out) and double(in) / double(out)
+    (alpha is the float option; negative alphas give negative multipliers, as in TFLM)."""
+    si, so, a = f32(input_scale), f32(output_scale), f32(alpha)
+    am, ash = quantize_multiplier(si * a / so)
+    im, ish = quantize_multiplier(si / so)
+    return {"identity_multiplier": im, "identity_shift": ish, "alpha_multiplier": am, "alpha_shift": ash}
+
+
+def prelu_int8_params(input_scale: float, alpha_scale: float, output_scale: float) -> dict[str, int]:
+    """TFLM CalculatePreluParams: double(in) / double(out) and double(in) * double(alpha) / double(out)."""
+    si, sa, so = f32(input_scale), f32(alpha_scale), f32(output_scale)
+    m1, s1 = quantize_multiplier(si / so)
+    m2, s2 = quantize_multiplier(si * sa / so)
+    return {"multiplier_1": m1, "shift_1": s1, "multiplier_2": m2, "shift_2": s2}
