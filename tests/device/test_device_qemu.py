@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from formicary.device.session import DeviceResetError, ModelMismatchError
 from formicary.errors import FormicaryError
 
@@ -248,42 +247,15 @@ def test_qemu_starts_while_grpc_threads_are_busy(fake_firmware):
     """labgrid's client keeps gRPC threads busy while a fleet or the HIL plugin starts QEMUs. A fork with Python
     code in the child (a preexec_fn) ran gRPC's atfork handlers there and the child died with SIGSEGV in ~40 % of
     starts (CI failure of stop 22); launches must not depend on what other threads of the process are doing."""
-    import threading
-    from concurrent import futures
-
-    grpc = pytest.importorskip("grpc", reason="grpc comes with the [lab] extra (labgrid)")
     from formicary.device.qemu import launch
 
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stop = threading.Event()
+    from tests.support.busy_grpc import busy_grpc_threads
 
-    def keep_calling() -> None:
-        while not stop.is_set():
-            ready = grpc.channel_ready_future(channel)  # what labgrid's client does: wait for the channel, call
-            try:
-                ready.result(timeout=0.05)
-                channel.unary_unary("/formicary.Test/Nothing")(b"", timeout=0.01)
-            except (grpc.RpcError, grpc.FutureTimeoutError):
-                pass
-            finally:
-                ready.cancel()
-
-    threads = [threading.Thread(target=keep_calling, daemon=True) for _ in range(3)]
-    for t in threads:
-        t.start()
     fw = fake_firmware("qemu-m4")
-    try:
+    with busy_grpc_threads():
         for _ in range(30):
             inst = launch("qemu-m4", fw.elf, attempts=1)  # no retry: each start must succeed on its own
             try:
                 inst.check_alive()
             finally:
                 inst.close()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
-        server.stop(None)  # the channel is left to the GC: closing it races the cancelled futures' poll threads

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-from concurrent import futures
-
-import pytest
 
 from formicary.oracle.tflm import measure_arena
 
@@ -42,32 +38,8 @@ def test_probes_do_not_fork_this_process(kws_model_path, monkeypatch):
 
 def test_arena_is_the_same_while_grpc_threads_are_busy(kws_model_path):
     """A forked probe died with the caller's gRPC threads (labgrid) and read as "does not run": a larger arena."""
-    grpc = pytest.importorskip("grpc", reason="grpc comes with the [lab] extra (labgrid)")
+    from tests.support.busy_grpc import busy_grpc_threads
+
     quiet = measure_arena(kws_model_path)
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stop = threading.Event()
-
-    def keep_calling() -> None:
-        while not stop.is_set():
-            ready = grpc.channel_ready_future(channel)
-            try:
-                ready.result(timeout=0.05)
-                channel.unary_unary("/formicary.Test/Nothing")(b"", timeout=0.01)
-            except (grpc.RpcError, grpc.FutureTimeoutError):
-                pass
-            finally:
-                ready.cancel()
-
-    threads = [threading.Thread(target=keep_calling, daemon=True) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with busy_grpc_threads():
         assert [measure_arena(kws_model_path) for _ in range(3)] == [quiet] * 3
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
-        server.stop(None)

@@ -1,5 +1,5 @@
 /* MEAN float32: sum of each reduced group divided by its element count. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 int fm_mean_f32(const fm_mean_params_t *p, const float *input, float *output)
 {
@@ -11,24 +11,10 @@ int fm_mean_f32(const fm_mean_params_t *p, const float *input, float *output)
         float sum = 0.0f;
         for (int32_t r = 0; r < p->red_count; ++r) {
             sum += input[off];
-            for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
-                off += p->red_strides[d];
-                if (++ridx[d] < p->red_dims[d]) {
-                    break;
-                }
-                off -= p->red_strides[d] * p->red_dims[d];
-                ridx[d] = 0;
-            }
+            fm_walk_next(p->red_dims, p->red_strides, ridx, &off);
         }
         output[o] = sum / (float)p->red_count;
-        for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
-            base += p->kept_strides[d];
-            if (++kidx[d] < p->kept_dims[d]) {
-                break;
-            }
-            base -= p->kept_strides[d] * p->kept_dims[d];
-            kidx[d] = 0;
-        }
+        fm_walk_next(p->kept_dims, p->kept_strides, kidx, &base);
     }
     return FM_OK;
 }

@@ -1,7 +1,7 @@
 /* MEAN int8 (TFLM QuantizedMeanOrSum, integer form): sum the raw values of each reduced group, remove
  * red_count * input zero point, rescale with one multiplier that already holds input_scale / output_scale /
  * red_count (folded at code-generation time exactly as TFLM folds it), add the output zero point, clamp. */
-#include "fm_kernels.h"
+#include "fm_kernels_common.h"
 
 /* Sum of the input elements reduced into output element with input base offset `base`. */
 static int32_t reduce_sum(const fm_mean_params_t *p, const int8_t *input, int32_t base)
@@ -11,14 +11,7 @@ static int32_t reduce_sum(const fm_mean_params_t *p, const int8_t *input, int32_
     int32_t sum = 0;
     for (int32_t r = 0; r < p->red_count; ++r) {
         sum += input[off];
-        for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
-            off += p->red_strides[d];
-            if (++idx[d] < p->red_dims[d]) {
-                break;
-            }
-            off -= p->red_strides[d] * p->red_dims[d];
-            idx[d] = 0;
-        }
+        fm_walk_next(p->red_dims, p->red_strides, idx, &off);
     }
     return sum;
 }
@@ -31,14 +24,7 @@ int fm_mean_s8(const fm_mean_params_t *p, const int8_t *input, int8_t *output)
         const int32_t shifted = reduce_sum(p, input, base) - p->input_zero_point * p->red_count;
         const int32_t v = fm_mbqm(shifted, p->multiplier, p->shift) + p->output_zero_point;
         output[o] = (int8_t)fm_clamp_i32(v, INT8_MIN, INT8_MAX);
-        for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
-            base += p->kept_strides[d];
-            if (++idx[d] < p->kept_dims[d]) {
-                break;
-            }
-            base -= p->kept_strides[d] * p->kept_dims[d];
-            idx[d] = 0;
-        }
+        fm_walk_next(p->kept_dims, p->kept_strides, idx, &base);
     }
     return FM_OK;
 }
