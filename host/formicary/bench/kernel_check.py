@@ -5,8 +5,9 @@ The host tests (tests/kernels) run a kernel set's C through the portable intrins
 runs the same cases through the real instructions (SMLAD/SXTB16 on qemu-m4/m7, MVE on qemu-m55). Steps:
 
 1. `random_cases(n, seed)`: N models of one op each (CONV_2D general, 1x1 and few-input-channel, DEPTHWISE_CONV_2D,
-   FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, ADD) with random shapes and quantization (per-channel scales,
-   any zero point, wide biases), and one random int8 input set each.
+   FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, ADD, HARD_SWISH, LEAKY_RELU, PRELU, TRANSPOSE_CONV: every op an
+   optimized set has a file for) with random shapes and quantization (per-channel scales, any zero point, wide
+   biases), and one random int8 input set each.
 2. `build_check_firmware`: codegen of every case with the kernel set, all linked into ONE image. The generated
    fm_model.c exports fixed names (fm_invoke, fm_input_data, ...), so each case is compiled through a wrapper that
    #defines them to per-case names (fm_kc<i>_invoke, ...) before including it; a generated fm_kcheck.c holds the
@@ -30,7 +31,8 @@ import numpy as np
 
 from formicary.errors import FormicaryError
 
-OPS = ("conv", "conv_1x1", "conv_few_channels", "depthwise", "fully_connected", "average_pool", "max_pool", "add")
+OPS = ("conv", "conv_1x1", "conv_few_channels", "depthwise", "fully_connected", "average_pool", "max_pool", "add",
+       "hard_swish", "leaky_relu", "prelu", "transpose_conv")
 # Exported names of a generated fm_model.c, renamed per case so that several models link into one image.
 MODEL_SYMBOLS = ("fm_invoke", "fm_input_data", "fm_input_bytes", "fm_output_data", "fm_output_bytes",
                  "fm_op_info", "fm_input_info", "fm_output_info", "fm_model_route")
@@ -49,7 +51,9 @@ class KernelCase:
     @property
     def opcode(self) -> str:
         return {"depthwise": "DEPTHWISE_CONV_2D", "fully_connected": "FULLY_CONNECTED",
-                "average_pool": "AVERAGE_POOL_2D", "max_pool": "MAX_POOL_2D", "add": "ADD"}.get(self.op, "CONV_2D")
+                "average_pool": "AVERAGE_POOL_2D", "max_pool": "MAX_POOL_2D", "add": "ADD",
+                "hard_swish": "HARD_SWISH", "leaky_relu": "LEAKY_RELU", "prelu": "PRELU",
+                "transpose_conv": "TRANSPOSE_CONV"}.get(self.op, "CONV_2D")
 
 
 def set_runs_on(kernels: str, core: str) -> bool:
@@ -216,6 +220,70 @@ def _add_case(rng: np.random.Generator) -> tuple[dict[str, Any], bytes]:
     return dict(shape=list(shape), s1=s1, z1=z1, s2=s2, z2=z2, out_scale=so, out_zp=zo, act=act), model
 
 
+def _activation_case(rng: np.random.Generator, op: str) -> tuple[dict[str, Any], bytes]:
+    """HARD_SWISH / LEAKY_RELU / PRELU on an NHWC map, sometimes past 256 elements (where sets may tabulate the 256
+    int8 values); output scales around the input's (HARD_SWISH: never below input/128, which TFLM refuses)."""
+    from formicary.tflite.builder import Op, T, build
+
+    shape = (1, int(rng.integers(1, 13)), int(rng.integers(1, 13)), int(rng.integers(1, 17)))
+    in_scale, in_zp = _log_uniform(rng, 1e-2, 0.5), int(rng.integers(-128, 128))
+    out_scale, out_zp = _f32(in_scale * rng.uniform(0.3, 2.0)), int(rng.integers(-128, 128))
+    tensors = [T(shape, scale=[in_scale], zero_point=[in_zp])]
+    params: dict[str, Any] = {"shape": list(shape), "in_scale": in_scale, "in_zp": in_zp, "out_scale": out_scale,
+                              "out_zp": out_zp}
+    if op == "prelu":  # per-channel alpha as the converter writes a PReLU, or one shared alpha
+        alpha_shape = (1, 1, shape[3]) if rng.random() < 0.7 else (1, 1, 1)
+        a_scale, a_zp = _log_uniform(rng, 1e-3, 0.05), int(rng.integers(-128, 128))
+        tensors.append(T(alpha_shape, scale=[a_scale], zero_point=[a_zp],
+                         data=rng.integers(-128, 128, alpha_shape).astype(np.int8)))
+        tensors.append(T(shape, scale=[out_scale], zero_point=[out_zp]))
+        params.update(alpha_shape=list(alpha_shape), alpha_scale=a_scale, alpha_zp=a_zp)
+        return params, build(tensors, [Op("PRELU", [0, 1], [2])], [0], [2])
+    tensors.append(T(shape, scale=[out_scale], zero_point=[out_zp]))
+    if op == "leaky_relu":
+        alpha = _f32(rng.choice([rng.uniform(0.01, 0.5), rng.uniform(-1.0, 2.0)]))
+        params["alpha"] = alpha
+        return params, build(tensors, [Op("LEAKY_RELU", [0], [1], "LeakyReluOptions", {"Alpha": alpha})], [0], [1])
+    return params, build(tensors, [Op("HARD_SWISH", [0], [1])], [0], [1])
+
+
+def _transpose_conv_case(rng: np.random.Generator) -> tuple[dict[str, Any], bytes]:
+    """TRANSPOSE_CONV as decoders use it (stride 1-3, kernel 1-4, SAME/VALID, the output size Keras gives or one
+    more), per-channel or per-tensor filter scales, with or without bias, any fused activation."""
+    from formicary.tflite.builder import Op, T, build
+
+    sh, sw, kh, kw = (int(v) for v in rng.integers(1, 4, 2).tolist() + rng.integers(1, 5, 2).tolist())
+    h, w = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    pad = str(rng.choice(["SAME", "VALID"]))
+    oh = (h * sh if pad == "SAME" else (h - 1) * sh + kh) + int(rng.choice([0, 0, 1]))
+    ow = (w * sw if pad == "SAME" else (w - 1) * sw + kw) + int(rng.choice([0, 0, 1]))
+    in_c, out_c = int(rng.integers(1, 17)), int(rng.integers(1, 13))
+    per_channel = bool(rng.random() < 0.75)
+    in_scale, in_zp = _log_uniform(rng, 1e-3, 1.0), int(rng.integers(-128, 128))
+    depth = max(1, (kh * kw * in_c) // (sh * sw))  # products per output, on average
+    f_scale, out_scale, bias_lim = _scales(rng, in_scale, depth, out_c if per_channel else 1)
+    out_zp = int(rng.integers(-128, 128))
+    act = str(rng.choice(["NONE", "NONE", "RELU", "RELU6"]))
+    w_data = rng.integers(-127, 128, (out_c, kh, kw, in_c)).astype(np.int8)
+    tensors = [T((4,), "int32", data=np.array([1, oh, ow, out_c], np.int32)),
+               T(w_data.shape, scale=f_scale, zero_point=[0] * len(f_scale), axis=0, data=w_data),
+               T((1, h, w, in_c), scale=[in_scale], zero_point=[in_zp]),
+               T((1, oh, ow, out_c), scale=[out_scale], zero_point=[out_zp])]
+    inputs = [0, 1, 2]
+    has_bias = bool(rng.random() < 0.7)
+    if has_bias:
+        bscale = [in_scale * s for s in (f_scale if per_channel else f_scale * out_c)]
+        tensors.append(T((out_c,), "int32", scale=bscale, zero_point=[0] * out_c,
+                         data=rng.integers(-bias_lim, bias_lim + 1, out_c).astype(np.int32)))
+        inputs.append(4)
+    model = build(tensors, [Op("TRANSPOSE_CONV", inputs, [3], "TransposeConvOptions",
+                               {"Padding": _PADS[pad], "StrideW": sw, "StrideH": sh,
+                                "FusedActivationFunction": _ACTS[act]})], [2], [3])
+    return dict(h=h, w=w, in_c=in_c, out_c=out_c, kh=kh, kw=kw, sh=sh, sw=sw, pad=pad, oh=oh, ow=ow, act=act,
+                per_channel=per_channel, bias=has_bias, in_scale=in_scale, in_zp=in_zp, out_scale=out_scale,
+                out_zp=out_zp, macs=h * w * in_c * kh * kw * out_c), model
+
+
 def random_cases(n: int, seed: int = 0, ops: tuple[str, ...] | list[str] = OPS) -> list[KernelCase]:
     """`n` single-op cases, the ops taken in turn from `ops`, shapes and quantization drawn from `seed`."""
     from formicary.tflite import read_model
@@ -234,6 +302,10 @@ def random_cases(n: int, seed: int = 0, ops: tuple[str, ...] | list[str] = OPS) 
             params, model = _fc_case(rng)
         elif op in ("average_pool", "max_pool"):
             params, model = _pool_case(rng, op)
+        elif op in ("hard_swish", "leaky_relu", "prelu"):
+            params, model = _activation_case(rng, op)
+        elif op == "transpose_conv":
+            params, model = _transpose_conv_case(rng)
         else:
             params, model = _add_case(rng)
         ir = read_model(model)

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
               cases: int = typer.Option(60, "--cases", help="Number of random single-op cases."),
               seed: int = typer.Option(0, "--seed", help="Seed of the shapes, quantization and inputs."),
               ops: str = typer.Option(None, "--ops", help="Comma-separated subset of: conv, conv_1x1, "
-                                      "conv_few_channels, depthwise, fully_connected, average_pool, max_pool, add."),
+                                      "conv_few_channels, depthwise, fully_connected, average_pool, max_pool, add, "
+                                      "hard_swish, leaky_relu, prelu, transpose_conv."),
               timeout: float = typer.Option(60.0, "--timeout", help="Seconds the firmware may run."),
               as_json: bool = JSON_OPTION) -> None:
         """Run random int8 cases of the set's kernels on the board's real instructions; exit 1 on any mismatch."""
