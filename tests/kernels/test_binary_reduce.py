@@ -116,6 +116,9 @@ def reduce_case(draw):
 @given(case=reduce_case(), seed=st.integers(0, 2 ** 16))
 @example(case=("SUM", [2, 3, 2, 2, 3], [3, 1, 1, -1], True, ((0.05, 3), (0.7, -2))), seed=0)
 @example(case=("SUM", [1, 6, 6, 8], [1, 2], False, ((0.2, -128), (0.0004, 5))), seed=1)  # multiplier > 1
+# innermost axes (the dsp set sums such groups a word at a time): past one 1024-byte lane flush, odd tail; and short
+@example(case=("MEAN", [2, 1103], [-1], False, ((0.05, -3), (0.01, 4))), seed=2)
+@example(case=("SUM", [3, 4, 5], [1, 2], True, ((0.02, 0), (0.5, 1))), seed=3)
 def test_reduce_any_quant_s8(kernels, case, seed):
     op, shape, axes, keep, qs = case
     _bit_exact(reduce_model(op, shape, axes, keep, qs), seed, kernels)

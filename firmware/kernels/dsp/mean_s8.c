@@ -8,6 +8,9 @@
  * apart. Channels go 4 at a time: one word load per pixel, SXTAB16 and SXTAB16 ROR 8 add bytes 0/2 and 1/3 into
  * two words of 16-bit lane sums, flushed into int32 every 256 pixels (256 * -128 = -32768 still fits a lane).
  * The last C % 4 channels are summed one by one (a word load there could read past the tensor).
+ * Second fast path, a reduction over the innermost axes (layer-norm statistics, SUM/MEAN over features): each
+ * output's group is one contiguous run of red_count bytes, summed a word at a time with the same SXTAB16 pair
+ * (flushed every 256 words), the last red_count % 4 bytes one by one.
  * Any other axis set: the general walk over kept and reduced dimensions, as the reference kernel does.
  */
 #include "fm_kernels_common.h"
@@ -103,8 +106,54 @@ static int32_t mean_channels_last(const fm_mean_params_t *p)
     return ch;
 }
 
+/* Whether every output's group is one contiguous run of red_count bytes (the reduced axes innermost and dense). */
+static int mean_group_contiguous(const fm_mean_params_t *p)
+{
+    int32_t expect = 1;
+    for (int d = FM_BCAST_DIMS - 1; d >= 0; --d) {
+        if (p->red_dims[d] == 1) {
+            continue;
+        }
+        if (p->red_strides[d] != expect) {
+            return 0;
+        }
+        expect *= p->red_dims[d];
+    }
+    return expect == p->red_count;
+}
+
+/* The sum of n contiguous int8 values. */
+static int32_t sum_bytes(const int8_t *q, int32_t n)
+{
+    int32_t sum = 0;
+    while (n >= 4) {
+        int32_t words = fm_min_i32(MEAN_LANE_PIXELS, n / 4);
+        n -= 4 * words;
+        uint32_t a02 = 0, a13 = 0;
+        for (; words > 0; --words, q += 4) {
+            const uint32_t v = fm_load_u32(q);
+            a02 = fm_sxtab16(a02, v);
+            a13 = fm_sxtab16_ror8(a13, v);
+        }
+        sum += fm_lo16(a02) + fm_hi16(a02) + fm_lo16(a13) + fm_hi16(a13);
+    }
+    for (; n > 0; --n) {
+        sum += *q++;
+    }
+    return sum;
+}
+
 int fm_mean_s8(const fm_mean_params_t *p, const int8_t *input, int8_t *output)
 {
+    if (p->red_count >= 8 && mean_group_contiguous(p)) {
+        int32_t idx[FM_BCAST_DIMS] = {0};
+        int32_t base = 0;
+        for (int32_t o = 0; o < p->out_size; ++o) {
+            output[o] = mean_out(p, sum_bytes(input + base, p->red_count));
+            base += mean_step(idx, p->kept_dims, p->kept_strides, FM_BCAST_DIMS);
+        }
+        return FM_OK;
+    }
     const int32_t ch = mean_channels_last(p);
     if (ch > 0) {
         /* outer kept dimensions (all but the channels) walk the groups */
