@@ -6,6 +6,7 @@ every call here captures fd 2 so that errors can name the actual reason. No Tens
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import subprocess
@@ -74,7 +75,45 @@ def _fix_for(reason: str) -> str:
 def _make_interpreter(data: bytes, arena_size: int):
     from tflite_micro.python.tflite_micro import runtime
 
+    refuse_known_aborts(data)
     return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+
+
+def refuse_known_aborts(data: bytes) -> None:
+    """FormicaryError for a model TFLM's Prepare would abort on (see `_prepare_abort`); called before any in-process
+    interpreter exists, so no caller's `except` around the TFLM calls can blur the cause."""
+    reason = _prepare_abort(data)
+    if reason is not None:
+        raise FormicaryError(f"TFLite Micro cannot run this model: {reason}; its Prepare would abort the whole "
+                             "program (TFLITE_CHECK), so formicary does not call it.",
+                             "calibrate with real data (`--calib DATA`) or train the model further: near-constant "
+                             "logits give the layer this degenerate scale.")
+
+
+@functools.lru_cache(maxsize=64)
+def _prepare_abort(data: bytes) -> str | None:
+    """A known TFLM Prepare check that aborts the process instead of failing (the wheel dies with SIGABRT and no
+    message), found in the flatbuffer before TFLM sees it. Today: int8 SOFTMAX, whose
+    QuantizeMultiplierGreaterThanOne needs beta x input scale x 2^26 > 1 (a random or untrained classifier's
+    logits can get a scale near 1e-9)."""
+    from formicary.tflite import read_model
+
+    try:
+        ir = read_model(data)
+    except Exception:  # noqa: BLE001 - a malformed model: TFLM reports it itself, with its own reason
+        return None
+    for graph in ir.subgraphs or [ir]:
+        for op in graph.operators:
+            if op.opcode != "SOFTMAX" or not op.inputs or op.inputs[0] < 0:
+                continue
+            t = graph.tensors[op.inputs[0]]
+            if t.dtype != "int8" or t.quant is None or not len(t.quant.scale):
+                continue
+            scale, beta = float(np.float32(t.quant.scale[0])), float(np.float32(op.options.get("beta", 1.0)))
+            if not min(beta * scale * float(1 << 26), float(2 ** 31 - 1)) > 1.0:
+                return (f"SOFTMAX (op {op.index}) has int8 input scale {scale:.3g}; TFLM needs beta x scale x 2^26 "
+                        "> 1")
+    return None
 
 
 def _zero_inputs(interp) -> list[np.ndarray]:
@@ -106,6 +145,7 @@ def _invoke(interp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 def check_tflm(model: bytes | str | Path) -> None:
     """Load the model in TFLM and invoke it once on zeros; FormicaryError with TFLM's own reason if it cannot."""
     data = _model_bytes(model)
+    refuse_known_aborts(data)
     with capture_c_stderr() as err:
         try:
             interp = _make_interpreter(data, DEFAULT_ARENA_BYTES)
@@ -122,6 +162,7 @@ def run_tflm(model: bytes | str | Path, batches: Sequence[Sequence[np.ndarray]] 
              ) -> list[list[np.ndarray]]:
     """Run each input set through TFLM. `batches` is a list of per-invocation input lists (or single arrays)."""
     data = _model_bytes(model)
+    refuse_known_aborts(data)
     with capture_c_stderr() as err:
         try:
             interp = _make_interpreter(data, DEFAULT_ARENA_BYTES)

@@ -110,7 +110,12 @@ def lower_softmax(op: Operator, ctx: LowerContext) -> LoweredOp:
     if not inp.shape or inp.shape != out.shape:
         raise Unsupported("input and output shapes differ", "re-export the model.")
     beta = float(op.options.get("beta", 1.0))
-    mult, left_shift, diff_min = quant.softmax_int8_params(beta, in_scale)
+    try:
+        mult, left_shift, diff_min = quant.softmax_int8_params(beta, in_scale)
+    except ValueError:  # TFLM's QuantizeMultiplierGreaterThanOne aborts the program here
+        raise Unsupported(f"int8 SOFTMAX input scale {in_scale:.3g} is degenerate: TFLM needs beta x scale x 2^26 "
+                          "> 1 (TFLM aborts on this model)",
+                          "calibrate with real data or train the model further (near-constant logits).") from None
     depth = int(inp.shape[-1])
     params = ctx.const_struct("params", "fm_softmax_s8_params_t", {
         "outer_size": inp.numel // depth, "depth": depth, "input_multiplier": mult,
