@@ -28,6 +28,17 @@ def test_softmax_scale_tflm_aborts_on_is_refused(call):
     assert "SOFTMAX" in err.value.cause and "abort" in err.value.cause and "calib" in err.value.fix
 
 
+def test_add_with_a_degenerate_output_scale_is_refused_before_tflm():
+    from formicary.oracle import tflm
+
+    tensors = [T((1, 4), scale=[0.1], zero_point=[0]), T((1, 4), scale=[0.2], zero_point=[0]),
+               T((1, 4), scale=[1e-9], zero_point=[0])]
+    model = build(tensors, [Op("ADD", [0, 1], [2], "AddOptions", {"FusedActivationFunction": 0})], [0, 1], [2])
+    with pytest.raises(FormicaryError) as err:
+        tflm.check_tflm(model)
+    assert "ADD" in err.value.cause and "abort" in err.value.cause
+
+
 def test_codegen_refuses_it_too_and_a_sane_scale_passes():
     from formicary.codegen import lower_model
     from formicary.oracle import tflm

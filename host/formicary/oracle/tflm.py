@@ -86,8 +86,8 @@ def refuse_known_aborts(data: bytes) -> None:
     if reason is not None:
         raise FormicaryError(f"TFLite Micro cannot run this model: {reason}; its Prepare would abort the whole "
                              "program (TFLITE_CHECK), so formicary does not call it.",
-                             "calibrate with real data (`--calib DATA`) or train the model further: near-constant "
-                             "logits give the layer this degenerate scale.")
+                             "calibrate with real data (`--calib DATA`) that covers the layer's range, or train the "
+                             "model further: near-constant values give the layer this degenerate scale.")
 
 
 @functools.lru_cache(maxsize=64)
@@ -95,24 +95,33 @@ def _prepare_abort(data: bytes) -> str | None:
     """A known TFLM Prepare check that aborts the process instead of failing (the wheel dies with SIGABRT and no
     message), found in the flatbuffer before TFLM sees it. Today: int8 SOFTMAX, whose
     QuantizeMultiplierGreaterThanOne needs beta x input scale x 2^26 > 1 (a random or untrained classifier's
-    logits can get a scale near 1e-9)."""
+    logits can get a scale near 1e-9), and int8 ADD/SUB with a degenerate output scale (a RELU over all-negative
+    calibration values gets ~1e-8)."""
     from formicary.tflite import read_model
 
     try:
         ir = read_model(data)
     except Exception:  # noqa: BLE001 - a malformed model: TFLM reports it itself, with its own reason
         return None
+    def scale(graph, index: int) -> float | None:
+        t = graph.tensors[index] if index >= 0 else None
+        if t is None or t.dtype != "int8" or t.quant is None or not len(t.quant.scale):
+            return None
+        return float(np.float32(t.quant.scale[0]))
+
     for graph in ir.subgraphs or [ir]:
         for op in graph.operators:
-            if op.opcode != "SOFTMAX" or not op.inputs or op.inputs[0] < 0:
-                continue
-            t = graph.tensors[op.inputs[0]]
-            if t.dtype != "int8" or t.quant is None or not len(t.quant.scale):
-                continue
-            scale, beta = float(np.float32(t.quant.scale[0])), float(np.float32(op.options.get("beta", 1.0)))
-            if not min(beta * scale * float(1 << 26), float(2 ** 31 - 1)) > 1.0:
-                return (f"SOFTMAX (op {op.index}) has int8 input scale {scale:.3g}; TFLM needs beta x scale x 2^26 "
-                        "> 1")
+            if op.opcode == "SOFTMAX" and op.inputs:
+                s_in, beta = scale(graph, op.inputs[0]), float(np.float32(op.options.get("beta", 1.0)))
+                if s_in is not None and not min(beta * s_in * float(1 << 26), float(2 ** 31 - 1)) > 1.0:
+                    return (f"SOFTMAX (op {op.index}) has int8 input scale {s_in:.3g}; TFLM needs beta x scale x "
+                            "2^26 > 1")
+            elif op.opcode in ("ADD", "SUB") and len(op.inputs) == 2 and op.outputs:
+                # QuantizeMultiplierSmallerThanOneExp on 2 x the larger input scale / (2^20 x output scale)
+                s1, s2, so = scale(graph, op.inputs[0]), scale(graph, op.inputs[1]), scale(graph, op.outputs[0])
+                if None not in (s1, s2, so) and so > 0 and not 2.0 * max(s1, s2) / (float(1 << 20) * so) < 1.0:
+                    return (f"{op.opcode} (op {op.index}) has int8 output scale {so:.3g}; TFLM needs twice the larger "
+                            "input scale / (2^20 x output scale) < 1")
     return None
 
 
